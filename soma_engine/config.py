@@ -1,0 +1,210 @@
+"""SomaConfig: every tunable of the engine, with the paper's defaults (appendix C.2).
+
+Values come, lowest priority first, from: the defaults below, a YAML or TOML file
+(``SOMA_CONFIG`` or an explicit path), ``SOMA_*`` environment variables (nested fields
+with a double underscore: ``SOMA_GATE__EPSILON=0.08``), then keyword overrides.
+Unknown keys are an error that names the key, wherever they come from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "SOMA_"
+# SOMA_* variables that are not config fields (paths and switches read elsewhere).
+RESERVED_ENV = {"SOMA_CONFIG", "SOMA_HOME", "SOMA_LOG_LEVEL"}
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message says which and how to fix it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class MiningConfig(_Section):
+    """Soft-prompt mining, Eq. 1-3. Ranges from appendix C.2."""
+
+    soft_len: int = Field(8, ge=1, le=256, description="L, soft-prompt length (C.2: 4-64)")
+    candidates: int = Field(3, ge=1, le=16, description="M, parallel prompt candidates (C.2: 3-5)")
+    steps: int = Field(30, ge=0, description="optimisation steps per candidate")
+    lr: float = Field(3e-3, gt=0, description="AdamW learning rate (C.2: 1e-4 to 5e-3)")
+    weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay (C.2: 0 to 1e-2)")
+    grad_clip: float = Field(1.0, gt=0, description="gradient-norm clip (C.2: 0.5-1.0)")
+    neighbors_k: int = Field(20, ge=1, description="k, semantic neighbourhood size (C.2: 20-100)")
+    top_m: int = Field(50, ge=1, description="m, top-m truncation of the expectation (C.2: 50-200)")
+    tau: float = Field(0.7, gt=0, description="tau, neighbourhood temperature (C.2: 0.4-1.2)")
+    lambda_exp: float = Field(1.0, ge=0, description="lambda_exp, expectation weight (C.2: 0.5-2.0)")
+    beta: float = Field(0.05, ge=0, description="beta, anti-degeneration weight (C.2: 0.02-0.15)")
+    lambda_p: float = Field(1e-4, ge=0, description="lambda_P, prompt L2 penalty in Eq. 3")
+    init_std: float = Field(0.02, gt=0, description="sigma, soft-prompt init scale (Sec. 3.1)")
+    tail_k: int = Field(8, ge=1, description="K, positions in the entropy tail H_tail")
+    hnsw_above: int = Field(200_000, ge=1, description="vocabularies larger than this use an HNSW index, else exact")
+    probe_teacher: bool = Field(False, description="send verbalized V(P) probes to the teacher")
+    probe_budget: int = Field(4, ge=0, description="most teacher probe calls per adaptation")
+
+
+class LoraConfig(_Section):
+    """Localized LoRA fine-tuning, Eq. 4."""
+
+    rank: int = Field(8, ge=1, description="LoRA rank r (C.2: 4-32)")
+    alpha: int = Field(16, ge=1, description="LoRA scale alpha (C.2: 4-32)")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = Field(None, description="module names; None detects attention+MLP projections")
+    steps: int = Field(60, ge=1, description="optimizer steps")
+    batch_size: int = Field(4, ge=1)
+    lr: float = Field(1e-3, gt=0, description="LoRA learning rate (C.2: 5e-5 to 2e-3)")
+    early_stop_patience: int = Field(3, ge=1, description="validations without improvement")
+    max_seq_len: int = Field(1024, ge=32, description="training sequences are cut to this")
+    seed: int = 0
+
+
+class GateConfig(_Section):
+    """Acceptance gate, locality and drift (Sec. 3.3, 4.1)."""
+
+    epsilon: float = Field(0.05, ge=0, le=1, description="epsilon, required improvement (C.2: 0.05-0.12)")
+    delta: float = Field(0.1, gt=0, lt=1, description="delta, confidence level of the bounds")
+    min_fidelity: float = Field(0.6, ge=0, le=1, description="mean 1 - Gap on held-out turns")
+    locality_threshold: float = Field(
+        0.9, ge=0, le=2, description="cosine distance of a query to the warm-start centroid"
+    )
+    drift_threshold: float = Field(0.5, ge=0, le=1, description="audit Gap that counts as a breach")
+    consecutive: int = Field(2, ge=1, description="m_cons, consecutive breaches that roll back")
+    audit_rate: float = Field(0.1, ge=0, le=1, description="share of surrogate turns audited")
+    holdout: int = Field(1, ge=1, description="warm turns held out of training for the gate")
+    mode: Literal["fidelity", "bound"] = Field(
+        "fidelity", description="fidelity: mean 1 - Gap >= min_fidelity; bound: Thm 4.2 / Cor. 4.3 as well"
+    )
+
+
+class SomaConfig(_Section):
+    """Engine configuration. ``SomaConfig()`` gives the defaults; ``SomaConfig.load()``
+    also reads the config file and ``SOMA_*`` environment variables."""
+
+    warm_window: int = Field(4, ge=2, le=64, description="W, teacher turns before adapting (C.2: 3-12)")
+    recent_turns: int = Field(2, ge=0, description="K, turns kept verbatim in the compressed context")
+    summary_tokens: int = Field(128, ge=0, description="budget of the extractive summary")
+    max_new_tokens: int = Field(128, ge=1, description="surrogate generation limit")
+    temperature: float = Field(0.0, ge=0, description="surrogate sampling temperature; 0 is greedy")
+    adaptation: Literal["background", "inline", "queue"] = "background"
+    strategy: Literal["soma", "history-ft", "random-ft"] = "history-ft"
+    share: Literal["none", "agent", "namespace"] = "none"
+    session_ttl: float = Field(30 * 24 * 3600, gt=0, description="seconds a session is kept")
+    max_adapters_in_memory: int = Field(16, ge=1, description="LRU bound of loaded adapters")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    mining: MiningConfig = Field(default_factory=MiningConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> SomaConfig:
+        """Defaults < file (``path`` or ``$SOMA_CONFIG``) < ``SOMA_*`` env vars < overrides."""
+        cfg, _ = load_with_sources(path, **overrides)
+        return cfg
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix == ".toml":
+        data = tomllib.loads(text)
+    elif p.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    elif p.suffix == ".json":
+        data = json.loads(text)
+    else:
+        raise ConfigError(f"config file {p}: use a .toml, .yaml, .yml or .json file")
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a table/mapping at the top level")
+    return data.get("soma", data) if isinstance(data.get("soma"), dict) else data
+
+
+def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """``SOMA_GATE__EPSILON=0.08`` -> ``{"gate": {"epsilon": "0.08"}}`` (pydantic coerces)."""
+    env = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _parse_env_value(value)
+    return out
+
+
+def _parse_env_value(value: str) -> Any:
+    # Lists (target_modules) are given as JSON; everything else pydantic coerces from str.
+    return json.loads(value) if value.strip().startswith("[") else value
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any], source: str, sources: dict[str, str], prefix: str = "") -> None:
+    for key, value in top.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, source, sources, f"{dotted}.")
+        else:
+            base[key] = value
+            if isinstance(value, dict):
+                for sub in value:
+                    sources[f"{dotted}.{sub}"] = source
+            else:
+                sources[dotted] = source
+
+
+def load_with_sources(
+    path: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> tuple[SomaConfig, dict[str, str]]:
+    """The effective config and, for each dotted field, where its value came from."""
+    env = os.environ if environ is None else environ
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    file = path or env.get("SOMA_CONFIG")
+    if file:
+        _merge(merged, read_config_file(file), f"file {file}", sources)
+    _merge(merged, env_overrides(env), "environment", sources)
+    _merge(merged, overrides, "argument", sources)
+    try:
+        cfg = SomaConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, sources)) from None
+    all_sources = {name: sources.get(name, "default") for name in flat_fields(cfg)}
+    return cfg, all_sources
+
+
+def flat_fields(cfg: BaseModel, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in type(cfg).model_fields:
+        value = getattr(cfg, name)
+        if isinstance(value, BaseModel):
+            out.update(flat_fields(value, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
+
+
+def _explain(exc: ValidationError, sources: dict[str, str]) -> str:
+    lines = []
+    for err in exc.errors():
+        dotted = ".".join(str(p) for p in err["loc"])
+        where = sources.get(dotted, "")
+        where = f" (from {where})" if where else ""
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown config key '{dotted}'{where}: remove it or check its spelling")
+        else:
+            lines.append(f"config key '{dotted}'{where}: {err['msg']}")
+    return "invalid SOMA configuration: " + "; ".join(lines)

@@ -1,0 +1,565 @@
+"""SomaEngine: the turn controller.
+
+One turn:  route()  ── teacher ──>  (caller calls F)  ──>  record_teacher()  ──> maybe adapt
+                    └─ surrogate ─>  generate()/stream() on S~_t  ──> record, maybe audit
+                                     └─ any failure ──> teacher serves the same turn
+
+Models load lazily on first need. Adaptation, audits and anything else that can wait run
+off the request path (``JobRunner``); the teacher path only reads and writes the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import gate
+from .adapters import AdapterRef, CorruptAdapter
+from .compress import compress_context
+from .config import ConfigError, SomaConfig
+from .encoder import Encoder
+from .jobs import JobRunner, locality_text, run_adaptation
+from .models import resolve_encoder, resolve_surrogate, soma_home
+from .session import SessionState, SessionStore, open_store
+from .surrogate import Generation, SurrogateError, SurrogateRuntime
+from .types import (
+    Message,
+    NonTextContent,
+    Phase,
+    Reply,
+    Route,
+    SessionKey,
+    SessionView,
+    TurnRecord,
+    Usage,
+    fingerprint,
+    last_query,
+    normalize_messages,
+)
+
+log = logging.getLogger("soma.engine")
+
+Teacher = Callable[[list[Message]], Any]
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough count for teachers that report no usage (about 4 characters a token)."""
+    return max(1, (len(text) + 3) // 4) if text else 0
+
+
+class SomaEngine:
+    def __init__(
+        self,
+        config: SomaConfig | None = None,
+        surrogate: str | SurrogateRuntime | None = None,
+        encoder: str | Encoder | None = None,
+        store: str | SessionStore | None = None,
+        namespace: str = "default",
+    ) -> None:
+        if not isinstance(namespace, str) or not namespace:
+            raise ValueError("namespace must be a non-empty string")
+        if config is not None and not isinstance(config, SomaConfig):
+            raise TypeError("config must be a SomaConfig (or None for defaults, env vars and file)")
+        self.config = config if config is not None else SomaConfig.load()
+        if self.config.adaptation == "queue":
+            raise ConfigError("adaptation='queue' needs a Redis store and `soma worker`, not available yet")
+        self.namespace = namespace
+        self.home = soma_home()
+        self.store, self.adapters = open_store(store, self.home)
+        if isinstance(surrogate, SurrogateRuntime):
+            self.surrogate = surrogate
+            if self.surrogate.adapters is None:
+                self.surrogate.adapters = self.adapters
+        else:
+            self.surrogate = SurrogateRuntime(
+                None if surrogate is None else str(surrogate),
+                resolve=lambda: resolve_surrogate(surrogate),
+                adapters=self.adapters,
+                device=self.config.device,
+                max_adapters=self.config.max_adapters_in_memory,
+            )
+        self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(resolve=lambda: resolve_encoder(encoder))
+        self.jobs = JobRunner(self)
+        self._audits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soma-audit")
+        self._rng = random.Random()
+        self._rng_lock = threading.Lock()
+        self._closed = False
+
+    # -- identity --------------------------------------------------------------------------
+    def key(
+        self, session_id: str | SessionKey | None, messages: list[Message] | None = None, agent: str = ""
+    ) -> SessionKey:
+        """The session key; without an id, the fingerprint of the conversation's opening."""
+        if isinstance(session_id, SessionKey):
+            if session_id.namespace != self.namespace:
+                raise ValueError("session key belongs to another namespace")
+            return session_id
+        if session_id is None or session_id == "":
+            if not messages:
+                raise ValueError("a session id or the conversation's messages are needed")
+            session_id = fingerprint(messages)
+        if not isinstance(session_id, str):
+            raise ValueError(f"session_id must be a string, not {type(session_id).__name__}")
+        return SessionKey(self.namespace, session_id, agent or "")
+
+    # -- the public conveniences -------------------------------------------------------------
+    def chat(self, session_id: str | None, messages: Any, teacher: Teacher, *, agent: str = "") -> Reply:
+        """Serve one turn: the teacher or the adapted surrogate, never losing the turn."""
+        route = self.route(session_id, messages, agent=agent)
+        if route.target == "surrogate":
+            try:
+                return self.generate(route, audit=teacher)
+            except SurrogateError as exc:
+                route = self.fallback(route, str(exc))
+        started = time.perf_counter()
+        text, usage = _split_teacher_result(teacher(route.teacher_messages))
+        return self.record_teacher(route, text, usage, latency_ms=(time.perf_counter() - started) * 1000)
+
+    async def achat(self, session_id: str | None, messages: Any, teacher: Teacher, *, agent: str = "") -> Reply:
+        route = self.route(session_id, messages, agent=agent)
+        if route.target == "surrogate":
+            try:
+                return await self.agenerate(route, audit=teacher)
+            except SurrogateError as exc:
+                route = self.fallback(route, str(exc))
+        started = time.perf_counter()
+        result = teacher(route.teacher_messages)
+        if inspect.isawaitable(result):
+            result = await result
+        text, usage = _split_teacher_result(result)
+        return self.record_teacher(route, text, usage, latency_ms=(time.perf_counter() - started) * 1000)
+
+    # -- routing ---------------------------------------------------------------------------
+    def route(
+        self,
+        session_id: str | SessionKey | None,
+        messages: Any,
+        request: dict[str, Any] | None = None,
+        *,
+        agent: str = "",
+    ) -> Route:
+        """Decide who serves this turn. Never loads a model on the teacher path."""
+        request = request or {}
+        try:
+            msgs = normalize_messages(messages)
+            non_text = None
+        except NonTextContent as exc:
+            msgs, non_text = _text_only(messages), str(exc)
+        key = self.key(session_id, msgs, agent)
+        state = self.store.get(key)
+        phase = Phase(state.phase) if state else Phase.WARM
+        turn = (state.turn_count if state else 0) + 1
+        route = Route(key=key, target="teacher", messages=msgs, phase=phase, turn=turn, tools=request.get("tools"))
+        if non_text:
+            route.reason, route.raw = non_text, messages  # the teacher gets the non-text parts
+            return route
+        if state is None or phase is not Phase.SERVING or not state.adapter:
+            route.reason = f"phase {phase.value}"
+            return route
+        if request.get("teacher_only"):
+            route.reason = request.get("reason", "teacher requested")
+            return route
+        route.adapter_id = state.adapter["adapter_id"]
+        score = self._locality(state, msgs)
+        route.locality = score.distance_to_centroid if score else None
+        if score is not None:
+            monitor = self._monitor(state)
+            if monitor.observe_locality(score):
+                self._rollback(
+                    key, f"locality {score.distance_to_centroid:.3f} (nn {score.nn_distance:.3f}, z {score.z:.1f})"
+                )
+                route.phase, route.reason = Phase.ROLLED_BACK, "rolled back: query left the session's topic"
+                return route
+            route.audit, route.drift = score.borderline, monitor.state()
+        route.target = "surrogate"
+        return route
+
+    def _locality(self, state: SessionState, msgs: list[Message]) -> gate.LocalityScore | None:
+        if not state.locality:
+            return None
+        model = gate.LocalityModel.from_dict(state.locality)
+        return model.score(self.encoder.encode_one(locality_text(msgs)))
+
+    def fallback(self, route: Route, reason: str) -> Route:
+        """The surrogate failed: the same turn goes to the teacher, and the reply says why."""
+        log.warning("surrogate failed for session %s: %s; serving by the teacher", route.key.digest[:12], reason)
+        route.target, route.reason, route.fallback = "teacher", f"fallback: {reason}", reason
+        return route
+
+    # -- teacher path ------------------------------------------------------------------------
+    def record_teacher(
+        self,
+        route: Route,
+        text: str,
+        usage: Usage | dict[str, Any] | None = None,
+        *,
+        latency_ms: float | None = None,
+        teacher: Teacher | None = None,
+    ) -> Reply:
+        """Record the teacher's answer for this turn; start adaptation when the window is full."""
+        if not isinstance(text, str):
+            raise TypeError("the teacher's reply must be a string")
+        usage = _usage(usage, route.messages, text)
+        latency = latency_ms if latency_ms is not None else (time.perf_counter() - route.started) * 1000
+        fallback = route.fallback
+        start_job = False
+        with self.store.session(route.key, self.config.session_ttl) as st:
+            record = st.add_turn(
+                TurnRecord(
+                    turn=0,
+                    served_by="teacher",
+                    query=last_query(route.messages),
+                    answer=text,
+                    messages=[m.to_dict() for m in route.messages] if route.raw is None else [],
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    latency_ms=latency,
+                    phase=st.phase,
+                    fallback=fallback,
+                )
+            )
+            st.add("teacher_calls")
+            st.add("teacher_input_tokens", usage.input_tokens)
+            st.add("teacher_output_tokens", usage.output_tokens)
+            st.add("teacher_latency_ms", latency)
+            if fallback:
+                st.add("fallbacks")
+            start_job = self._due_for_adaptation(st)
+            if start_job:
+                st.phase = Phase.ADAPTING.value
+                st.job = {"status": "queued", "owner": self.jobs.owner, "since": time.time()}
+            phase = st.phase
+        if start_job:
+            self._start_adaptation(route.key, teacher)
+        return Reply(text, "teacher", usage, self._meta(route, record, phase), "stop")
+
+    def _due_for_adaptation(self, st: SessionState) -> bool:
+        phase = Phase(st.phase)
+        if phase is Phase.ADAPTING:
+            # A job that died with its process (restart) is started again.
+            job = st.job or {}
+            return job.get("owner") != self.jobs.owner or not self.jobs.is_active(
+                self.key(st.session_id, agent=st.agent)
+            )
+        if phase is Phase.SERVING:
+            return False
+        due = st.next_adapt_at or (st.adapt_from + self.config.warm_window)
+        return st.turn_count >= due
+
+    def _start_adaptation(self, key: SessionKey, teacher: Teacher | None) -> None:
+        if self.config.adaptation == "inline":
+            run_adaptation(self, key, teacher)
+        else:
+            self.jobs.submit(key, teacher)
+
+    # -- surrogate path ---------------------------------------------------------------------
+    def compressed(self, messages: list[Message]) -> list[Message]:
+        """S~_t: summary of older turns within ``summary_tokens`` + the last K turns."""
+        return compress_context(
+            messages,
+            recent_turns=self.config.recent_turns,
+            summary_tokens=self.config.summary_tokens,
+            count_tokens=self.surrogate.count_tokens,
+        )
+
+    def _adapter(self, route: Route) -> AdapterRef:
+        state = self.store.get(route.key)
+        if state is None or not state.adapter:
+            raise SurrogateError("the session has no adapter any more")
+        return AdapterRef.from_dict(state.adapter)
+
+    def generate(self, route: Route, audit: Teacher | None = None) -> Reply:
+        """Serve by the adapted surrogate. Raises :class:`SurrogateError` on any failure
+        (the caller then serves the turn by the teacher, see :meth:`fallback`)."""
+        self._check_surrogate_route(route)
+        try:
+            ref = self._adapter(route)
+            gen = self.surrogate.generate(
+                self.compressed(route.messages),
+                ref,
+                max_new_tokens=self.config.max_new_tokens,
+                temperature=self.config.temperature,
+                tools=route.tools,
+            )
+        except Exception as exc:
+            raise self._surrogate_failure(route, exc) from exc
+        return self._record_surrogate(route, ref, gen, audit)
+
+    async def agenerate(self, route: Route, audit: Teacher | None = None) -> Reply:
+        self._check_surrogate_route(route)
+        try:
+            ref = self._adapter(route)
+            context = self.compressed(route.messages)
+            gen = await self.surrogate.agenerate(
+                context,
+                ref,
+                max_new_tokens=self.config.max_new_tokens,
+                temperature=self.config.temperature,
+                tools=route.tools,
+            )
+        except Exception as exc:
+            raise self._surrogate_failure(route, exc) from exc
+        return self._record_surrogate(route, ref, gen, audit)
+
+    def stream(self, route: Route, audit: Teacher | None = None) -> Iterator[str | Reply]:
+        """Text pieces token by token, then the final :class:`Reply`. A failure before the
+        first piece raises :class:`SurrogateError` (serve by the teacher)."""
+        self._check_surrogate_route(route)
+        try:
+            ref = self._adapter(route)
+            pieces = self.surrogate.stream(
+                self.compressed(route.messages),
+                ref,
+                max_new_tokens=self.config.max_new_tokens,
+                temperature=self.config.temperature,
+                tools=route.tools,
+            )
+            first = next(pieces)
+        except Exception as exc:
+            raise self._surrogate_failure(route, exc) from exc
+        for item in _chain(first, pieces):
+            if isinstance(item, Generation):
+                yield self._record_surrogate(route, ref, item, audit)
+            else:
+                yield item
+
+    async def astream(self, route: Route, audit: Teacher | None = None) -> AsyncIterator[str | Reply]:
+        self._check_surrogate_route(route)
+        try:
+            ref = self._adapter(route)
+            pieces = self.surrogate.astream(
+                self.compressed(route.messages),
+                ref,
+                max_new_tokens=self.config.max_new_tokens,
+                temperature=self.config.temperature,
+                tools=route.tools,
+            )
+            first = await pieces.__anext__()
+        except Exception as exc:
+            raise self._surrogate_failure(route, exc) from exc
+        yield first if not isinstance(first, Generation) else self._record_surrogate(route, ref, first, audit)
+        if isinstance(first, Generation):
+            return
+        async for item in pieces:
+            yield self._record_surrogate(route, ref, item, audit) if isinstance(item, Generation) else item
+
+    def _check_surrogate_route(self, route: Route) -> None:
+        if route.target != "surrogate":
+            raise ValueError("this route is for the teacher: call the teacher, then record_teacher(route, text)")
+
+    def _surrogate_failure(self, route: Route, exc: BaseException) -> SurrogateError:
+        if isinstance(exc, CorruptAdapter):
+            self._reset_adapter(route.key, str(exc))
+        return exc if isinstance(exc, SurrogateError) else SurrogateError(f"{type(exc).__name__}: {exc}")
+
+    def _record_surrogate(self, route: Route, ref: AdapterRef, gen: Generation, audit: Teacher | None) -> Reply:
+        if not gen.text.strip():
+            raise SurrogateError("the surrogate produced an empty answer")
+        latency = (time.perf_counter() - route.started) * 1000
+        usage = Usage(gen.input_tokens, gen.output_tokens)
+        with self.store.session(route.key, self.config.session_ttl) as st:
+            record = st.add_turn(
+                TurnRecord(
+                    turn=0,
+                    served_by="surrogate",
+                    query=last_query(route.messages),
+                    answer=gen.text,
+                    input_tokens=gen.input_tokens,
+                    output_tokens=gen.output_tokens,
+                    latency_ms=latency,
+                    phase=st.phase,
+                    locality=route.locality,
+                    adapter_id=ref.adapter_id,
+                )
+            )
+            st.add("surrogate_calls")
+            st.add("surrogate_input_tokens", gen.input_tokens)
+            st.add("surrogate_output_tokens", gen.output_tokens)
+            st.add("surrogate_latency_ms", latency)
+            if route.drift is not None:
+                st.drift = route.drift
+            phase = st.phase
+        if audit is not None and self._should_audit(route):
+            self._audits.submit(self._audit, route, record.turn, gen.text, audit)
+        return Reply(gen.text, "surrogate", usage, self._meta(route, record, phase), gen.finish_reason)
+
+    def _monitor(self, st: SessionState) -> gate.DriftMonitor:
+        return gate.DriftMonitor.from_state(st.drift) if st.drift else gate.DriftMonitor.from_config(self.config.gate)
+
+    def _should_audit(self, route: Route) -> bool:
+        with self._rng_lock:
+            return gate.should_audit(self._rng, self.config.gate.audit_rate, route.audit)
+
+    def _audit(self, route: Route, turn: int, answer: str, teacher: Teacher) -> None:
+        """Background audit: the teacher answers the same turn; its Gap feeds the drift monitor."""
+        try:
+            result = teacher(route.messages)
+            if inspect.isawaitable(result):
+                result = asyncio.run(_await(result))
+            text, usage = _split_teacher_result(result)
+            usage = _usage(usage, route.messages, text)
+            emb = self.encoder.encode([answer, text])
+            g = float(gate.gap(emb[0], emb[1]))
+        except Exception:
+            log.exception("audit failed for session %s", route.key.digest[:12])
+            return
+        rollback = False
+        with self.store.session(route.key, self.config.session_ttl) as st:
+            st.add("audit_calls")
+            st.add("audit_input_tokens", usage.input_tokens)
+            st.add("audit_output_tokens", usage.output_tokens)
+            monitor = self._monitor(st)
+            rollback = monitor.observe_gap(g) and st.phase == Phase.SERVING.value
+            st.drift = monitor.state()
+            st.decisions = [
+                *st.decisions[-19:],
+                {"audit_turn": turn, "gap": g, "rollback": rollback, "time": time.time()},
+            ]
+        if rollback:
+            self._rollback(route.key, f"audit Gap {g:.3f} > drift_threshold")
+
+    def _rollback(self, key: SessionKey, reason: str) -> None:
+        with self.store.session(key, self.config.session_ttl) as st:
+            if st.phase != Phase.SERVING.value:
+                return
+            st.phase = Phase.ROLLED_BACK.value
+            st.add("rollbacks")
+            st.adapt_from = st.turn_count
+            st.next_adapt_at = st.turn_count + self.config.warm_window
+            st.drift = {}
+            st.decisions = [*st.decisions[-19:], {"rollback": reason, "turn": st.turn_count, "time": time.time()}]
+        log.info("session %s rolled back to the teacher: %s", key.digest[:12], reason)
+
+    def _reset_adapter(self, key: SessionKey, reason: str) -> None:
+        """A corrupt adapter: back to the teacher, and re-adapt on the next teacher turn."""
+        with self.store.session(key, self.config.session_ttl) as st:
+            st.phase = Phase.ROLLED_BACK.value
+            st.adapter = None
+            st.next_adapt_at = st.turn_count + 1
+            st.decisions = [
+                *st.decisions[-19:],
+                {"corrupt_adapter": reason, "turn": st.turn_count, "time": time.time()},
+            ]
+
+    # -- metadata and views ------------------------------------------------------------------
+    def _meta(self, route: Route, record: TurnRecord, phase: str) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "served_by": record.served_by,
+            "session_id": route.key.session_id,
+            "namespace": route.key.namespace,
+            "phase": phase,
+            "turn": record.turn,
+        }
+        if route.key.agent:
+            meta["agent"] = route.key.agent
+        if route.reason:
+            meta["reason"] = route.reason
+        if record.fallback:
+            meta["fallback"] = record.fallback
+        if record.adapter_id or route.adapter_id:
+            meta["adapter_id"] = record.adapter_id or route.adapter_id
+        if route.locality is not None:
+            meta["locality"] = round(route.locality, 4)
+        return meta
+
+    def session(self, session_id: str, agent: str = "") -> SessionView:
+        key = self.key(session_id, agent=agent)
+        state = self.store.get(key)
+        if state is None:
+            raise KeyError(f"no session {session_id!r} in namespace {self.namespace!r}")
+        turns = self.store.turns(key)
+        return SessionView(
+            session_id=state.session_id,
+            namespace=state.namespace,
+            agent=state.agent,
+            phase=Phase(state.phase),
+            turns=turns,
+            metrics=dict(state.counters) | {"turns": state.turn_count, "job": state.job},
+            adapter_id=(state.adapter or {}).get("adapter_id"),
+            decisions=list(state.decisions),
+        )
+
+    def delete(self, session_id: str, agent: str = "") -> bool:
+        """Remove a session's records and adapters (conversations are user data)."""
+        return self.store.delete(self.key(session_id, agent=agent))
+
+    def purge_expired(self) -> int:
+        return len(self.store.purge_expired())
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until background adaptation jobs and audits are done (tests, demos)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self.jobs.wait_idle(left):
+                return False
+            self._audits.submit(lambda: None).result(timeout=left)
+            if not self.jobs.wait_idle(0):
+                continue
+            return True
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.jobs.close()
+        self._audits.shutdown(wait=True)
+        self.surrogate.close()
+        self.store.close()
+
+    def __enter__(self) -> SomaEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+async def _await(x: Any) -> Any:
+    return await x
+
+
+def _text_only(messages: Any) -> list[Message]:
+    out = []
+    for m in messages:
+        role = m.get("role") if isinstance(m, dict) else getattr(m, "role", "user")
+        content = m.get("content") if isinstance(m, dict) else getattr(m, "content", "")
+        if isinstance(content, list):
+            content = " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        out.append({"role": role, "content": content or ""})
+    return normalize_messages(out)
+
+
+def _split_teacher_result(result: Any) -> tuple[str, Usage | dict[str, Any] | None]:
+    """A teacher returns text, or (text, usage), or an object with ``.content``."""
+    if isinstance(result, tuple) and len(result) == 2:
+        return str(result[0]), result[1]
+    if isinstance(result, str):
+        return result, None
+    content = getattr(result, "content", None)
+    if isinstance(content, str):
+        return content, getattr(result, "usage_metadata", None)
+    raise TypeError(f"the teacher must return a string, got {type(result).__name__}")
+
+
+def _usage(usage: Usage | dict[str, Any] | None, messages: list[Any], text: str) -> Usage:
+    if isinstance(usage, Usage):
+        return usage
+    if isinstance(usage, dict) and ("input_tokens" in usage or "prompt_tokens" in usage):
+        return Usage(
+            int(usage.get("input_tokens", usage.get("prompt_tokens", 0)) or 0),
+            int(usage.get("output_tokens", usage.get("completion_tokens", 0)) or 0),
+        )
+    prompt = sum(estimate_tokens(getattr(m, "content", "") or "") for m in messages if isinstance(m, Message))
+    return Usage(prompt, estimate_tokens(text), estimated=True)

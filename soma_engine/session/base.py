@@ -1,0 +1,119 @@
+"""SessionStore protocol and the state a session keeps between turns and restarts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ..types import Phase, SessionKey, TurnRecord
+
+COUNTERS = (
+    "teacher_calls",
+    "teacher_input_tokens",
+    "teacher_output_tokens",
+    "surrogate_calls",
+    "surrogate_input_tokens",
+    "surrogate_output_tokens",
+    "audit_calls",
+    "audit_input_tokens",
+    "audit_output_tokens",
+    "probe_calls",
+    "fallbacks",
+    "adaptations",
+    "rollbacks",
+    "teacher_latency_ms",
+    "surrogate_latency_ms",
+    "adaptation_seconds",
+)
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class LockTimeout(StoreError):
+    pass
+
+
+@dataclass
+class SessionState:
+    key: str  # SessionKey.digest
+    namespace: str
+    agent: str
+    session_id: str
+    phase: str = Phase.WARM.value
+    turn_count: int = 0
+    adapter: dict[str, Any] | None = None  # AdapterRef.to_dict()
+    adapter_version: int = 0
+    adapt_from: int = 0  # turns after this one form the current warm window
+    next_adapt_at: int = 0  # adapt once turn_count reaches this (0: after warm_window turns)
+    locality: dict[str, Any] | None = None
+    drift: dict[str, Any] = field(default_factory=dict)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    job: dict[str, Any] | None = None
+    counters: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+    expires: float = 0.0
+    pending: list[TurnRecord] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def new(cls, key: SessionKey, ttl: float) -> SessionState:
+        now = time.time()
+        return cls(
+            key=key.digest,
+            namespace=key.namespace,
+            agent=key.agent,
+            session_id=key.session_id,
+            created=now,
+            updated=now,
+            expires=now + ttl,
+        )
+
+    def add(self, counter: str, value: float = 1) -> None:
+        self.counters[counter] = self.counters.get(counter, 0) + value
+
+    def add_turn(self, record: TurnRecord) -> TurnRecord:
+        """Number the turn and queue it; the store writes it with the state, atomically."""
+        self.turn_count += 1
+        record.turn = self.turn_count
+        self.pending.append(record)
+        return record
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("pending")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SessionState:
+        state = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "pending"})
+        for c in COUNTERS:
+            state.counters.setdefault(c, 0)
+        return state
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """Where sessions live. Implementations: ``SQLiteStore`` (embedded), ``RedisStore``."""
+
+    def get(self, key: SessionKey) -> SessionState | None: ...
+
+    def session(self, key: SessionKey, ttl: float, timeout: float = 30.0) -> AbstractContextManager[SessionState]:
+        """Lock the session, load (or create) its state, and on clean exit write the state
+        and its pending turns atomically. Turns of one session serialise; different
+        sessions do not wait for each other."""
+        ...
+
+    def turns(self, key: SessionKey, since: int = 0, limit: int | None = None) -> list[TurnRecord]: ...
+
+    def delete(self, key: SessionKey) -> bool: ...
+
+    def purge_expired(self, now: float | None = None) -> list[SessionState]: ...
+
+    def list_sessions(self, namespace: str | None = None) -> Iterator[SessionState]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,209 @@
+"""SQLiteStore: the embedded default session store (one file, WAL, safe across threads and
+processes).
+
+Per-session locking has two layers: a ``threading.Lock`` per session inside the process
+(so threads never poll), and a lease row in ``locks`` across processes, which expires if
+its holder dies. State and the turns queued during a locked section are written in one
+transaction, together with the release of the lease.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..adapters import AdapterStore
+from ..types import SessionKey, TurnRecord, hash_id
+from .base import LockTimeout, SessionState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    key TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    expires REAL NOT NULL,
+    updated REAL NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_ns ON sessions(namespace);
+CREATE INDEX IF NOT EXISTS sessions_expires ON sessions(expires);
+CREATE TABLE IF NOT EXISTS turns (
+    key TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (key, turn)
+);
+CREATE TABLE IF NOT EXISTS locks (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+
+class SQLiteStore:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        adapters: AdapterStore | None = None,
+        lease_seconds: float = 120.0,
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.adapters = adapters
+        self.lease_seconds = lease_seconds
+        self._local = threading.local()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._owner = uuid.uuid4().hex
+        with self._conn() as db:
+            db.executescript(SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    def _conn(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+        return db
+
+    # -- locking -----------------------------------------------------------------------
+    def _thread_lock(self, key: str) -> threading.Lock:
+        with self._locks_guard:
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = self._locks[key] = threading.Lock()
+            return lock
+
+    def _acquire_lease(self, db: sqlite3.Connection, key: str, deadline: float) -> None:
+        delay = 0.001
+        while True:
+            now = time.time()
+            cur = db.execute(
+                "INSERT INTO locks(key, owner, expires) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET owner=excluded.owner, expires=excluded.expires "
+                "WHERE locks.expires < ?",
+                (key, self._owner, now + self.lease_seconds, now),
+            )
+            if cur.rowcount == 1:
+                return
+            if now > deadline:
+                raise LockTimeout(f"session is locked by another process (key {key[:12]}...)")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    @contextmanager
+    def session(self, key: SessionKey, ttl: float, timeout: float = 30.0) -> Iterator[SessionState]:
+        lock = self._thread_lock(key.digest)
+        if not lock.acquire(timeout=timeout):
+            raise LockTimeout(f"session {key.digest[:12]}... stayed locked for {timeout}s")
+        db = self._conn()
+        try:
+            self._acquire_lease(db, key.digest, time.time() + timeout)
+            try:
+                state = self._load(db, key.digest) or SessionState.new(key, ttl)
+                yield state
+            except BaseException:
+                db.execute("DELETE FROM locks WHERE key=? AND owner=?", (key.digest, self._owner))
+                raise
+            self._save(db, state, ttl, release=True)
+        finally:
+            lock.release()
+
+    def _save(self, db: sqlite3.Connection, state: SessionState, ttl: float, release: bool) -> None:
+        now = time.time()
+        state.updated = now
+        state.expires = now + ttl
+        pending, state.pending = state.pending, []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT INTO sessions(key, namespace, agent, phase, expires, updated, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "phase=excluded.phase, expires=excluded.expires, updated=excluded.updated, state=excluded.state",
+                (state.key, state.namespace, state.agent, state.phase, state.expires, now, json.dumps(state.to_dict())),
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO turns(key, turn, record) VALUES (?, ?, ?)",
+                [(state.key, r.turn, json.dumps(r.to_dict())) for r in pending],
+            )
+            if release:
+                db.execute("DELETE FROM locks WHERE key=? AND owner=?", (state.key, self._owner))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            state.pending = pending + state.pending
+            raise
+
+    # -- reads -------------------------------------------------------------------------
+    def _load(self, db: sqlite3.Connection, digest: str) -> SessionState | None:
+        row = db.execute("SELECT state FROM sessions WHERE key=?", (digest,)).fetchone()
+        return SessionState.from_dict(json.loads(row[0])) if row else None
+
+    def get(self, key: SessionKey) -> SessionState | None:
+        return self._load(self._conn(), key.digest)
+
+    def turns(self, key: SessionKey, since: int = 0, limit: int | None = None) -> list[TurnRecord]:
+        rows = self._conn().execute(
+            "SELECT record FROM turns WHERE key=? AND turn>? ORDER BY turn LIMIT ?",
+            (key.digest, since, -1 if limit is None else limit),
+        )
+        return [TurnRecord.from_dict(json.loads(r[0])) for r in rows]
+
+    def list_sessions(self, namespace: str | None = None) -> Iterator[SessionState]:
+        if namespace is None:
+            rows = self._conn().execute("SELECT state FROM sessions ORDER BY updated DESC").fetchall()
+        else:
+            rows = (
+                self._conn()
+                .execute("SELECT state FROM sessions WHERE namespace=? ORDER BY updated DESC", (namespace,))
+                .fetchall()
+            )
+        for (s,) in rows:
+            yield SessionState.from_dict(json.loads(s))
+
+    # -- retention ---------------------------------------------------------------------
+    def _delete_digest(self, db: sqlite3.Connection, state: SessionState) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("DELETE FROM sessions WHERE key=?", (state.key,))
+        db.execute("DELETE FROM turns WHERE key=?", (state.key,))
+        db.execute("COMMIT")
+        if self.adapters is not None:
+            self.adapters.delete_session(hash_id(state.namespace), state.key)
+
+    def delete(self, key: SessionKey) -> bool:
+        db = self._conn()
+        state = self._load(db, key.digest)
+        if state is None:
+            return False
+        self._delete_digest(db, state)
+        return True
+
+    def purge_expired(self, now: float | None = None) -> list[SessionState]:
+        db = self._conn()
+        now = time.time() if now is None else now
+        rows = db.execute("SELECT state FROM sessions WHERE expires < ?", (now,)).fetchall()
+        expired = [SessionState.from_dict(json.loads(r[0])) for r in rows]
+        for state in expired:
+            self._delete_digest(db, state)
+        return expired
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None

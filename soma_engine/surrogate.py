@@ -1,0 +1,408 @@
+"""SurrogateRuntime: one copy of the surrogate G, many session LoRA adapters.
+
+The model loads lazily (first generation or adaptation), once per runtime, on CUDA in
+bf16 when available, else CPU fp32. Every model call runs on the :class:`ModelWorker`,
+which owns the model and PEFT's global active-adapter state. Adapters are loaded from the
+:class:`AdapterStore` (verified) and kept in an LRU of ``max_adapters`` per runtime.
+Prompts use the model's own chat template (with ``tools=`` when the template takes them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .adapters import AdapterRef, AdapterStore
+from .types import Message
+from .worker import ADAPT, LIVE, ModelWorker
+
+log = logging.getLogger("soma.surrogate")
+T = TypeVar("T")
+BASE_ADAPTER = "soma_base"
+
+
+class SurrogateError(RuntimeError):
+    """The surrogate could not serve this turn; the engine serves it by the teacher."""
+
+
+@dataclass
+class Generation:
+    text: str
+    input_tokens: int
+    output_tokens: int
+    finish_reason: str
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but no CUDA device is available; use device='auto' or 'cpu'")
+    return device
+
+
+class SurrogateRuntime:
+    def __init__(
+        self,
+        model_path: str | None,
+        *,
+        adapters: AdapterStore | None = None,
+        device: str = "auto",
+        max_adapters: int = 16,
+        max_context: int | None = None,
+        model: Any = None,
+        tokenizer: Any = None,
+        resolve: Callable[[], str] | None = None,
+    ) -> None:
+        self._model_path = model_path
+        self._resolve = resolve
+        self.adapters = adapters
+        self.device_request = device
+        self.max_adapters = max_adapters
+        self._max_context = max_context
+        self._model = model
+        self._tokenizer = tokenizer
+        self._peft: Any = None
+        self._loaded: OrderedDict[str, AdapterRef] = OrderedDict()
+        self._load_lock = threading.Lock()
+        self.worker = ModelWorker()
+        self.device = "cpu"
+
+    # -- loading -------------------------------------------------------------------------
+    @property
+    def model_path(self) -> str:
+        if self._model_path is None:
+            self._model_path = self._resolve() if self._resolve else None
+            if self._model_path is None:
+                raise ValueError("no surrogate model given")
+        return self._model_path
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            with self._load_lock:
+                if self._tokenizer is None:
+                    from transformers import AutoTokenizer
+
+                    tok = AutoTokenizer.from_pretrained(self.model_path)
+                    if tok.pad_token is None:
+                        tok.pad_token = tok.eos_token
+                    self._tokenizer = tok
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        """The base (or PEFT-wrapped) model. Only touch it from the worker."""
+        if self._model is None:
+            with self._load_lock:
+                if self._model is None:
+                    self._model = self._load_model()
+        if self._peft is None and self._model is not None:
+            self.device = str(next(self._model.parameters()).device.type)
+        return self._peft if self._peft is not None else self._model
+
+    def _load_model(self) -> Any:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.device = pick_device(self.device_request)
+        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        log.info("loading surrogate %s on %s (%s)", self.model_path, self.device, dtype)
+        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype)
+        model.to(self.device)
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model
+
+    @property
+    def base_model(self) -> Any:
+        m = self.model
+        return m.get_base_model() if self._peft is not None else m
+
+    @property
+    def context_length(self) -> int:
+        if self._max_context:
+            return self._max_context
+        cfg_len = getattr(self.base_model.config, "max_position_embeddings", None) or 2048
+        tok_len = getattr(self.tokenizer, "model_max_length", None) or cfg_len
+        return int(min(cfg_len, tok_len))
+
+    # -- prompts -------------------------------------------------------------------------
+    def render(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> str:
+        dicts = [_template_dict(m) for m in messages]
+        kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": True}
+        if tools:
+            kwargs["tools"] = tools
+        return self.tokenizer.apply_chat_template(dicts, **kwargs)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    # -- adapters (worker only) ------------------------------------------------------------
+    def _peft_name(self, ref: AdapterRef) -> str:
+        return f"a{ref.adapter_id}"
+
+    def activate(self, ref: AdapterRef | None) -> str | None:
+        """Make ``ref`` the active adapter (loading it if needed); None means the base model."""
+        if ref is None:
+            return None
+        name = self._peft_name(ref)
+        if name in self._loaded:
+            self._loaded.move_to_end(name)
+        else:
+            if self.adapters is None:
+                raise SurrogateError("no adapter store configured")
+            tensors, cfg = self.adapters.load(ref)
+            self.install_adapter(name, cfg, tensors)
+            self._loaded[name] = ref
+            self._evict()
+        self._peft.set_adapter(name)
+        return name
+
+    def install_adapter(self, name: str, lora_config: dict[str, Any], tensors: dict[str, Any] | None) -> None:
+        """Add an adapter (fresh, or with ``tensors``) to the shared PEFT model."""
+        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+
+        cfg = LoraConfig(**{k: v for k, v in lora_config.items() if k in LoraConfig.__dataclass_fields__})
+        if self._peft is None:
+            # A never-deleted placeholder keeps PEFT's active-adapter state valid when the
+            # last session adapter is evicted; with it disabled the model is the exact base.
+            placeholder = LoraConfig(r=1, target_modules=cfg.target_modules, fan_in_fan_out=cfg.fan_in_fan_out)
+            self._peft = get_peft_model(self.model, placeholder, adapter_name=BASE_ADAPTER)
+        self._peft.add_adapter(name, cfg)
+        if tensors is not None:
+            set_peft_model_state_dict(self._peft, tensors, adapter_name=name)
+        self._peft.to(self.device)
+        for p in self._peft.parameters():
+            p.requires_grad_(False)
+
+    def remove_adapter(self, name: str) -> None:
+        if self._peft is not None and name in self._peft.peft_config:
+            self._peft.set_adapter(BASE_ADAPTER)
+            self._peft.delete_adapter(name)
+        self._loaded.pop(name, None)
+
+    def _evict(self) -> None:
+        while len(self._loaded) > self.max_adapters:
+            name, _ = self._loaded.popitem(last=False)
+            self.remove_adapter(name)
+
+    def loaded_adapters(self) -> list[str]:
+        return list(self._loaded)
+
+    # -- generation ----------------------------------------------------------------------
+    def _prepare(self, messages: list[Message], tools: list[dict[str, Any]] | None, max_new_tokens: int) -> Any:
+        import torch
+
+        prompt = self.render(messages, tools)
+        ids = self.encode(prompt)
+        if len(ids) + max_new_tokens > self.context_length:
+            raise SurrogateError(
+                f"context of {len(ids)} tokens + {max_new_tokens} new exceeds the surrogate's "
+                f"{self.context_length}-token window"
+            )
+        return torch.tensor([ids], device=self.device)
+
+    def _generate_kwargs(self, input_ids: Any, max_new_tokens: int, temperature: float) -> dict[str, Any]:
+        import torch
+
+        tok = self.tokenizer
+        kwargs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids),
+            "max_new_tokens": max_new_tokens,
+            "pad_token_id": tok.pad_token_id,
+            "eos_token_id": tok.eos_token_id,
+        }
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=0.95)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kwargs
+
+    def use(self, ref: AdapterRef | None) -> AbstractContextManager[Any]:
+        """Activate ``ref`` for the calls inside the ``with`` block; None means the base model."""
+        self.activate(ref)
+        if ref is not None or self._peft is None:
+            return contextlib.nullcontext()
+        self._peft.set_adapter(BASE_ADAPTER)
+        return self._peft.disable_adapter()
+
+    def _run_generate(self, ref: AdapterRef | None, kwargs: dict[str, Any]) -> Any:
+        import torch
+
+        model = self.model
+        with torch.inference_mode(), self.use(ref):
+            model.eval()
+            return model.generate(**kwargs)
+
+    def generate(
+        self,
+        messages: list[Message],
+        adapter: AdapterRef | None = None,
+        *,
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> Generation:
+        return self.worker.call(lambda: self._generate_now(messages, adapter, max_new_tokens, temperature, tools))
+
+    def _generate_now(
+        self,
+        messages: list[Message],
+        adapter: AdapterRef | None,
+        max_new_tokens: int,
+        temperature: float,
+        tools: list[dict[str, Any]] | None,
+    ) -> Generation:
+        _ = self.model
+        input_ids = self._prepare(messages, tools, max_new_tokens)
+        out = self._run_generate(adapter, self._generate_kwargs(input_ids, max_new_tokens, temperature))
+        new = out[0, input_ids.shape[1] :].tolist()
+        finish = "length" if len(new) >= max_new_tokens and new[-1] != self.tokenizer.eos_token_id else "stop"
+        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+        return Generation(text, int(input_ids.shape[1]), len(new), finish)
+
+    async def agenerate(self, messages: list[Message], adapter: AdapterRef | None = None, **kw: Any) -> Generation:
+        fut = self.worker.submit(
+            lambda: self._generate_now(
+                messages, adapter, kw.get("max_new_tokens", 128), kw.get("temperature", 0.0), kw.get("tools")
+            )
+        )
+        return await asyncio.wrap_future(fut)
+
+    def stream(
+        self,
+        messages: list[Message],
+        adapter: AdapterRef | None = None,
+        *,
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> Iterator[str | Generation]:
+        """Yields text pieces as the worker produces them, then the final :class:`Generation`."""
+        q: queue.Queue[Any] = queue.Queue()
+        self._start_stream(messages, adapter, max_new_tokens, temperature, tools, q.put)
+        while True:
+            item = q.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if isinstance(item, Generation):
+                return
+
+    async def astream(
+        self,
+        messages: list[Message],
+        adapter: AdapterRef | None = None,
+        *,
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> AsyncIterator[str | Generation]:
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        self._start_stream(
+            messages, adapter, max_new_tokens, temperature, tools, lambda x: loop.call_soon_threadsafe(q.put_nowait, x)
+        )
+        while True:
+            item = await q.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if isinstance(item, Generation):
+                return
+
+    def _start_stream(
+        self,
+        messages: list[Message],
+        adapter: AdapterRef | None,
+        max_new_tokens: int,
+        temperature: float,
+        tools: list[dict[str, Any]] | None,
+        put: Callable[[Any], None],
+    ) -> None:
+        def task() -> None:
+            try:
+                _ = self.model
+                input_ids = self._prepare(messages, tools, max_new_tokens)
+                streamer = _PieceStreamer(self.tokenizer, put)
+                kwargs = self._generate_kwargs(input_ids, max_new_tokens, temperature)
+                out = self._run_generate(adapter, {**kwargs, "streamer": streamer})
+                streamer.flush()
+                new = out[0, input_ids.shape[1] :].tolist()
+                eos = self.tokenizer.eos_token_id
+                finish = "length" if len(new) >= max_new_tokens and new[-1] != eos else "stop"
+                text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+                put(Generation(text, int(input_ids.shape[1]), len(new), finish))
+            except BaseException as exc:
+                put(exc)
+
+        self.worker.submit(task, LIVE)
+
+    # -- adaptation access -----------------------------------------------------------------
+    def run(self, fn: Callable[[SurrogateRuntime], T], priority: int = ADAPT) -> T:
+        """Run ``fn(self)`` on the worker (adaptation steps use the low priority)."""
+        return self.worker.call(lambda: fn(self), priority)
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+class _PieceStreamer:
+    """transformers streamer that decodes generated ids incrementally and emits text pieces
+    token by token, holding back incomplete UTF-8 sequences."""
+
+    def __init__(self, tokenizer: Any, emit: Callable[[Any], None]) -> None:
+        self.tok = tokenizer
+        self.emit = emit
+        self.ids: list[int] = []
+        self.sent = 0
+        self.prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self.prompt_seen:  # generate() first pushes the prompt ids
+            self.prompt_seen = True
+            return
+        self.ids.extend(int(x) for x in value.reshape(-1).tolist())
+        text = self.tok.decode(self.ids, skip_special_tokens=True)
+        if not text.endswith("\ufffd"):
+            self._emit_from(text)
+
+    def _emit_from(self, text: str) -> None:
+        piece = text[self.sent :]
+        if piece:
+            self.sent = len(text)
+            self.emit(piece)
+
+    def end(self) -> None:
+        return None
+
+    def flush(self) -> None:
+        self._emit_from(self.tok.decode(self.ids, skip_special_tokens=True).rstrip("\ufffd"))
+
+
+def _template_dict(m: Message) -> dict[str, Any]:
+    d: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        d["tool_calls"] = [
+            {"type": "function", "id": c.get("id"), "function": {"name": c.get("name"), "arguments": c.get("args", {})}}
+            for c in m.tool_calls
+        ]
+    if m.role == "tool" and m.tool_call_id:
+        d["tool_call_id"] = m.tool_call_id
+    return d
