@@ -56,7 +56,9 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
     cfg = engine.config
     n_hold = min(cfg.gate.holdout, max(len(records) - 1, 0))
     train_recs, holdout = (records[:-n_hold], records[-n_hold:]) if n_hold else (records, [])
-    examples = [Example(r.context(), r.answer) for r in train_recs]
+    # Train on S~_t, the compressed context the adapter will serve from (cheaper than the
+    # full S_t and matched to serving); the teacher's answer saw the full S_t.
+    examples = [Example(engine.compressed(r.context()), r.answer) for r in train_recs]
     if cfg.strategy == "history-ft" or len(examples) <= 1:
         return Plan(examples, holdout)
     budget = max(1, (len(examples) + 1) // 2 + 1) if len(examples) > 2 else len(examples)

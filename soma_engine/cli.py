@@ -1,0 +1,188 @@
+"""The ``soma`` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="SOMA: serve later turns of multi-turn LLM apps from an adapted local model.", no_args_is_help=True
+)
+sessions_app = typer.Typer(help="Inspect and manage stored sessions.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def demo(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="fewer training steps; finishes in a few minutes on CPU")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="where report.json is written")] = Path("soma-demo"),
+    store: Annotated[str | None, typer.Option(help="store URL, e.g. sqlite:///path.db (default: user cache)")] = None,
+) -> None:
+    """Run the bundled 16-turn conversation through SOMA on the embedded defaults."""
+    from .config import SomaConfig
+    from .demo import CONVERSATION, TurnRow, run_demo
+    from .engine import SomaEngine
+    from .types import Usage
+
+    overrides: dict[str, Any] = {"max_new_tokens": 48}
+    if quick:
+        overrides |= {"lora": {"steps": 10, "batch_size": 2, "max_seq_len": 384}}
+    try:
+        cfg = SomaConfig.load(**overrides)
+        engine = SomaEngine(config=cfg, store=store, namespace="demo")
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(
+        "[bold]SOMA demo[/bold] — teacher: [yellow]a local stand-in[/yellow] (the bundled SmolLM2 base model, "
+        "given the full history); surrogate: SmolLM2 + a session LoRA, given the compressed context."
+    )
+    console.print(
+        f"{len(CONVERSATION)} turns, warm window W={cfg.warm_window}. Loading models (first run converts SmolLM2)…"
+    )
+
+    def teacher(messages: list[Any]) -> tuple[str, Usage]:
+        gen = engine.surrogate.generate(messages, None, max_new_tokens=cfg.max_new_tokens, temperature=0.7)
+        return gen.text, Usage(gen.input_tokens, gen.output_tokens)
+
+    table = Table("turn", "served by", "phase", "latency ms", "teacher tok", "surrogate tok", "locality", "note")
+
+    def on_turn(row: TurnRow) -> None:
+        color = "green" if row.served_by == "surrogate" else "cyan"
+        table.add_row(
+            str(row.turn),
+            f"[{color}]{row.served_by}[/{color}]",
+            row.phase,
+            f"{row.latency_ms:.0f}",
+            str(row.teacher_tokens),
+            str(row.surrogate_tokens),
+            "" if row.locality is None else f"{row.locality:.2f}",
+            row.reason[:40],
+        )
+        console.print(
+            f"turn {row.turn:>2} [{color}]{row.served_by:>9}[/{color}] {row.latency_ms:>7.0f} ms  {row.text[:70]!r}"
+        )
+
+    session_id = f"demo-{uuid.uuid4().hex[:8]}"
+    try:
+        report = run_demo(
+            engine, teacher, session_id=session_id, on_turn=on_turn, count_tokens=engine.surrogate.count_tokens
+        )
+    finally:
+        engine.close()
+    console.print(table)
+    path = report.write(out)
+    console.print(
+        f"teacher tokens {report.teacher_tokens} vs {report.teacher_only_tokens} teacher-only "
+        f"([bold]{report.tokens_saved:.0%} saved[/bold]); teacher calls {report.teacher_calls}/{len(report.turns)}; "
+        f"turns served locally {report.surrogate_turns}; rollbacks {report.rollbacks}; "
+        f"adaptation {report.adaptation_seconds:.1f}s. Report: {path}"
+    )
+
+
+@app.command("config")
+def show_config(
+    file: Annotated[Path | None, typer.Option(help="a TOML or YAML config file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """The effective configuration and where each value came from."""
+    from .config import ConfigError, load_with_sources
+
+    try:
+        cfg, sources = load_with_sources(file)
+    except ConfigError as exc:
+        _fail(str(exc))
+    from .config import flat_fields
+
+    values = flat_fields(cfg)
+    if as_json:
+        typer.echo(
+            json.dumps({k: {"value": v, "source": sources[k]} for k, v in values.items()}, indent=1, default=str)
+        )
+        return
+    table = Table("key", "value", "source")
+    for k, v in values.items():
+        table.add_row(k, str(v), sources[k])
+    console.print(table)
+
+
+def _engine(store: str | None, namespace: str) -> Any:
+    from .engine import SomaEngine
+
+    return SomaEngine(store=store, namespace=namespace)
+
+
+@sessions_app.command("list")
+def sessions_list(
+    store: Annotated[str | None, typer.Option(help="store URL (default: user cache)")] = None,
+    namespace: Annotated[str | None, typer.Option(help="only this namespace")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Stored sessions, newest first."""
+    engine = _engine(store, namespace or "default")
+    rows = [
+        {
+            "namespace": s.namespace,
+            "agent": s.agent,
+            "session_id": s.session_id,
+            "phase": s.phase,
+            "turns": s.turn_count,
+        }
+        for s in engine.store.list_sessions(namespace)
+    ]
+    engine.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    table = Table("namespace", "agent", "session", "phase", "turns")
+    for r in rows:
+        table.add_row(r["namespace"], r["agent"], r["session_id"][:60], r["phase"], str(r["turns"]))
+    console.print(table)
+
+
+@sessions_app.command("delete")
+def sessions_delete(
+    session_id: str,
+    store: Annotated[str | None, typer.Option()] = None,
+    namespace: Annotated[str, typer.Option()] = "default",
+) -> None:
+    """Delete a session's records and adapters."""
+    engine = _engine(store, namespace)
+    found = engine.delete(session_id)
+    engine.close()
+    if not found:
+        _fail(f"no session {session_id!r} in namespace {namespace!r}")
+    console.print(f"deleted {session_id}")
+
+
+@sessions_app.command("purge-expired")
+def sessions_purge(store: Annotated[str | None, typer.Option()] = None) -> None:
+    """Delete sessions (and adapters) past their TTL."""
+    engine = _engine(store, "default")
+    n = engine.purge_expired()
+    engine.close()
+    console.print(f"purged {n} expired session(s)")
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("SOMA_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

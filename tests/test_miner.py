@@ -1,0 +1,410 @@
+"""Soft-prompt mining (soma_engine.miner): Eq. 1-3 against naive loops, neighbourhoods,
+batched forward vs per-turn forward, gradient isolation, hardness ranking, mine() end to end."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from soma_engine.config import MiningConfig
+from soma_engine.miner import (
+    NeighborIndex,
+    clear_neighbor_cache,
+    encode_turns,
+    get_neighbor_index,
+    mine,
+    mining_objective,
+    probe_cases,
+    score_prompts,
+    semantic_divergence_loss,
+    tail_entropy,
+    verbalize,
+)
+from soma_engine.miner import _neighbourhood as neighbourhood
+from soma_engine.testing import build_tiny_model
+
+# ---------------------------------------------------------------------------------------------
+# Naive references: plain Python loops over positions and vocabulary, float64.
+# ---------------------------------------------------------------------------------------------
+
+
+def naive_cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(a @ b) / (float(a.norm()) * float(b.norm()))
+
+
+def naive_neighbors(emb: torch.Tensor, u: int, k: int) -> list[int]:
+    sims = [(naive_cos(emb[v], emb[u]), v) for v in range(emb.shape[0]) if v != u]
+    sims.sort(key=lambda x: -x[0])
+    return [v for _, v in sims[:k]]
+
+
+def naive_sem_exp(logits, teacher, emb, k, tau, lam, m) -> float:
+    emb = emb.double()
+    total = 0.0
+    for i in range(logits.shape[0]):
+        row = [float(x) for x in logits[i].double()]
+        mx = max(row)
+        z = sum(math.exp(x - mx) for x in row)
+        probs = [math.exp(x - mx) / z for x in row]
+        y = int(teacher[i])
+        hood = [y, *naive_neighbors(emb, y, k)]
+        exps = [math.exp(naive_cos(emb[v], emb[y]) / tau) for v in hood]
+        s = [e / sum(exps) for e in exps]
+        unl = sum(s_v * -math.log(1.0 - probs[v]) for s_v, v in zip(s, hood, strict=True))
+        top = sorted(range(len(probs)), key=lambda v: -probs[v])[:m]
+        e_bar = sum(probs[v] * emb[v] for v in top)  # not renormalised (cos is scale-free)
+        w = 1.0 + lam * min(max(naive_cos(e_bar, emb[y]), 0.0), 1.0)
+        total += w * unl
+    return total / logits.shape[0]
+
+
+def naive_entropy(row: torch.Tensor) -> float:
+    vals = [float(x) for x in row.double()]
+    mx = max(vals)
+    z = sum(math.exp(x - mx) for x in vals)
+    return -sum((math.exp(x - mx) / z) * (x - mx - math.log(z)) for x in vals)
+
+
+# ---------------------------------------------------------------------------------------------
+# Eq. 1-3
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("k", "m", "tau", "lam"),
+    [(1, 1, 0.7, 1.0), (4, 5, 0.4, 0.5), (10, 50, 1.2, 2.0), (6, 12, 0.9, 0.0)],
+)
+def test_semantic_divergence_matches_naive(k, m, tau, lam):
+    g = torch.Generator().manual_seed(k * 100 + m)
+    vocab, dim, n = 50, 8, 6
+    emb = torch.randn(vocab, dim, generator=g)
+    logits = torch.randn(n, vocab, generator=g) * 3
+    teacher = torch.randint(0, vocab, (n,), generator=g)
+    logits[0, teacher[0]] += 6.0  # one position where G puts most mass on the teacher token
+    expected = naive_sem_exp(logits, teacher, emb, k, tau, lam, m)
+    kw = dict(neighbors_k=k, tau=tau, lambda_exp=lam, top_m=m)
+    got_dense = semantic_divergence_loss(logits, teacher, emb, **kw)
+    nbrs = NeighborIndex(emb, k).neighbors(teacher)
+    got_index = semantic_divergence_loss(logits, teacher, emb, neighbors=nbrs, **kw)
+    per_pos = semantic_divergence_loss(logits, teacher, emb, reduction="none", **kw)
+    assert got_dense.item() == pytest.approx(expected, rel=1e-4)
+    assert got_index.item() == pytest.approx(expected, rel=1e-4)
+    assert per_pos.shape == (n,)
+    assert per_pos.mean().item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_top_m_truncation_matters():
+    g = torch.Generator().manual_seed(3)
+    emb = torch.randn(50, 8, generator=g)
+    logits = torch.randn(6, 50, generator=g)
+    teacher = torch.randint(0, 50, (6,), generator=g)
+    kw = dict(neighbors_k=3, tau=0.7, lambda_exp=2.0)
+    small = semantic_divergence_loss(logits, teacher, emb, top_m=1, **kw).item()
+    full = semantic_divergence_loss(logits, teacher, emb, top_m=50, **kw).item()
+    assert small != pytest.approx(full, rel=1e-3)
+    assert full == pytest.approx(naive_sem_exp(logits, teacher, emb, 3, 0.7, 2.0, 50), rel=1e-4)
+
+
+def test_unlikelihood_is_large_when_teacher_token_is_likely_and_stays_finite():
+    emb = torch.randn(20, 8, generator=torch.Generator().manual_seed(0))
+    teacher = torch.tensor([4, 4])
+    logits = torch.zeros(2, 20)
+    logits[0, 4] = 60.0  # Π[y] = 1 in float32: clamped, finite
+    logits = logits.requires_grad_(True)
+    per_pos = semantic_divergence_loss(
+        logits, teacher, emb, neighbors_k=3, tau=0.7, lambda_exp=1.0, top_m=5, reduction="none"
+    )
+    assert torch.isfinite(per_pos).all()
+    assert per_pos[0] > 1.0 > 0.2 > per_pos[1]
+    per_pos.sum().backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_weight_gradient_flows_unless_detached():
+    g = torch.Generator().manual_seed(1)
+    emb = torch.randn(30, 8, generator=g)
+    base = torch.randn(5, 30, generator=g)
+    teacher = torch.randint(0, 30, (5,), generator=g)
+    grads, values = [], []
+    for detach in (False, True):
+        logits = base.clone().requires_grad_(True)
+        loss = semantic_divergence_loss(
+            logits, teacher, emb, neighbors_k=4, tau=0.7, lambda_exp=2.0, top_m=10, detach_weight=detach
+        )
+        loss.backward()
+        grads.append(logits.grad)
+        values.append(loss.item())
+    assert values[0] == pytest.approx(values[1])
+    assert not torch.allclose(grads[0], grads[1])
+
+
+def test_tail_entropy_matches_naive():
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(3, 7, 40, generator=g) * 2
+    for k in (1, 4, 7, 20):
+        got = tail_entropy(logits, k)
+        assert got.shape == (3,)
+        for b in range(3):
+            rows = range(min(k, 7))
+            expected = sum(naive_entropy(logits[b, i]) for i in rows) / len(rows)
+            assert got[b].item() == pytest.approx(expected, rel=1e-5)
+    assert tail_entropy(logits[0], 2).item() == pytest.approx(
+        (naive_entropy(logits[0, 0]) + naive_entropy(logits[0, 1])) / 2, rel=1e-5
+    )
+    uniform = tail_entropy(torch.zeros(4, 40), 4)
+    assert uniform.item() == pytest.approx(math.log(40), rel=1e-6)
+
+
+def test_mining_objective_matches_eq3():
+    g = torch.Generator().manual_seed(4)
+    sem, ent = torch.rand(2, 3, generator=g), torch.rand(2, 3, generator=g) * 5
+    prompts = torch.randn(2, 4, 8, generator=g)
+    got = mining_objective(sem, ent, prompts, beta=0.1, lambda_p=0.01)
+    for c in range(2):
+        expected = sum(float(sem[c, t]) - 0.1 * float(ent[c, t]) for t in range(3)) / 3
+        expected += 0.01 * sum(float(x) ** 2 for x in prompts[c].flatten())
+        assert got[c].item() == pytest.approx(expected, rel=1e-5)
+    single = mining_objective(sem[0], ent[0], prompts[0], beta=0.1, lambda_p=0.01)
+    assert single.item() == pytest.approx(got[0].item(), rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Def. 3.1 neighbourhoods
+# ---------------------------------------------------------------------------------------------
+
+
+def brute_force_sims(emb: torch.Tensor) -> torch.Tensor:
+    unit = F.normalize(emb.double(), dim=-1)
+    sims = unit @ unit.T
+    sims.fill_diagonal_(-math.inf)
+    return sims
+
+
+def brute_force_topk(emb: torch.Tensor, k: int) -> torch.Tensor:
+    return brute_force_sims(emb).topk(k, dim=-1).indices
+
+
+def test_neighbor_index_exact_matches_brute_force():
+    emb = torch.randn(300, 16, generator=torch.Generator().manual_seed(5))
+    emb[7] = emb[3] * 2.5  # same direction: each is the other's nearest neighbour
+    index = NeighborIndex(emb, 10)
+    assert not index.uses_hnsw
+    expected = brute_force_topk(emb, 10)
+    got = index.neighbors(torch.tensor([3, 7, 0, 299]))
+    assert got.shape == (4, 10)
+    assert got[0, 0] == 7 and got[1, 0] == 3
+    assert torch.equal(got, expected[[3, 7, 0, 299]])
+    table = index.table()
+    sims = brute_force_sims(emb)
+    # Same cosines in the same order everywhere (3 and 7 tie exactly, so compare similarities)
+    torch.testing.assert_close(sims.gather(1, table), sims.gather(1, expected), rtol=0, atol=1e-6)
+    no_tie = ~((expected == 3) | (expected == 7)).any(dim=1)
+    assert torch.equal(table[no_tie], expected[no_tie])
+    assert not (table == torch.arange(300)[:, None]).any()
+
+
+def test_neighbor_index_hnsw_recall():
+    emb = torch.randn(3000, 32, generator=torch.Generator().manual_seed(6))
+    index = NeighborIndex(emb, 10, hnsw_above=1000)
+    assert index.uses_hnsw
+    queries = torch.arange(0, 3000, 7)
+    got = index.neighbors(queries)
+    expected = brute_force_topk(emb, 10)[queries]
+    hits = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(got, expected, strict=True))
+    assert hits / expected.numel() >= 0.9
+    assert not (got == queries[:, None]).any()
+
+
+def test_neighbor_cache_builds_once_per_matrix():
+    clear_neighbor_cache()
+    emb = torch.randn(60, 8)
+    a = get_neighbor_index(emb, 5)
+    assert get_neighbor_index(emb, 5) is a
+    assert get_neighbor_index(emb, 6) is not a
+    assert get_neighbor_index(emb, 5, key="surrogate-x") is get_neighbor_index(emb.clone(), 5, key="surrogate-x")
+    emb.mul_(2.0)  # in-place edit: the identity-keyed entry must be rebuilt
+    assert get_neighbor_index(emb, 5) is not a
+    clear_neighbor_cache()
+
+
+# ---------------------------------------------------------------------------------------------
+# The batched forward on the tiny model
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, tokenizer = build_tiny_model()
+    return model, tokenizer
+
+
+def dialogue_turns():
+    sys = {"role": "system", "content": "You are a helpful negotiation assistant."}
+    q1 = {"role": "user", "content": "The bicycle costs nine hundred dollars. Is that fair?"}
+    a1 = "It is a bit high; offer seven hundred and see what they say."
+    q2 = {"role": "user", "content": "They said eight hundred."}
+    a2 = "Accept eight hundred if the bicycle is in good shape."
+    other = [{"role": "user", "content": "Solve 2x + 3 = 9 step by step."}]
+    return [
+        ([sys, q1], a1),
+        ([sys, q1, {"role": "assistant", "content": a1}, q2], a2),
+        (other, "Subtract three from both sides, then divide by two: x = 3."),
+    ]
+
+
+def per_turn_reference(model, tokenizer, turns, prompt, cfg):
+    """One unpadded full-logits forward per turn, then the pure Eq. 2 / H_tail functions."""
+    emb = model.get_input_embeddings().weight
+    sem, ent = [], []
+    for messages, answer in turns:
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ctx = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ans = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor(ctx + ans)
+        x = torch.cat([prompt, emb[ids]], dim=0)[None]
+        logits = model(inputs_embeds=x).logits[0]
+        rows = logits[prompt.shape[0] + len(ctx) - 1 : prompt.shape[0] + len(ctx) - 1 + len(ans)]
+        kw = dict(neighbors_k=cfg.neighbors_k, tau=cfg.tau, lambda_exp=cfg.lambda_exp, top_m=cfg.top_m)
+        sem.append(semantic_divergence_loss(rows, torch.tensor(ans), emb, **kw))
+        ent.append(tail_entropy(rows, cfg.tail_k))
+    return torch.stack(sem), torch.stack(ent)
+
+
+def test_batched_scores_match_per_turn_forward(tiny):
+    model, tokenizer = tiny
+    turns = dialogue_turns()
+    cfg = MiningConfig(neighbors_k=6, top_m=20, tau=0.6, lambda_exp=1.5, tail_k=3)
+    batch = encode_turns(tokenizer, turns)
+    assert batch.input_ids.shape[0] == 2  # turn 0 is a token prefix of turn 1: hosted there
+    assert len(batch.turn_ids) == 3
+    emb = model.get_input_embeddings().weight
+    nb_ids, s_tau = neighbourhood(batch.row_target, emb, None, cfg.neighbors_k, cfg.tau)
+    prompts = torch.randn(2, 4, emb.shape[1], generator=torch.Generator().manual_seed(0)) * 0.5
+    norm = model.model.norm.weight
+    saved = norm.detach().clone()
+    try:
+        with torch.no_grad():
+            norm.mul_(8.0)  # sharper, position-dependent distributions make the check discriminative
+            scores = score_prompts(model, batch, prompts, config=cfg, nb_ids=nb_ids, s_tau=s_tau)
+            for c in range(2):
+                sem, ent = per_turn_reference(model, tokenizer, turns, prompts[c], cfg)
+                torch.testing.assert_close(scores.sem_exp[c], sem, rtol=1e-4, atol=1e-6)
+                torch.testing.assert_close(scores.h_tail[c], ent, rtol=1e-4, atol=1e-6)
+    finally:
+        with torch.no_grad():
+            norm.copy_(saved)
+    assert not torch.allclose(scores.sem_exp[0], scores.sem_exp[1], rtol=1e-3)  # the prompt matters
+    assert not torch.allclose(scores.h_tail[0], scores.h_tail[1], rtol=1e-3)
+
+
+def test_gradient_reaches_prompt_only(tiny):
+    model, tokenizer = tiny
+    cfg = MiningConfig(neighbors_k=5, top_m=10)
+    batch = encode_turns(tokenizer, dialogue_turns())
+    emb = model.get_input_embeddings().weight
+    nb_ids, s_tau = neighbourhood(batch.row_target, emb, None, cfg.neighbors_k, cfg.tau)
+    prompts = (torch.randn(2, 4, emb.shape[1]) * cfg.init_std).requires_grad_(True)
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    from soma_engine.miner import _Frozen
+
+    with _Frozen(model):
+        scores = score_prompts(model, batch, prompts, config=cfg, nb_ids=nb_ids, s_tau=s_tau)
+        j = mining_objective(scores.sem_exp, scores.h_tail, prompts, beta=cfg.beta, lambda_p=cfg.lambda_p)
+        j.sum().backward()
+    assert all(p.grad is None for p in model.parameters())
+    assert prompts.grad is not None and prompts.grad.abs().sum() > 0
+    assert all(prompts.grad[c].abs().sum() > 0 for c in range(2))
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == flags  # restored
+
+
+# ---------------------------------------------------------------------------------------------
+# mine(), hardness, probes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_hardness_ranks_reproduced_turn_below_unlikely_turn():
+    # A fresh tiny model made confident (sharper logits): its own greedy answer is what it
+    # reproduces; a random answer is one it does not.
+    model, tokenizer = build_tiny_model(seed=1)
+    with torch.no_grad():
+        model.model.norm.weight.mul_(20.0)
+    ctx_a = [{"role": "user", "content": "Hello, how are you today?"}]
+    ctx_b = [{"role": "user", "content": "Plan a trip to Lisbon."}]
+    enc = tokenizer.apply_chat_template(ctx_a, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    out = model.generate(**enc, max_new_tokens=10, do_sample=False)
+    greedy = tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert greedy
+    turns = [(ctx_a, greedy), (ctx_b, "pirate chemistry gardening football pastries")]
+    cfg = MiningConfig(candidates=2, steps=3, neighbors_k=5, top_m=20)
+    result = mine(model, tokenizer, turns, cfg, seed=0)
+    r_a, r_b = result.hardness
+    assert 0.0 < r_a < r_b <= 1.0
+    # The literal Eq. 2 value orders them the other way: it measures agreement, which is why
+    # the hardness is exp(-L_sem_exp) (module docstring).
+    assert result.unlikelihood[:, 0].min() > result.unlikelihood[:, 1].min()
+
+
+def test_mine_smoke(tiny):
+    model, tokenizer = tiny
+    turns = dialogue_turns()[1:]
+    cfg = MiningConfig(candidates=2, steps=3, soft_len=5, neighbors_k=5, top_m=10)
+    calls = []
+    result = mine(model, tokenizer, turns, cfg, seed=3, progress=lambda s, t: calls.append((s, t)))
+    d = model.get_input_embeddings().weight.shape[1]
+    assert len(result.hardness) == 2 and all(0.0 < r <= 1.0 for r in result.hardness)
+    assert result.prompts.shape == (2, 5, d)
+    assert len(result.losses) == 3 and all(len(row) == 2 for row in result.losses)
+    assert len(result.verbalized) == 2 and all(len(v) == 5 for v in result.verbalized)
+    assert all(isinstance(s, str) for v in result.verbalized for s in v)
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert result.unlikelihood.shape == (2, 2) and result.best_candidate[0] in (0, 1)
+    assert {"neighbors", "optimization", "evaluation", "total"} <= result.timings.keys()
+    assert all(p.requires_grad for p in model.parameters())  # freezing is undone
+    again = mine(model, tokenizer, turns, cfg, seed=3)
+    assert torch.equal(again.prompts, result.prompts)  # seeded
+    empty = mine(model, tokenizer, [(turns[0][0], "")], cfg)
+    assert empty.hardness == [0.0] and empty.best_candidate == [-1]
+
+
+def test_mining_decreases_objective(tiny):
+    model, tokenizer = tiny
+    cfg = MiningConfig(candidates=2, steps=12, soft_len=4, lr=0.05, init_std=0.5, neighbors_k=5, top_m=10)
+    result = mine(model, tokenizer, dialogue_turns(), cfg, seed=0)
+    for c in range(2):
+        assert result.losses[-1][c] < result.losses[0][c]
+
+
+def test_verbalize_returns_nearest_tokens(tiny):
+    model, tokenizer = tiny
+    emb = model.get_input_embeddings().weight.detach()
+    ids = [300, 42, 77]
+    prompt = emb[ids] * 3.0 + 1e-4  # same direction as the token rows
+    assert verbalize(prompt, emb, tokenizer) == [tokenizer.decode([i]) for i in ids]
+    special = emb[[tokenizer.pad_token_id]]
+    assert verbalize(special, emb, tokenizer) != [tokenizer.decode([tokenizer.pad_token_id])]
+
+
+def test_probe_cases_respect_budget_and_prepend_probe(tiny):
+    model, tokenizer = tiny
+    turns = dialogue_turns()
+    cfg = MiningConfig(candidates=2, steps=1, soft_len=3, neighbors_k=5, top_m=10)
+    result = mine(model, tokenizer, turns, cfg)
+    seen = []
+
+    def teacher(messages):
+        seen.append(messages)
+        if len(seen) == 2:
+            raise RuntimeError("teacher down")
+        return "probe answer"
+
+    cases, n_calls = probe_cases(result, turns, teacher, budget=2)
+    assert n_calls == 2 and len(seen) == 2 and len(cases) == 1
+    hardest = max(range(3), key=lambda t: result.hardness[t])
+    probe = result.verbalized_text(result.best_candidate[hardest]).strip()
+    assert seen[0][-1]["content"] == f"{probe}\n\n{turns[hardest][0][-1]['content']}"
+    assert turns[hardest][0][-1]["content"] != seen[0][-1]["content"]  # the input is not mutated
+    assert cases[0] == (seen[0], "probe answer")
+    assert probe_cases(result, turns, teacher, budget=0) == ([], 0)
