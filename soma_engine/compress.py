@@ -188,7 +188,7 @@ def compress_context(
     if not turns:
         return list(messages)
     current, previous = turns[-1], turns[:-1]
-    keep = previous[len(previous) - recent_turns :] if recent_turns > 0 else []
+    keep = previous[max(0, len(previous) - recent_turns) :] if recent_turns > 0 else []
     older = previous[: len(previous) - len(keep)]
     focus = " ".join(m.content for t in [*keep, current] for m in t)
     summary = extractive_summary(older, focus, summary_tokens, count_tokens)

@@ -153,6 +153,8 @@ def _parse_env_value(value: str) -> Any:
 def _merge(base: dict[str, Any], top: dict[str, Any], source: str, sources: dict[str, str], prefix: str = "") -> None:
     for key, value in top.items():
         dotted = f"{prefix}{key}"
+        if isinstance(value, BaseModel):  # gate=GateConfig(...): only the fields it sets, like a dict
+            value = value.model_dump(exclude_unset=True)
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             _merge(base[key], value, source, sources, f"{dotted}.")
         else:

@@ -25,7 +25,7 @@ from .adapters import AdapterRef, CorruptAdapter
 from .compress import compress_context
 from .config import ConfigError, SomaConfig
 from .encoder import Encoder
-from .jobs import JobRunner, locality_text, run_adaptation
+from .jobs import JobRunner, locality_text
 from .models import resolve_encoder, resolve_surrogate, soma_home
 from .session import SessionState, SessionStore, open_store
 from .surrogate import Generation, SurrogateError, SurrogateRuntime
@@ -255,7 +255,7 @@ class SomaEngine:
 
     def _start_adaptation(self, key: SessionKey, teacher: Teacher | None) -> None:
         if self.config.adaptation == "inline":
-            run_adaptation(self, key, teacher)
+            self.jobs.run_now(key, teacher)
         else:
             self.jobs.submit(key, teacher)
 
@@ -362,6 +362,11 @@ class SomaEngine:
     def _record_surrogate(self, route: Route, ref: AdapterRef, gen: Generation, audit: Teacher | None) -> Reply:
         if not gen.text.strip():
             raise SurrogateError("the surrogate produced an empty answer")
+        if route.validate is not None:
+            try:
+                route.validate(gen.text)
+            except Exception as exc:
+                raise SurrogateError(f"invalid surrogate output: {exc}") from exc
         latency = (time.perf_counter() - route.started) * 1000
         usage = Usage(gen.input_tokens, gen.output_tokens)
         with self.store.session(route.key, self.config.session_ttl) as st:

@@ -186,9 +186,7 @@ def turns_needed(epsilon: float, delta: float, target_delta_hat: float = 1.0) ->
     if not (math.isfinite(target) and target <= 1.0):
         raise ValueError(f"target_delta_hat must be <= 1 (X_j <= 1), got {target_delta_hat}")
     if target <= eps:
-        raise ValueError(
-            f"unreachable: target_delta_hat={target} <= epsilon={eps}; no batch size passes"
-        )
+        raise ValueError(f"unreachable: target_delta_hat={target} <= epsilon={eps}; no batch size passes")
     sq = (target - eps) ** 2
     raw = 2.0 * math.log(1.0 / delta) / sq if sq > 0.0 else math.inf
     if not math.isfinite(raw):
@@ -439,9 +437,7 @@ class LocalityModel:
         self.rel_std_floor = float(rel_std_floor)
         emb = self._check_rows(embeddings, dim=None)
         if emb.shape[0] < 2:
-            raise ValueError(
-                f"LocalityModel needs >= 2 warm embeddings to calibrate, got {emb.shape[0]}"
-            )
+            raise ValueError(f"LocalityModel needs >= 2 warm embeddings to calibrate, got {emb.shape[0]}")
         self._emb = emb
         self._refresh()
 
@@ -508,9 +504,7 @@ class LocalityModel:
         nn = float(1.0 - np.clip(self._emb @ u, -1.0, 1.0).max())
         z = (nn - self.mu) / self.sigma_eff
         ok = d_c <= self.threshold and z <= self.z_max
-        borderline = (
-            abs(z - self.z_max) <= self.border_z or abs(d_c - self.threshold) <= self.border_abs
-        )
+        borderline = abs(z - self.z_max) <= self.border_z or abs(d_c - self.threshold) <= self.border_abs
         margin = min(self.threshold - d_c, self.nn_bound - nn)
         return LocalityScore(d_c, nn, float(z), bool(ok), bool(borderline), float(margin))
 

@@ -97,11 +97,12 @@ class JobRunner:
             fut = self._active.get(key.digest)
             if fut is not None and not fut.done():
                 return None
-            fut = self._pool.submit(self._run_safely, key, teacher)
+            fut = self._pool.submit(self.run_now, key, teacher)
             self._active[key.digest] = fut
             return fut
 
-    def _run_safely(self, key: SessionKey, teacher: Callable[..., Any] | None) -> None:
+    def run_now(self, key: SessionKey, teacher: Callable[..., Any] | None = None) -> None:
+        """Run the job here; a failure leaves the session on the teacher (``rejected``)."""
         try:
             run_adaptation(self.engine, key, teacher)
         except Exception as exc:

@@ -246,7 +246,7 @@ class SurrogateRuntime:
         import torch
 
         model = self.model
-        with torch.inference_mode(), self.use(ref):
+        with self.use(ref), torch.inference_mode():  # load adapters outside inference mode
             model.eval()
             return model.generate(**kwargs)
 

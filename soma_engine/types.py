@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Any, Literal
 
@@ -74,7 +74,12 @@ def normalize_messages(messages: Iterable[Any]) -> list[Message]:
     non_text = False
     for i, m in enumerate(messages):
         if isinstance(m, Message):
-            out.append(m)
+            role = ROLE_ALIASES.get(m.role.lower(), m.role.lower()) if isinstance(m.role, str) else None
+            if role not in ROLES:
+                raise ValueError(f"message {i} has unknown role {m.role!r}; expected one of {', '.join(ROLES)}")
+            if not isinstance(m.content, str):
+                raise ValueError(f"message {i} content must be text")
+            out.append(m if role == m.role else replace(m, role=role))
             continue
         if isinstance(m, Mapping):
             role, content = m.get("role"), m.get("content")
@@ -165,8 +170,9 @@ def hash_id(*parts: str) -> str:
 def fingerprint(messages: list[Message]) -> str:
     """Session id of last resort: the conversation's opening (system prompt + first user
     message), so every later turn of the same conversation maps to the same session."""
-    system = "\n".join(m.content for m in messages if m.role == "system")
-    first_user = next((m.content for m in messages if m.role == "user"), "")
+    first = next((i for i, m in enumerate(messages) if m.role == "user"), len(messages))
+    system = "\n".join(m.content for m in messages[:first] if m.role == "system")  # the opening's only
+    first_user = messages[first].content if first < len(messages) else ""
     return "fp-" + hash_id(system, first_user)[:32]
 
 
@@ -231,6 +237,9 @@ class Route:
     drift: dict[str, Any] | None = None  # drift monitor state after this turn's locality check
     raw: Any = None  # the caller's messages when they hold non-text parts (teacher only)
     started: float = field(default_factory=time.perf_counter)
+    # Called with the surrogate's text before the turn is recorded; raising (bad tool call,
+    # invalid structured output) turns the answer into a SurrogateError: the teacher serves.
+    validate: Callable[[str], Any] | None = None
 
     @property
     def teacher_messages(self) -> Any:

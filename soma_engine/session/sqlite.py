@@ -96,7 +96,7 @@ class SQLiteStore:
             cur = db.execute(
                 "INSERT INTO locks(key, owner, expires) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET owner=excluded.owner, expires=excluded.expires "
-                "WHERE locks.expires < ?",
+                "WHERE locks.expires < ? OR locks.owner = excluded.owner",  # ours: the thread lock guards it
                 (key, self._owner, now + self.lease_seconds, now),
             )
             if cur.rowcount == 1:
@@ -131,6 +131,12 @@ class SQLiteStore:
         pending, state.pending = state.pending, []
         db.execute("BEGIN IMMEDIATE")
         try:
+            if release:
+                # Fencing: if our lease expired and another process took the session, our
+                # state is stale; writing it would silently undo that process's turns.
+                cur = db.execute("DELETE FROM locks WHERE key=? AND owner=?", (state.key, self._owner))
+                if cur.rowcount != 1:
+                    raise LockTimeout(f"lease on session {state.key[:12]}... was lost; state not written")
             db.execute(
                 "INSERT INTO sessions(key, namespace, agent, phase, expires, updated, state) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
@@ -141,8 +147,6 @@ class SQLiteStore:
                 "INSERT OR REPLACE INTO turns(key, turn, record) VALUES (?, ?, ?)",
                 [(state.key, r.turn, json.dumps(r.to_dict())) for r in pending],
             )
-            if release:
-                db.execute("DELETE FROM locks WHERE key=? AND owner=?", (state.key, self._owner))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
