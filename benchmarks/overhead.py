@@ -41,7 +41,10 @@ def main() -> None:
     engine = SomaEngine(config=SomaConfig(warm_window=64, session_ttl=3600), store=f"sqlite:///{tmp / 'soma.db'}")
     base = [{"role": "system", "content": "You are a helpful assistant."}]
     for i in range(args.history // 2):
-        base += [{"role": "user", "content": f"Question {i} about the topic?"}, {"role": "assistant", "content": "An answer."}]
+        base += [
+            {"role": "user", "content": f"Question {i} about the topic?"},
+            {"role": "assistant", "content": "An answer."},
+        ]
 
     direct, via = [], []
     for t in range(args.turns):
@@ -56,7 +59,7 @@ def main() -> None:
         assert reply.served_by == "teacher"
     engine.close()
     warm = slice(min(50, args.turns // 10), None)  # drop connection set-up
-    added = [v - d for v, d in zip(via[warm], direct[warm])]
+    added = [v - d for v, d in zip(via[warm], direct[warm], strict=True)]
     result = {
         "benchmark": "teacher_path_overhead",
         "store": "sqlite",
