@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 sessions_app = typer.Typer(help="Inspect and manage stored sessions.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
+adapters_app = typer.Typer(help="Inspect and delete session adapters.", no_args_is_help=True)
+app.add_typer(adapters_app, name="adapters")
 console = Console()
 
 
@@ -39,11 +41,12 @@ def demo(
     from .config import SomaConfig
     from .demo import CONVERSATION, TurnRow, run_demo
     from .engine import SomaEngine
+    from .surrogate import SurrogateRuntime
     from .types import Usage
 
     overrides: dict[str, Any] = {"max_new_tokens": 48}
     if quick:
-        overrides |= {"lora": {"steps": 10, "batch_size": 2, "max_seq_len": 384}}
+        overrides = {"max_new_tokens": 32, "lora": {"steps": 6, "batch_size": 1, "max_seq_len": 256}}
     try:
         cfg = SomaConfig.load(**overrides)
         engine = SomaEngine(config=cfg, store=store, namespace="demo")
@@ -57,8 +60,13 @@ def demo(
         f"{len(CONVERSATION)} turns, warm window W={cfg.warm_window}. Loading models (first run converts SmolLM2)…"
     )
 
+    # The stand-in teacher is its own copy of the base model (with its own worker), so it
+    # competes with adaptation for the CPU as a remote teacher would not, but never waits
+    # in the surrogate's queue.
+    stand_in = SurrogateRuntime(None, resolve=engine.surrogate.model_path_resolver, device=cfg.device)
+
     def teacher(messages: list[Any]) -> tuple[str, Usage]:
-        gen = engine.surrogate.generate(messages, None, max_new_tokens=cfg.max_new_tokens, temperature=0.7)
+        gen = stand_in.generate(messages, None, max_new_tokens=cfg.max_new_tokens, temperature=0.7)
         return gen.text, Usage(gen.input_tokens, gen.output_tokens)
 
     table = Table("turn", "served by", "phase", "latency ms", "teacher tok", "surrogate tok", "locality", "note")
@@ -86,6 +94,7 @@ def demo(
         )
     finally:
         engine.close()
+        stand_in.close()
     console.print(table)
     path = report.write(out)
     console.print(
@@ -156,6 +165,56 @@ def sessions_list(
     console.print(table)
 
 
+@sessions_app.command("show")
+def sessions_show(
+    session_id: str,
+    store: Annotated[str | None, typer.Option(help="store URL (default: user cache)")] = None,
+    namespace: Annotated[str, typer.Option()] = "default",
+    agent: Annotated[str, typer.Option()] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One session: phase, counters, gate decisions and its turns."""
+    engine = _engine(store, namespace)
+    try:
+        view = engine.session(session_id, agent=agent)
+    except KeyError:
+        _fail(f"no session {session_id!r} in namespace {namespace!r}")
+    finally:
+        engine.close()
+    if as_json:
+        data = {
+            "session_id": view.session_id,
+            "namespace": view.namespace,
+            "agent": view.agent,
+            "phase": view.phase.value,
+            "adapter_id": view.adapter_id,
+            "metrics": view.metrics,
+            "decisions": view.decisions,
+            "turns": [{k: v for k, v in t.to_dict().items() if k != "messages"} for t in view.turns],
+        }
+        typer.echo(json.dumps(data, indent=1, default=str))
+        return
+    console.print(
+        f"[bold]{view.session_id}[/bold] ({view.namespace}) phase={view.phase.value} adapter={view.adapter_id}"
+    )
+    counters = Table("counter", "value")
+    for k, v in view.metrics.items():
+        counters.add_row(k, str(round(v, 2) if isinstance(v, float) else v))
+    console.print(counters)
+    turns = Table("turn", "served by", "phase", "latency ms", "in", "out", "query")
+    for t in view.turns:
+        turns.add_row(
+            str(t.turn),
+            t.served_by,
+            t.phase,
+            f"{t.latency_ms:.0f}",
+            str(t.input_tokens),
+            str(t.output_tokens),
+            t.query[:50],
+        )
+    console.print(turns)
+
+
 @sessions_app.command("delete")
 def sessions_delete(
     session_id: str,
@@ -178,6 +237,55 @@ def sessions_purge(store: Annotated[str | None, typer.Option()] = None) -> None:
     n = engine.purge_expired()
     engine.close()
     console.print(f"purged {n} expired session(s)")
+
+
+@adapters_app.command("list")
+def adapters_list(
+    store: Annotated[str | None, typer.Option(help="store URL (default: user cache)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Adapters on disk, with their session, version and parent (lineage)."""
+    engine = _engine(store, "default")
+    refs = engine.adapters.list()
+    engine.close()
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in refs], indent=1))
+        return
+    table = Table("adapter", "namespace", "session", "version", "parent", "size KiB")
+    for r in refs:
+        table.add_row(
+            r.adapter_id[:16],
+            r.namespace[:12],
+            r.session[:12],
+            str(r.version),
+            (r.parent or "")[:16],
+            f"{r.size_bytes / 1024:.0f}",
+        )
+    console.print(table)
+
+
+@adapters_app.command("show")
+def adapters_show(adapter_id: str, store: Annotated[str | None, typer.Option()] = None) -> None:
+    """Metadata of one adapter (prefix of its id is enough)."""
+    engine = _engine(store, "default")
+    matches = [r for r in engine.adapters.list() if r.adapter_id.startswith(adapter_id)]
+    engine.close()
+    if len(matches) != 1:
+        _fail(f"{len(matches)} adapters match {adapter_id!r}; give more of the id")
+    typer.echo(json.dumps(matches[0].to_dict(), indent=1))
+
+
+@adapters_app.command("delete")
+def adapters_delete(adapter_id: str, store: Annotated[str | None, typer.Option()] = None) -> None:
+    """Delete one adapter (sessions using it fall back to the teacher and re-adapt)."""
+    engine = _engine(store, "default")
+    matches = [r for r in engine.adapters.list() if r.adapter_id.startswith(adapter_id)]
+    if len(matches) == 1:
+        engine.adapters.delete(matches[0])
+    engine.close()
+    if len(matches) != 1:
+        _fail(f"{len(matches)} adapters match {adapter_id!r}; give more of the id")
+    console.print(f"deleted adapter {matches[0].adapter_id}")
 
 
 def main() -> None:

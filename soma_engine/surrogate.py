@@ -87,6 +87,9 @@ class SurrogateRuntime:
                 raise ValueError("no surrogate model given")
         return self._model_path
 
+    def model_path_resolver(self) -> str:
+        return self.model_path
+
     @property
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
