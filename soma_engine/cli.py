@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 app = typer.Typer(
@@ -88,10 +89,20 @@ def demo(
         )
 
     session_id = f"demo-{uuid.uuid4().hex[:8]}"
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console)
+    tasks: dict[str, TaskID] = {}
+
+    def on_progress(stage: str, step: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(f"adaptation: {stage}", total=total)
+        progress.update(tasks[stage], completed=step, total=total)
+
+    engine.on_progress = on_progress
     try:
-        report = run_demo(
-            engine, teacher, session_id=session_id, on_turn=on_turn, count_tokens=engine.surrogate.count_tokens
-        )
+        with progress:
+            report = run_demo(
+                engine, teacher, session_id=session_id, on_turn=on_turn, count_tokens=engine.surrogate.count_tokens
+            )
     finally:
         engine.close()
         stand_in.close()

@@ -78,6 +78,32 @@ class DemoReport:
         out.mkdir(parents=True, exist_ok=True)
         path = out / "report.json"
         path.write_text(json.dumps(self.to_dict(), indent=1))
+        self.plot(out / "tokens.png")
+        return path
+
+    def plot(self, path: Path) -> Path:
+        """Per-turn tokens, coloured by who served each turn."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        turns = [r.turn for r in self.turns]
+        teacher = [r.teacher_tokens for r in self.turns]
+        local = [r.surrogate_tokens for r in self.turns]
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        ax.bar(turns, teacher, color="#3b7dd8", label="teacher tokens (billed)")
+        ax.bar(turns, local, color="#4caf50", label="surrogate tokens (local)")
+        for r in self.turns:
+            if "rolled back" in r.reason:
+                ax.axvline(r.turn, color="#d84b3b", linestyle="--", linewidth=1)
+        ax.set_xlabel("turn")
+        ax.set_ylabel("tokens (input + output)")
+        ax.set_title(f"SOMA demo: {self.tokens_saved:.0%} of teacher tokens saved")
+        ax.legend(loc="upper right")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
         return path
 
 

@@ -88,6 +88,8 @@ class SomaEngine:
         self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(resolve=lambda: resolve_encoder(encoder))
         self.jobs = JobRunner(self)
         self._audits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soma-audit")
+        # Optional hook for progress bars: on_progress(stage, step, total), stage "mining" | "lora".
+        self.on_progress: Callable[[str, int, int], None] | None = None
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         self._closed = False

@@ -151,8 +151,15 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
             init = engine.adapters.load(parent)[0]
         except CorruptAdapter:
             parent = None
+    hook = engine.on_progress
     result = train_adapter(
-        engine.surrogate, plan.train, [], cfg.lora, name=f"train{uuid.uuid4().hex[:8]}", init_tensors=init
+        engine.surrogate,
+        plan.train,
+        [],
+        cfg.lora,
+        name=f"train{uuid.uuid4().hex[:8]}",
+        init_tensors=init,
+        progress=(lambda step, total: hook("lora", step, total)) if hook else None,
     )
     ref = engine.adapters.save(
         result.tensors,
