@@ -116,6 +116,38 @@ def demo(
     )
 
 
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option("--quick/--full", help="reduced sizes (default) or the full runs")] = True,
+    only: Annotated[list[str] | None, typer.Option(help="run only these benchmarks (file stems)")] = None,
+    out: Annotated[Path, typer.Option(help="folder for the JSON results")] = Path("benchmarks/results"),
+) -> None:
+    """Run the scripts in benchmarks/ and print one table of their headline figures."""
+    import subprocess
+
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    if not folder.is_dir():
+        folder = Path("benchmarks")
+    scripts = sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))
+    if only:
+        scripts = [p for p in scripts if p.stem in only]
+    if not scripts:
+        _fail(f"no benchmark scripts found in {folder} (run from a checkout of the project)")
+    table = Table("benchmark", "figure", "value")
+    for script in scripts:
+        target = out / f"{script.stem}.json"
+        console.print(f"running {script.name}…")
+        cmd = [sys.executable, str(script), "--out", str(target), *(["--quick"] if quick else [])]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not target.exists():
+            table.add_row(script.stem, "[red]failed[/red]", (proc.stderr.strip().splitlines() or ["?"])[-1][:80])
+            continue
+        summary = json.loads(target.read_text()).get("summary", {})
+        for key, value in summary.items():
+            table.add_row(script.stem, key, str(value))
+    console.print(table)
+
+
 @app.command("config")
 def show_config(
     file: Annotated[Path | None, typer.Option(help="a TOML or YAML config file")] = None,
