@@ -32,19 +32,27 @@ def _fail(message: str) -> None:
 
 @app.command()
 def demo(
-    quick: Annotated[
-        bool, typer.Option("--quick", help="fewer training steps; finishes in a few minutes on CPU")
-    ] = False,
-    out: Annotated[Path, typer.Option(help="where report.json is written")] = Path("soma-demo"),
+    quick: Annotated[bool, typer.Option("--quick", help="short adaptation; about 3 minutes on a 2-core CPU")] = False,
+    teacher: Annotated[
+        str | None,
+        typer.Option(help="provider:model for init_chat_model (e.g. openai:gpt-4o-mini); default: local stand-in"),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="folder for report.json and tokens.png")] = Path("soma-demo"),
     store: Annotated[str | None, typer.Option(help="store URL, e.g. sqlite:///path.db (default: user cache)")] = None,
+    think_time: Annotated[
+        float, typer.Option(help="seconds of user 'think time' between turns, used by background adaptation")
+    ] = 10.0,
 ) -> None:
-    """Run the bundled 16-turn conversation through SOMA on the embedded defaults."""
+    """Run the bundled 16-turn conversation through SomaChatModel on the embedded defaults."""
     from .config import SomaConfig
     from .demo import CONVERSATION, TurnRow, run_demo
     from .engine import SomaEngine
-    from .surrogate import SurrogateRuntime
-    from .types import Usage
 
+    try:
+        from soma_integrations.demo import chat_function, make_teacher
+        from soma_integrations.langchain import SomaChatModel
+    except ImportError as exc:
+        _fail(f"the demo needs the LangChain integration: {exc}")
     overrides: dict[str, Any] = {"max_new_tokens": 48}
     if quick:
         overrides = {"max_new_tokens": 32, "lora": {"steps": 6, "batch_size": 1, "max_seq_len": 256}}
@@ -53,22 +61,11 @@ def demo(
         engine = SomaEngine(config=cfg, store=store, namespace="demo")
     except ValueError as exc:
         _fail(str(exc))
-    console.print(
-        "[bold]SOMA demo[/bold] — teacher: [yellow]a local stand-in[/yellow] (the bundled SmolLM2 base model, "
-        "given the full history); surrogate: SmolLM2 + a session LoRA, given the compressed context."
-    )
-    console.print(
-        f"{len(CONVERSATION)} turns, warm window W={cfg.warm_window}. Loading models (first run converts SmolLM2)…"
-    )
-
-    # The stand-in teacher is its own copy of the base model (with its own worker), so it
-    # competes with adaptation for the CPU as a remote teacher would not, but never waits
-    # in the surrogate's queue.
-    stand_in = SurrogateRuntime(None, resolve=engine.surrogate.model_path_resolver, device=cfg.device)
-
-    def teacher(messages: list[Any]) -> tuple[str, Usage]:
-        gen = stand_in.generate(messages, None, max_new_tokens=cfg.max_new_tokens, temperature=0.7)
-        return gen.text, Usage(gen.input_tokens, gen.output_tokens)
+    teacher_model, teacher_note = make_teacher(teacher, engine, cfg.max_new_tokens)
+    session_id = f"demo-{uuid.uuid4().hex[:8]}"
+    model = SomaChatModel(teacher=teacher_model, engine=engine)
+    console.print(f"[bold]SOMA demo[/bold] — {len(CONVERSATION)} turns, warm window W={cfg.warm_window}.")
+    console.print(f"[yellow]{teacher_note}[/yellow]. Surrogate: SmolLM2 + a session LoRA, on the compressed context.")
 
     table = Table("turn", "served by", "phase", "latency ms", "teacher tok", "surrogate tok", "locality", "note")
 
@@ -88,7 +85,6 @@ def demo(
             f"turn {row.turn:>2} [{color}]{row.served_by:>9}[/{color}] {row.latency_ms:>7.0f} ms  {row.text[:70]!r}"
         )
 
-    session_id = f"demo-{uuid.uuid4().hex[:8]}"
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console)
     tasks: dict[str, TaskID] = {}
 
@@ -101,18 +97,26 @@ def demo(
     try:
         with progress:
             report = run_demo(
-                engine, teacher, session_id=session_id, on_turn=on_turn, count_tokens=engine.surrogate.count_tokens
+                chat_function(model, session_id),
+                engine,
+                session_id=session_id,
+                on_turn=on_turn,
+                count_tokens=engine.surrogate.count_tokens,
+                settle=think_time,
             )
     finally:
         engine.close()
-        stand_in.close()
+        close = getattr(teacher_model, "close", None)
+        if close:
+            close()
+    report.teacher_is_stand_in = "stand-in" in teacher_note
     console.print(table)
     path = report.write(out)
     console.print(
         f"teacher tokens {report.teacher_tokens} vs {report.teacher_only_tokens} teacher-only "
-        f"([bold]{report.tokens_saved:.0%} saved[/bold]); teacher calls {report.teacher_calls}/{len(report.turns)}; "
-        f"turns served locally {report.surrogate_turns}; rollbacks {report.rollbacks}; "
-        f"adaptation {report.adaptation_seconds:.1f}s. Report: {path}"
+        f"([bold]{report.tokens_saved:.0%} saved[/bold]); teacher calls {report.teacher_calls} of {len(report.turns)} "
+        f"turns; served locally {report.surrogate_turns}; rollbacks {report.rollbacks}; "
+        f"adaptation {report.adaptation_seconds:.1f}s. Wrote {path} and {out / 'tokens.png'}"
     )
 
 

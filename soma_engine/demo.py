@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .types import Reply
+
 SYSTEM = "You are a concise, friendly negotiation coach. Answer in two or three sentences."
 
 CONVERSATION = [
@@ -108,28 +110,33 @@ class DemoReport:
 
 
 def run_demo(
+    chat: Callable[[list[dict[str, str]]], Reply],
     engine: Any,
-    teacher: Callable[[list[Any]], Any],
     *,
     session_id: str,
     on_turn: Callable[[TurnRow], None] | None = None,
     count_tokens: Callable[[str], int] | None = None,
+    settle: float = 0.0,
 ) -> DemoReport:
-    """Play the bundled conversation through ``engine.chat``; teacher-only cost is what
-    the teacher would have read and written had it served every turn with full history."""
+    """Play the bundled conversation through ``chat`` (one turn: history -> Reply).
+
+    Teacher-only cost is what the teacher would have read and written had it served every
+    turn with the full history. ``settle`` seconds of user "think time" between turns let
+    background adaptation progress as it would between a real user's messages.
+    """
     count = count_tokens or (lambda s: max(1, len(s) // 4))
     history: list[dict[str, str]] = [{"role": "system", "content": SYSTEM}]
     report = DemoReport()
     for query in CONVERSATION:
         history.append({"role": "user", "content": query})
         started = time.perf_counter()
-        reply = engine.chat(session_id, history, teacher)
+        reply = chat(history)
         latency = (time.perf_counter() - started) * 1000
         report.teacher_only_tokens += sum(count(m["content"]) for m in history) + count(reply.text)
         row = TurnRow(
-            turn=reply.soma["turn"],
+            turn=reply.soma.get("turn", len(report.turns) + 1),
             served_by=reply.served_by,
-            phase=reply.soma["phase"],
+            phase=reply.soma.get("phase", ""),
             latency_ms=round(latency, 1),
             teacher_tokens=reply.usage.total_tokens if reply.served_by == "teacher" else 0,
             surrogate_tokens=reply.usage.total_tokens if reply.served_by == "surrogate" else 0,
@@ -141,9 +148,10 @@ def run_demo(
         if on_turn:
             on_turn(row)
         history.append({"role": "assistant", "content": reply.text})
+        if settle > 0:
+            engine.wait_idle(timeout=settle)
     engine.wait_idle()
-    view = engine.session(session_id)
-    m = view.metrics
+    m = engine.session(session_id).metrics
     report.teacher_tokens = int(
         m["teacher_input_tokens"] + m["teacher_output_tokens"] + m["audit_input_tokens"] + m["audit_output_tokens"]
     )

@@ -1,0 +1,81 @@
+"""The ``soma`` command and the demo loop (on a tiny surrogate, through SomaChatModel)."""
+
+from __future__ import annotations
+
+import json
+
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from typer.testing import CliRunner
+
+from soma_engine.cli import app
+from soma_engine.demo import CONVERSATION, run_demo
+from soma_integrations.demo import chat_function
+from soma_integrations.langchain import SomaChatModel
+
+runner = CliRunner()
+PIRATE = "Arr matey, hoist the sails and hold firm on yer price!"
+
+
+def test_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("demo", "bench", "config", "sessions", "adapters"):
+        assert command in result.output
+
+
+def test_config_reports_sources(tmp_path, monkeypatch):
+    cfg = tmp_path / "soma.toml"
+    cfg.write_text("warm_window = 6\n[gate]\nepsilon = 0.08\n")
+    monkeypatch.setenv("SOMA_RECENT_TURNS", "3")
+    result = runner.invoke(app, ["config", "--file", str(cfg), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["warm_window"] == {"value": 6, "source": f"file {cfg}"}
+    assert data["gate.epsilon"]["value"] == 0.08
+    assert data["recent_turns"] == {"value": 3, "source": "environment"}
+    assert data["lora.rank"]["source"] == "default"
+
+
+def test_bad_input_is_a_one_line_error_not_a_traceback(tmp_path):
+    cfg = tmp_path / "soma.toml"
+    cfg.write_text("warm_windw = 6\n")
+    result = runner.invoke(app, ["config", "--file", str(cfg)])
+    assert result.exit_code == 2
+    assert "unknown config key 'warm_windw'" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["sessions", "show", "nope", "--store", f"sqlite:///{tmp_path / 's.db'}"])
+    assert result.exit_code == 2 and "no session 'nope'" in result.output
+
+
+def test_demo_loop_switches_and_saves_tokens(new_engine, permissive_config, tmp_path):
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}", config=permissive_config(lora={"steps": 40, "lr": 1e-2}))
+    # The tiny surrogate cannot judge locality sensibly: accept every follow-up.
+    engine.config.gate.locality_threshold = 2.0
+    teacher = FakeListChatModel(responses=[PIRATE] * 40)
+    model = SomaChatModel(teacher=teacher, engine=engine)
+    report = run_demo(chat_function(model, "demo-test"), engine, session_id="demo-test")
+    served = [row.served_by for row in report.turns]
+    assert len(served) == len(CONVERSATION) >= 16
+    assert served[:4] == ["teacher"] * 4
+    assert served.count("surrogate") >= 6, served
+    assert report.teacher_tokens < report.teacher_only_tokens
+    assert 0 < report.tokens_saved < 1
+    path = report.write(tmp_path / "out")
+    data = json.loads(path.read_text())
+    assert data["surrogate_turns"] == served.count("surrogate")
+    assert (tmp_path / "out" / "tokens.png").stat().st_size > 1000
+
+
+def test_sessions_and_adapters_commands(new_engine, permissive_config, tmp_path):
+    store = f"sqlite:///{tmp_path / 'ops.db'}"
+    engine = new_engine(store, config=permissive_config())
+    history = [{"role": "user", "content": "Hello there"}]
+    engine.chat("ops-1", history, lambda m: PIRATE)
+    engine.close()
+    result = runner.invoke(app, ["sessions", "list", "--store", store, "--json"])
+    rows = json.loads(result.output)
+    assert [r["session_id"] for r in rows] == ["ops-1"] and rows[0]["turns"] == 1
+    result = runner.invoke(app, ["sessions", "show", "ops-1", "--store", store, "--json"])
+    assert json.loads(result.output)["turns"][0]["served_by"] == "teacher"
+    assert runner.invoke(app, ["sessions", "delete", "ops-1", "--store", store]).exit_code == 0
+    assert json.loads(runner.invoke(app, ["sessions", "list", "--store", store, "--json"]).output) == []
