@@ -335,6 +335,27 @@ def adapters_delete(adapter_id: str, store: Annotated[str | None, typer.Option()
     console.print(f"deleted adapter {matches[0].adapter_id}")
 
 
+@app.command()
+def worker(
+    store: Annotated[str, typer.Option(help="the apps' Redis store, e.g. redis://host:6379/0 (same URL and params)")],
+    surrogate: Annotated[
+        str | None, typer.Option(help="surrogate G: HF id or path; the same base model the apps serve with")
+    ] = None,
+    encoder: Annotated[str | None, typer.Option(help="encoder φ: sentence-transformers id or path")] = None,
+    burst: Annotated[bool, typer.Option("--burst", help="run the queued jobs, then exit")] = False,
+    lease: Annotated[int, typer.Option(help="seconds without a heartbeat before a job is re-queued")] = 30,
+    name: Annotated[str | None, typer.Option(help="worker name (default: random)")] = None,
+    max_jobs: Annotated[int | None, typer.Option(help="exit after this many jobs")] = None,
+) -> None:
+    """Run adaptation jobs from the queue (apps with adaptation="queue" and a Redis store)."""
+    from .queue import run_worker
+
+    try:
+        run_worker(store, surrogate=surrogate, encoder=encoder, burst=burst, lease=lease, name=name, max_jobs=max_jobs)
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+
+
 def main() -> None:
     logging.basicConfig(level=os.environ.get("SOMA_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -111,3 +111,8 @@ def new_engine(tiny_model_path: Path, shared_encoder: Any, permissive_config: An
     yield make
     for engine in made:
         engine.close()
+
+
+# A real redis-server for the Redis store and queue tests (started on a free port when none
+# is given): ``redis_url``, ``redis_prefix``. See tests/redis_fixtures.py.
+from redis_fixtures import redis_prefix, redis_url  # noqa: E402,F401
