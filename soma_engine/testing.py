@@ -63,8 +63,12 @@ def build_tiny_model(
     layers: int = 2,
     heads: int = 4,
     seed: int = 0,
+    visible_only: bool = False,
 ):
-    """A tiny causal LM and its tokenizer (``arch``: "llama" or "qwen2")."""
+    """A tiny causal LM and its tokenizer (``arch``: "llama" or "qwen2").
+
+    ``visible_only``: greedy output is always visible plain text (see :func:`make_visible_only`),
+    for tests and demos that need the surrogate's answer to be a usable turn."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
@@ -87,7 +91,25 @@ def build_tiny_model(
     model = AutoModelForCausalLM.from_config(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if visible_only:
+        make_visible_only(model, tokenizer)
     return model, tokenizer
+
+
+def make_visible_only(model, tokenizer, min_new_tokens: int = 4) -> None:
+    """Make a (random) model's greedy output always visible plain text: whitespace-only
+    tokens, special tokens other than EOS and tokens opening ``{ [ < ``` are suppressed, and
+    EOS is held back for ``min_new_tokens`` tokens. A random model otherwise often answers only
+    newlines, which the engine rightly treats as a failed turn, or text that looks like a tool
+    call."""
+    eos = tokenizer.eos_token_id
+    suppress = []
+    for i in range(len(tokenizer)):
+        piece = tokenizer.decode([i])
+        if i != eos and (not piece.strip() or piece.lstrip()[0] in "{[<`"):
+            suppress.append(i)
+    model.generation_config.suppress_tokens = suppress
+    model.generation_config.min_new_tokens = min_new_tokens
 
 
 def save_tiny_model(path: str | Path, **kwargs) -> Path:

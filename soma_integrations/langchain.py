@@ -12,11 +12,9 @@ import asyncio
 import contextvars
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.callbacks import (
@@ -52,6 +50,10 @@ from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
 from soma_engine.config import SomaConfig
 from soma_engine.engine import SomaEngine, estimate_tokens
+from soma_engine.shared import describe as _describe
+from soma_engine.shared import safe as _safe
+from soma_engine.shared import shared_engine
+from soma_engine.shared import surrogate_name as _surrogate_name
 from soma_engine.surrogate import SurrogateError
 from soma_engine.tools import StopFilter as _StopFilter
 from soma_engine.tools import (
@@ -72,9 +74,6 @@ __all__ = ["SomaChatModel", "to_soma_messages"]
 
 LC_ID_PREFIX = "lc_"
 TEACHER_TAGS = ["soma:teacher", "nostream"]  # "nostream": LangGraph streams our run, not the inner teacher run
-
-_ENGINES: dict[tuple[Any, ...], SomaEngine] = {}
-_ENGINES_LOCK = threading.Lock()
 
 
 class SomaChatModel(BaseChatModel):
@@ -314,25 +313,13 @@ class SomaChatModel(BaseChatModel):
         if self.engine is not None:
             return self.engine
         if self._engine is None or self._engine._closed:
-            key = (
-                _ident(self.surrogate),
-                _ident(self.encoder),
-                _ident(self.store),
-                self.namespace,
-                self.config.model_dump_json() if self.config is not None else None,
+            self._engine = shared_engine(
+                surrogate=self.surrogate,
+                encoder=self.encoder,
+                store=self.store,
+                namespace=self.namespace,
+                config=self.config,
             )
-            with _ENGINES_LOCK:
-                engine = _ENGINES.get(key)
-                if engine is None or engine._closed:
-                    engine = SomaEngine(
-                        config=self.config,
-                        surrogate=self.surrogate,
-                        encoder=self.encoder,
-                        store=self.store,
-                        namespace=self.namespace,
-                    )
-                    _ENGINES[key] = engine
-            self._engine = engine
         return self._engine
 
     # -- tools and structured output -----------------------------------------------------
@@ -1081,26 +1068,3 @@ def _json_mode_raw(output: dict[str, Any]) -> AIMessage:
 
 def _result(msg: AIMessage) -> ChatResult:
     return ChatResult(generations=[ChatGeneration(message=msg)])
-
-
-def _surrogate_name(engine: SomaEngine) -> str:
-    path = getattr(engine.surrogate, "_model_path", None)
-    return Path(str(path)).name if path else "soma-surrogate"
-
-
-def _ident(value: Any) -> Any:
-    return value if value is None or isinstance(value, (str, int, float, Path)) else ("id", id(value))
-
-
-def _describe(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    path = getattr(value, "_model_path", None)
-    return str(path) if path else type(value).__name__
-
-
-def _safe(fn: Callable[[], Any], default: Any) -> Any:
-    try:
-        return fn()
-    except Exception:
-        return default

@@ -48,7 +48,7 @@ from typing_extensions import TypedDict
 
 from soma_engine import SomaConfig, SomaEngine
 from soma_engine.surrogate import Generation
-from soma_engine.testing import build_tiny_model
+from soma_engine.testing import save_tiny_model
 from soma_engine.tools import (
     StopFilter,
     ToolCallError,
@@ -176,30 +176,14 @@ def _chunks(msg: AIMessage) -> Iterator[ChatGenerationChunk]:
 # ----------------------------------------------------------------------------- fixtures
 
 
-def save_plain_text_tiny_model(path: Path) -> Path:
-    """A tiny random surrogate whose greedy output is always visible plain text: whitespace-
-    only tokens, specials other than EOS and tokens opening ``{ [ < ``` are suppressed, and
-    EOS is held back for 4 tokens. (A random model otherwise often answers only newlines,
-    which the engine rightly treats as a failed turn, or text that looks like a tool call.)"""
-    model, tok = build_tiny_model()
-    suppress = []
-    for i in range(len(tok)):
-        piece = tok.decode([i])
-        if i != tok.eos_token_id and (not piece.strip() or piece.lstrip()[0] in "{[<`"):
-            suppress.append(i)
-    model.generation_config.suppress_tokens = suppress
-    model.generation_config.min_new_tokens = 4
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
 SERVING = "serving-shared"
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_plain_text_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+    # visible_only: the tiny random surrogate always answers visible plain text (never only
+    # newlines, which the engine treats as a failed turn, nor text that looks like a tool call)
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", visible_only=True)
 
 
 @pytest.fixture(scope="module")

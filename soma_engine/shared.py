@@ -1,0 +1,75 @@
+"""What the framework integrations share, whatever the framework.
+
+An integration given no engine builds one from its arguments on first use; models built
+with the same arguments (LangChain's ``SomaChatModel`` and LlamaIndex's ``SomaLLM`` alike)
+share one :class:`SomaEngine`, so they share its store connection, its surrogate's weights
+and its background jobs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .config import SomaConfig
+from .engine import SomaEngine
+
+__all__ = ["describe", "ident", "safe", "shared_engine", "surrogate_name"]
+
+_ENGINES: dict[tuple[Any, ...], SomaEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def shared_engine(
+    *,
+    surrogate: Any = None,
+    encoder: Any = None,
+    store: Any = None,
+    namespace: str = "default",
+    config: SomaConfig | None = None,
+) -> SomaEngine:
+    """The open engine built from these arguments, built now if there is none.
+
+    Strings and paths compare by value, other objects (a ``SessionStore``, an ``Encoder``)
+    by identity. A closed engine is replaced."""
+    key = (
+        ident(surrogate),
+        ident(encoder),
+        ident(store),
+        namespace,
+        config.model_dump_json() if config is not None else None,
+    )
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None or engine._closed:
+            engine = SomaEngine(config=config, surrogate=surrogate, encoder=encoder, store=store, namespace=namespace)
+            _ENGINES[key] = engine
+    return engine
+
+
+def surrogate_name(engine: SomaEngine) -> str:
+    """A short name of the engine's surrogate for response metadata (its folder's name)."""
+    path = getattr(engine.surrogate, "_model_path", None)
+    return Path(str(path)).name if path else "soma-surrogate"
+
+
+def ident(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int, float, Path)) else ("id", id(value))
+
+
+def describe(value: Any) -> str | None:
+    """A model argument as text for identifying params (a path, an id or a class name)."""
+    if value is None or isinstance(value, str):
+        return value
+    path = getattr(value, "_model_path", None)
+    return str(path) if path else type(value).__name__
+
+
+def safe(fn: Callable[[], Any], default: Any) -> Any:
+    """``fn()``, or ``default`` when it raises (reading optional attributes of a teacher)."""
+    try:
+        return fn()
+    except Exception:
+        return default

