@@ -25,7 +25,7 @@ from .adapters import AdapterRef, CorruptAdapter
 from .compress import compress_context
 from .config import ConfigError, SomaConfig
 from .encoder import Encoder
-from .jobs import JobRunner, locality_text
+from .jobs import JobRunner, decision_summary, locality_embeddings, push_decision, shadow_step
 from .models import resolve_encoder, resolve_surrogate, soma_home
 from .session import SessionState, SessionStore, open_store
 from .surrogate import Generation, SurrogateError, SurrogateRuntime
@@ -68,11 +68,11 @@ class SomaEngine:
         if config is not None and not isinstance(config, SomaConfig):
             raise TypeError("config must be a SomaConfig (or None for defaults, env vars and file)")
         self.config = config if config is not None else SomaConfig.load()
-        if self.config.adaptation == "queue":
-            raise ConfigError("adaptation='queue' needs a Redis store and `soma worker`, not available yet")
         self.namespace = namespace
         self.home = soma_home()
         self.store, self.adapters = open_store(store, self.home)
+        if self.config.adaptation == "queue" and not getattr(self.store, "supports_queue", False):
+            raise ConfigError("adaptation='queue' needs a Redis store (store='redis://host:port/db') and `soma worker`")
         if isinstance(surrogate, SurrogateRuntime):
             self.surrogate = surrogate
             if self.surrogate.adapters is None:
@@ -90,7 +90,7 @@ class SomaEngine:
         self._audits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soma-audit")
         # Optional hook for progress bars: on_progress(stage, step, total), stage "mining" | "lora".
         self.on_progress: Callable[[str, int, int], None] | None = None
-        self._rng = random.Random()
+        self._rng = random.Random(self.config.gate.audit_seed)
         self._rng_lock = threading.Lock()
         self._closed = False
 
@@ -170,13 +170,11 @@ class SomaEngine:
             return route
         route.adapter_id = state.adapter["adapter_id"]
         score = self._locality(state, msgs)
-        route.locality = score.distance_to_centroid if score else None
+        route.locality = None if score is None else score.statistic
         if score is not None:
             monitor = self._monitor(state)
             if monitor.observe_locality(score):
-                self._rollback(
-                    key, f"locality {score.distance_to_centroid:.3f} (nn {score.nn_distance:.3f}, z {score.z:.1f})"
-                )
+                self._rollback(key, _locality_reason(score, monitor))
                 route.phase, route.reason = Phase.ROLLED_BACK, "rolled back: query left the session's topic"
                 return route
             route.audit, route.drift = score.borderline, monitor.state()
@@ -184,10 +182,12 @@ class SomaEngine:
         return route
 
     def _locality(self, state: SessionState, msgs: list[Message]) -> gate.LocalityScore | None:
+        """The locality statistic x_t of this turn (gate.SessionLocality): the query and the
+        query with the previous user turn against the session's bank, plus its novel words."""
         if not state.locality:
             return None
-        model = gate.LocalityModel.from_dict(state.locality)
-        return model.score(self.encoder.encode_one(locality_text(msgs)))
+        model = gate.SessionLocality.from_dict(state.locality, self.config.gate)
+        return model.score(*locality_embeddings(self, msgs))
 
     def fallback(self, route: Route, reason: str) -> Route:
         """The surrogate failed: the same turn goes to the teacher, and the reply says why."""
@@ -236,11 +236,19 @@ class SomaEngine:
             start_job = self._due_for_adaptation(st)
             if start_job:
                 st.phase = Phase.ADAPTING.value
-                st.job = {"status": "queued", "owner": self.jobs.owner, "since": time.time()}
+                st.job = self.jobs.new_job(route.key)
             phase = st.phase
+            shadow = (st.job or {}).get("status") == "shadow"
+            info = self._gate_info(st)
         if start_job:
             self._start_adaptation(route.key, teacher)
-        return Reply(text, "teacher", usage, self._meta(route, record, phase), "stop")
+        elif shadow:
+            self._start_shadow(route.key)
+            if self.config.adaptation == "inline":  # the step ran here: report its outcome
+                state = self.store.get(route.key)
+                if state is not None:
+                    phase, info = state.phase, self._gate_info(state)
+        return Reply(text, "teacher", usage, self._meta(route, record, phase, info), "stop")
 
     def _due_for_adaptation(self, st: SessionState) -> bool:
         phase = Phase(st.phase)
@@ -390,49 +398,87 @@ class SomaEngine:
             st.add("surrogate_input_tokens", gen.input_tokens)
             st.add("surrogate_output_tokens", gen.output_tokens)
             st.add("surrogate_latency_ms", latency)
-            if route.drift is not None:
-                st.drift = route.drift
+            if route.drift is not None and st.phase == Phase.SERVING.value:
+                # locality from this turn's route; audit Gaps from the store (an audit may have
+                # landed since route() read the state)
+                current = st.drift or {}
+                st.drift = {**route.drift, **{k: current[k] for k in ("gaps", "gap_streak") if k in current}}
             phase = st.phase
+            info = self._gate_info(st)
         if audit is not None and self._should_audit(route):
             self._audits.submit(self._audit, route, record.turn, gen.text, audit)
-        return Reply(gen.text, "surrogate", usage, self._meta(route, record, phase), gen.finish_reason)
+        return Reply(gen.text, "surrogate", usage, self._meta(route, record, phase, info), gen.finish_reason)
 
     def _monitor(self, st: SessionState) -> gate.DriftMonitor:
-        return gate.DriftMonitor.from_state(st.drift) if st.drift else gate.DriftMonitor.from_config(self.config.gate)
+        """The session's drift monitor; thresholds always from the current configuration."""
+        g = self.config.gate
+        if not st.drift:
+            return gate.DriftMonitor.from_config(g)
+        mon = gate.DriftMonitor.from_state(st.drift)
+        mon.drift_threshold, mon.consecutive = g.drift_threshold, g.consecutive
+        mon.pair_threshold = 2.0 * g.locality_threshold
+        return mon
 
     def _should_audit(self, route: Route) -> bool:
+        """Audit this surrogate turn? Always when its locality is borderline, otherwise with
+        probability ``gate.audit_rate`` (seeded by ``gate.audit_seed``)."""
         with self._rng_lock:
             return gate.should_audit(self._rng, self.config.gate.audit_rate, route.audit)
 
     def _audit(self, route: Route, turn: int, answer: str, teacher: Teacher) -> None:
-        """Background audit: the teacher answers the same turn; its Gap feeds the drift monitor."""
+        """Background audit: the teacher answers the same turn (the user already has the
+        surrogate's answer). Its tokens count as teacher tokens (``audit_*`` counters; the
+        session's ``teacher_tokens`` metric includes them); Gap(answer, teacher's) feeds the
+        drift monitor's window, and ``gate.consecutive`` breaches of ``drift_threshold`` roll
+        the session back."""
         try:
             result = teacher(route.messages)
             if inspect.isawaitable(result):
                 result = asyncio.run(_await(result))
             text, usage = _split_teacher_result(result)
             usage = _usage(usage, route.messages, text)
-            emb = self.encoder.encode([answer, text])
-            g = float(gate.gap(emb[0], emb[1]))
         except Exception:
             log.exception("audit failed for session %s", route.key.digest[:12])
             return
+        try:
+            emb = self.encoder.encode([answer, text])
+            g = float(gate.gap(emb[0], emb[1]))
+        except Exception:
+            g = None
+            log.exception("audit Gap failed for session %s", route.key.digest[:12])
         rollback = False
         with self.store.session(route.key, self.config.session_ttl) as st:
             st.add("audit_calls")
             st.add("audit_input_tokens", usage.input_tokens)
             st.add("audit_output_tokens", usage.output_tokens)
-            monitor = self._monitor(st)
-            rollback = monitor.observe_gap(g) and st.phase == Phase.SERVING.value
-            st.drift = monitor.state()
-            st.decisions = [
-                *st.decisions[-19:],
-                {"audit_turn": turn, "gap": g, "rollback": rollback, "time": time.time()},
-            ]
+            if g is None:
+                return
+            serving = st.phase == Phase.SERVING.value and (st.adapter or {}).get("adapter_id") == route.adapter_id
+            if serving:  # an audit that lands after a rollback or a new adapter is only recorded
+                monitor = self._monitor(st)
+                rollback = monitor.observe_gap(g)
+                st.drift = monitor.state()
+            push_decision(
+                st,
+                {
+                    "kind": "audit",
+                    "audit_turn": turn,
+                    "gap": g,
+                    "borderline": route.audit,
+                    "breach": g > self.config.gate.drift_threshold,
+                    "rollback": rollback,
+                    "turn": st.turn_count,
+                    "time": time.time(),
+                },
+            )
         if rollback:
-            self._rollback(route.key, f"audit Gap {g:.3f} > drift_threshold")
+            self._rollback(route.key, f"audit Gap {g:.3f} > drift_threshold {self.config.gate.drift_threshold}")
 
     def _rollback(self, key: SessionKey, reason: str) -> None:
+        """Back to the teacher: it serves from the next turn; ``warm_window`` fresh teacher
+        turns later the session re-adapts (from the current adapter, whose reference stays as
+        the parent), the summary and the locality bank are rebuilt from those turns, and the
+        gate must pass again before the surrogate serves."""
         with self.store.session(key, self.config.session_ttl) as st:
             if st.phase != Phase.SERVING.value:
                 return
@@ -441,8 +487,30 @@ class SomaEngine:
             st.adapt_from = st.turn_count
             st.next_adapt_at = st.turn_count + self.config.warm_window
             st.drift = {}
-            st.decisions = [*st.decisions[-19:], {"rollback": reason, "turn": st.turn_count, "time": time.time()}]
+            push_decision(
+                st,
+                {
+                    "kind": "rollback",
+                    "rollback": reason,
+                    "adapter_id": (st.adapter or {}).get("adapter_id"),
+                    "turn": st.turn_count,
+                    "time": time.time(),
+                },
+            )
         log.info("session %s rolled back to the teacher: %s", key.digest[:12], reason)
+
+    def _start_shadow(self, key: SessionKey) -> None:
+        """Grow a candidate's acceptance batch with the latest teacher turn(s) (bound mode)."""
+        if self.config.adaptation == "inline":
+            self._shadow(key)
+        else:
+            self._audits.submit(self._shadow, key)
+
+    def _shadow(self, key: SessionKey) -> None:
+        try:
+            shadow_step(self, key)
+        except Exception:
+            log.exception("shadow evaluation failed for session %s", key.digest[:12])
 
     def _reset_adapter(self, key: SessionKey, reason: str) -> None:
         """A corrupt adapter: back to the teacher, and re-adapt on the next teacher turn."""
@@ -456,7 +524,23 @@ class SomaEngine:
             ]
 
     # -- metadata and views ------------------------------------------------------------------
-    def _meta(self, route: Route, record: TurnRecord, phase: str) -> dict[str, Any]:
+    def _gate_info(self, st: SessionState) -> dict[str, Any]:
+        """The latest gate decision's numbers and the latest Gap known for the session."""
+        info: dict[str, Any] = {}
+        job = st.job or {}
+        last = next((d for d in reversed(st.decisions) if "accepted" in d), None)
+        if job.get("status") == "shadow" and job.get("decision"):
+            info["decision"] = dict(job["decision"])
+        elif last is not None:
+            info["decision"] = decision_summary(last)
+        gaps = (st.drift or {}).get("gaps") if st.phase == Phase.SERVING.value else None
+        if gaps:
+            info["gap"] = round(float(gaps[-1]), 4)  # the latest audit
+        elif "decision" in info and isinstance(info["decision"].get("fidelity"), float):
+            info["gap"] = round(1.0 - info["decision"]["fidelity"], 4)  # mean held-out Gap_new
+        return info
+
+    def _meta(self, route: Route, record: TurnRecord, phase: str, info: dict[str, Any] | None = None) -> dict[str, Any]:
         meta: dict[str, Any] = {
             "served_by": record.served_by,
             "session_id": route.key.session_id,
@@ -474,6 +558,11 @@ class SomaEngine:
             meta["adapter_id"] = record.adapter_id or route.adapter_id
         if route.locality is not None:
             meta["locality"] = round(route.locality, 4)
+        if info:
+            if "gap" in info:
+                meta["gap"] = info["gap"]
+            if "decision" in info:
+                meta["decision"] = info["decision"]
         return meta
 
     def session(self, session_id: str, agent: str = "") -> SessionView:
@@ -488,10 +577,37 @@ class SomaEngine:
             agent=state.agent,
             phase=Phase(state.phase),
             turns=turns,
-            metrics=dict(state.counters) | {"turns": state.turn_count, "job": state.job},
+            metrics=dict(state.counters) | {"turns": state.turn_count, "job": state.job} | self._gate_metrics(state),
             adapter_id=(state.adapter or {}).get("adapter_id"),
             decisions=list(state.decisions),
         )
+
+    def _gate_metrics(self, state: SessionState) -> dict[str, Any]:
+        """``gate``: the latest decision's numbers; ``more_turns_needed``: teacher turns still
+        needed before the gate can decide (bound mode: before its next look; 0 when serving;
+        None when unknown); ``teacher_tokens``: teacher input + output, audits included."""
+        c = state.counters
+        info = self._gate_info(state)
+        decision = info.get("decision") or {}
+        more: int | None = None  # adapting: the job decides
+        if state.phase == Phase.SERVING.value:
+            more = 0
+        elif (state.job or {}).get("status") == "shadow":
+            more = decision.get("more_turns_needed")  # contexts before the next look (bound mode)
+        elif state.phase in (Phase.WARM.value, Phase.ROLLED_BACK.value, Phase.REJECTED.value):
+            due = state.next_adapt_at or (state.adapt_from + self.config.warm_window)
+            more = max(0, due - state.turn_count)
+        return {
+            "gate": decision or None,
+            "gap": info.get("gap"),
+            "more_turns_needed": more,
+            "teacher_tokens": int(
+                c.get("teacher_input_tokens", 0)
+                + c.get("teacher_output_tokens", 0)
+                + c.get("audit_input_tokens", 0)
+                + c.get("audit_output_tokens", 0)
+            ),
+        }
 
     def delete(self, session_id: str, agent: str = "") -> bool:
         """Remove a session's records and adapters (conversations are user data)."""
@@ -526,6 +642,15 @@ class SomaEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _locality_reason(score: gate.LocalityScore, monitor: gate.DriftMonitor) -> str:
+    stats = list(monitor.statistics)[-2:]
+    return (
+        f"locality x={score.statistic:.3f} (query {score.nn_distance:.3f}, context {score.context_distance:.3f}, "
+        f"{score.novel} new words; last two {[round(x, 3) for x in stats]}, "
+        f"pair bound {monitor.pair_threshold}, severe={score.severe})"
+    )
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:

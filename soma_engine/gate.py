@@ -6,18 +6,46 @@ Pure numpy: embeddings φ(·) arrive as arrays of shape ``[n, d]`` computed else
 * :func:`effective_sample_size` — N_eff of appendix E, used by Lemma 4.1 and Thm 4.2.
 * :func:`warm_start_margin` (Lemma 4.1), :func:`acceptance_margin` (Thm 4.2),
   :func:`turns_needed` and :func:`decide_acceptance` (Thm 4.2 / Cor. 4.3).
-* :class:`LocalityModel` — per-session locality gate: nearest neighbours among the session's
-  turns plus a calibration from the warm turns' own spread (NOTES.md, "Drift and locality").
-* :class:`DriftMonitor` — consecutive audit-Gap / locality breaches trigger rollback (Sec. 3.3).
+* :func:`look_sizes`, :func:`look_delta`, :func:`decide_sequential` — Thm 4.2 applied to an
+  acceptance batch that grows by shadow evaluation, with δ spent over the looks.
+* :class:`SessionLocality` — the locality statistic the engine uses on every surrogate turn:
+  nearest neighbours among the session's warm texts for the bare query and for the query with
+  its previous user turn, plus lexical novelty (measured in ``benchmarks/drift.py``).
+* :class:`LocalityModel` — the nearest-neighbour + warm-spread (z-score) gate; kept as a
+  building block (NOTES.md, "Drift and locality": the warm-spread calibration measured worse).
+* :class:`DriftMonitor` — audit-Gap breaches, severe locality and the two-turn locality sum
+  trigger rollback (Sec. 3.3).
 * :func:`should_audit` — sampled audits, always on borderline locality.
+
+Why ``gate.mode="fidelity"`` is the default — the paper's numbers. Thm 4.2 switches when
+Δ̂_B ≥ ε + γ_B(δ), γ_B(δ) = sqrt(2 log(1/δ) / |B|_eff), for X_j = Gap_old − Gap_new ∈ [−1, 1].
+At ε = 0.05, δ = 0.1 (C.2's smallest ε): even a perfect adapter (Gap_new = 0) on a batch whose
+Gap_old averages 1 needs |B|_eff ≥ 6 (:func:`turns_needed`); at a realistic Gap_old ≈ 0.4 it
+needs 38, and a realistic improvement Δ̂ ≈ 0.25 needs 116. C.2's own batch range |B| ∈ [6, 24]
+requires Δ̂ ≥ 0.93 at |B| = 6 and Δ̂ ≥ 0.49 at |B| = 24. The warm window W = 4 with one turn
+held out leaves |B| = 1 (γ = 2.15: unreachable). The batch is grown without training on it
+and without teacher calls by *shadow evaluation* (:func:`decide_sequential`, jobs.shadow_step):
+after adaptation the teacher keeps serving, and each of its turns becomes one more held-out
+context, answered in the background by the candidate and the old surrogate. Because the rule
+is then checked repeatedly, δ is spent over looks at |B| = 7, 14, 28, ... (δ/2, δ/4, ...):
+the first look needs Δ̂ ≥ 0.98, |B| = 14 needs 0.78, |B| = 28 needs 0.61 (at N_eff = |B|). So at the paper's
+ε, δ a 16-turn session can switch, at the earliest, after turn 4 + 6 = 10 and only with a
+near-perfect adapter: too late to save 60% of its teacher tokens. ``bound`` is therefore an
+opt-in mode for long sessions or stricter deployments; ``fidelity`` switches on the held-out
+fidelity floor, stores the Thm 4.2 numbers with every decision (``bound_met``), and relies on
+the locality gate, the audits and rollback for safety. Sentence-level Gaps within one answer
+were considered and not used: they share one context and one generated answer, so they are
+strongly dependent (N_eff ≈ the number of contexts) and estimate a different quantity.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 import random
+import re
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -28,10 +56,17 @@ __all__ = [
     "DriftMonitor",
     "LocalityModel",
     "LocalityScore",
+    "SessionLocality",
     "acceptance_margin",
+    "content_words",
+    "context_embedding",
     "decide_acceptance",
+    "decide_sequential",
     "effective_sample_size",
     "gap",
+    "look_delta",
+    "look_sizes",
+    "novel_words",
     "should_audit",
     "turns_needed",
     "warm_start_margin",
@@ -209,6 +244,14 @@ class AcceptanceDecision:
     ``more_turns_needed``: 0 when the batch is large enough for ε + γ to be reachable,
     k > 0 when k more held-out contexts are needed before it can be, ``None`` when no batch
     size can ever show an improvement of ε (the old Gap already averages ≤ ε).
+    (:func:`decide_sequential` sets it to the contexts still missing before its next look.)
+
+    The fields after ``more_turns_needed`` describe how the decision was taken: ``mode``
+    ("bound": Thm 4.2 decides; "fidelity": the fidelity floor decides, the bound's verdict is
+    kept in ``bound_met``), ``final`` (False while the shadow gate is still collecting),
+    ``look`` / ``next_look`` (the look index and the batch size of the next look, sequential
+    mode) and ``projected_turns`` (more contexts needed if Δ̂ stayed at its current value;
+    ``None`` when Δ̂ ≤ ε or no look within the cap could pass).
     """
 
     accepted: bool
@@ -226,6 +269,12 @@ class AcceptanceDecision:
     locality_required: float | None  # η + γ it must exceed (Cor. 4.3); None if not checked
     eta: float | None  # warm_start_margin(w_eff, δ), Lemma 4.1; None without w_eff
     more_turns_needed: int | None
+    mode: str = "bound"
+    final: bool = True
+    look: int | None = None
+    next_look: int | None = None
+    projected_turns: int | None = None
+    bound_met: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -351,6 +400,127 @@ def decide_acceptance(
 
 
 # --------------------------------------------------------------------------------------------
+# Growing the acceptance batch: shadow evaluation with sequential looks (Thm 4.2)
+# --------------------------------------------------------------------------------------------
+
+
+def look_delta(look: int, delta: float) -> float:
+    """δ_k = δ / 2^k spent at look k = 1, 2, ...: Σ_k δ_k < δ (union bound over the looks).
+
+    A fixed-size bound re-checked after every new context is not valid at δ (optional
+    stopping); spending δ over a fixed schedule of looks is.
+    """
+    k = int(look)
+    if k != look or k < 1:
+        raise ValueError(f"look must be an integer >= 1, got {look}")
+    return _check_delta(delta) / 2.0**k
+
+
+def look_sizes(epsilon: float, delta: float, max_batch: int) -> list[int]:
+    """Batch sizes at which :func:`decide_sequential` looks: n_1, 2 n_1, 4 n_1, ... capped by
+    ``max_batch`` (always the last look).
+
+    n_1 = :func:`turns_needed` (ε, δ_1): the smallest batch on which even a perfect adapter
+    (Gap_old = 1, Gap_new = 0) could pass Thm 4.2 at δ_1 = δ/2; looking earlier wastes δ.
+    With ε = 0.05, δ = 0.1: n_1 = ⌈2 log 20 / 0.95²⌉ = 7, looks at 7, 14, 28, then ``max_batch``.
+    """
+    cap = int(max_batch)
+    if cap != max_batch or cap < 1:
+        raise ValueError(f"max_batch must be an integer >= 1, got {max_batch}")
+    first = turns_needed(epsilon, look_delta(1, delta), 1.0)
+    sizes: list[int] = []
+    n = first
+    while n < cap:
+        sizes.append(n)
+        n *= 2
+    sizes.append(cap)
+    return sizes
+
+
+def decide_sequential(
+    gap_old: Sequence[float] | np.ndarray,
+    gap_new: Sequence[float] | np.ndarray,
+    *,
+    epsilon: float,
+    delta: float,
+    min_fidelity: float,
+    max_batch: int,
+    locality_ok: bool = True,
+) -> AcceptanceDecision:
+    """Thm 4.2 on an acceptance batch that grows one held-out context at a time.
+
+    The batch B holds Gap_old/Gap_new of contexts the candidate never trained on: the held-out
+    warm turns, then every later teacher turn answered in the background by the candidate and
+    the old surrogate (*shadow evaluation*: the teacher's real answer is the reference, so B
+    grows at no teacher cost). Call with the whole batch after each new context.
+
+    Decisions are taken only when |B| reaches a look size n_k (:func:`look_sizes`), with
+    δ_k = δ/2^k (:func:`look_delta`), so the whole procedure errs with probability ≤ δ:
+
+    * accept when :func:`decide_acceptance` (δ_k) accepts (Δ̂ ≥ ε + γ_B(δ_k), fidelity floor,
+      locality);
+    * stop as futile (``final=True``, rejected) when even the upper bound Δ̂ + γ_B(δ_k) < ε,
+      or at the last look (``max_batch``);
+    * otherwise keep collecting: ``final=False``, ``more_turns_needed`` = n_{k+1} − |B|.
+
+    Between looks the numbers are informational (γ at the next look's δ) and ``final=False``.
+    """
+    eps = float(epsilon)
+    sizes = look_sizes(eps, delta, max_batch)
+    n = len(np.atleast_1d(np.asarray(gap_old, dtype=np.float64)))
+    at_look = n in sizes
+    look = sizes.index(n) + 1 if at_look else next((i + 1 for i, m in enumerate(sizes) if m > n), len(sizes))
+    dk = look_delta(look, delta)
+    base = decide_acceptance(
+        gap_old, gap_new, epsilon=eps, delta=dk, min_fidelity=min_fidelity, locality_ok=locality_ok
+    )
+
+    projected: int | None = None
+    if base.delta_hat > eps:
+        ratio = base.n_eff / n
+        for j, m in enumerate(sizes, start=1):
+            if m >= n and base.delta_hat >= eps + acceptance_margin(max(m * ratio, 1e-9), look_delta(j, delta)):
+                projected = m - n
+                break
+
+    next_look = next((m for m in sizes if m > n), None)
+    if at_look and base.accepted:
+        return _replace(base, final=True, look=look, next_look=None, projected_turns=0, more_turns_needed=0)
+    futile = base.delta_hat + base.gamma < eps
+    if n >= sizes[-1] or (at_look and futile):
+        why = "upper bound below epsilon" if futile else f"no decision within max_batch={sizes[-1]}"
+        return _replace(
+            base,
+            accepted=False,
+            reason=f"{base.reason}; stopped: {why}",
+            final=True,
+            look=look if at_look else None,
+            next_look=None,
+            projected_turns=projected,
+            more_turns_needed=None,
+        )
+    target = next_look if next_look is not None else sizes[-1]
+    if at_look:
+        reason = f"look {look} at |B|={n}: {base.reason}; next look at |B|={target}"
+    else:
+        reason = f"collecting the acceptance batch: {n}/{target} held-out contexts before look {look}"
+    return _replace(
+        base,
+        accepted=False,
+        reason=reason,
+        final=False,
+        look=look if at_look else None,
+        next_look=target,
+        projected_turns=projected,
+        more_turns_needed=target - n,
+    )
+
+
+def _replace(d: AcceptanceDecision, **kw: Any) -> AcceptanceDecision:
+    return AcceptanceDecision(**{**asdict(d), **kw})
+
+
+# --------------------------------------------------------------------------------------------
 # Locality (Sec. 3.3; NOTES.md "Drift and locality")
 # --------------------------------------------------------------------------------------------
 
@@ -362,6 +532,8 @@ class LocalityScore:
     ``margin`` is the smaller slack of the two bounds, in cosine distance:
     min(threshold − distance_to_centroid, nn_bound − nn_distance); negative when failing.
     ``severe`` (not ok and not borderline) marks a query far beyond a bound.
+    :class:`SessionLocality` also fills ``statistic`` (x_t), ``context_distance`` and
+    ``novel``; its ``margin`` is threshold − x_t.
     """
 
     distance_to_centroid: float
@@ -370,6 +542,9 @@ class LocalityScore:
     ok: bool
     borderline: bool
     margin: float = 0.0
+    statistic: float | None = None  # SessionLocality's x_t; None for LocalityModel scores
+    context_distance: float | None = None
+    novel: int | None = None
 
     @property
     def severe(self) -> bool:
@@ -541,6 +716,254 @@ class LocalityModel:
 
 
 # --------------------------------------------------------------------------------------------
+# The engine's locality statistic (Sec. 3.3), measured in benchmarks/drift.py
+# --------------------------------------------------------------------------------------------
+
+# Function words and generic conversational vocabulary: words that say nothing about a topic.
+_STOPWORDS_TEXT = """
+a about above after again against all also am an and any are aren't as at be because been before being below
+between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down during each few for
+from further had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers herself him himself
+his how how's i i'd i'll i'm i've if in into is isn't it it's its itself let's me more most mustn't my myself no nor
+not of off on once only or other ought our ours ourselves out over own same shan't she she'd she'll she's should
+shouldn't so some such than that that's the their theirs them themselves then there there's these they they'd
+they'll they're they've this those through to too under until up very was wasn't we we'd we'll we're we've were
+weren't what what's when when's where where's which while who who's whom why why's with won't would wouldn't you
+you'd you'll you're you've your yours yourself yourselves
+ok okay yes yeah thanks thank please sure hey hi hello well just really actually maybe still even now again
+get got make made want need think know go going come take give tell say said ask asked use used try tried see look
+good bad best better great fine right wrong new old first last next another way thing things something anything
+much many less lot little long short time times day days week weeks year years today tomorrow
+one two three four five six seven eight nine ten will shall may might must done let lets like
+"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+_WORD = re.compile(r"[a-z][a-z']+")
+_SUFFIXES = ("'s", "ing", "ed", "ly")
+
+
+def _stem(word: str) -> str:
+    """Crude English stemming, enough to match "bikes"/"bike", "offered"/"offer"."""
+    w = word.strip("'")
+    for suffix in _SUFFIXES:
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+            return w[: -len(suffix)]
+    if w.endswith(("ses", "xes", "zes", "ches", "shes")) and len(w) >= 5:
+        return w[:-2]
+    if w.endswith("s") and not w.endswith("ss") and len(w) >= 4:
+        return w[:-1]
+    return w
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased, crudely stemmed words of ≥ 3 letters that are not in :data:`STOPWORDS`."""
+    out = []
+    for w in _WORD.findall(text.lower()):
+        if len(w) >= 3 and w not in STOPWORDS:
+            stem = _stem(w)
+            if stem not in STOPWORDS:
+                out.append(stem)
+    return out
+
+
+def novel_words(query: str, history: Iterable[str]) -> list[str]:
+    """Content words of ``query`` that appear nowhere in ``history`` (the conversation so far,
+    system prompt included). On-topic follow-ups reuse the session's words or none at all
+    ("Why?"); an abrupt new topic brings its own."""
+    seen: set[str] = set()
+    for text in history:
+        seen.update(content_words(text))
+    return [w for w in dict.fromkeys(content_words(query)) if w not in seen]
+
+
+def context_embedding(query: np.ndarray | Sequence[float], previous: np.ndarray | Sequence[float] | None) -> np.ndarray:
+    """The context of a turn for :class:`SessionLocality`: the normalised mean of φ(q_t) and
+    φ(q_{t−1}) (the previous user turn), or φ(q_t) alone for the first one. Averaging
+    embeddings, rather than embedding the joined text, keeps a long previous turn from
+    drowning the query (measured in ``benchmarks/drift.py``: shifts right after the warm
+    window are caught more often)."""
+    q = _unit_rows(np.asarray(query, dtype=np.float64).reshape(1, -1))[0]
+    if previous is None:
+        return q
+    p = _unit_rows(np.asarray(previous, dtype=np.float64).reshape(1, -1))[0]
+    if p.shape != q.shape:
+        raise ValueError(f"context_embedding: shapes differ, {q.shape} vs {p.shape}")
+    m = q + p
+    norm = float(np.linalg.norm(m))
+    return q if norm == 0.0 else m / norm
+
+
+def _rows_to_b64(rows: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(rows, dtype="<f2").tobytes()).decode("ascii")
+
+
+def _rows_from_b64(data: str, dim: int) -> np.ndarray:
+    raw = np.frombuffer(base64.b64decode(data.encode("ascii"), validate=True), dtype="<f2")
+    if dim < 1 or raw.size == 0 or raw.size % dim:
+        raise ValueError(f"SessionLocality: stored bank does not hold whole rows of dim {dim}")
+    return raw.reshape(-1, dim).astype(np.float64)
+
+
+class SessionLocality:
+    """The locality statistic of a surrogate turn (Sec. 3.3), as measured in
+    ``benchmarks/drift.py`` (six domains, topic-shift stress test, tuned on its dev split).
+
+    ``bank``: φ of the session's local state, one row per text: the system prompt, the warm
+    queries and the warm answers (the teacher's). For the t-th query,
+
+        x_t = d(φ(q_t)) + w_context · d(c_t) + w_novel · min(novel_t, novel_cap) / novel_cap
+
+    with d(e) = 1 − max_i cos(e, bank_i) (nearest neighbour, not the centroid: a session has
+    sub-topics), c_t = :func:`context_embedding` (φ(q_t), φ(q_{t−1})) and novel_t = the number
+    of content words of q_t that the conversation has not used yet (:func:`novel_words`). The
+    bare query catches an abrupt question at once; the query with the previous user turn
+    (averaged embeddings) is near the bank for short dependent follow-ups
+    ("Should I accept 780?") and far from it on the second turn of a new topic; novelty
+    separates a specific new subject from a generic follow-up ("Why?"), which embeddings
+    cannot (NOTES.md measured 0.35-0.95 vs 0.84-1.07 for the bare query alone).
+
+    * ``severe``: x_t > ``severe`` — roll back at once;
+    * ``ok``: x_t ≤ ``threshold``; the :class:`DriftMonitor` rolls back when two consecutive
+      turns average above ``threshold`` (x_{t−1} + x_t > 2 · threshold);
+    * ``borderline``: ``border`` < x_t ≤ ``severe`` — audited always.
+
+    The warm turns' own spread is *not* used for calibration: warm turns are long and
+    information-dense, follow-ups short, so their spread says little about follow-ups (the
+    z-score of :class:`LocalityModel` separated shifts worse than the raw distance).
+    """
+
+    def __init__(
+        self,
+        bank: np.ndarray | Sequence[Sequence[float]],
+        *,
+        threshold: float = 1.525,
+        severe: float = 1.675,
+        border: float = 1.45,
+        w_context: float = 0.5,
+        w_novel: float = 0.5,
+        novel_cap: int = 4,
+    ) -> None:
+        for name, value in (
+            ("threshold", threshold),
+            ("severe", severe),
+            ("border", border),
+            ("w_context", w_context),
+            ("w_novel", w_novel),
+        ):
+            v = float(value)
+            if not (math.isfinite(v) and v >= 0.0):
+                raise ValueError(f"SessionLocality: {name} must be finite and >= 0, got {value}")
+        if int(novel_cap) != novel_cap or novel_cap < 1:
+            raise ValueError(f"SessionLocality: novel_cap must be an integer >= 1, got {novel_cap}")
+        self.threshold = float(threshold)
+        self.severe = float(severe)
+        self.border = float(border)
+        self.w_context = float(w_context)
+        self.w_novel = float(w_novel)
+        self.novel_cap = int(novel_cap)
+        self._bank = LocalityModel._check_rows(bank, dim=None)
+        centroid = self._bank.mean(axis=0)
+        self._centroid = _unit_rows(centroid[None, :])[0]
+
+    @classmethod
+    def from_config(cls, bank: np.ndarray | Sequence[Sequence[float]], gate: Any) -> SessionLocality:
+        """Thresholds from a :class:`~soma_engine.config.GateConfig`."""
+        return cls(bank, **cls._config_kwargs(gate))
+
+    @staticmethod
+    def _config_kwargs(gate: Any) -> dict[str, float]:
+        thr = float(gate.locality_threshold)
+        return {
+            "threshold": thr,
+            "severe": thr + float(gate.locality_severe_margin),
+            "border": max(0.0, thr - float(gate.locality_audit_margin)),
+        }
+
+    def __len__(self) -> int:
+        return int(self._bank.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self._bank.shape[1])
+
+    @property
+    def bank(self) -> np.ndarray:
+        return self._bank.copy()
+
+    def _nn(self, emb: np.ndarray | Sequence[float], what: str) -> tuple[float, np.ndarray]:
+        e = np.asarray(emb, dtype=np.float64)
+        if e.ndim != 1:
+            raise ValueError(f"SessionLocality.score: {what} must be one [d] embedding, got shape {e.shape}")
+        u = LocalityModel._check_rows(e, dim=self.dim)[0]
+        return float(1.0 - np.clip(self._bank @ u, -1.0, 1.0).max()), u
+
+    def statistic(
+        self, query: np.ndarray | Sequence[float], context: np.ndarray | Sequence[float], novel: int
+    ) -> float:
+        """x_t for φ(q_t), the context embedding and the novel-word count."""
+        return self.score(query, context, novel).statistic or 0.0
+
+    def score(
+        self, query: np.ndarray | Sequence[float], context: np.ndarray | Sequence[float], novel: int
+    ) -> LocalityScore:
+        """Score one turn: ``query`` = φ(q_t), ``context`` = :func:`context_embedding`
+        (φ(q_t), φ(q_{t−1})), ``novel`` = len(:func:`novel_words` (q_t, conversation so far))."""
+        if int(novel) != novel or novel < 0:
+            raise ValueError(f"SessionLocality.score: novel must be an integer >= 0, got {novel}")
+        d_q, u = self._nn(query, "query")
+        d_c, _ = self._nn(context, "context")
+        x = d_q + self.w_context * d_c + self.w_novel * min(int(novel), self.novel_cap) / self.novel_cap
+        d_centroid = float(1.0 - np.clip(u @ self._centroid, -1.0, 1.0))
+        ok = x <= self.threshold
+        borderline = self.border < x <= self.severe
+        return LocalityScore(
+            distance_to_centroid=d_centroid,
+            nn_distance=d_q,
+            z=0.0,
+            ok=bool(ok),
+            borderline=bool(borderline),
+            margin=float(self.threshold - x),
+            statistic=float(x),
+            context_distance=d_c,
+            novel=int(novel),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """For the session store: the bank as base64 float16 (≈1 KiB a row at d = 384)."""
+        return {
+            "kind": "session-locality",
+            "dim": self.dim,
+            "bank": _rows_to_b64(self._bank),
+            "threshold": self.threshold,
+            "severe": self.severe,
+            "border": self.border,
+            "w_context": self.w_context,
+            "w_novel": self.w_novel,
+            "novel_cap": self.novel_cap,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], gate: Any = None) -> SessionLocality:
+        """Rebuild from :meth:`to_dict`; ``gate`` (a GateConfig) overrides the stored thresholds,
+        so a changed configuration applies without re-adapting. A :class:`LocalityModel` dict
+        (older sessions) is read too: its embeddings become the bank."""
+        kw: dict[str, Any] = {}
+        for key in ("threshold", "severe", "border", "w_context", "w_novel", "novel_cap"):
+            if key in data:
+                kw[key] = data[key]
+        if gate is not None:
+            kw.update(cls._config_kwargs(gate))
+        if "bank" in data:
+            try:
+                rows = _rows_from_b64(str(data["bank"]), int(data["dim"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"SessionLocality.from_dict: bad bank ({exc})") from None
+            return cls(rows, **kw)
+        if "embeddings" in data:
+            return cls(data["embeddings"], **{k: v for k, v in kw.items() if k != "threshold" or gate is not None})
+        raise ValueError("SessionLocality.from_dict: missing 'bank'")
+
+
+# --------------------------------------------------------------------------------------------
 # Drift monitor and audits (Sec. 3.3)
 # --------------------------------------------------------------------------------------------
 
@@ -560,11 +983,22 @@ class DriftMonitor:
       streak of min(``consecutive``, 2); an ok score resets it. So an abrupt topic shift rolls
       back within two turns whatever ``consecutive`` is.
 
+    * ``pair_threshold`` set (the engine: 2 · ``gate.locality_threshold``): scores that carry a
+      ``statistic`` (:class:`SessionLocality`) roll back when two consecutive statistics sum
+      above it, x_{t−1} + x_t > pair_threshold, or at once when severe. This is the two-turn
+      rule measured in ``benchmarks/drift.py``; it replaces the borderline streak.
+
     Streaks are not cleared on a True result: call :meth:`reset` after rolling back.
     ``window`` recent values of each kind are kept for inspection.
     """
 
-    def __init__(self, drift_threshold: float = 0.5, consecutive: int = 2, window: int = 32) -> None:
+    def __init__(
+        self,
+        drift_threshold: float = 0.5,
+        consecutive: int = 2,
+        window: int = 32,
+        pair_threshold: float | None = None,
+    ) -> None:
         thr = float(drift_threshold)
         if not (math.isfinite(thr) and 0.0 <= thr <= 1.0):
             raise ValueError(f"drift_threshold must be in [0, 1], got {drift_threshold}")
@@ -572,18 +1006,23 @@ class DriftMonitor:
             raise ValueError(f"consecutive must be an integer >= 1, got {consecutive}")
         if int(window) != window or window < 1:
             raise ValueError(f"window must be an integer >= 1, got {window}")
+        if pair_threshold is not None and not (math.isfinite(float(pair_threshold)) and pair_threshold >= 0.0):
+            raise ValueError(f"pair_threshold must be finite and >= 0, got {pair_threshold}")
         self.drift_threshold = thr
         self.consecutive = int(consecutive)
         self.window = int(window)
+        self.pair_threshold = None if pair_threshold is None else float(pair_threshold)
         self.gaps: deque[float] = deque(maxlen=self.window)
         self.locality: deque[str] = deque(maxlen=self.window)  # "ok" | "borderline" | "severe"
+        self.statistics: deque[float] = deque(maxlen=self.window)
+        self.last_statistic: float | None = None
         self.gap_streak = 0
         self.locality_streak = 0
 
     @classmethod
     def from_config(cls, gate: Any, window: int = 32) -> DriftMonitor:
-        """Build from a :class:`~soma_engine.config.GateConfig`."""
-        return cls(gate.drift_threshold, gate.consecutive, window)
+        """Build from a :class:`~soma_engine.config.GateConfig` (pair rule at 2 · locality_threshold)."""
+        return cls(gate.drift_threshold, gate.consecutive, window, 2.0 * float(gate.locality_threshold))
 
     @property
     def locality_limit(self) -> int:
@@ -600,7 +1039,20 @@ class DriftMonitor:
         return self.gap_streak >= self.consecutive
 
     def observe_locality(self, score: _ScoreLike) -> bool:
-        """Record a :class:`LocalityScore`; True → roll back (severe now, borderline streak)."""
+        """Record a :class:`LocalityScore`; True → roll back (severe now; then the two-turn
+        sum in pair mode, else a borderline streak)."""
+        stat = getattr(score, "statistic", None)
+        if self.pair_threshold is not None and stat is not None:
+            x = float(stat)
+            outcome = "ok" if score.ok else ("borderline" if score.borderline else "severe")
+            self.locality.append(outcome)
+            self.statistics.append(x)
+            fire = outcome == "severe" or (
+                self.last_statistic is not None and self.last_statistic + x > self.pair_threshold
+            )
+            self.locality_streak = self.locality_streak + 1 if not score.ok else 0
+            self.last_statistic = x
+            return fire
         if score.ok:
             self.locality.append("ok")
             self.locality_streak = 0
@@ -617,6 +1069,8 @@ class DriftMonitor:
         """Clear streaks and windows (after a rollback or a new adapter)."""
         self.gaps.clear()
         self.locality.clear()
+        self.statistics.clear()
+        self.last_statistic = None
         self.gap_streak = 0
         self.locality_streak = 0
 
@@ -625,16 +1079,22 @@ class DriftMonitor:
             "drift_threshold": self.drift_threshold,
             "consecutive": self.consecutive,
             "window": self.window,
+            "pair_threshold": self.pair_threshold,
             "gaps": list(self.gaps),
             "locality": list(self.locality),
+            "statistics": list(self.statistics),
+            "last_statistic": self.last_statistic,
             "gap_streak": self.gap_streak,
             "locality_streak": self.locality_streak,
         }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> DriftMonitor:
-        mon = cls(state["drift_threshold"], state["consecutive"], state.get("window", 32))
+        mon = cls(state["drift_threshold"], state["consecutive"], state.get("window", 32), state.get("pair_threshold"))
         mon.gaps.extend(float(g) for g in state.get("gaps", ()))
+        mon.statistics.extend(float(x) for x in state.get("statistics", ()))
+        last = state.get("last_statistic")
+        mon.last_statistic = None if last is None else float(last)
         for item in state.get("locality", ()):
             if item not in ("ok", "borderline", "severe"):
                 raise ValueError(f"DriftMonitor.from_state: bad locality outcome {item!r}")

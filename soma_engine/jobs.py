@@ -32,51 +32,201 @@ log = logging.getLogger("soma.jobs")
 
 @dataclass
 class Plan:
-    """Training set H with weights ω (Eq. 4) and the held-out acceptance batch B."""
+    """Training set H with weights ω (Eq. 4), validation turns, and the acceptance batch B.
+
+    ``train`` is what ``train_adapter`` receives: the examples of H (``validation=False``,
+    weight ω_t), probe cases when ``mining.probe_teacher`` is on, then the training turns the
+    strategy did not select (``validation=True``: held out of training, used by the
+    distiller's early stopping only). ``holdout`` is B, kept out of both for the gate.
+    """
 
     train: list[Example]
     holdout: list[TurnRecord]
-    hardness: list[float] = field(default_factory=list)
-    probe_calls: int = 0
+    hardness: list[float] = field(default_factory=list)  # r_t per training turn (soma only), turn order
+    probe_calls: int = 0  # teacher calls made for V(P) probes (failed calls count)
+    strategy: str = ""
+    selected: list[int] = field(default_factory=list)  # indices (into the training turns) that form H
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: compress, mining, mining_*, probes
+
+    @property
+    def fit(self) -> list[Example]:
+        """The examples trained on (H and probe cases)."""
+        return [e for e in self.train if not e.validation]
+
+    @property
+    def validation(self) -> list[Example]:
+        """Training turns left out of H, for early stopping."""
+        return [e for e in self.train if e.validation]
+
+
+# Most recent teacher turns whose texts form a session's locality bank (gate.SessionLocality).
+LOCALITY_BANK_TURNS = 12
+
+
+def locality_inputs(messages: list[Message]) -> tuple[str, str, list[str]]:
+    """The texts of one turn's locality statistic (gate.SessionLocality): the query q_t, the
+    previous *user* turn q_{t-1} ("" if none; its embedding is averaged with the query's, which
+    narrows the distance of short dependent follow-ups; an assistant answer would be the
+    surrogate's own words after a switch) and the conversation so far (for novel words).
+    Measured in benchmarks/drift.py."""
+    users = [m.content for m in messages if m.role == "user" and m.content]
+    query = users[-1] if users else messages[-1].content
+    previous = users[-2] if len(users) >= 2 else ""
+    history = [m.content for m in messages[:-1] if m.content]
+    return query, previous, history
 
 
 def locality_text(messages: list[Message]) -> str:
-    """What φ embeds for locality: the query with its previous turn (NOTES.md: context
-    narrows on-topic distances)."""
-    users = [m.content for m in messages if m.role == "user"]
-    prev_answer = next((m.content for m in reversed(messages[:-1]) if m.role == "assistant"), "")
-    parts = [*users[-2:-1], prev_answer[:200], users[-1] if users else messages[-1].content]
-    return "\n".join(p for p in parts if p)
+    """The texts locality looks at for a turn, joined: the previous user turn and the query."""
+    query, previous, _ = locality_inputs(messages)
+    return "\n".join(t for t in (previous, query) if t)
+
+
+def locality_embeddings(engine: SomaEngine, messages: list[Message]) -> tuple[np.ndarray, np.ndarray, int]:
+    """φ(q_t), the context embedding (gate.context_embedding of q_t and q_{t-1}) and the
+    number of novel words: the inputs of gate.SessionLocality.score for this turn."""
+    query, previous, history = locality_inputs(messages)
+    emb = engine.encoder.encode([query, previous] if previous else [query])
+    context = gate.context_embedding(emb[0], emb[1] if previous else None)
+    return emb[0], context, len(gate.novel_words(query, history))
+
+
+def locality_bank_texts(records: list[TurnRecord]) -> list[str]:
+    """The session's local state for gate.SessionLocality: the system prompt and the queries
+    and teacher answers of the most recent ``LOCALITY_BANK_TURNS`` teacher turns."""
+    recent = [r for r in records if r.served_by == "teacher"][-LOCALITY_BANK_TURNS:]
+    texts: list[str] = []
+    for r in recent[-1:]:
+        texts += [m["content"] for m in r.messages if m.get("role") == "system" and m.get("content")][:1]
+    for r in recent:
+        texts += [t for t in (r.query, r.answer) if t and t.strip()]
+    return list(dict.fromkeys(texts))
 
 
 def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callable[..., Any] | None) -> Plan:
-    """Split off the acceptance batch, then pick and weight training turns by strategy:
-    ``history-ft`` all turns, uniform; ``random-ft`` the same budget as ``soma``, sampled
-    uniformly; ``soma`` the highest-hardness turns, ω_t ∝ r_t (Sec. 3.3)."""
+    """Split off the acceptance batch B, then choose and weight the training set H by
+    ``config.strategy`` (the ablation of Sec. 3.3 / appendix C.3):
+
+    - ``history-ft``: every training turn, uniform ω.
+    - ``random-ft``: ``|H| = training_budget(n, lora.train_fraction)`` turns sampled uniformly
+      (seeded by ``lora.seed``), uniform ω.
+    - ``soma``: soft-prompt mining (Eq. 1-3, ``miner.mine``) on the surrogate G, one task on the
+      model worker; H = the ``|H|`` turns of highest hardness r_t, ω_t = r_t (Eq. 4 normalises
+      ω to mean 1). Mining runs on the base G (adapters disabled): the hardness of a turn is
+      measured against the model the new adapter starts from when there is no parent, and
+      against the base otherwise (the parent is not known here).
+
+    The budget: ``|H| = max(min(n, 2), ceil(lora.train_fraction · n))`` of the n training
+    turns (default fraction 0.6: at W = 4 with one turn held out for B, n = 3 and |H| = 2).
+    Turns left out of H are returned flagged ``validation=True``: real held-out turns of the
+    same session for the distiller's early stopping (history-ft has none; the distiller then
+    holds one out itself when it has ≥ 3, see distiller.py).
+
+    Contexts: training uses S~_t = ``engine.compressed(S_t)``, the compressed context the
+    adapter will serve from, and mining scores exactly the same S~_t (same chat template and
+    truncation as the distiller), so r_t ranks the examples that are trained on. The teacher's
+    answers were produced from the full S_t.
+
+    Teacher probes (``mining.probe_teacher``, soma only): for the ``probe_budget`` hardest turns,
+    F is asked on V(P) ⊕ D_{t-1} ⊕ q_t with the FULL context (as the teacher saw the turn);
+    the answers join H on the compressed context with the mean ω of H. ``Plan.probe_calls``
+    counts the calls made, failed ones included. ``teacher`` takes ``list[Message]`` and
+    returns what the engine's teachers return (text, ``(text, usage)``, an object with
+    ``.content``, or an awaitable of one when no event loop runs in this thread).
+    """
+    from .distiller import training_budget
+
     cfg = engine.config
+    strategy = cfg.strategy
     n_hold = min(cfg.gate.holdout, max(len(records) - 1, 0))
     train_recs, holdout = (records[:-n_hold], records[-n_hold:]) if n_hold else (records, [])
-    # Train on S~_t, the compressed context the adapter will serve from (cheaper than the
-    # full S_t and matched to serving); the teacher's answer saw the full S_t.
+    t0 = time.perf_counter()
     examples = [Example(engine.compressed(r.context()), r.answer) for r in train_recs]
-    if cfg.strategy == "history-ft" or len(examples) <= 1:
-        return Plan(examples, holdout)
-    budget = max(1, (len(examples) + 1) // 2 + 1) if len(examples) > 2 else len(examples)
-    if cfg.strategy == "random-ft":
-        rng = random.Random(cfg.lora.seed)
-        return Plan(rng.sample(examples, budget), holdout)
-    from . import miner
+    timings = {"compress": time.perf_counter() - t0}
+    n = len(examples)
 
-    turns = [([m.to_dict() for m in e.messages], e.answer) for e in examples]
-    result = engine.surrogate.run(lambda rt: miner.mine(rt.model, rt.tokenizer, turns, cfg.mining, device=rt.device))
-    order = sorted(range(len(examples)), key=lambda i: -result.hardness[i])[:budget]
-    chosen = [Example(examples[i].messages, examples[i].answer, max(result.hardness[i], 1e-6)) for i in order]
+    def split(chosen: list[int], weights: list[float], extra: list[Example] | None = None) -> list[Example]:
+        fit = [Example(examples[i].messages, examples[i].answer, weights[i]) for i in chosen]
+        rest = [Example(e.messages, e.answer, 1.0, validation=True) for i, e in enumerate(examples) if i not in chosen]
+        return [*fit, *(extra or []), *rest]
+
+    if strategy == "history-ft" or n <= 1:
+        return Plan(examples, holdout, strategy=strategy, selected=list(range(n)), timings=timings)
+    budget = training_budget(n, cfg.lora.train_fraction)
+    if strategy == "random-ft":
+        chosen = sorted(random.Random(cfg.lora.seed).sample(range(n), budget))
+        return Plan(split(chosen, [1.0] * n), holdout, strategy=strategy, selected=chosen, timings=timings)
+    if strategy != "soma":
+        raise ValueError(f"unknown strategy {strategy!r}: use soma, history-ft or random-ft")
+
+    from . import miner
+    from .surrogate import _template_dict
+
+    turns = [([_template_dict(m) for m in e.messages], e.answer) for e in examples]
+    on_progress = engine.on_progress
+    progress = (lambda s, total: on_progress("mining", s, total)) if on_progress else None
+
+    def run_mining(rt: Any) -> miner.MiningResult:
+        with rt.use(None):  # the base G: no session adapter active
+            return miner.mine(
+                rt.base_model,
+                rt.tokenizer,
+                turns,
+                cfg.mining,
+                device=rt.device,
+                seed=cfg.lora.seed,
+                progress=progress,
+                max_seq_len=cfg.lora.max_seq_len,
+                max_answer_tokens=cfg.lora.max_seq_len // 2,
+            )
+
+    t0 = time.perf_counter()
+    result = engine.surrogate.run(run_mining)
+    timings["mining"] = time.perf_counter() - t0
+    timings.update({f"mining_{k}": v for k, v in result.timings.items()})
+    hardness = [float(h) for h in result.hardness]
+    chosen = sorted(sorted(range(n), key=lambda i: (-hardness[i], i))[:budget])
+    weights = [max(h, 1e-6) for h in hardness]
+
     calls = 0
+    probes: list[Example] = []
     if cfg.mining.probe_teacher and teacher is not None and cfg.mining.probe_budget > 0:
-        cases, calls = miner.probe_cases(result, turns, teacher, cfg.mining.probe_budget)
-        r_mean = float(np.mean([c.weight for c in chosen]))
-        chosen += [Example([Message.from_dict(m) for m in msgs], ans, r_mean) for msgs, ans in cases]
-    return Plan(chosen, holdout, list(result.hardness), calls)
+        import asyncio
+        import inspect
+
+        from .engine import _split_teacher_result
+
+        def ask(messages: list[dict[str, Any]]) -> str:
+            answer = teacher([Message.from_dict(m) for m in messages])
+            if inspect.isawaitable(answer):
+                try:
+                    asyncio.get_running_loop()
+                except RuntimeError:
+                    answer = asyncio.run(_await(answer))
+                else:
+                    if inspect.iscoroutine(answer):
+                        answer.close()
+                    raise RuntimeError("an async teacher cannot be probed from inside a running event loop")
+            return _split_teacher_result(answer)[0]
+
+        async def _await(aw: Any) -> Any:
+            return await aw
+
+        t0 = time.perf_counter()
+        full = [([m.to_dict() for m in r.context()], r.answer) for r in train_recs]
+        cases, calls = miner.probe_cases(result, full, ask, cfg.mining.probe_budget)
+        r_mean = float(np.mean([weights[i] for i in chosen]))
+        probes = [Example(engine.compressed([Message.from_dict(m) for m in msgs]), ans, r_mean) for msgs, ans in cases]
+        timings["probes"] = time.perf_counter() - t0
+    return Plan(
+        split(chosen, weights, probes),
+        holdout,
+        hardness,
+        calls,
+        strategy=strategy,
+        selected=chosen,
+        timings=timings,
+    )
 
 
 class JobRunner:
@@ -86,13 +236,35 @@ class JobRunner:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soma-adapt")
         self._active: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
+        self.queue: Any = None  # adaptation="queue": a soma_engine.queue.JobQueue (soma worker runs jobs)
+        if engine.config.adaptation == "queue":
+            from .queue import JobQueue
+
+            self.queue = JobQueue.for_engine(engine)
+            self.owner = "queue"
+
+    def new_job(self, key: SessionKey) -> dict[str, Any]:
+        """The session's job record for a job about to start (called inside the session's
+        locked write). On the queue the job is enqueued here, so the record holds its id."""
+        if self.queue is not None:
+            try:
+                return self.queue.enqueue(key, self.engine.config, getattr(self.engine.surrogate, "_model_path", None))
+            except Exception as exc:  # the turn is recorded anyway; the next turn enqueues again
+                log.exception("could not enqueue adaptation for session %s", key.digest[:12])
+                return {"status": "failed", "owner": self.owner, "error": f"enqueue: {type(exc).__name__}: {exc}"}
+        return {"status": "queued", "owner": self.owner, "since": time.time()}
 
     def is_active(self, key: SessionKey) -> bool:
+        if self.queue is not None:
+            state = self.engine.store.get(key)
+            return state is not None and self.queue.is_active(state.job)
         with self._lock:
             fut = self._active.get(key.digest)
             return fut is not None and not fut.done()
 
     def submit(self, key: SessionKey, teacher: Callable[..., Any] | None = None) -> Future[None] | None:
+        if self.queue is not None:
+            return None  # enqueued by new_job, with the turn's write
         with self._lock:
             fut = self._active.get(key.digest)
             if fut is not None and not fut.done():
@@ -170,7 +342,8 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
         parent=parent.adapter_id if parent else None,
         metrics={"steps": result.steps, "val_nll": result.best_val_nll, "strategy": cfg.strategy},
     )
-    decision, locality = _gate(engine, plan, ref, parent, records)
+    outcome = _gate(engine, plan, ref, parent, records)
+    decision = outcome.decision
     seconds = time.perf_counter() - started
     with engine.store.session(key, cfg.session_ttl) as st:
         st.add("adaptations")
@@ -178,25 +351,21 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
         st.add("probe_calls", plan.probe_calls)
         record = {
             **decision.to_dict(),
+            "kind": "adaptation",
             "adapter_id": ref.adapter_id,
+            "version": ref.version,
+            "parent": parent.adapter_id if parent else None,
             "turn": st.turn_count,
             "seconds": round(seconds, 3),
             "strategy": cfg.strategy,
             "train_turns": len(plan.train),
             "time": time.time(),
         }
-        st.decisions = [*st.decisions[-19:], record]
+        push_decision(st, record)
         st.job = {"status": "done", "owner": engine.jobs.owner, "seconds": round(seconds, 3)}
-        if decision.accepted:
-            st.phase = Phase.SERVING.value
-            st.adapter = ref.to_dict()
-            st.adapter_version = ref.version
-            st.locality = locality
-            st.drift = {}
-        else:
-            st.phase = Phase.REJECTED.value
-            more = decision.more_turns_needed or max(1, cfg.warm_window // 2)
-            st.next_adapt_at = st.turn_count + more
+        shadow = _apply_decision(engine, st, decision, ref, outcome, parent)
+    if shadow:
+        engine._start_shadow(key)
     log.info(
         "session %s: adapter %s %s (fidelity %.3f, Δ̂ %.3f) in %.1fs",
         key.digest[:12],
@@ -208,53 +377,265 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
     )
 
 
+# --------------------------------------------------------------------------------------------
+# The acceptance gate (Thm 4.2 / Cor. 4.3) and shadow evaluation
+# --------------------------------------------------------------------------------------------
+
+DECISIONS_KEPT = 50  # decision records kept per session (gate decisions, looks, audits, rollbacks)
+
+
+def push_decision(st: Any, record: dict[str, Any]) -> None:
+    """Append a decision record, keeping the last ``DECISIONS_KEPT``; the latest gate decision
+    (a record with ``accepted``) is never the one dropped."""
+    kept = [*st.decisions, record]
+    if len(kept) > DECISIONS_KEPT:
+        last_gate = max((i for i, d in enumerate(kept) if "accepted" in d), default=None)
+        drop = next(i for i in range(len(kept)) if i != last_gate)
+        kept.pop(drop)
+        kept = kept[-DECISIONS_KEPT:]
+    st.decisions = kept
+
+
+def decision_summary(d: dict[str, Any] | gate.AcceptanceDecision) -> dict[str, Any]:
+    """The numbers of a gate decision shown in a reply's ``soma`` metadata."""
+    data = d.to_dict() if isinstance(d, gate.AcceptanceDecision) else d
+    out = {k: data.get(k) for k in ("accepted", "mode", "final", "n", "delta_hat", "gamma", "fidelity")}
+    out["n_eff"] = data.get("n_eff")
+    out["more_turns_needed"] = data.get("more_turns_needed")
+    for k in ("delta_hat", "gamma", "fidelity", "n_eff"):
+        if isinstance(out[k], float):
+            out[k] = round(out[k], 4)
+    return out
+
+
+@dataclass
+class GateOutcome:
+    decision: gate.AcceptanceDecision
+    locality: dict[str, Any]  # gate.SessionLocality.to_dict() of the session's current turns
+    gap_old: list[float]
+    gap_new: list[float]
+    turns: list[int]  # the held-out contexts' turn numbers, in order
+
+
+def held_out_gaps(
+    engine: SomaEngine, ref: AdapterRef, parent: AdapterRef | None, batch: list[TurnRecord]
+) -> tuple[list[float], list[float]]:
+    """Gap_old and Gap_new (Sec. 4.1) on contexts the candidate never trained on, served as
+    they would be (S~_t); the reference is the teacher's recorded answer. Old = ``parent``
+    (the surrogate before this adaptation; None: the base model)."""
+    cfg = engine.config
+    contexts = [engine.compressed(r.context()) for r in batch]
+    new = [engine.surrogate.generate(c, ref, max_new_tokens=cfg.max_new_tokens).text for c in contexts]
+    old = [engine.surrogate.generate(c, parent, max_new_tokens=cfg.max_new_tokens).text for c in contexts]
+    emb = engine.encoder.encode(new + old + [r.answer for r in batch])
+    n = len(batch)
+    gap_new = np.atleast_1d(gate.gap(emb[:n], emb[2 * n :]))
+    gap_old = np.atleast_1d(gate.gap(emb[n : 2 * n], emb[2 * n :]))
+    return [float(g) for g in gap_old], [float(g) for g in gap_new]
+
+
+def session_locality(engine: SomaEngine, records: list[TurnRecord]) -> tuple[gate.SessionLocality, bool, float | None]:
+    """The locality model of the session's current turns and Cor. 4.3's locality check: the
+    latest teacher turn scored against a bank built without it (``ok``, its statistic x_t)."""
+    texts = locality_bank_texts(records)
+    teacher = [r for r in records if r.served_by == "teacher" and r.messages]
+    probe = teacher[-1] if len(teacher) >= 2 else None
+    loo = locality_bank_texts([r for r in records if r is not probe]) if probe is not None else []
+    inputs = locality_inputs(probe.context()) if probe is not None else None
+    extra = [t for t in inputs[:2] if t] if inputs else []
+    unique = list(dict.fromkeys([*texts, *loo, *extra]))
+    rows = dict(zip(unique, engine.encoder.encode(unique), strict=True))
+    model = gate.SessionLocality.from_config(np.stack([rows[t] for t in texts]), engine.config.gate)
+    if probe is None or inputs is None or not loo:
+        return model, True, None
+    check = gate.SessionLocality.from_config(np.stack([rows[t] for t in loo]), engine.config.gate)
+    query, previous, history = inputs
+    context = gate.context_embedding(rows[query], rows[previous] if previous else None)
+    score = check.score(rows[query], context, len(gate.novel_words(query, history)))
+    return model, bool(score.ok), score.statistic
+
+
+def _decide(
+    engine: SomaEngine, gap_old: list[float], gap_new: list[float], locality_ok: bool
+) -> gate.AcceptanceDecision:
+    g = engine.config.gate
+    if g.mode == "bound":
+        return gate.decide_sequential(
+            gap_old,
+            gap_new,
+            epsilon=g.epsilon,
+            delta=g.delta,
+            min_fidelity=g.min_fidelity,
+            max_batch=g.max_batch,
+            locality_ok=locality_ok,
+        )
+    # fidelity mode: the floor decides; Thm 4.2's numbers (at δ) are kept, its verdict in bound_met
+    bound = gate.decide_acceptance(
+        gap_old, gap_new, epsilon=g.epsilon, delta=g.delta, min_fidelity=g.min_fidelity, locality_ok=locality_ok
+    )
+    ok = bound.fidelity >= g.min_fidelity and locality_ok
+    if ok:
+        reason = f"fidelity {bound.fidelity:.4f} >= min_fidelity {g.min_fidelity}"
+    else:
+        reason = "; ".join(
+            [f"fidelity {bound.fidelity:.4f} < min_fidelity {g.min_fidelity}"] * (bound.fidelity < g.min_fidelity)
+            + ["locality gate failed"] * (not locality_ok)
+        )
+    bound_note = "met" if bound.accepted else f"not met: {bound.reason}"
+    return gate._replace(
+        bound,
+        accepted=ok,
+        reason=f"{reason} (Thm 4.2 bound {bound_note})",
+        mode="fidelity",
+        bound_met=bound.accepted,
+        more_turns_needed=0 if ok else max(1, engine.config.warm_window // 2),
+    )
+
+
 def _gate(
     engine: SomaEngine,
     plan: Plan,
     ref: AdapterRef,
     parent: AdapterRef | None,
     records: list[TurnRecord],
-) -> tuple[gate.AcceptanceDecision, dict[str, Any]]:
-    """Gap of the old and new surrogate on held-out contexts, served as they would be (S~)."""
-    cfg = engine.config
+) -> GateOutcome:
+    """Gap of the old and new surrogate on the held-out warm turns (never trained on), the
+    locality model and check of the session, and the decision (``gate.mode``)."""
     batch = plan.holdout or records[-1:]
-    contexts = [engine.compressed(r.context()) for r in batch]
-    new = [engine.surrogate.generate(c, ref, max_new_tokens=cfg.max_new_tokens).text for c in contexts]
-    old = [engine.surrogate.generate(c, parent, max_new_tokens=cfg.max_new_tokens).text for c in contexts]
-    teacher = [r.answer for r in batch]
-    emb = engine.encoder.encode(new + old + teacher)
-    n = len(batch)
-    gap_new = np.atleast_1d(gate.gap(emb[:n], emb[2 * n :]))
-    gap_old = np.atleast_1d(gate.gap(emb[n : 2 * n], emb[2 * n :]))
-    warm_emb = engine.encoder.encode([locality_text(r.context()) for r in records])
-    locality = gate.LocalityModel.from_config(warm_emb, cfg.gate)
-    w_eff = gate.effective_sample_size(gap_new) if n > 1 else 1.0
-    if cfg.gate.mode == "fidelity":
-        fid = float(np.mean(1 - gap_new))
-        ok = fid >= cfg.gate.min_fidelity
-        decision = gate.AcceptanceDecision(
-            accepted=ok,
-            reason="fidelity gate passed" if ok else f"fidelity {fid:.3f} < min_fidelity {cfg.gate.min_fidelity}",
-            n=n,
-            n_eff=w_eff,
-            delta_hat=float(np.mean(gap_old - gap_new)),
-            gamma=0.0,
-            epsilon=cfg.gate.epsilon,
-            delta=cfg.gate.delta,
-            fidelity=fid,
-            min_fidelity=cfg.gate.min_fidelity,
-            locality_ok=True,
-            locality_margin=None,
-            locality_required=None,
-            eta=None,
-            more_turns_needed=0,
-        )
-    else:
-        decision = gate.decide_acceptance(
-            gap_old,
-            gap_new,
-            epsilon=cfg.gate.epsilon,
-            delta=cfg.gate.delta,
-            min_fidelity=cfg.gate.min_fidelity,
-        )
-    return decision, locality.to_dict()
+    gap_old, gap_new = held_out_gaps(engine, ref, parent, batch)
+    model, locality_ok, _ = session_locality(engine, records)
+    decision = _decide(engine, gap_old, gap_new, locality_ok)
+    return GateOutcome(decision, model.to_dict(), gap_old, gap_new, [r.turn for r in batch])
+
+
+def _apply_decision(
+    engine: SomaEngine,
+    st: Any,
+    decision: gate.AcceptanceDecision,
+    ref: AdapterRef,
+    outcome: GateOutcome,
+    parent: AdapterRef | None,
+) -> bool:
+    """Move the session on after a gate decision (inside its locked write). Returns True when
+    the candidate goes to shadow evaluation (bound mode, batch still too small)."""
+    cfg = engine.config
+    if decision.accepted:
+        st.phase = Phase.SERVING.value
+        st.adapter = ref.to_dict()
+        st.adapter_version = ref.version
+        st.locality = outcome.locality
+        st.drift = {}
+        return False
+    st.phase = Phase.REJECTED.value
+    if cfg.gate.mode == "bound" and not decision.final:
+        through = max(outcome.turns) if outcome.turns else st.turn_count
+        st.job = {
+            "status": "shadow",
+            "owner": engine.jobs.owner,
+            "since": time.time(),
+            "candidate": ref.to_dict(),
+            "parent": parent.to_dict() if parent else None,
+            "through": through,
+            "gap_old": outcome.gap_old,
+            "gap_new": outcome.gap_new,
+            "turns": outcome.turns,
+            "decision": decision_summary(decision),
+        }
+        # Retrain only if the batch reaches max_batch without a decision.
+        st.next_adapt_at = st.turn_count + max(1, cfg.gate.max_batch - len(outcome.gap_old) + 1)
+        return True
+    st.next_adapt_at = st.turn_count + (decision.more_turns_needed or max(1, cfg.warm_window // 2))
+    return False
+
+
+def shadow_step(engine: SomaEngine, key: SessionKey) -> gate.AcceptanceDecision | None:
+    """Grow the acceptance batch of a candidate in shadow evaluation (``gate.mode="bound"``).
+
+    Every teacher turn recorded since the candidate's last context is answered, in the
+    background, by the candidate and by the old surrogate; their Gaps to the teacher's real
+    answer join B (no teacher call: the teacher already served that turn). Then
+    ``gate.decide_sequential`` looks: accept (switch to serving, locality rebuilt from the
+    session's current turns), stop (rejected; retrain after more turns) or keep collecting.
+    """
+    cfg = engine.config
+    state = engine.store.get(key)
+    job = (state.job or {}) if state else {}
+    if state is None or job.get("status") != "shadow":
+        return None
+    cand = AdapterRef.from_dict(job["candidate"])
+    parent = AdapterRef.from_dict(job["parent"]) if job.get("parent") else None
+    through = int(job["through"])
+    room = cfg.gate.max_batch - len(job["gap_old"])
+    fresh = [r for r in engine.store.turns(key, since=through) if r.served_by == "teacher" and r.messages][:room]
+    if not fresh:
+        return None
+    try:
+        g_old, g_new = held_out_gaps(engine, cand, parent, fresh)
+    except Exception as exc:  # a corrupt candidate or a surrogate failure: retrain instead
+        log.exception("shadow evaluation failed for session %s", key.digest[:12])
+        with engine.store.session(key, cfg.session_ttl) as st:
+            if (st.job or {}).get("status") == "shadow":
+                st.job = {
+                    "status": "failed",
+                    "error": f"shadow: {type(exc).__name__}: {exc}",
+                    "owner": engine.jobs.owner,
+                }
+                st.next_adapt_at = st.turn_count + 1
+        return None
+    records = [r for r in engine.store.turns(key, since=state.adapt_from) if r.served_by == "teacher" and r.messages]
+    model, locality_ok, x_last = session_locality(engine, records)
+
+    gap_old, gap_new, turns = list(job["gap_old"]), list(job["gap_new"]), list(job["turns"])
+    looks: list[gate.AcceptanceDecision] = []
+    decision: gate.AcceptanceDecision | None = None
+    for r, go, gn in zip(fresh, g_old, g_new, strict=True):
+        gap_old.append(go)
+        gap_new.append(gn)
+        turns.append(r.turn)
+        decision = _decide(engine, gap_old, gap_new, locality_ok)
+        if decision.look is not None or decision.final:
+            looks.append(decision)
+        if decision.final:
+            break
+    assert decision is not None
+    with engine.store.session(key, cfg.session_ttl) as st:
+        now = st.job or {}
+        if now.get("status") != "shadow" or now.get("candidate", {}).get("adapter_id") != cand.adapter_id:
+            return None  # superseded (rollback, new adaptation) while we computed
+        if int(now.get("through", -1)) != through:
+            return None  # another shadow step got there first
+        for d in looks:
+            push_decision(
+                st,
+                {
+                    **d.to_dict(),
+                    "kind": "shadow",
+                    "adapter_id": cand.adapter_id,
+                    "version": cand.version,
+                    "turn": st.turn_count,
+                    "locality_statistic": x_last,
+                    "time": time.time(),
+                },
+            )
+        st.add("shadow_contexts", len(turns) - len(job["turns"]))
+        if decision.accepted:
+            st.phase = Phase.SERVING.value
+            st.adapter = cand.to_dict()
+            st.adapter_version = cand.version
+            st.locality = model.to_dict()
+            st.drift = {}
+            st.job = {"status": "done", "owner": engine.jobs.owner, "accepted_after": len(gap_old)}
+        elif decision.final:
+            st.phase = Phase.REJECTED.value
+            st.job = {"status": "done", "owner": engine.jobs.owner, "reason": decision.reason}
+            st.next_adapt_at = st.turn_count + max(1, cfg.warm_window // 2)
+        else:
+            st.job = {
+                **now,
+                "through": turns[-1],
+                "gap_old": gap_old,
+                "gap_new": gap_new,
+                "turns": turns,
+                "decision": decision_summary(decision),
+            }
+    return decision

@@ -28,6 +28,7 @@ ON_TOPIC = [
     "He wants a test ride on the bike first, is that safe?",
 ]
 OFF_TOPIC = "What is the capital of Peru and how many people live there?"
+OFF_TOPIC_FOLLOW_UP = "And which language do people speak in Peru?"
 
 
 def persona_teacher(messages: list[Message]) -> str:
@@ -92,7 +93,11 @@ def test_session_moves_to_the_surrogate_and_back(tmp_path):
     reply = _chat(engine, history, ON_TOPIC[1])
     assert reply.served_by == "surrogate" and reply.soma["adapter_id"] == adapter_id
 
+    # An abrupt change of topic rolls the session back within two turns (gate.DriftMonitor's
+    # two-turn locality rule; a very distant question rolls back at once).
     reply = _chat(engine, history, OFF_TOPIC)
+    if reply.served_by == "surrogate":
+        reply = _chat(engine, history, OFF_TOPIC_FOLLOW_UP)
     assert reply.served_by == "teacher"
     assert engine.session("pirate-session").phase is Phase.ROLLED_BACK
     assert engine.session("pirate-session").metrics["rollbacks"] == 1

@@ -18,10 +18,17 @@ from soma_engine.gate import (
     DriftMonitor,
     LocalityModel,
     LocalityScore,
+    SessionLocality,
     acceptance_margin,
+    content_words,
+    context_embedding,
     decide_acceptance,
+    decide_sequential,
     effective_sample_size,
     gap,
+    look_delta,
+    look_sizes,
+    novel_words,
     should_audit,
     turns_needed,
     warm_start_margin,
@@ -566,3 +573,207 @@ def test_should_audit_always_on_borderline() -> None:
     assert all(should_audit(rng, 0.0, True) for _ in range(100))
     with pytest.raises(ValueError):
         should_audit(rng, 1.5, False)
+
+
+# ---------------------------------------------------------------------------- sequential looks
+
+
+def test_look_delta_spends_at_most_delta() -> None:
+    assert look_delta(1, 0.1) == pytest.approx(0.05)
+    assert look_delta(3, 0.1) == pytest.approx(0.0125)
+    assert sum(look_delta(k, 0.1) for k in range(1, 30)) < 0.1
+    with pytest.raises(ValueError):
+        look_delta(0, 0.1)
+    with pytest.raises(ValueError):
+        look_delta(1, 1.0)
+
+
+def test_look_sizes_closed_form() -> None:
+    # n_1 = ceil(2 log(1/(δ/2)) / (1 − ε)^2): 2 log 20 / 0.95² = 6.64 → 7 at the paper's ε, δ
+    assert look_sizes(0.05, 0.1, 48) == [7, 14, 28, 48]
+    assert look_sizes(0.05, 0.1, 48)[0] == turns_needed(0.05, 0.05, 1.0)
+    assert look_sizes(0.0, 0.5, 12) == [3, 6, 12]  # 2 log 4 = 2.77 → 3
+    assert look_sizes(0.05, 0.1, 5) == [5]
+    with pytest.raises(ValueError):
+        look_sizes(0.05, 0.1, 0)
+
+
+def _batch(n: int, old: float, new: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    o = np.clip(old + 0.03 * rng.standard_normal(n), 0, 1)
+    w = np.clip(new + 0.03 * rng.standard_normal(n), 0, 1)
+    return o, w
+
+
+SEQ = {"epsilon": 0.0, "delta": 0.5, "min_fidelity": 0.0, "max_batch": 12}
+
+
+def test_sequential_collects_between_looks() -> None:
+    o, w = _batch(1, 0.9, 0.05)
+    d = decide_sequential(o, w, **SEQ)
+    assert not d.accepted and not d.final and d.look is None
+    assert d.next_look == 3 and d.more_turns_needed == 2
+    assert d.delta == pytest.approx(look_delta(1, 0.5))
+    assert "collecting" in d.reason
+    assert d.projected_turns is not None and d.projected_turns >= 2
+
+
+def test_sequential_accepts_only_at_a_look() -> None:
+    o, w = _batch(6, 0.95, 0.05, seed=3)
+    d = decide_sequential(o, w, **SEQ)
+    assert d.look == 2 and d.delta == pytest.approx(0.125)
+    assert d.accepted and d.final and d.more_turns_needed == 0, d.reason
+    assert d.delta_hat >= d.epsilon + acceptance_margin(d.n_eff, 0.125)
+    # one context fewer: between looks, never accepted however good
+    d5 = decide_sequential(o[:5], w[:5], **SEQ)
+    assert not d5.accepted and not d5.final and d5.more_turns_needed == 1
+
+
+def test_sequential_stops_when_futile_or_at_the_cap() -> None:
+    o, w = _batch(6, 0.05, 0.95, seed=1)  # much worse: Δ̂ + γ < ε at the look
+    d = decide_sequential(o, w, **SEQ)
+    assert d.final and not d.accepted and "upper bound below epsilon" in d.reason
+    assert d.more_turns_needed is None
+    o, w = _batch(12, 0.5, 0.45, seed=2)  # a small gain never certified: stop at max_batch
+    d = decide_sequential(o, w, **SEQ)
+    assert d.final and not d.accepted and d.look == 3
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=12),
+    st.floats(0, 0.3),
+)
+def test_sequential_acceptance_implies_the_bound_at_a_look(pairs: list[tuple[float, float]], eps: float) -> None:
+    old = [p[0] for p in pairs]
+    new = [p[1] for p in pairs]
+    d = decide_sequential(old, new, epsilon=eps, delta=0.5, min_fidelity=0.0, max_batch=12)
+    sizes = look_sizes(eps, 0.5, 12)
+    assert 1.0 <= d.n_eff <= d.n
+    if d.accepted:
+        assert d.n in sizes and d.final and d.look == sizes.index(d.n) + 1
+        assert d.delta_hat >= eps + acceptance_margin(d.n_eff, look_delta(d.look, 0.5)) - 1e-12
+    if not d.final:
+        assert d.next_look is not None and d.more_turns_needed == d.next_look - d.n > 0
+
+
+def test_sequential_error_rate_under_the_null() -> None:
+    """E[X] = ε exactly: the whole sequential procedure (looks at 3, 6, 12, 24) accepts in
+    at most a δ share of runs (it is conservative: Hoeffding's range bound)."""
+    rng = np.random.default_rng(7)
+    eps, delta, runs, accepted = 0.1, 0.3, 200, 0
+    for _ in range(runs):
+        x = np.clip(eps + 0.5 * rng.standard_normal(24), -1, 1)
+        x -= x.mean() - eps  # exact null mean on the full batch
+        x = np.clip(x, -1, 1)
+        old = np.clip(0.5 + x / 2, 0, 1)
+        new = np.clip(old - x, 0, 1)
+        for n in range(1, 25):
+            d = decide_sequential(old[:n], new[:n], epsilon=eps, delta=delta, min_fidelity=0.0, max_batch=24)
+            if d.final:
+                accepted += d.accepted
+                break
+    assert accepted / runs <= delta
+
+
+# ---------------------------------------------------------------------------- session locality
+
+
+def test_content_and_novel_words() -> None:
+    assert content_words("Should I accept the offers for my bikes?") == ["accept", "offer", "bike"]
+    assert content_words("Why? OK, thanks!") == []
+    history = ["I'm selling my road bike for 900 dollars.", "List it at 950 and mention the new tyres."]
+    assert novel_words("Should I accept 780 for the bike?", history) == ["accept"]
+    assert novel_words("What's a good recipe for banana bread?", history) == ["recipe", "banana", "bread"]
+    assert novel_words("And why is that?", history) == []
+
+
+def test_context_embedding_is_the_normalised_mean() -> None:
+    q, p = basis(D, 0), basis(D, 1)
+    np.testing.assert_allclose(context_embedding(q, None), q)
+    c = context_embedding(2 * q, p)
+    np.testing.assert_allclose(c, (q + p) / math.sqrt(2))
+    np.testing.assert_allclose(context_embedding(q, -q), q)  # opposite: no mean direction
+    with pytest.raises(ValueError):
+        context_embedding(q, np.ones(D + 1))
+
+
+def _session_locality(**kw: float) -> SessionLocality:
+    rng = np.random.default_rng(11)
+    return SessionLocality(cluster(rng, basis(D, 0), 8, 0.2), **kw)
+
+
+def test_session_locality_statistic() -> None:
+    model = _session_locality(threshold=1.0, severe=1.5, border=0.8)
+    near = model.score(basis(D, 0), basis(D, 0), 0)
+    assert (
+        near.ok
+        and not near.borderline
+        and near.statistic == pytest.approx(near.nn_distance + 0.5 * near.context_distance)
+    )
+    far = model.score(basis(D, 3), basis(D, 3), 4)
+    assert far.severe and not far.ok
+    assert far.statistic == pytest.approx(far.nn_distance + 0.5 * far.context_distance + 0.5)
+    assert far.margin == pytest.approx(1.0 - far.statistic)
+    capped = model.score(basis(D, 3), basis(D, 3), 40)
+    assert capped.statistic == pytest.approx(far.statistic)  # novelty is capped
+    mid = model.score(basis(D, 3), basis(D, 0), 0)  # far query, local context
+    assert mid.nn_distance > 0.9 and mid.context_distance < 0.1
+    assert mid.statistic < far.statistic
+    with pytest.raises(ValueError):
+        model.score(basis(D, 0), basis(D, 0), -1)
+    with pytest.raises(ValueError):
+        model.score(np.ones(D + 1), basis(D, 0), 0)
+
+
+def test_session_locality_roundtrip_and_config() -> None:
+    from soma_engine.config import GateConfig
+
+    model = _session_locality()
+    data = json.loads(json.dumps(model.to_dict()))
+    back = SessionLocality.from_dict(data)
+    assert len(back) == len(model) and back.threshold == model.threshold
+    np.testing.assert_allclose(back.bank, model.bank, atol=2e-3)  # float16 storage
+    q = basis(D, 0) + 0.3 * basis(D, 1)
+    assert back.score(q, q, 1).statistic == pytest.approx(model.score(q, q, 1).statistic, abs=5e-3)
+    g = GateConfig(locality_threshold=1.2, locality_severe_margin=0.3, locality_audit_margin=0.1)
+    tuned = SessionLocality.from_dict(data, g)
+    assert (tuned.threshold, tuned.severe, tuned.border) == pytest.approx((1.2, 1.5, 1.1))
+    legacy = LocalityModel(model.bank[:4]).to_dict()  # sessions stored by the older engine
+    assert len(SessionLocality.from_dict(legacy, g)) == 4
+    with pytest.raises(ValueError, match="bank"):
+        SessionLocality.from_dict({"threshold": 1.0})
+    with pytest.raises(ValueError):
+        SessionLocality.from_dict({**data, "dim": 7})
+    with pytest.raises(ValueError):
+        SessionLocality(model.bank, novel_cap=0)
+
+
+# ---------------------------------------------------------------------------- two-turn rule
+
+
+def _stat(x: float, threshold: float = 1.5, severe: float = 1.7) -> LocalityScore:
+    return LocalityScore(0.0, 0.0, 0.0, x <= threshold, 1.45 < x <= severe, threshold - x, statistic=x)
+
+
+def test_drift_pair_rule() -> None:
+    mon = DriftMonitor(pair_threshold=3.0)
+    assert not mon.observe_locality(_stat(1.6))  # one high turn: audited, not rolled back
+    assert mon.observe_locality(_stat(1.45))  # 1.6 + 1.45 > 3.0
+    mon.reset()
+    assert not mon.observe_locality(_stat(1.6))
+    assert not mon.observe_locality(_stat(1.0))  # an on-topic turn in between resets the pair
+    assert not mon.observe_locality(_stat(1.6))
+    assert mon.observe_locality(_stat(1.8))  # severe: at once
+    state = json.loads(json.dumps(mon.state()))
+    back = DriftMonitor.from_state(state)
+    assert back.state() == mon.state() and back.last_statistic == pytest.approx(1.8)
+    # without a statistic (LocalityModel scores) the borderline streak applies as before
+    assert not DriftMonitor(pair_threshold=3.0).observe_locality(_score(False, True))
+
+
+def test_drift_from_config_pair_threshold() -> None:
+    from soma_engine.config import GateConfig
+
+    mon = DriftMonitor.from_config(GateConfig(locality_threshold=1.4))
+    assert mon.pair_threshold == pytest.approx(2.8)

@@ -1,0 +1,914 @@
+"""Adaptation cost and quality: mining (Eq. 1-3), LoRA (Eq. 4) and the gate, per W = 4 session.
+
+Parts (``--parts``, default all that apply):
+
+- ``step``     one LoRA optimizer step, before/after: full ``model(...).logits`` (the previous
+               distiller) against the LM head on the answer positions only (the current one),
+               interleaved repetitions, time and peak memory, tiny model and SmolLM2 on CPU.
+- ``session``  wall time and peak memory of mining, LoRA and gate in a real W = 4 session
+               driven through ``SomaEngine.chat`` (adaptation inline, strategy ``soma``):
+               (a) a tiny model on CPU, (b) the bundled SmolLM2-135M on CPU, (c) a randomly
+               initialised model with Qwen3-0.6B's shape on CUDA (skipped, with a note,
+               where CUDA is absent). The paper's defaults (M = 3, 30 mining steps, 60 LoRA
+               steps) unless ``--quick`` (fewer SmolLM2 steps; per-step figures are given so
+               the full cost can be read off).
+- ``vocab``    mining cost per step at fixed teacher positions while |V| grows (tiny models),
+               split into decoder+head, the loss part (Eq. 1-3 terms) and the rest; the loss
+               part alone, fwd+bwd, against a dense |V|-wide reference; and the loss part as
+               k + m grows at fixed |V|.
+- ``ablation`` held-out fidelity (cosine of the bundled MiniLM embeddings of the surrogate's
+               answer and the teacher's) and answer NLL for soma / history-ft / random-ft /
+               unadapted over scripted persona sessions, tiny model (``--full``: SmolLM2 too).
+
+Peak memory: on CPU the peak resident set size above the phase's starting RSS, sampled every
+5 ms (torch allocations bypass tracemalloc, so RSS is the honest measure); on CUDA
+``torch.cuda.max_memory_allocated`` after a reset. Writes JSON, prints tables.
+
+    SOMA_HOME=/tmp/somahome python benchmarks/adaptation.py --quick
+"""
+
+from __future__ import annotations
+
+import os
+
+# Two OpenMP threads that spin-wait on a busy 2-core host run tiny ops ~50x slower; a passive
+# wait policy avoids that collapse. Must be set before torch loads OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from soma_engine import SomaConfig, SomaEngine, jobs  # noqa: E402
+from soma_engine import miner as miner_mod  # noqa: E402
+from soma_engine.distiller import (  # noqa: E402
+    Example,
+    _collate,
+    answer_nll,
+    answer_token_nll,
+    lora_config_dict,
+    sequence_nll,
+    tokenize_example,
+    train_adapter,
+    weighted_nll,
+)
+from soma_engine.encoder import Encoder  # noqa: E402
+from soma_engine.surrogate import SurrogateRuntime  # noqa: E402
+from soma_engine.testing import build_tiny_model, build_tokenizer  # noqa: E402
+from soma_engine.types import Message, TurnRecord  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+# ---------------------------------------------------------------------------------------------
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class Meter:
+    """Wall time and peak memory of a block (CPU: RSS sampled every 5 ms; CUDA: allocator)."""
+
+    def __init__(self, cuda: bool = False) -> None:
+        self.cuda = cuda
+        self.seconds = 0.0
+        self.peak_mb = 0.0
+
+    def __enter__(self) -> Meter:
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._base = torch.cuda.memory_allocated()
+        else:
+            self._base = _rss()
+            self._peak = self._base
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        self._t0 = time.perf_counter()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self._peak = max(self._peak, _rss())
+
+    def __exit__(self, *exc: object) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.seconds = time.perf_counter() - self._t0
+        if self.cuda:
+            self.peak_mb = (torch.cuda.max_memory_allocated() - self._base) / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self._peak = max(self._peak, _rss())
+            self.peak_mb = (self._peak - self._base) / 2**20
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _stats(xs: list[float]) -> dict[str, float]:
+    return {"min": min(xs), "median": statistics.median(xs), "n": len(xs)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Models and sessions
+# ---------------------------------------------------------------------------------------------
+
+
+def tiny_runtime(seed: int = 0) -> SurrogateRuntime:
+    model, tok = build_tiny_model(seed=seed)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return SurrogateRuntime(None, model=model, tokenizer=tok, device="cpu")
+
+
+def smollm2_runtime() -> SurrogateRuntime:
+    from soma_engine.models import bundled_surrogate_path
+
+    rt = SurrogateRuntime(str(bundled_surrogate_path()), device="cpu")
+    rt.run(lambda r: r.model)
+    return rt
+
+
+def qwen3_shape_runtime() -> SurrogateRuntime:
+    """Random weights, Qwen3-0.6B's shape, bf16 on CUDA; the tiny BPE tokenizer feeds it ids."""
+    from transformers import AutoModelForCausalLM, Qwen3Config
+
+    tok = build_tokenizer()
+    config = Qwen3Config(
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_hidden_layers=28,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).to("cuda", torch.bfloat16)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return SurrogateRuntime(None, model=model, tokenizer=tok, device="cuda")
+
+
+def bundled_encoder() -> Encoder:
+    from soma_engine.models import bundled_encoder_path
+
+    enc = Encoder(str(bundled_encoder_path()))
+    enc.encode(["warm up"])
+    return enc
+
+
+# Scripted persona sessions: deterministic styles a LoRA can learn. Each: system prompt,
+# style(query) -> answer, 5 warm queries (4 trained on, 1 for the gate), 3 held-out queries.
+def _keyword(q: str) -> str:
+    return max(q.strip("?.!").replace(",", " ").split(), key=len)
+
+
+PERSONAS: dict[str, tuple[str, Callable[[str], str]]] = {
+    "pirate": ("You are a pirate.", lambda q: f"{_keyword(q).capitalize()}? Arr, shiver me timbers, matey!"),
+    "butler": (
+        "You are a formal butler.",
+        lambda q: f"Certainly, sir. Regarding the {_keyword(q).lower()}, I shall attend to it at once.",
+    ),
+    "chef": (
+        "You are a cheerful chef.",
+        lambda q: f"Ooh, {_keyword(q).lower()}! Let us cook it up with a pinch of salt!",
+    ),
+    "robot": ("You are a terse robot.", lambda q: f"QUERY {_keyword(q).upper()} ACKNOWLEDGED. PROCESSING COMPLETE."),
+}
+SESSIONS: list[tuple[str, list[str], list[str]]] = [
+    (
+        "pirate",
+        [
+            "How should I price my bicycle listing?",
+            "A buyer offers seven hundred dollars, what now?",
+            "Should I include the pedals with the bicycle?",
+            "He proposes meeting in the middle, accept?",
+            "Should I clean the bicycle before he comes?",
+        ],
+        ["Is a test ride on the bicycle safe?", "Should I accept cash or transfer?", "What if he haggles again?"],
+    ),
+    (
+        "butler",
+        [
+            "Please plan my trip to Lisbon next week.",
+            "Which museums in Lisbon should I visit?",
+            "Book a table for dinner near the river.",
+            "Arrange a day trip to Sintra, please.",
+            "What pastries should I try in Belem?",
+        ],
+        ["Find me a tram route to the castle.", "Pack my suitcase for rainy weather.", "Reserve a fado evening."],
+    ),
+    (
+        "chef",
+        [
+            "What should I cook for dinner tonight?",
+            "How long do I roast the potatoes?",
+            "Can I replace butter with olive oil?",
+            "Which spices go with chicken?",
+            "How do I make the sauce thicker?",
+        ],
+        ["What dessert goes with this dinner?", "How do I keep the salad fresh?", "Which wine pairs with chicken?"],
+    ),
+    (
+        "robot",
+        [
+            "Review this Python function for errors.",
+            "Why does the loop append squares?",
+            "Should the function return a generator?",
+            "Add type hints to the function signature.",
+            "Write a docstring for the function.",
+        ],
+        ["Rename the variables for clarity.", "Is recursion better than the loop?", "Add a unit test, please."],
+    ),
+]
+
+
+def session_records(persona: str, warm: list[str]) -> tuple[list[TurnRecord], list[dict[str, str]]]:
+    system, style = PERSONAS[persona]
+    history = [{"role": "system", "content": system}]
+    records = []
+    for i, q in enumerate(warm):
+        history.append({"role": "user", "content": q})
+        a = style(q)
+        records.append(
+            TurnRecord(turn=i + 1, served_by="teacher", query=q, answer=a, messages=[dict(m) for m in history])
+        )
+        history.append({"role": "assistant", "content": a})
+    return records, history
+
+
+def make_engine(rt: SurrogateRuntime, encoder: Encoder | None, cfg: SomaConfig, tmp: Path) -> SomaEngine:
+    return SomaEngine(
+        config=cfg,
+        surrogate=rt,
+        encoder=encoder or Encoder(model_path="/unused"),
+        store=f"sqlite:///{tmp / f'soma-{time.monotonic_ns()}.db'}",
+    )
+
+
+def session_config(mining_steps: int, lora_steps: int, candidates: int = 3, **extra: Any) -> SomaConfig:
+    return SomaConfig(
+        warm_window=4,
+        adaptation="inline",
+        strategy=extra.pop("strategy", "soma"),
+        max_new_tokens=extra.pop("max_new_tokens", 24),
+        mining={"steps": mining_steps, "candidates": candidates},
+        lora={"steps": lora_steps, **extra.pop("lora", {})},
+        gate={"min_fidelity": 0.0, "audit_rate": 0.0},
+        **extra,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Part: one LoRA step, before / after
+# ---------------------------------------------------------------------------------------------
+
+
+def _step_variants(rt: SurrogateRuntime, ctx_repeat: int) -> tuple[dict[str, Callable[..., float]], list[Any], Any]:
+    """The four step variants on one 2-sequence batch, with a fresh LoRA installed."""
+    ctx = " ".join(["The bicycle negotiation continues with the buyer offering more money."] * ctx_repeat)
+    answer = "Arr matey! " + " ".join(["Hold firm on the price and ask for more doubloons."] * 8)
+    exs = [
+        Example([Message("system", "You are a pirate."), Message("user", f"{ctx} question {i}?")], answer)
+        for i in range(2)
+    ]
+    rows = [tokenize_example(rt, e, 1024) for e in exs]
+
+    def setup(r: SurrogateRuntime) -> Any:
+        from soma_engine.config import LoraConfig
+
+        r.install_adapter("bench_step", lora_config_dict(LoraConfig(), r.base_model), None)
+        r.model.set_adapter("bench_step")
+        params = [p for n, p in r.model.named_parameters() if ".bench_step." in n]
+        for p in params:
+            p.requires_grad_(True)
+        return params
+
+    params = rt.run(setup)
+    ids, mask, labels = _collate(rows, rt.tokenizer.pad_token_id)
+    w = torch.ones(2)
+
+    def full(r: SurrogateRuntime) -> float:
+        r.model.train()
+        loss = weighted_nll(sequence_nll(r.model(input_ids=ids, attention_mask=mask).logits, labels), w)
+        loss.backward()
+        r.model.eval()
+        return float(loss.detach())
+
+    def fast(r: SurrogateRuntime) -> float:
+        r.model.train()
+        loss = weighted_nll(answer_token_nll(r.model, ids, mask, labels), w)
+        loss.backward()
+        r.model.eval()
+        return float(loss.detach())
+
+    def val_full(r: SurrogateRuntime) -> float:
+        with torch.no_grad():
+            return float(sequence_nll(r.model(input_ids=ids, attention_mask=mask).logits, labels).mean())
+
+    def val_fast(r: SurrogateRuntime) -> float:
+        with torch.no_grad():
+            return float(answer_token_nll(r.model, ids, mask, labels).mean())
+
+    variants = {
+        "step_full_logits": full,
+        "step_answer_only": fast,
+        "val_full_logits": val_full,
+        "val_answer_only": val_fast,
+    }
+    return variants, params, rows
+
+
+STEP_MODELS: dict[str, tuple[Callable[[], SurrogateRuntime], int]] = {
+    "tiny-llama": (lambda: tiny_runtime(), 3),
+    "SmolLM2-135M": (lambda: smollm2_runtime(), 22),
+}
+
+
+def _memprobe(label: str, variant: str) -> None:
+    """Child process: the peak RSS of ONE run of ``variant`` in a fresh process (memory that an
+    earlier variant freed would otherwise hide a later one's peak)."""
+    make, ctx_repeat = STEP_MODELS[label]
+    rt = make()
+    variants, _, _ = _step_variants(rt, ctx_repeat)
+    with Meter() as m:
+        rt.run(variants[variant])
+    print(json.dumps({"peak_rss_mb": m.peak_mb, "seconds": m.seconds}))
+
+
+def part_step(rt: SurrogateRuntime, label: str, reps: int) -> dict[str, Any]:
+    """Full-logits step (previous distiller) vs answer-positions-only step, interleaved; peak
+    memory of each variant measured in a fresh child process."""
+    import subprocess
+    import sys
+
+    variants, params, rows = _step_variants(rt, STEP_MODELS[label][1])
+    for fn in variants.values():  # warm up
+        rt.run(fn)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(reps):
+        for k, fn in variants.items():
+            for p in params:
+                p.grad = None
+            with Meter() as m:
+                rt.run(fn)
+            times[k].append(m.seconds)
+    rt.run(lambda r: r.remove_adapter("bench_step"))
+    out: dict[str, Any] = {
+        "model": label,
+        "batch": [len(r[0]) for r in rows],
+        "answer_tokens": [sum(y != -100 for y in r[1]) for r in rows],
+        "vocab": int(rt.base_model.get_output_embeddings().weight.shape[0]),
+    }
+    for k in variants:
+        probe = subprocess.run(
+            [sys.executable, __file__, "--memprobe", label, k], capture_output=True, text=True, check=True
+        )
+        peak = json.loads(probe.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+        out[k] = {**_stats(times[k]), "peak_rss_mb": round(peak, 1)}
+    out["speedup_step_min"] = out["step_full_logits"]["min"] / out["step_answer_only"]["min"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Part: a W = 4 session, mining + LoRA + gate
+# ---------------------------------------------------------------------------------------------
+
+
+def part_session(label: str, rt: SurrogateRuntime, encoder: Encoder, cfg: SomaConfig, cuda: bool) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="soma-bench-"))
+    engine = make_engine(rt, encoder, cfg, tmp)
+    phases: dict[str, Any] = {}
+    saved = {name: getattr(jobs, name) for name in ("plan_training", "train_adapter", "_gate")}
+
+    def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def inner(*a: Any, **kw: Any) -> Any:
+            with Meter(cuda) as m:
+                out = fn(*a, **kw)
+            phases[name] = {"seconds": m.seconds, "peak_mb": m.peak_mb, "result": out}
+            return out
+
+        return inner
+
+    for name, fn in saved.items():
+        setattr(jobs, name, wrap(name, fn))
+    persona, warm, _ = SESSIONS[0]
+    system, style = PERSONAS[persona]
+    history: list[dict[str, str]] = [{"role": "system", "content": system}]
+    try:
+        with Meter(cuda) as total:
+            for q in warm[:4]:
+                history.append({"role": "user", "content": q})
+                reply = engine.chat("bench", history, lambda msgs: style(msgs[-1].content))
+                history.append({"role": "assistant", "content": reply.text})
+    finally:
+        for name, fn in saved.items():
+            setattr(jobs, name, fn)
+    view = engine.session("bench")
+    job = engine.store.get(engine.key("bench")).job
+    if "train_adapter" not in phases:
+        raise RuntimeError(f"adaptation did not run: {job}")
+    plan = phases["plan_training"]["result"]
+    res = phases["train_adapter"]["result"]
+    mining_s = plan.timings.get("mining", 0.0)
+    opt_s = plan.timings.get("mining_optimization", 0.0)
+    out = {
+        "model": label,
+        "device": "cuda" if cuda else "cpu",
+        "config": {
+            "W": cfg.warm_window,
+            "M": cfg.mining.candidates,
+            "mining_steps": cfg.mining.steps,
+            "lora_steps": cfg.lora.steps,
+            "k": cfg.mining.neighbors_k,
+            "m": cfg.mining.top_m,
+        },
+        "mining_s": mining_s,
+        "mining_per_step_s": opt_s / max(cfg.mining.steps, 1),
+        "mining_timings": {k: v for k, v in plan.timings.items() if k.startswith("mining_")},
+        "plan_s": phases["plan_training"]["seconds"],
+        "plan_peak_mb": phases["plan_training"]["peak_mb"],
+        "lora_s": phases["train_adapter"]["seconds"],
+        "lora_steps_done": res.steps,
+        "lora_per_step_s": res.timings["steps"] / max(res.steps, 1),
+        "lora_validation_s": res.timings["validation"],
+        "lora_peak_mb": phases["train_adapter"]["peak_mb"],
+        "lora_val_source": res.val_source,
+        "lora_best_step": res.best_step,
+        "gate_s": phases["_gate"]["seconds"] if "_gate" in phases else None,
+        "gate_peak_mb": phases["_gate"]["peak_mb"] if "_gate" in phases else None,
+        "adaptation_s": sum(phases[k]["seconds"] for k in phases),
+        "session_wall_s": total.seconds,
+        "phase": view.phase.value,
+        "selected": plan.selected,
+        "hardness": [round(h, 4) for h in plan.hardness],
+        "memory_unit": "CUDA max_memory_allocated above start, MiB" if cuda else "peak RSS above start, MiB",
+    }
+    # Paper defaults (30 mining steps, 60 LoRA steps) read off the per-step figures.
+    fixed = out["adaptation_s"] - opt_s - res.timings["steps"]
+    out["extrapolated_paper_defaults_s"] = fixed + 30 * out["mining_per_step_s"] + 60 * out["lora_per_step_s"]
+    engine.close()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Part: vocabulary scaling of the mining step
+# ---------------------------------------------------------------------------------------------
+
+
+def _vocab_model(vocab: int) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    tok = build_tokenizer()
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config), tok
+
+
+def dense_reference_loss(logits: Any, teacher: Any, emb: Any, k: int, tau: float, lam: float) -> Any:
+    """Eq. 2 computed densely, as the paper's reference code does: a |V|-wide cosine similarity
+    per teacher token for N_k (R x |V| x d) and the full expectation E Pi (R x |V| x d)."""
+    import torch.nn.functional as F
+
+    unit = F.normalize(emb.float(), dim=-1)
+    sims = unit[teacher] @ unit.T
+    sims[torch.arange(len(teacher)), teacher] = -math.inf
+    ids = torch.cat([teacher[:, None], sims.topk(k, dim=-1).indices], dim=1)
+    s_tau = torch.softmax((unit[ids] * unit[teacher][:, None]).sum(-1) / tau, dim=-1)
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    unl = (s_tau * -torch.log1p(-logp.gather(1, ids).exp().clamp(max=1 - 1e-6))).sum(-1)
+    e_bar = logp.exp() @ emb.float()
+    w = 1 + lam * F.cosine_similarity(e_bar, emb[teacher].float(), dim=-1).clamp(0, 1)
+    return (w * unl).mean()
+
+
+def _time_min(fn: Callable[[], Any], reps: int) -> float:
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return min(ts)
+
+
+def _loss_fwd_bwd(logits0: Any, teacher: Any, emb: Any, cfg: Any, *, k: int, m: int, dense: bool) -> Callable[[], None]:
+    """One fwd+bwd of the Eq. 2 loss on a copy of ``logits0``: ours (cached N_k, top-m) or dense."""
+    nbrs = None if dense else miner_mod.NeighborIndex(emb, k).neighbors(teacher)
+
+    def run() -> None:
+        x = logits0.clone().requires_grad_(True)
+        if dense:
+            loss = dense_reference_loss(x, teacher, emb, k, cfg.tau, cfg.lambda_exp)
+        else:
+            loss = miner_mod.semantic_divergence_loss(
+                x, teacher, emb, neighbors_k=k, tau=cfg.tau, lambda_exp=cfg.lambda_exp, top_m=m, neighbors=nbrs
+            )
+        loss.backward()
+
+    return run
+
+
+def _mining_breakdown(vocab: int, turns: list[Any], cfg: Any, reps: int) -> dict[str, Any]:
+    """One vocabulary size: per-step mining time split by the functions score_prompts calls."""
+    model, tok = _vocab_model(vocab)
+    clock = {"_row_logits": 0.0, "_sem_terms": 0.0, "_entropy": 0.0}
+    real = {name: getattr(miner_mod, name) for name in clock}
+
+    def timed(name: str) -> Callable[..., Any]:
+        fn = real[name]
+
+        def inner(*a: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                clock[name] += time.perf_counter() - t0
+
+        return inner
+
+    miner_mod.mine(model, tok, turns, cfg.model_copy(update={"steps": 1}))  # builds the cached neighbour index
+    for name in clock:
+        setattr(miner_mod, name, timed(name))
+    try:
+        res = miner_mod.mine(model, tok, turns, cfg)
+    finally:
+        for name, fn in real.items():
+            setattr(miner_mod, name, fn)
+    calls = cfg.steps + 1  # the optimisation steps + the final scoring pass
+    batch = miner_mod.encode_turns(tok, turns)
+    positions = int(batch.row_target.numel()) * cfg.candidates
+    per_step = res.timings["optimization"] / cfg.steps
+    emb = model.get_input_embeddings().weight.detach()
+    logits0 = torch.randn(positions, vocab, generator=torch.Generator().manual_seed(0))
+    teacher = batch.row_target.repeat(cfg.candidates)
+    k, m = cfg.neighbors_k, cfg.top_m
+    fwd = sum(clock.values()) / calls
+    # At a realistic width (SmolLM2's d = 576) the dense reference's R x |V| x d work shows.
+    emb_wide = torch.randn(vocab, 576, generator=torch.Generator().manual_seed(2))
+    return {
+        "vocab": vocab,
+        "positions": positions,
+        "step_s": per_step,
+        "decoder_head_fwd_s": clock["_row_logits"] / calls,
+        "loss_terms_fwd_s": (clock["_sem_terms"] + clock["_entropy"]) / calls,
+        "rest_s (backward, optimizer)": per_step - fwd,
+        "loss_fwd_bwd_ours_s": _time_min(_loss_fwd_bwd(logits0, teacher, emb, cfg, k=k, m=m, dense=False), reps),
+        "loss_fwd_bwd_dense_s": _time_min(_loss_fwd_bwd(logits0, teacher, emb, cfg, k=k, m=m, dense=True), reps),
+        "scan_fwd_bwd_s": _time_min(_scans(logits0, m), reps),
+        "loss_fwd_bwd_ours_d576_s": _time_min(
+            _loss_fwd_bwd(logits0, teacher, emb_wide, cfg, k=k, m=m, dense=False), reps
+        ),
+        "loss_fwd_bwd_dense_d576_s": _time_min(
+            _loss_fwd_bwd(logits0, teacher, emb_wide, cfg, k=k, m=m, dense=True), reps
+        ),
+    }
+
+
+def _scans(logits0: Any, m: int) -> Callable[[], None]:
+    """The |V|-wide part any exact Eq. 2 with a top-m truncation needs: the softmax normaliser
+    and the top-m selection, fwd+bwd."""
+
+    def run() -> None:
+        x = logits0.clone().requires_grad_(True)
+        (torch.logsumexp(x, dim=-1).sum() + x.topk(m, dim=-1).values.sum()).backward()
+
+    return run
+
+
+def part_vocab(vocabs: list[int], steps: int, reps: int) -> dict[str, Any]:
+    persona, warm, _ = SESSIONS[0]
+    records, _ = session_records(persona, warm[:4])
+    turns = [(r.messages, r.answer) for r in records]
+    cfg = SomaConfig().mining.model_copy(update={"steps": steps, "candidates": 3})
+    rows_out = [_mining_breakdown(v, turns, cfg, reps) for v in vocabs]
+    # k + m at fixed |V| and positions: the loss part, ours.
+    vocab = vocabs[len(vocabs) // 2]
+    model, _ = _vocab_model(vocab)
+    emb = model.get_input_embeddings().weight.detach()
+    positions = rows_out[0]["positions"]
+    g = torch.Generator().manual_seed(1)
+    logits0 = torch.randn(positions, vocab, generator=g)
+    teacher = torch.randint(0, 400, (positions,), generator=g)
+    km_rows = [
+        {
+            "k": k,
+            "m": m,
+            "k+m": k + m,
+            "loss_fwd_bwd_s": _time_min(_loss_fwd_bwd(logits0, teacher, emb, cfg, k=k, m=m, dense=False), reps),
+            "scan_fwd_bwd_s": _time_min(_scans(logits0, m), reps),
+        }
+        for k, m in ((20, 50), (50, 100), (100, 200), (200, 400), (400, 800))
+    ]
+    return {
+        "config": {"M": cfg.candidates, "k": cfg.neighbors_k, "m": cfg.top_m, "hidden": 64, "steps": steps},
+        "by_vocab": rows_out,
+        "by_k_plus_m": {"vocab": vocab, "positions": positions, "rows": km_rows},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Part: ablation of the training-set strategies
+# ---------------------------------------------------------------------------------------------
+
+
+def part_ablation(label: str, rt: SurrogateRuntime, encoder: Encoder, cfg: SomaConfig) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="soma-ablation-"))
+    engine = make_engine(rt, encoder, cfg, tmp)
+    per: dict[str, list[dict[str, Any]]] = {s: [] for s in ("unadapted", "soma", "history-ft", "random-ft")}
+    for si, (persona, warm, held_qs) in enumerate(SESSIONS):
+        _, style = PERSONAS[persona]
+        records, history = session_records(persona, warm)
+        held = [
+            Example(engine.compressed([*map(Message.from_dict, history), Message("user", q)]), style(q))
+            for q in held_qs
+        ]
+        targets = [e.answer for e in held]
+        for strategy in per:
+            t0 = time.perf_counter()
+            ref = None
+            if strategy != "unadapted":
+                engine.config.strategy = strategy
+                plan = jobs.plan_training(engine, records, None)
+                res = train_adapter(rt, plan.train, [], engine.config.lora, name=f"abl{si}{strategy.replace('-', '')}")
+                ref = engine.adapters.save(res.tensors, res.lora_config, namespace="bench", session=f"s{si}{strategy}")
+            gens = [rt.generate(e.messages, ref, max_new_tokens=cfg.max_new_tokens).text for e in held]
+            emb = encoder.encode(gens + targets)
+            fid = [float(emb[i] @ emb[len(gens) + i]) for i in range(len(gens))]
+            nll = answer_nll(rt, held, ref)
+            per[strategy].append(
+                {
+                    "session": persona,
+                    "fidelity": float(np.mean(fid)),
+                    "nll": float(np.mean(nll)),
+                    "seconds": time.perf_counter() - t0,
+                    "sample": gens[0][:80],
+                }
+            )
+    engine.close()
+    table = {
+        s: {
+            "fidelity_mean": float(np.mean([r["fidelity"] for r in rows])),
+            "fidelity_sd": float(np.std([r["fidelity"] for r in rows])),
+            "nll_mean": float(np.mean([r["nll"] for r in rows])),
+            "seconds_mean": float(np.mean([r["seconds"] for r in rows])),
+        }
+        for s, rows in per.items()
+    }
+    return {"model": label, "sessions": len(SESSIONS), "held_out_per_session": 3, "table": table, "per_session": per}
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing
+# ---------------------------------------------------------------------------------------------
+
+
+def _print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
+    def fmt(x: Any) -> str:
+        if isinstance(x, float):
+            return f"{x:.4g}" if abs(x) < 1000 else f"{x:.0f}"
+        return str(x)
+
+    cells = [[fmt(x) for x in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def report(results: dict[str, Any]) -> None:
+    for s in results.get("step", []):
+        _print_table(
+            f"LoRA step, {s['model']} (batch {s['batch']} tokens, {s['answer_tokens']} answer tokens, "
+            f"|V| {s['vocab']})",
+            ["variant", "min s", "median s", "peak RSS MiB"],
+            [
+                [k, s[k]["min"], s[k]["median"], s[k]["peak_rss_mb"]]
+                for k in ("step_full_logits", "step_answer_only", "val_full_logits", "val_answer_only")
+            ],
+        )
+    sess = results.get("session", [])
+    if sess:
+        _print_table(
+            "W = 4 session, strategy soma (seconds; memory: peak above start, MiB)",
+            [
+                "model",
+                "dev",
+                "M/mine/lora",
+                "mining",
+                "/step",
+                "lora",
+                "/step",
+                "gate",
+                "total",
+                "paper-def.",
+                "mem mine/lora/gate",
+            ],
+            [
+                [
+                    r["model"],
+                    r["device"],
+                    f"{r['config']['M']}/{r['config']['mining_steps']}/{r['config']['lora_steps']}",
+                    r["mining_s"],
+                    r["mining_per_step_s"],
+                    r["lora_s"],
+                    r["lora_per_step_s"],
+                    r["gate_s"],
+                    r["adaptation_s"],
+                    r["extrapolated_paper_defaults_s"],
+                    f"{r['plan_peak_mb']:.0f}/{r['lora_peak_mb']:.0f}/{(r['gate_peak_mb'] or 0):.0f}",
+                ]
+                for r in sess
+            ],
+        )
+    for note in results.get("notes", []):
+        print(f"note: {note}")
+    v = results.get("vocab")
+    if v:
+        _print_table(
+            f"Mining step vs |V| at fixed positions (tiny Llama, d = 64, M = {v['config']['M']}, "
+            f"k = {v['config']['k']}, m = {v['config']['m']}); seconds",
+            [
+                "|V|",
+                "positions",
+                "step",
+                "decoder+head fwd",
+                "loss terms fwd",
+                "backward+opt",
+                "loss f+b ours",
+                "(|V| scans)",
+                "loss f+b dense",
+                "ours d=576",
+                "dense d=576",
+            ],
+            [
+                [
+                    r["vocab"],
+                    r["positions"],
+                    r["step_s"],
+                    r["decoder_head_fwd_s"],
+                    r["loss_terms_fwd_s"],
+                    r["rest_s (backward, optimizer)"],
+                    r["loss_fwd_bwd_ours_s"],
+                    r["scan_fwd_bwd_s"],
+                    r["loss_fwd_bwd_dense_s"],
+                    r["loss_fwd_bwd_ours_d576_s"],
+                    r["loss_fwd_bwd_dense_d576_s"],
+                ]
+                for r in v["by_vocab"]
+            ],
+        )
+        km = v["by_k_plus_m"]
+        _print_table(
+            f"Loss part vs k + m (|V| {km['vocab']}, {km['positions']} positions); seconds",
+            ["k", "m", "k+m", "loss f+b", "|V| scans", "loss - scans"],
+            [
+                [
+                    r["k"],
+                    r["m"],
+                    r["k+m"],
+                    r["loss_fwd_bwd_s"],
+                    r["scan_fwd_bwd_s"],
+                    r["loss_fwd_bwd_s"] - r["scan_fwd_bwd_s"],
+                ]
+                for r in km["rows"]
+            ],
+        )
+    for a in results.get("ablation", []):
+        _print_table(
+            f"Ablation, {a['model']}: held-out fidelity (MiniLM cosine to the teacher) and answer NLL, "
+            f"{a['sessions']} sessions x {a['held_out_per_session']} held-out turns",
+            ["strategy", "fidelity", "sd", "NLL", "s/session"],
+            [
+                [s, r["fidelity_mean"], r["fidelity_sd"], r["nll_mean"], r["seconds_mean"]]
+                for s, r in a["table"].items()
+            ],
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer SmolLM2 steps and repetitions")
+    ap.add_argument("--full", action="store_true", help="SmolLM2 at paper defaults, SmolLM2 ablation")
+    ap.add_argument("--parts", default="step,session,vocab,ablation")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("SOMA_BENCH_THREADS", "0")) or None)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/adaptation.json"))
+    ap.add_argument("--memprobe", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memprobe:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        _memprobe(*args.memprobe)
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    parts = set(args.parts.split(","))
+    cuda = torch.cuda.is_available()
+    results: dict[str, Any] = {
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "cuda": torch.cuda.get_device_name(0) if cuda else None,
+            "load_avg_start": _load(),
+        },
+        "mode": "full" if args.full else ("quick" if args.quick else "default"),
+        "notes": [],
+    }
+    started = time.perf_counter()
+    encoder = bundled_encoder() if parts & {"session", "ablation"} else None
+    smol = None
+
+    def get_smol() -> SurrogateRuntime:
+        nonlocal smol
+        if smol is None:
+            smol = smollm2_runtime()
+        return smol
+
+    if "step" in parts:
+        results["step"] = [part_step(tiny_runtime(), "tiny-llama", reps=10)]
+        print(json.dumps(results["step"][-1]["speedup_step_min"]), "x (tiny)", flush=True)
+        results["step"].append(part_step(get_smol(), "SmolLM2-135M", reps=2 if args.quick else 5))
+        print(json.dumps(results["step"][-1]["speedup_step_min"]), "x (SmolLM2)", flush=True)
+    if "session" in parts:
+        results["session"] = [part_session("tiny-llama", tiny_runtime(), encoder, session_config(30, 60), cuda=False)]
+        print("session tiny done", flush=True)
+        smol_steps = (4, 6) if args.quick else (30, 60) if args.full else (10, 20)
+        cfg = session_config(*smol_steps, lora={"eval_every": max(2, smol_steps[1] // 3)})
+        results["session"].append(part_session("SmolLM2-135M", get_smol(), encoder, cfg, cuda=False))
+        print("session SmolLM2 done", flush=True)
+        if cuda:
+            rt = qwen3_shape_runtime()
+            rt.run(lambda r: r.model)
+            # One warm-up session (CUDA context, kernels), then the measured one.
+            part_session("Qwen3-0.6B-shape (warm-up)", rt, encoder, session_config(2, 2), cuda=True)
+            results["session"].append(part_session("Qwen3-0.6B-shape", rt, encoder, session_config(30, 60), cuda=True))
+            rt.close()
+        else:
+            results["notes"].append(
+                "no CUDA device here: the Qwen3-0.6B-shaped GPU session (paper defaults, target <= 10 s) "
+                "was not measured"
+            )
+    if "vocab" in parts:
+        vocabs = [512, 4096, 32768, 131072]
+        results["vocab"] = part_vocab(vocabs, steps=3 if args.quick else 5, reps=3 if args.quick else 5)
+        print("vocab done", flush=True)
+    if "ablation" in parts:
+        cfg = session_config(10, 30, lora={"lr": 5e-3}, max_new_tokens=20)
+        results["ablation"] = [part_ablation("tiny-llama", tiny_runtime(), encoder, cfg)]
+        if args.full:
+            # Fewer steps than the paper's defaults: 12 adaptations on 2 CPU cores.
+            cfg = session_config(10, 30, lora={"lr": 1e-3}, max_new_tokens=32)
+            results["ablation"].append(part_ablation("SmolLM2-135M", get_smol(), encoder, cfg))
+        print("ablation done", flush=True)
+    results["machine"]["load_avg_end"] = _load()
+    results["seconds"] = time.perf_counter() - started
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1, default=str))
+    report(results)
+    print(f"\nwrote {args.out} in {results['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,460 @@
+"""Drift, audits, rollback and re-switch on a real engine (issue 5): the bundled MiniLM encoder
+(loaded once for the run), the tiny random surrogate, SQLite.
+
+Sessions are scripted with the long-tail shape of Sec. 2.2: four long, information-dense
+opening turns served by the teacher (the warm window), then short dependent follow-ups
+("Should I accept 780?"). The locality gate runs with its default thresholds (measured in
+benchmarks/drift.py); the acceptance gate is permissive (min_fidelity 0) so that the
+session switches after its 4th turn, except where a test says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from soma_engine import Phase, SessionKey, SomaEngine
+from soma_engine import jobs as jobs_module
+from soma_engine.adapters import AdapterRef
+
+SYSTEM = "You are a calm, practical negotiation coach. Answer in two or three sentences."
+
+WARM = [
+    (
+        "I'm selling my road bike: a 2019 carbon frame with a Shimano 105 groupset, new tyres and a fresh "
+        "service last month. Similar bikes list for 850 to 1000 dollars. I'd like to get about 900. How should "
+        "I write the listing and what price should I put on it?",
+        "List it at about 950 dollars so you have room to come down. Lead with the groupset, the recent "
+        "service and the new tyres, add clear daylight photos, and say you are open to reasonable offers.",
+    ),
+    (
+        "A buyer messaged me. He says he has cash, can pick the bike up tomorrow, and offers 700 because he saw "
+        "a similar model for that price last month. He sounds serious but pushy. How do I reply?",
+        "Thank him, acknowledge the cash and the quick pickup, and explain why your bike is worth more: the "
+        "service and the new tyres. Counter politely at 880 and invite him to see it in person.",
+    ),
+    (
+        "He answered that 700 is his budget, but he might stretch a little if I include the pedals and the "
+        "bottle cages. The pedals cost me 60 dollars. What counter-offer makes sense?",
+        "Offer the pedals and cages as a package at 820; they cost you little now and make the deal feel "
+        "generous. Keep the accessories as your trade, not an extra discount.",
+    ),
+    (
+        "I countered at 860 with the pedals included. He said that is too much and asked whether I would meet "
+        "him in the middle. What does meeting in the middle mean here, and should I accept?",
+        "Meeting in the middle lands around 780 dollars. That is reasonable given his cash and quick pickup, "
+        "but you can hold at 800 if other buyers are interested.",
+    ),
+]
+
+ON_TOPIC = [
+    "He says 780 is final.",
+    "Should I accept 780?",
+    "What if I ask for 800?",
+    "He agreed to 800!",
+    "Should I ask for cash or a transfer?",
+    "He wants to test ride it first. Is that safe?",
+    "Should I hold his ID during the ride?",
+    "Is that too aggressive?",
+    "OK, anything else before we meet?",
+    "Should I give him a receipt?",
+    "What should the receipt say?",
+    "He asked if the saddle is included.",
+    "Should I throw in the bottle cages anyway?",
+    "He's late. Should I wait?",
+    "He arrived and loves the bike.",
+    "Thanks, how do I close the deal politely?",
+]
+
+SHIFTS = {
+    "recipe": [
+        "By the way, what's a good recipe for banana bread?",
+        "How long should it bake?",
+        "Can I use whole wheat flour?",
+    ],
+    "geography": [
+        "Random question: what is the capital of Peru and how many people live there?",
+        "What language do they speak there?",
+        "Is it at high altitude?",
+    ],
+    "medical": [
+        "I've had a headache behind my right eye for four days and it gets worse at the computer. Should I be worried?",
+        "No fever, but my vision is a bit blurry in the evening. Can I take ibuprofen?",
+        "I also drink five cups of coffee a day. Could that be it?",
+    ],
+}
+
+
+def coach(messages: Any) -> str:
+    """A scripted teacher: a coach who answers about the bike sale, or about anything else."""
+    query = messages[-1].content.lower() if hasattr(messages[-1], "content") else messages[-1]["content"].lower()
+    for q, a in WARM:
+        if q.lower() == query:
+            return a
+    if any(w in query for w in ("bread", "bake", "flour")):
+        return "Mash three ripe bananas, mix with butter, sugar, an egg and flour, and bake for about an hour."
+    if any(w in query for w in ("peru", "language", "altitude")):
+        return "Lima is the capital of Peru, with about eleven million people; Spanish is the main language."
+    if any(w in query for w in ("headache", "vision", "coffee")):
+        return "Screen strain, poor sleep and caffeine are common causes; see a doctor if it gets worse."
+    return "Hold firm near 800 for the bike, stay friendly, and count the cash before you hand it over."
+
+
+class Teacher:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, messages: Any) -> str:
+        self.calls += 1
+        return coach(messages)
+
+
+class Conversation:
+    """The app's side: keeps the history and sends it with each new user turn."""
+
+    def __init__(self, engine: SomaEngine, sid: str, teacher: Teacher | None = None) -> None:
+        self.engine, self.sid = engine, sid
+        self.teacher = teacher or Teacher()
+        self.history: list[dict[str, str]] = [{"role": "system", "content": SYSTEM}]
+
+    def say(self, query: str) -> Any:
+        self.history.append({"role": "user", "content": query})
+        reply = self.engine.chat(self.sid, self.history, self.teacher)
+        self.history.append({"role": "assistant", "content": reply.text})
+        return reply
+
+    def warm_up(self) -> str:
+        for q, _ in WARM:
+            assert self.say(q).served_by == "teacher"
+        view = self.engine.session(self.sid)
+        assert view.phase is Phase.SERVING, view.decisions
+        return view.adapter_id
+
+
+def drift_config(permissive_config: Any, **gate: Any) -> Any:
+    """Permissive acceptance (min_fidelity 0), default locality thresholds, no random audits,
+    a drift threshold no Gap passes unless a test sets one."""
+    base = {
+        "min_fidelity": 0.0,
+        "locality_threshold": 1.525,
+        "audit_rate": 0.0,
+        "drift_threshold": 1.0,
+    }
+    return permissive_config(gate={**base, **gate})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'soma.db'}"
+
+
+# ------------------------------------------------------------------------------- locality scenarios
+
+
+def test_steady_session_of_20_turns_does_not_roll_back(new_engine: Any, permissive_config: Any, store: str) -> None:
+    with new_engine(store, config=drift_config(permissive_config)) as engine:
+        convo = Conversation(engine, "steady")
+        adapter = convo.warm_up()
+        for query in ON_TOPIC:
+            reply = convo.say(query)
+            assert reply.soma["phase"] == Phase.SERVING.value, (query, reply.soma)
+            if reply.served_by == "surrogate":
+                assert "locality" in reply.soma and reply.soma["adapter_id"] == adapter
+        engine.wait_idle()
+        view = engine.session("steady")
+        assert len(view.turns) == 20
+        assert view.phase is Phase.SERVING and view.adapter_id == adapter
+        assert view.metrics["rollbacks"] == 0
+        assert not [d for d in view.decisions if d.get("kind") == "rollback"]
+        assert view.served_by.count("surrogate") >= 12  # a few tiny-model fallbacks are allowed
+        assert convo.teacher.calls == 20 - view.served_by.count("surrogate")
+
+
+@pytest.mark.parametrize("topic", sorted(SHIFTS))
+def test_abrupt_topic_shift_rolls_back_within_two_turns(
+    new_engine: Any, permissive_config: Any, store: str, topic: str
+) -> None:
+    with new_engine(store, config=drift_config(permissive_config)) as engine:
+        convo = Conversation(engine, f"shift-{topic}")
+        convo.warm_up()
+        for query in ON_TOPIC[:5]:
+            assert convo.say(query).soma["phase"] == Phase.SERVING.value
+        shift_turn = len(engine.session(convo.sid).turns) + 1
+        replies = [convo.say(q) for q in SHIFTS[topic][:2]]
+        view = engine.session(convo.sid)
+        assert view.metrics["rollbacks"] == 1, [r.soma for r in replies]
+        rolled = next(i for i, r in enumerate(replies) if r.soma["phase"] == Phase.ROLLED_BACK.value)
+        assert rolled <= 1  # at the shift turn or the next one
+        reply = replies[rolled]
+        assert reply.served_by == "teacher" and reply.soma["turn"] == shift_turn + rolled
+        assert "rolled back" in reply.soma["reason"]
+        rollback = next(d for d in view.decisions if d.get("kind") == "rollback")
+        assert "locality" in rollback["rollback"] and rollback["turn"] == shift_turn + rolled - 1
+        # Back on the teacher from then on.
+        assert convo.say(SHIFTS[topic][2]).served_by == "teacher"
+        assert engine.session(convo.sid).phase is Phase.ROLLED_BACK
+
+
+# ------------------------------------------------------------------------------- audits
+
+
+def _audited_session(engine: SomaEngine, sid: str, turns: int) -> Conversation:
+    """A serving session asked the same on-topic question over and over (never borderline)."""
+    convo = Conversation(engine, sid)
+    convo.warm_up()
+    for _ in range(turns):
+        convo.say("Should I accept 780?")
+    engine.wait_idle()
+    return convo
+
+
+def test_audit_rate_holds_within_binomial_range(new_engine: Any, permissive_config: Any, store: str) -> None:
+    rate, seed, n = 0.3, 1234, 60
+    config = drift_config(permissive_config, audit_rate=rate, audit_seed=seed)
+    with new_engine(store, config=config) as engine:
+        convo = _audited_session(engine, "audited", n)
+        view = engine.session("audited")
+        served = view.served_by.count("surrogate")
+        audits = view.metrics["audit_calls"]
+        # The seeded sampler draws once per surrogate turn (no borderline turn here)...
+        rng = random.Random(seed)
+        assert audits == sum(rng.random() < rate for _ in range(served))
+        # ...and the count sits in the binomial range.
+        sd = math.sqrt(served * rate * (1 - rate))
+        assert abs(audits - served * rate) <= 4 * sd
+        # Audits are teacher calls, counted as teacher tokens.
+        assert convo.teacher.calls == view.metrics["teacher_calls"] + audits
+        assert view.metrics["audit_input_tokens"] > 0
+        m = view.metrics
+        assert m["teacher_tokens"] == (
+            m["teacher_input_tokens"] + m["teacher_output_tokens"] + m["audit_input_tokens"] + m["audit_output_tokens"]
+        )
+        audit_records = [d for d in view.decisions if d.get("kind") == "audit"]
+        assert len(audit_records) == audits and all(0.0 <= d["gap"] <= 1.0 for d in audit_records)
+
+
+def test_borderline_turns_are_always_audited(new_engine: Any, permissive_config: Any, store: str) -> None:
+    # every turn borderline (the audit band covers all statistics), no pair rollback, rate 0
+    config = drift_config(permissive_config, locality_threshold=3.0, locality_audit_margin=3.0, audit_rate=0.0)
+    with new_engine(store, config=config) as engine:
+        _audited_session(engine, "borderline", 6)
+        view = engine.session("borderline")
+        assert view.metrics["surrogate_calls"] >= 1
+        assert view.metrics["audit_calls"] == view.metrics["surrogate_calls"]
+        assert all(d["borderline"] for d in view.decisions if d.get("kind") == "audit")
+
+
+def test_consecutive_audit_breaches_roll_back(new_engine: Any, permissive_config: Any, store: str) -> None:
+    # every Gap > 0 is a breach; two in a row roll back
+    config = drift_config(permissive_config, audit_rate=1.0, drift_threshold=0.0, consecutive=2)
+    with new_engine(store, config=config) as engine:
+        convo = Conversation(engine, "breaches")
+        convo.warm_up()
+        served = 0
+        for _ in range(8):
+            reply = convo.say("Should I accept 780?")
+            engine.wait_idle()
+            served += reply.served_by == "surrogate"
+            if engine.session("breaches").phase is Phase.ROLLED_BACK:
+                break
+        view = engine.session("breaches")
+        assert view.phase is Phase.ROLLED_BACK and view.metrics["rollbacks"] == 1
+        audits = [d for d in view.decisions if d.get("kind") == "audit"]
+        assert len(audits) == 2 and audits[-1]["rollback"] and not audits[0]["rollback"]
+        assert all(d["breach"] for d in audits)
+        assert "audit Gap" in next(d for d in view.decisions if d.get("kind") == "rollback")["rollback"]
+        assert convo.say("Should I accept 780?").served_by == "teacher"
+
+
+# ------------------------------------------------------------------------------- rollback and re-switch
+
+
+def test_rollback_then_readapt_from_current_adapter(
+    new_engine: Any, permissive_config: Any, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inits: list[Any] = []
+    real_train = jobs_module.train_adapter
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        inits.append(kwargs.get("init_tensors"))
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(jobs_module, "train_adapter", spy)
+    with new_engine(store, config=drift_config(permissive_config)) as engine:
+        convo = Conversation(engine, "reswitch")
+        first = convo.warm_up()
+        state = engine.store.get(SessionKey("default", "reswitch"))
+        old_bank = state.locality["bank"]
+        for query in ON_TOPIC[:3]:
+            convo.say(query)
+        for query in SHIFTS["medical"][:2]:
+            convo.say(query)
+        assert engine.session("reswitch").phase is Phase.ROLLED_BACK
+        rollback = next(d for d in engine.session("reswitch").decisions if d.get("kind") == "rollback")
+        # The teacher serves the new topic (the rolled-back turn included); after warm_window
+        # fresh teacher turns the session re-adapts.
+        fresh = iter(
+            [
+                *SHIFTS["medical"][2:],
+                "I sleep badly and skip lunch at work. Could that make the headaches worse?",
+                "What warning signs would mean I should see a doctor quickly?",
+                "Would an eye test help with the blurry vision at the computer?",
+            ]
+        )
+        while engine.session("reswitch").phase is not Phase.SERVING:
+            assert convo.say(next(fresh)).served_by == "teacher"
+        assert len(engine.session("reswitch").turns) - rollback["turn"] == engine.config.warm_window
+        view = engine.session("reswitch")
+        assert view.phase is Phase.SERVING, view.decisions
+        assert view.adapter_id != first
+        ref = AdapterRef.from_dict(engine.store.get(SessionKey("default", "reswitch")).adapter)
+        assert ref.version == 2 and ref.parent == first
+        assert inits[0] is None and inits[-1] is not None  # re-adaptation starts from the parent's weights
+        gates = [d for d in view.decisions if d.get("kind") == "adaptation"]
+        assert len(gates) == 2 and gates[-1]["accepted"] and gates[-1]["parent"] == first
+        assert gates[-1]["turn"] == rollback["turn"] + engine.config.warm_window
+        # The locality bank was rebuilt from the fresh turns: the new topic is now local.
+        state = engine.store.get(SessionKey("default", "reswitch"))
+        assert state.locality["bank"] != old_bank
+        reply = convo.say("Is it okay to keep drinking coffee in the morning?")
+        assert reply.soma["phase"] == Phase.SERVING.value
+
+
+def test_gate_must_pass_again_before_switching_back(new_engine: Any, permissive_config: Any, store: str) -> None:
+    with new_engine(store, config=drift_config(permissive_config)) as engine:
+        convo = Conversation(engine, "strict-again")
+        convo.warm_up()
+        for query in [*ON_TOPIC[:3], *SHIFTS["recipe"][:2]]:
+            convo.say(query)
+        assert engine.session("strict-again").phase is Phase.ROLLED_BACK
+        history = convo.history
+    # The same session on a new engine whose gate cannot pass: it stays on the teacher.
+    with new_engine(store, config=drift_config(permissive_config, min_fidelity=1.0)) as engine:
+        convo = Conversation(engine, "strict-again")
+        convo.history = history
+        for query in ["Can I add walnuts?", "Should I use baking soda or powder?", "How ripe should they be?"]:
+            assert convo.say(query).served_by == "teacher"
+        reply = convo.say("Can I freeze the loaf?")
+        assert reply.served_by == "teacher"
+        view = engine.session("strict-again")
+        assert view.phase is Phase.REJECTED
+        last = [d for d in view.decisions if d.get("kind") == "adaptation"][-1]
+        assert not last["accepted"] and "fidelity" in last["reason"]
+        assert reply.soma["decision"]["accepted"] is False
+        assert view.metrics["more_turns_needed"] >= 1
+        assert convo.say("Thanks!").served_by == "teacher"
+
+
+# ------------------------------------------------------------------------------- decisions
+
+
+def test_decisions_survive_a_restart(new_engine: Any, permissive_config: Any, store: str) -> None:
+    config = drift_config(permissive_config)
+    with new_engine(store, config=config) as engine:
+        convo = Conversation(engine, "durable")
+        convo.warm_up()
+        reply = convo.say("Should I accept 780?")
+        before = engine.session("durable")
+        history = convo.history
+    gate_record = next(d for d in before.decisions if d.get("kind") == "adaptation")
+    for key in ("accepted", "mode", "n", "n_eff", "delta_hat", "gamma", "epsilon", "delta", "fidelity"):
+        assert key in gate_record
+    assert gate_record["mode"] == "fidelity" and gate_record["bound_met"] is False  # |B| = 1 cannot meet Thm 4.2
+    assert reply.soma["decision"]["accepted"] is True and "gap" in reply.soma
+    with new_engine(store, config=config) as again:
+        view = again.session("durable")
+        assert view.decisions == before.decisions
+        assert view.metrics["gate"] == before.metrics["gate"]
+        convo = Conversation(again, "durable")
+        convo.history = history
+        reply = convo.say("What if I ask for 800?")
+        assert reply.soma["phase"] == Phase.SERVING.value
+        assert reply.soma["decision"]["n"] == gate_record["n"]
+
+
+# ------------------------------------------------------------------------------- bound mode
+
+
+def _scripted_gaps(monkeypatch: pytest.MonkeyPatch, old_level: float, new_level: float) -> list[int]:
+    """Replace the Gap measurement by a scripted one (Gap_old ≈ old_level, Gap_new ≈
+    new_level, with a little noise so that N_eff ≈ n); returns the batch sizes asked for."""
+    asked: list[int] = []
+
+    def gaps(engine: Any, ref: Any, parent: Any, batch: list[Any]) -> tuple[list[float], list[float]]:
+        asked.append(len(batch))
+        old = [old_level - 0.02 * (r.turn % 2) for r in batch]
+        new = [min(1.0, max(0.0, new_level + 0.03 * (r.turn % 3 - 1))) for r in batch]
+        return old, new
+
+    monkeypatch.setattr(jobs_module, "held_out_gaps", gaps)
+    return asked
+
+
+def test_bound_mode_grows_the_batch_by_shadow_evaluation(
+    new_engine: Any, permissive_config: Any, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ε = 0, δ = 0.5: looks at |B| = 3, 6, 12; with Δ̂ ≈ 0.86 the look at 6 passes (γ = 0.83)
+    config = drift_config(permissive_config, mode="bound", epsilon=0.0, delta=0.5, max_batch=12)
+    asked = _scripted_gaps(monkeypatch, old_level=0.92, new_level=0.05)
+    with new_engine(store, config=config) as engine:
+        convo = Conversation(engine, "bound")
+        for q, _ in WARM:
+            convo.say(q)
+        view = engine.session("bound")
+        assert view.phase is Phase.REJECTED  # |B| = 1: the candidate goes to shadow evaluation
+        assert view.metrics["job"]["status"] == "shadow"
+        assert view.metrics["more_turns_needed"] == 2  # the first look is at |B| = 3
+        replies = [convo.say(q) for q in ON_TOPIC[:5]]
+        assert all(r.served_by == "teacher" for r in replies)
+        assert [r.soma["decision"]["n"] for r in replies[:4]] == [2, 3, 4, 5]
+        assert [r.soma["decision"]["more_turns_needed"] for r in replies[:4]] == [1, 3, 2, 1]
+        view = engine.session("bound")
+        assert view.phase is Phase.SERVING, view.decisions
+        assert asked == [1, 1, 1, 1, 1, 1]  # one held-out warm turn, then one context per teacher turn
+        assert convo.teacher.calls == 9  # shadow evaluation asked the teacher nothing
+        looks = [d for d in view.decisions if d.get("kind") == "shadow"]
+        assert [d["n"] for d in looks] == [3, 6]
+        assert not looks[0]["accepted"] and looks[1]["accepted"]
+        assert looks[1]["delta"] == pytest.approx(0.5 / 4)  # δ_2 = δ / 2²
+        assert looks[1]["delta_hat"] >= looks[1]["epsilon"] + looks[1]["gamma"]
+        assert view.metrics["shadow_contexts"] == 5
+        assert convo.say("Should I accept 780?").soma["phase"] == Phase.SERVING.value
+
+
+def test_bound_mode_stops_a_candidate_that_cannot_pass(
+    new_engine: Any, permissive_config: Any, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = drift_config(permissive_config, mode="bound", epsilon=0.0, delta=0.5, max_batch=12)
+    _scripted_gaps(monkeypatch, old_level=0.06, new_level=0.95)  # the candidate is much worse
+    with new_engine(store, config=config) as engine:
+        convo = Conversation(engine, "futile")
+        for q, _ in WARM:
+            convo.say(q)
+        for q in ON_TOPIC[:5]:
+            convo.say(q)
+        view = engine.session("futile")
+        assert view.phase is Phase.REJECTED
+        looks = [d for d in view.decisions if d.get("kind") == "shadow"]
+        assert [d["n"] for d in looks] == [3, 6]  # not decidable at 3 (γ = 0.96), futile at 6
+        look = looks[-1]
+        assert look["final"] and not look["accepted"] and "upper bound below epsilon" in look["reason"]
+        assert look["delta_hat"] + look["gamma"] < look["epsilon"]
+        assert view.metrics["job"]["status"] == "done"
+        assert view.metrics["more_turns_needed"] == engine.config.warm_window // 2
+
+
+def test_decision_log_keeps_the_latest_gate_decision() -> None:
+    class St:
+        decisions: list[dict[str, Any]] = []
+
+    st = St()
+    jobs_module.push_decision(st, {"kind": "adaptation", "accepted": True, "n": 1})
+    for i in range(2 * jobs_module.DECISIONS_KEPT):
+        jobs_module.push_decision(st, {"kind": "audit", "gap": 0.1, "audit_turn": i})
+    assert len(st.decisions) == jobs_module.DECISIONS_KEPT
+    assert st.decisions[0] == {"kind": "adaptation", "accepted": True, "n": 1}
+    assert st.decisions[-1]["audit_turn"] == 2 * jobs_module.DECISIONS_KEPT - 1

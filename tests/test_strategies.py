@@ -1,0 +1,236 @@
+"""Training-set strategies (jobs.plan_training) with the real SurrogateRuntime, miner and
+distiller on a tiny surrogate: every strategy learns a persona teacher (held-out answers get
+likelier), ``soma`` picks the turns the surrogate reproduces worst, budgets and seeds, the
+contexts that are mined are the ones that are trained on, and teacher probes are counted."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+
+from soma_engine import SomaConfig, SomaEngine
+from soma_engine import miner as miner_module
+from soma_engine.distiller import Example, answer_nll, train_adapter, training_budget
+from soma_engine.encoder import Encoder
+from soma_engine.jobs import plan_training
+from soma_engine.surrogate import SurrogateRuntime, _template_dict
+from soma_engine.testing import build_tiny_model
+from soma_engine.types import Message, TurnRecord
+
+SYSTEM = "You are a pirate."
+PHRASE = "Arr, shiver me timbers, matey!"
+WARM = [
+    "How should I price my bicycle listing?",
+    "What about the museums in Lisbon?",
+    "Can you review this Python function?",
+    "How do I solve the equation today?",
+    "Which pastries should I try first?",  # the acceptance batch B (gate.holdout = 1)
+]
+HELD_OUT = [
+    "What should I cook for dinner tonight?",
+    "Tell me about the football match yesterday.",
+    "How do I water my garden plants?",
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models run fastest on one thread, and two OpenMP threads on a busy 2-core host
+    can be 50x slower (spinning barriers): use one for this module, then restore."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+def persona(query: str) -> str:
+    """Deterministic style: mirror the query's longest word, end with a fixed pirate phrase."""
+    keyword = max(query.strip("?.!").split(), key=len)
+    return f"{keyword.capitalize()}? {PHRASE}"
+
+
+def persona_teacher(messages: list[Message]) -> str:
+    return persona(messages[-1].content)
+
+
+def _config(**overrides) -> SomaConfig:
+    base = {
+        "warm_window": 4,
+        "lora": {"steps": 30, "lr": 5e-3, "batch_size": 4},
+        "mining": {"steps": 6, "candidates": 3, "neighbors_k": 8, "top_m": 20},
+    }
+    for key, value in overrides.items():
+        base[key] = {**base[key], **value} if isinstance(value, dict) and key in base else value
+    return SomaConfig(**base)
+
+
+def _engine(tmp_path, model=None, tokenizer=None, **overrides) -> SomaEngine:
+    if model is None:
+        model, tokenizer = build_tiny_model()
+    runtime = SurrogateRuntime(None, model=model, tokenizer=tokenizer, device="cpu")
+    # The encoder is never loaded: planning and training do not use it.
+    return SomaEngine(
+        config=_config(**overrides),
+        surrogate=runtime,
+        encoder=Encoder(model_path="/unused"),
+        store=f"sqlite:///{tmp_path / 'soma.db'}",
+    )
+
+
+def _session(answer=lambda i, history, query: persona(query)) -> tuple[list[TurnRecord], list[dict]]:
+    """Teacher turns of one scripted session, and the final history."""
+    history: list[dict] = [{"role": "system", "content": SYSTEM}]
+    records = []
+    for i, query in enumerate(WARM):
+        history.append({"role": "user", "content": query})
+        text = answer(i, history, query)
+        records.append(
+            TurnRecord(turn=i + 1, served_by="teacher", query=query, answer=text, messages=[dict(m) for m in history])
+        )
+        history.append({"role": "assistant", "content": text})
+    return records, history
+
+
+@pytest.mark.parametrize("strategy", ["soma", "history-ft", "random-ft"])
+def test_each_strategy_learns_the_persona_on_held_out_turns(tmp_path, strategy):
+    with _engine(tmp_path, strategy=strategy) as engine:
+        records, history = _session()
+        plan = plan_training(engine, records, None)
+        assert plan.strategy == strategy and len(plan.holdout) == 1
+        res = train_adapter(engine.surrogate, plan.train, [], engine.config.lora, name="learn")
+        ref = engine.adapters.save(res.tensors, res.lora_config, namespace="ns", session="s")
+        # Held-out queries the adapter never saw, on the context it would serve from (S~).
+        held = [
+            Example(engine.compressed([*map(Message.from_dict, history), Message("user", q)]), persona(q))
+            for q in HELD_OUT
+        ]
+        before = answer_nll(engine.surrogate, held)
+        after = answer_nll(engine.surrogate, held, ref)
+        assert all(a < b for a, b in zip(after, before, strict=True)), (before, after)
+        assert sum(before) / 3 - sum(after) / 3 > 0.2, (before, after)
+
+
+def _greedy(engine: SomaEngine, messages: list[Message], n: int = 12) -> str:
+    """The surrogate's own greedy continuation (special tokens excluded): an answer it
+    reproduces almost surely."""
+    rt = engine.surrogate
+    ids = torch.tensor([rt.encode(rt.render(messages))])
+    special = rt.tokenizer.all_special_ids
+    with torch.no_grad():
+        for _ in range(n):
+            logits = rt.model(input_ids=ids).logits[0, -1]
+            logits[special] = -torch.inf
+            ids = torch.cat([ids, logits.argmax().view(1, 1)], dim=1)
+    return rt.tokenizer.decode(ids[0, -n:])
+
+
+def test_soma_selects_the_turns_the_surrogate_reproduces_worst(tmp_path):
+    model, tokenizer = build_tiny_model(seed=1)
+    with torch.no_grad():
+        model.model.norm.weight.mul_(20.0)  # a confident surrogate: its greedy answers are likely
+    with _engine(tmp_path, model, tokenizer, strategy="soma", lora={"train_fraction": 0.5}) as engine:
+        own = {0, 2}  # turns whose "teacher" answer is the surrogate's own greedy output
+
+        def answer(i, history, query):
+            if i in own:
+                return _greedy(engine, engine.compressed([Message.from_dict(m) for m in history]))
+            return persona(query)
+
+        records, _ = _session(answer)
+        plan = plan_training(engine, records, None)
+        assert len(plan.hardness) == 4 and plan.timings["mining"] > 0
+        assert plan.selected == [1, 3]  # |H| = ceil(0.5 · 4) = 2: the persona turns
+        assert max(plan.hardness[i] for i in own) < min(plan.hardness[i] for i in (1, 3))
+        # "Reproduces worst" in likelihood terms too: H are the turns of highest base NLL.
+        nll = answer_nll(engine.surrogate, [Example(e.messages, e.answer) for e in plan.train])
+        order = [e.answer for e in plan.train]
+        by_nll = sorted(range(4), key=lambda i: -nll[i])[:2]
+        assert {order[i] for i in by_nll} == {records[i].answer for i in plan.selected}
+        # ω ∝ r on H; the other training turns are kept for validation only.
+        assert [e.weight for e in plan.fit] == pytest.approx([plan.hardness[i] for i in plan.selected])
+        assert [e.answer for e in plan.validation] == [records[i].answer for i in sorted(own)]
+
+
+def test_budgets_seeds_and_validation_flags(tmp_path):
+    with _engine(tmp_path, strategy="history-ft") as engine:
+        records, _ = _session()
+        plan = plan_training(engine, records, None)
+        assert len(plan.train) == 4 and plan.validation == [] and plan.hardness == []
+        assert all(e.weight == 1.0 for e in plan.train)
+
+        engine.config.strategy = "random-ft"
+        budget = training_budget(4, engine.config.lora.train_fraction)
+        first = plan_training(engine, records, None)
+        assert len(first.fit) == budget == 3 and len(first.validation) == 1
+        assert plan_training(engine, records, None).selected == first.selected  # seeded
+        picks = set()
+        for seed in range(8):
+            engine.config.lora.seed = seed
+            picks.add(tuple(plan_training(engine, records, None).selected))
+        assert len(picks) > 1  # and uniformly sampled, not fixed
+
+        engine.config.strategy = "soma"
+        soma = plan_training(engine, records, None)
+        assert len(soma.fit) == budget  # the same budget as random-ft
+        one = plan_training(engine, records[:2], None)  # one training turn: nothing to select
+        assert len(one.train) == 1 and one.validation == []
+
+
+def test_mining_scores_exactly_the_training_contexts(tmp_path, monkeypatch):
+    seen = {}
+    real_mine = miner_module.mine
+
+    def spy(model, tokenizer, turns, config, **kw):
+        seen["turns"], seen["kw"] = turns, kw
+        return real_mine(model, tokenizer, turns, config, **kw)
+
+    monkeypatch.setattr(miner_module, "mine", spy)
+    with _engine(tmp_path, strategy="soma", recent_turns=1, summary_tokens=8) as engine:
+        records, _ = _session()
+        plan = plan_training(engine, records, None)
+        trained = {e.answer: [_template_dict(m) for m in e.messages] for e in plan.train}
+        assert len(seen["turns"]) == 4
+        for messages, answer in seen["turns"]:
+            assert messages == trained[answer]  # S~_t, not the full S_t
+        full = records[3].messages
+        assert len(seen["turns"][3][0]) < len(full)  # the context was really compressed
+        assert seen["kw"]["max_seq_len"] == engine.config.lora.max_seq_len
+
+
+def test_teacher_probes_are_made_within_budget_and_counted(tmp_path):
+    calls: list[list[Message]] = []
+
+    def teacher(messages):
+        calls.append(messages)
+        return persona_teacher(messages), {"input_tokens": 3, "output_tokens": 2}
+
+    with _engine(tmp_path, strategy="soma", mining={"probe_teacher": True, "probe_budget": 2}) as engine:
+        records, _ = _session()
+        plan = plan_training(engine, records, teacher)
+        assert plan.probe_calls == len(calls) == 2
+        assert all(isinstance(m, Message) for m in calls[0])
+        hardest = sorted(range(4), key=lambda i: -plan.hardness[i])[:2]
+        # F sees the full context D_{t-1} ⊕ q_t, with V(P) prepended to the query.
+        assert sorted(len(c) for c in calls) == sorted(len(records[i].messages) for i in hardest)
+        assert all(c[-1].content.endswith(records[i].query) for c, i in zip(calls, hardest, strict=True))
+        h = len(plan.selected)
+        probes = plan.fit[h:]
+        assert len(probes) == 2
+        assert all(p.weight == pytest.approx(sum(e.weight for e in plan.fit[:h]) / h) for p in probes)
+
+        async def async_teacher(messages):
+            await asyncio.sleep(0)
+            return persona_teacher(messages)
+
+        assert plan_training(engine, records, async_teacher).probe_calls == 2
+
+        def broken(messages):
+            raise RuntimeError("teacher down")
+
+        plan = plan_training(engine, records, broken)
+        assert plan.probe_calls == 2 and len(plan.fit) == len(plan.selected)  # counted, nothing added
+
+        engine.config.mining.probe_teacher = False
+        assert plan_training(engine, records, teacher).probe_calls == 0 and len(calls) == 2
