@@ -47,6 +47,7 @@ def demo(
     from .config import SomaConfig
     from .demo import CONVERSATION, TurnRow, run_demo
     from .engine import SomaEngine
+    from .types import normalize_messages
 
     try:
         from soma_integrations.demo import chat_function, make_teacher
@@ -101,7 +102,9 @@ def demo(
                 engine,
                 session_id=session_id,
                 on_turn=on_turn,
-                count_tokens=engine.surrogate.count_tokens,
+                count_prompt=lambda msgs: engine.surrogate.count_tokens(
+                    engine.surrogate.render(normalize_messages(msgs))
+                ),
                 settle=think_time,
             )
     finally:

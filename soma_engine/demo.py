@@ -115,16 +115,17 @@ def run_demo(
     *,
     session_id: str,
     on_turn: Callable[[TurnRow], None] | None = None,
-    count_tokens: Callable[[str], int] | None = None,
+    count_prompt: Callable[[list[dict[str, str]]], int] | None = None,
     settle: float = 0.0,
 ) -> DemoReport:
     """Play the bundled conversation through ``chat`` (one turn: history -> Reply).
 
     Teacher-only cost is what the teacher would have read and written had it served every
-    turn with the full history. ``settle`` seconds of user "think time" between turns let
-    background adaptation progress as it would between a real user's messages.
+    turn with the full history (``count_prompt`` counts a history as the teacher reads it).
+    ``settle`` seconds of user "think time" between turns let background adaptation
+    progress as it would between a real user's messages.
     """
-    count = count_tokens or (lambda s: max(1, len(s) // 4))
+    count = count_prompt or (lambda msgs: sum(max(1, len(m["content"]) // 4) for m in msgs))
     history: list[dict[str, str]] = [{"role": "system", "content": SYSTEM}]
     report = DemoReport()
     for query in CONVERSATION:
@@ -132,7 +133,12 @@ def run_demo(
         started = time.perf_counter()
         reply = chat(history)
         latency = (time.perf_counter() - started) * 1000
-        report.teacher_only_tokens += sum(count(m["content"]) for m in history) + count(reply.text)
+        # Teacher-only cost of this turn: the teacher's own count where it served, else the
+        # full history as the teacher would have read it plus an answer of the same length.
+        if reply.served_by == "teacher":
+            report.teacher_only_tokens += reply.usage.total_tokens
+        else:
+            report.teacher_only_tokens += count(history) + reply.usage.output_tokens
         row = TurnRow(
             turn=reply.soma.get("turn", len(report.turns) + 1),
             served_by=reply.served_by,
