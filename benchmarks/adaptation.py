@@ -117,6 +117,13 @@ class Meter:
             self.peak_mb = (self._peak - self._base) / 2**20
 
 
+def _max_rss_mb() -> float:
+    """Peak RSS of this process so far, MiB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -268,6 +275,12 @@ def make_engine(rt: SurrogateRuntime, encoder: Encoder | None, cfg: SomaConfig, 
         encoder=encoder or Encoder(model_path="/unused"),
         store=f"sqlite:///{tmp / f'soma-{time.monotonic_ns()}.db'}",
     )
+
+
+def close_engine(engine: SomaEngine) -> None:
+    """Close the engine's jobs and store but keep its runtime (shared by later parts)."""
+    engine.jobs.close()
+    engine.store.close()
 
 
 def session_config(mining_steps: int, lora_steps: int, candidates: int = 3, **extra: Any) -> SomaConfig:
@@ -466,12 +479,18 @@ def part_session(label: str, rt: SurrogateRuntime, encoder: Encoder, cfg: SomaCo
         "phase": view.phase.value,
         "selected": plan.selected,
         "hardness": [round(h, 4) for h in plan.hardness],
-        "memory_unit": "CUDA max_memory_allocated above start, MiB" if cuda else "peak RSS above start, MiB",
+        "memory_unit": "CUDA max_memory_allocated above the phase's start, MiB"
+        if cuda
+        else "peak RSS above the phase's start, MiB (a lower bound: memory an earlier phase freed and the "
+        "allocator kept is reused unseen)",
+        "process_peak_rss_mb": _max_rss_mb(),
     }
+    if cuda:
+        out["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
     # Paper defaults (30 mining steps, 60 LoRA steps) read off the per-step figures.
     fixed = out["adaptation_s"] - opt_s - res.timings["steps"]
     out["extrapolated_paper_defaults_s"] = fixed + 30 * out["mining_per_step_s"] + 60 * out["lora_per_step_s"]
-    engine.close()
+    close_engine(engine)
     return out
 
 
@@ -680,7 +699,7 @@ def part_ablation(label: str, rt: SurrogateRuntime, encoder: Encoder, cfg: SomaC
                     "sample": gens[0][:80],
                 }
             )
-    engine.close()
+    close_engine(engine)
     table = {
         s: {
             "fidelity_mean": float(np.mean([r["fidelity"] for r in rows])),
@@ -866,11 +885,6 @@ def main() -> None:
             smol = smollm2_runtime()
         return smol
 
-    if "step" in parts:
-        results["step"] = [part_step(tiny_runtime(), "tiny-llama", reps=10)]
-        print(json.dumps(results["step"][-1]["speedup_step_min"]), "x (tiny)", flush=True)
-        results["step"].append(part_step(get_smol(), "SmolLM2-135M", reps=2 if args.quick else 5))
-        print(json.dumps(results["step"][-1]["speedup_step_min"]), "x (SmolLM2)", flush=True)
     if "session" in parts:
         results["session"] = [part_session("tiny-llama", tiny_runtime(), encoder, session_config(30, 60), cuda=False)]
         print("session tiny done", flush=True)
@@ -890,6 +904,11 @@ def main() -> None:
                 "no CUDA device here: the Qwen3-0.6B-shaped GPU session (paper defaults, target <= 10 s) "
                 "was not measured"
             )
+    if "step" in parts:
+        results["step"] = [part_step(tiny_runtime(), "tiny-llama", reps=10)]
+        print(json.dumps(results["step"][-1]["speedup_step_min"]), "x (tiny)", flush=True)
+        results["step"].append(part_step(get_smol(), "SmolLM2-135M", reps=2 if args.quick else 5))
+        print(json.dumps(results["step"][-1]["speedup_step_min"]), "x (SmolLM2)", flush=True)
     if "vocab" in parts:
         vocabs = [512, 4096, 32768, 131072]
         results["vocab"] = part_vocab(vocabs, steps=3 if args.quick else 5, reps=3 if args.quick else 5)

@@ -122,7 +122,8 @@ class SomaEngine:
                 route = self.fallback(route, str(exc))
         started = time.perf_counter()
         text, usage = _split_teacher_result(teacher(route.teacher_messages))
-        return self.record_teacher(route, text, usage, latency_ms=(time.perf_counter() - started) * 1000)
+        latency = (time.perf_counter() - started) * 1000
+        return self.record_teacher(route, text, usage, latency_ms=latency, teacher=teacher)
 
     async def achat(self, session_id: str | None, messages: Any, teacher: Teacher, *, agent: str = "") -> Reply:
         route = self.route(session_id, messages, agent=agent)
@@ -136,7 +137,8 @@ class SomaEngine:
         if inspect.isawaitable(result):
             result = await result
         text, usage = _split_teacher_result(result)
-        return self.record_teacher(route, text, usage, latency_ms=(time.perf_counter() - started) * 1000)
+        latency = (time.perf_counter() - started) * 1000
+        return self.record_teacher(route, text, usage, latency_ms=latency, teacher=teacher)
 
     # -- routing ---------------------------------------------------------------------------
     def route(

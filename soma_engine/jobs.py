@@ -358,7 +358,7 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
             "turn": st.turn_count,
             "seconds": round(seconds, 3),
             "strategy": cfg.strategy,
-            "train_turns": len(plan.train),
+            "train_turns": len(plan.fit),
             "time": time.time(),
         }
         push_decision(st, record)
