@@ -73,3 +73,17 @@ def safe(fn: Callable[[], Any], default: Any) -> Any:
         return fn()
     except Exception:
         return default
+
+
+def coerce_config(value: Any) -> Any:
+    """A wrapper's ``config`` field: a dict becomes a :class:`SomaConfig`."""
+    from .config import SomaConfig
+
+    return SomaConfig(**value) if isinstance(value, dict) else value
+
+
+def check_engine(value: Any) -> Any:
+    """A wrapper's ``engine`` field: None or a :class:`SomaEngine`."""
+    if value is not None and not isinstance(value, SomaEngine):
+        raise TypeError(f"engine must be a SomaEngine, not {type(value).__name__}")
+    return value

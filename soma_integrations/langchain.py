@@ -50,9 +50,9 @@ from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
 from soma_engine.config import SomaConfig
 from soma_engine.engine import SomaEngine, estimate_tokens
+from soma_engine.shared import check_engine, coerce_config, shared_engine
 from soma_engine.shared import describe as _describe
 from soma_engine.shared import safe as _safe
-from soma_engine.shared import shared_engine
 from soma_engine.shared import surrogate_name as _surrogate_name
 from soma_engine.surrogate import SurrogateError
 from soma_engine.tools import StopFilter as _StopFilter
@@ -242,16 +242,12 @@ class SomaChatModel(BaseChatModel):
     @field_validator("config", mode="before")
     @classmethod
     def _coerce_config(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return SomaConfig(**value)
-        return value
+        return coerce_config(value)
 
     @field_validator("engine")
     @classmethod
     def _check_engine(cls, value: Any) -> Any:
-        if value is not None and not isinstance(value, SomaEngine):
-            raise TypeError(f"engine must be a SomaEngine, not {type(value).__name__}")
-        return value
+        return check_engine(value)
 
     @field_validator("cache", mode="before")
     @classmethod

@@ -51,7 +51,7 @@ from soma_engine.config import SomaConfig
 from soma_engine.encoder import Encoder
 from soma_engine.engine import SomaEngine, estimate_tokens
 from soma_engine.models import resolve_encoder
-from soma_engine.shared import describe, safe, shared_engine, surrogate_name
+from soma_engine.shared import check_engine, coerce_config, describe, safe, shared_engine, surrogate_name
 from soma_engine.surrogate import SurrogateError
 from soma_engine.tools import (
     ParsedOutput,
@@ -217,16 +217,12 @@ class SomaLLM(FunctionCallingLLM):
     @field_validator("config", mode="before")
     @classmethod
     def _coerce_config(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return SomaConfig(**value)
-        return value
+        return coerce_config(value)
 
     @field_validator("engine")
     @classmethod
     def _check_engine(cls, value: Any) -> Any:
-        if value is not None and not isinstance(value, SomaEngine):
-            raise TypeError(f"engine must be a SomaEngine, not {type(value).__name__}")
-        return value
+        return check_engine(value)
 
     # -- identity ------------------------------------------------------------------------
     @classmethod
