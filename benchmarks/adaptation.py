@@ -610,6 +610,7 @@ def _mining_breakdown(vocab: int, turns: list[Any], cfg: Any, reps: int) -> dict
         "loss_fwd_bwd_ours_s": _time_min(_loss_fwd_bwd(logits0, teacher, emb, cfg, k=k, m=m, dense=False), reps),
         "loss_fwd_bwd_dense_s": _time_min(_loss_fwd_bwd(logits0, teacher, emb, cfg, k=k, m=m, dense=True), reps),
         "scan_fwd_bwd_s": _time_min(_scans(logits0, m), reps),
+        "nll_fwd_bwd_s": _time_min(_nll_fwd_bwd(logits0, teacher), reps),
         "loss_fwd_bwd_ours_d576_s": _time_min(
             _loss_fwd_bwd(logits0, teacher, emb_wide, cfg, k=k, m=m, dense=False), reps
         ),
@@ -617,6 +618,17 @@ def _mining_breakdown(vocab: int, turns: list[Any], cfg: Any, reps: int) -> dict
             _loss_fwd_bwd(logits0, teacher, emb_wide, cfg, k=k, m=m, dense=True), reps
         ),
     }
+
+
+def _nll_fwd_bwd(logits0: Any, teacher: Any) -> Callable[[], None]:
+    """The baseline every distillation step pays on the same logits: the teacher tokens' NLL
+    (softmax normaliser over |V| + a gather), fwd+bwd."""
+
+    def run() -> None:
+        x = logits0.clone().requires_grad_(True)
+        torch.nn.functional.cross_entropy(x, teacher).backward()
+
+    return run
 
 
 def _scans(logits0: Any, m: int) -> Callable[[], None]:
@@ -651,6 +663,7 @@ def part_vocab(vocabs: list[int], steps: int, reps: int) -> dict[str, Any]:
             "k+m": k + m,
             "loss_fwd_bwd_s": _time_min(_loss_fwd_bwd(logits0, teacher, emb, cfg, k=k, m=m, dense=False), reps),
             "scan_fwd_bwd_s": _time_min(_scans(logits0, m), reps),
+            "nll_fwd_bwd_s": _time_min(_nll_fwd_bwd(logits0, teacher), reps),
         }
         for k, m in ((20, 50), (50, 100), (100, 200), (200, 400), (400, 800))
     ]
@@ -791,6 +804,8 @@ def report(results: dict[str, Any]) -> None:
                 "loss terms fwd",
                 "backward+opt",
                 "loss f+b ours",
+                "NLL f+b",
+                "ours - NLL",
                 "(|V| scans)",
                 "loss f+b dense",
                 "ours d=576",
@@ -805,6 +820,8 @@ def report(results: dict[str, Any]) -> None:
                     r["loss_terms_fwd_s"],
                     r["rest_s (backward, optimizer)"],
                     r["loss_fwd_bwd_ours_s"],
+                    r["nll_fwd_bwd_s"],
+                    r["loss_fwd_bwd_ours_s"] - r["nll_fwd_bwd_s"],
                     r["scan_fwd_bwd_s"],
                     r["loss_fwd_bwd_dense_s"],
                     r["loss_fwd_bwd_ours_d576_s"],
@@ -816,13 +833,15 @@ def report(results: dict[str, Any]) -> None:
         km = v["by_k_plus_m"]
         _print_table(
             f"Loss part vs k + m (|V| {km['vocab']}, {km['positions']} positions); seconds",
-            ["k", "m", "k+m", "loss f+b", "|V| scans", "loss - scans"],
+            ["k", "m", "k+m", "loss f+b", "NLL f+b", "loss - NLL", "|V| scans", "loss - scans"],
             [
                 [
                     r["k"],
                     r["m"],
                     r["k+m"],
                     r["loss_fwd_bwd_s"],
+                    r["nll_fwd_bwd_s"],
+                    r["loss_fwd_bwd_s"] - r["nll_fwd_bwd_s"],
                     r["scan_fwd_bwd_s"],
                     r["loss_fwd_bwd_s"] - r["scan_fwd_bwd_s"],
                 ]
@@ -842,6 +861,27 @@ def report(results: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures ``soma bench`` shows."""
+    out: dict[str, Any] = {}
+    for sess in results.get("session", []):
+        name = sess["model"].split(" ")[0]
+        out[f"adaptation_s[{name}]"] = round(sess["adaptation_s"], 2)
+        out[f"mining_s[{name}]"] = round(sess["mining_s"], 2)
+        out[f"lora_s[{name}]"] = round(sess["lora_s"], 2)
+    v = results.get("vocab")
+    if v:
+        rows = v["by_vocab"]
+        lo, hi = rows[0], rows[-1]
+        out["vocab_growth"] = f"{lo['vocab']} -> {hi['vocab']} ({hi['vocab'] / lo['vocab']:.0f}x)"
+        out["mining_over_nll_s"] = [round(r["loss_fwd_bwd_ours_s"] - r["nll_fwd_bwd_s"], 4) for r in rows]
+        out["nll_s"] = [round(r["nll_fwd_bwd_s"], 4) for r in rows]
+        out["dense_over_ours"] = round(hi["loss_fwd_bwd_dense_d576_s"] / hi["loss_fwd_bwd_ours_d576_s"], 2)
+    for a in results.get("ablation", []):
+        out[f"fidelity[{a['model']}]"] = {k: round(t["fidelity_mean"], 3) for k, t in a["table"].items()}
+    return out
 
 
 def main() -> None:
@@ -923,6 +963,13 @@ def main() -> None:
         print("ablation done", flush=True)
     results["machine"]["load_avg_end"] = _load()
     results["seconds"] = time.perf_counter() - started
+    if args.out.exists() and not parts >= {"step", "session", "vocab", "ablation"}:
+        # A partial run updates its parts and keeps the others' last figures.
+        kept = json.loads(args.out.read_text())
+        kept.update({k: v for k, v in results.items() if k in parts})
+        kept.setdefault("runs", {}).update({p: {"machine": results["machine"], "mode": results["mode"]} for p in parts})
+        results = kept
+    results["summary"] = summarise(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, default=str))
     report(results)

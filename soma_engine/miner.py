@@ -230,13 +230,46 @@ def clear_neighbor_cache() -> None:
 def _neighbourhood(
     teacher_ids: Tensor, embeddings: Tensor, neighbors: Tensor | None, neighbors_k: int, tau: float
 ) -> tuple[Tensor, Tensor]:
-    """Ids of {y} ∪ N_k(y) ``[N, k+1]`` (y first) and s_τ(v|y) over them (Eq. 1), float32."""
-    unit = F.normalize(embeddings.detach().float(), dim=-1)
+    """Ids of {y} ∪ N_k(y) ``[N, k+1]`` (y first) and s_τ(v|y) over them (Eq. 1), float32.
+
+    With ``neighbors`` given, only the ``N × (k+1)`` rows involved are read and normalised, so
+    the cost does not grow with |V| (nor copy the matrix to float32)."""
+    emb = embeddings.detach()
     if neighbors is None:
+        unit = F.normalize(emb.float(), dim=-1)
         neighbors = _dense_neighbors(unit, teacher_ids, int(min(neighbors_k, unit.shape[0] - 1)))
     ids = torch.cat([teacher_ids[:, None], neighbors.to(teacher_ids.device)], dim=1)
-    cos = (unit[ids] * unit[teacher_ids][:, None, :]).sum(-1)
+    rows = F.normalize(emb[ids].float(), dim=-1)  # [N, k+1, d], y first
+    cos = (rows * rows[:, :1]).sum(-1)
     return ids, torch.softmax(cos / tau, dim=-1)
+
+
+class _LogProbsAt(torch.autograd.Function):
+    """log softmax(x)[i, idx[i, j]] without materialising log softmax(x).
+
+    Forward: one logsumexp pass over |V| and a gather. Backward: one |V|-wide pass
+    (softmax times the summed upstream gradient) plus a sparse scatter, in place. Autograd's
+    own graph for ``x.gather(idx) - logsumexp(x)`` makes two more |V|-wide tensors (the
+    gather's zero-filled gradient and their sum), which made the mining loss cost more than
+    the NLL it is added to."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, idx: Tensor) -> Tensor:
+        lse = torch.logsumexp(x, dim=-1, keepdim=True)
+        ctx.save_for_backward(x, lse, idx)
+        return x.gather(1, idx) - lse
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        x, lse, idx = ctx.saved_tensors
+        out = torch.sub(x, lse).exp_().mul_(-grad.sum(-1, keepdim=True))
+        return out.scatter_add_(1, idx, grad), None
+
+
+def log_probs_at(logits: Tensor, idx: Tensor) -> Tensor:
+    """``log_softmax(logits, -1).gather(1, idx)``, differentiable, without the ``[N, |V|]``
+    log-softmax tensor."""
+    return _LogProbsAt.apply(logits, idx)
 
 
 def _neg_log1m_exp(logp: Tensor) -> Tensor:
@@ -262,15 +295,17 @@ def _sem_terms(
     over the k+1 neighbourhood and the m top tokens.
     """
     logits = logits.float()
-    lse = torch.logsumexp(logits, dim=-1, keepdim=True)
-    logp_nb = logits.gather(1, ids) - lse
-    unlikelihood = (s_tau * _neg_log1m_exp(logp_nb)).sum(-1)
     m = int(min(top_m, logits.shape[-1]))
-    top_logits, top_ids = logits.topk(m, dim=-1)
-    top_p = torch.exp(top_logits - lse)
-    emb = embeddings.detach().float()
-    e_bar = torch.einsum("nm,nmd->nd", top_p, emb[top_ids])  # not renormalised: cos is scale-free
-    cos = F.cosine_similarity(e_bar, emb[teacher_ids], dim=-1, eps=1e-8)
+    with torch.no_grad():  # only the selection; the gradient flows through log_probs_at
+        top_ids = logits.topk(m, dim=-1, sorted=False).indices
+    # The neighbourhood and the top-m in one pass: one sparse scatter in the backward.
+    picked = log_probs_at(logits, torch.cat([ids, top_ids], dim=1))
+    logp_nb, top_logp = picked[:, : ids.shape[1]], picked[:, ids.shape[1] :]
+    unlikelihood = (s_tau * _neg_log1m_exp(logp_nb)).sum(-1)
+    top_p = top_logp.exp()
+    emb = embeddings.detach()  # gathered before the float cast: no |V| x d copy per step
+    e_bar = torch.einsum("nm,nmd->nd", top_p, emb[top_ids].float())  # not renormalised: cos is scale-free
+    cos = F.cosine_similarity(e_bar, emb[teacher_ids].float(), dim=-1, eps=1e-8)
     w = 1.0 + lambda_exp * cos.clamp(0.0, 1.0)
     return unlikelihood, (w.detach() if detach_weight else w)
 
@@ -662,6 +697,10 @@ class _Frozen:
         self.model.train(self.training)
 
 
+def _run_inline(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
 def _clip_per_candidate(grad: Tensor, max_norm: float) -> None:
     """Gradient clipping for each candidate's P_m separately (candidates stay independent)."""
     norms = grad.flatten(1).norm(dim=1)
@@ -681,6 +720,7 @@ def mine(
     max_seq_len: int | None = 1024,
     max_answer_tokens: int | None = 256,
     detach_weight: bool = False,
+    run_step: Callable[[Callable[[], Any]], Any] | None = None,
 ) -> MiningResult:
     """Mine M soft prompts on the frozen surrogate and score each warm turn's hardness (Sec. 3.2-3.3).
 
@@ -695,6 +735,10 @@ def mine(
     tokens; answers are cut to ``max_answer_tokens``.
     ``progress(step, total)`` is called after every step. ``neighbor_key`` keys the
     neighbour-index cache (default: the embedding tensor's identity).
+    ``run_step(fn)`` runs each optimisation step and the final scoring pass (default: here).
+    The engine passes one that submits ``fn`` to the model worker, so live turns are served
+    between mining steps; each step freezes the model for itself, and the caller's wrapper
+    must re-activate the adapter it mines (other tasks may switch it between steps).
     """
     t_start = time.perf_counter()
     param = next(model.parameters())
@@ -721,43 +765,52 @@ def mine(
     losses: list[list[float]] = []
     n_kept = len(batch.turn_ids)
 
-    with _Frozen(model):
-        t0 = time.perf_counter()
-        if n_kept and config.steps > 0:
-            opt = torch.optim.AdamW([prompts], lr=config.lr, weight_decay=config.weight_decay)
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
-            for step in range(config.steps):
+    run = run_step or _run_inline
+    t0 = time.perf_counter()
+    if n_kept and config.steps > 0:
+        opt = torch.optim.AdamW([prompts], lr=config.lr, weight_decay=config.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
+
+        def step() -> list[float]:
+            with _Frozen(model):
                 scores = score_prompts(
                     model, batch, prompts, config=config, nb_ids=nb_ids, s_tau=s_tau, detach_weight=detach_weight
                 )
                 j = mining_objective(scores.sem_exp, scores.h_tail, prompts, beta=config.beta, lambda_p=config.lambda_p)
                 opt.zero_grad(set_to_none=True)
                 j.sum().backward()  # candidates are independent: ∂(Σ_m J_m)/∂P_m = ∂J_m/∂P_m
-                _clip_per_candidate(prompts.grad, config.grad_clip)
-                opt.step()
-                sched.step()
-                losses.append(j.detach().cpu().tolist())
-                if progress is not None:
-                    progress(step + 1, config.steps)
-        timings["optimization"] = time.perf_counter() - t0
+            _clip_per_candidate(prompts.grad, config.grad_clip)
+            opt.step()
+            sched.step()
+            return j.detach().cpu().tolist()
 
-        t0 = time.perf_counter()
-        unl = torch.full((m_count, batch.num_turns), math.nan)
-        ent = torch.full((m_count, batch.num_turns), math.nan)
-        hardness = [0.0] * batch.num_turns
-        best = [-1] * batch.num_turns
-        if n_kept:
-            with torch.no_grad():
-                final = score_prompts(model, batch, prompts, config=config, nb_ids=nb_ids, s_tau=s_tau)
-            sem = final.sem_exp.float().cpu()
-            r = hardness_from_unlikelihood(sem)
-            best_m = sem.argmin(dim=0)  # the candidate with the largest exp(-L)
-            for col, t in enumerate(batch.turn_ids):
-                unl[:, t] = sem[:, col]
-                ent[:, t] = final.h_tail[:, col].float().cpu()
-                hardness[t] = float(r[col])
-                best[t] = int(best_m[col])
-        timings["evaluation"] = time.perf_counter() - t0
+        for s in range(config.steps):
+            losses.append(run(step))
+            if progress is not None:
+                progress(s + 1, config.steps)
+    timings["optimization"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    unl = torch.full((m_count, batch.num_turns), math.nan)
+    ent = torch.full((m_count, batch.num_turns), math.nan)
+    hardness = [0.0] * batch.num_turns
+    best = [-1] * batch.num_turns
+    if n_kept:
+
+        def evaluate() -> PromptScores:
+            with _Frozen(model), torch.no_grad():
+                return score_prompts(model, batch, prompts, config=config, nb_ids=nb_ids, s_tau=s_tau)
+
+        final = run(evaluate)
+        sem = final.sem_exp.float().cpu()
+        r = hardness_from_unlikelihood(sem)
+        best_m = sem.argmin(dim=0)  # the candidate with the largest exp(-L)
+        for col, t in enumerate(batch.turn_ids):
+            unl[:, t] = sem[:, col]
+            ent[:, t] = final.h_tail[:, col].float().cpu()
+            hardness[t] = float(r[col])
+            best[t] = int(best_m[col])
+    timings["evaluation"] = time.perf_counter() - t0
 
     out_prompts = prompts.detach().float().cpu()
     exclude = [i for i in getattr(tokenizer, "all_special_ids", []) if 0 <= i < vocab]

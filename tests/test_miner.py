@@ -96,6 +96,17 @@ def test_semantic_divergence_matches_naive(k, m, tau, lam):
     assert per_pos.mean().item() == pytest.approx(expected, rel=1e-4)
 
 
+def test_log_probs_at_matches_log_softmax_and_its_gradient():
+    from soma_engine.miner import log_probs_at
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(6, 50, dtype=torch.double, generator=g, requires_grad=True)
+    idx = torch.randint(0, 50, (6, 9), generator=g)
+    idx[0, :2] = 3  # repeated ids accumulate their gradients
+    assert torch.allclose(log_probs_at(x, idx), torch.log_softmax(x, -1).gather(1, idx))
+    assert torch.autograd.gradcheck(log_probs_at, (x, idx))
+
+
 def test_top_m_truncation_matters():
     g = torch.Generator().manual_seed(3)
     emb = torch.randn(50, 8, generator=g)
@@ -367,6 +378,37 @@ def test_mine_smoke(tiny):
     assert torch.equal(again.prompts, result.prompts)  # seeded
     empty = mine(model, tokenizer, [(turns[0][0], "")], cfg)
     assert empty.hardness == [0.0] and empty.best_candidate == [-1]
+
+
+def test_mining_steps_run_as_separate_tasks_and_tolerate_interleaved_use(tiny):
+    """Each step is its own task (the engine submits them to the model worker, so live turns
+    run in between); a forward pass and a gradient-enabled parameter between steps change
+    nothing in the result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, tokenizer = tiny
+    turns = dialogue_turns()[1:]
+    cfg = MiningConfig(candidates=2, steps=4, soft_len=4, neighbors_k=5, top_m=10)
+    inline = mine(model, tokenizer, turns, cfg, seed=5)
+    pool = ThreadPoolExecutor(max_workers=1)
+    tasks = []
+    ids = tokenizer("an unrelated live turn", return_tensors="pt").input_ids
+
+    def run_step(fn):
+        tasks.append(fn)
+        result = pool.submit(fn).result()
+        with torch.no_grad():
+            model(input_ids=ids)  # a live turn between two steps
+        return result
+
+    try:
+        stepped = mine(model, tokenizer, turns, cfg, seed=5, run_step=run_step)
+    finally:
+        pool.shutdown()
+    assert len(tasks) == cfg.steps + 1  # the optimisation steps + the final scoring pass
+    assert torch.equal(stepped.prompts, inline.prompts)
+    assert stepped.hardness == inline.hardness
+    assert all(p.requires_grad for p in model.parameters())
 
 
 def test_mining_decreases_objective(tiny):
