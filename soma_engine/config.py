@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENV_PREFIX = "SOMA_"
 # SOMA_* variables that are not config fields (paths and switches read elsewhere).
@@ -128,13 +128,42 @@ class SomaConfig(_Section):
     temperature: float = Field(0.0, ge=0, description="surrogate sampling temperature; 0 is greedy")
     adaptation: Literal["background", "inline", "queue"] = "background"
     strategy: Literal["soma", "history-ft", "random-ft"] = "history-ft"
-    share: Literal["none", "agent", "namespace"] = "none"
+    share: Literal["none", "agent", "namespace"] = Field(
+        "none",
+        description="adapter sharing inside the namespace: none; agent (adapters trained on the same agent's "
+        "sessions only); namespace (any agent's). A warm session near a shared adapter may adopt it early, "
+        "after the gate passes on its own teacher turns; never across namespaces",
+    )
+    share_similarity: float = Field(
+        0.3,
+        ge=-1,
+        le=1,
+        description="cosine between a warm session's query centroid and a shared adapter's warm-start centroid "
+        "needed to try that adapter; the gate on the session's own turns still decides. Default: midway between "
+        "the measured cosines after 2 turns (benchmarks/sharing.py, all-MiniLM-L6-v2): same-family sessions "
+        "0.40-0.85, other families at most 0.19",
+    )
+    share_min_turns: int = Field(
+        2,
+        ge=1,
+        description="teacher turns a warm session needs before it looks for a shared adapter (< warm_window); "
+        "they are also the turns the adoption gate is measured on",
+    )
     session_ttl: float = Field(30 * 24 * 3600, gt=0, description="seconds a session is kept")
     max_adapters_in_memory: int = Field(16, ge=1, description="LRU bound of loaded adapters")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mining: MiningConfig = Field(default_factory=MiningConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+
+    @model_validator(mode="after")
+    def _check_share_min_turns(self) -> SomaConfig:
+        if self.share != "none" and self.share_min_turns >= self.warm_window:
+            raise ValueError(
+                f"share_min_turns ({self.share_min_turns}) must be below warm_window ({self.warm_window}): "
+                "adoption happens before the session's own warm window is full"
+            )
+        return self
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> SomaConfig:

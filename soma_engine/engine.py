@@ -1,6 +1,7 @@
 """SomaEngine: the turn controller.
 
 One turn:  route()  ── teacher ──>  (caller calls F)  ──>  record_teacher()  ──> maybe adapt
+                                                                            (or adopt a shared adapter)
                     └─ surrogate ─>  generate()/stream() on S~_t  ──> record, maybe audit
                                      └─ any failure ──> teacher serves the same turn
 
@@ -20,8 +21,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import gate
-from .adapters import AdapterRef, CorruptAdapter
+from . import gate, sharing
+from .adapters import AdapterRef, AdapterRegistry, CorruptAdapter
 from .compress import compress_context
 from .config import ConfigError, SomaConfig
 from .encoder import Encoder
@@ -93,6 +94,11 @@ class SomaEngine:
         self._rng = random.Random(self.config.gate.audit_seed)
         self._rng_lock = threading.Lock()
         self._closed = False
+
+    @property
+    def registry(self) -> AdapterRegistry:
+        """Every adapter of the adapter store, by namespace, with lineage and centroids."""
+        return self.adapters.registry
 
     # -- identity --------------------------------------------------------------------------
     def key(
@@ -207,7 +213,8 @@ class SomaEngine:
         latency_ms: float | None = None,
         teacher: Teacher | None = None,
     ) -> Reply:
-        """Record the teacher's answer for this turn; start adaptation when the window is full."""
+        """Record the teacher's answer for this turn; start adaptation when the window is full
+        (before that, with ``share`` on, look for a shared adapter to adopt: sharing.py)."""
         if not isinstance(text, str):
             raise TypeError("the teacher's reply must be a string")
         usage = _usage(usage, route.messages, text)
@@ -241,11 +248,15 @@ class SomaEngine:
                 st.job = self.jobs.new_job(route.key)
             phase = st.phase
             shadow = (st.job or {}).get("status") == "shadow"
+            look = not start_job and sharing.due(self, st)  # a shared adapter to adopt early?
             info = self._gate_info(st)
         if start_job:
             self._start_adaptation(route.key, teacher)
-        elif shadow:
-            self._start_shadow(route.key)
+        elif shadow or look:
+            if shadow:
+                self._start_shadow(route.key)
+            else:
+                self._start_look(route.key)
             if self.config.adaptation == "inline":  # the step ran here: report its outcome
                 state = self.store.get(route.key)
                 if state is not None:
@@ -271,6 +282,13 @@ class SomaEngine:
         else:
             self.jobs.submit(key, teacher)
 
+    def _start_look(self, key: SessionKey) -> None:
+        """Look for a shared adapter to adopt (sharing.adopt), off the teacher path."""
+        if self.config.adaptation == "inline":
+            self.jobs.look_now(key)
+        else:
+            self.jobs.submit_look(key)
+
     # -- surrogate path ---------------------------------------------------------------------
     def compressed(self, messages: list[Message]) -> list[Message]:
         """S~_t: summary of older turns within ``summary_tokens`` + the last K turns."""
@@ -285,7 +303,12 @@ class SomaEngine:
         state = self.store.get(route.key)
         if state is None or not state.adapter:
             raise SurrogateError("the session has no adapter any more")
-        return AdapterRef.from_dict(state.adapter)
+        ref = AdapterRef.from_dict(state.adapter)
+        # A copy may still sit in the runtime's memory after its files were deleted (its
+        # donor's session deleted or expired, here or in another process): never serve it.
+        if not self.adapters.exists(ref):
+            raise CorruptAdapter(f"adapter {ref.adapter_id} was deleted")
+        return ref
 
     def generate(self, route: Route, audit: Teacher | None = None) -> Reply:
         """Serve by the adapted surrogate. Raises :class:`SurrogateError` on any failure
@@ -409,6 +432,7 @@ class SomaEngine:
             info = self._gate_info(st)
         if audit is not None and self._should_audit(route):
             self._audits.submit(self._audit, route, record.turn, gen.text, audit)
+        self._audits.submit(self._touch, ref)
         return Reply(gen.text, "surrogate", usage, self._meta(route, record, phase, info), gen.finish_reason)
 
     def _monitor(self, st: SessionState) -> gate.DriftMonitor:
@@ -476,14 +500,26 @@ class SomaEngine:
         if rollback:
             self._rollback(route.key, f"audit Gap {g:.3f} > drift_threshold {self.config.gate.drift_threshold}")
 
-    def _rollback(self, key: SessionKey, reason: str) -> None:
+    def _touch(self, ref: AdapterRef) -> None:
+        """The adapter's registry row: last used now (throttled; off the surrogate path)."""
+        try:
+            self.registry.touch(ref.namespace, ref.adapter_id, ref.session)
+        except Exception:
+            log.exception("could not update last_used of adapter %s", ref.adapter_id[:8])
+
+    def rollback(self, session_id: str, reason: str, *, agent: str = "") -> bool:
+        """Send a serving session back to the teacher (it re-adapts after ``warm_window`` fresh
+        teacher turns). False when the session is not serving."""
+        return self._rollback(self.key(session_id, agent=agent), reason)
+
+    def _rollback(self, key: SessionKey, reason: str) -> bool:
         """Back to the teacher: it serves from the next turn; ``warm_window`` fresh teacher
         turns later the session re-adapts (from the current adapter, whose reference stays as
         the parent), the summary and the locality bank are rebuilt from those turns, and the
         gate must pass again before the surrogate serves."""
         with self.store.session(key, self.config.session_ttl) as st:
             if st.phase != Phase.SERVING.value:
-                return
+                return False
             st.phase = Phase.ROLLED_BACK.value
             st.add("rollbacks")
             st.adapt_from = st.turn_count
@@ -500,6 +536,7 @@ class SomaEngine:
                 },
             )
         log.info("session %s rolled back to the teacher: %s", key.digest[:12], reason)
+        return True
 
     def _start_shadow(self, key: SessionKey) -> None:
         """Grow a candidate's acceptance batch with the latest teacher turn(s) (bound mode)."""
@@ -540,6 +577,9 @@ class SomaEngine:
             info["gap"] = round(float(gaps[-1]), 4)  # the latest audit
         elif "decision" in info and isinstance(info["decision"].get("fidelity"), float):
             info["gap"] = round(1.0 - info["decision"]["fidelity"], 4)  # mean held-out Gap_new
+        adoption = sharing.adoption_summary(st)
+        if adoption:
+            info["adoption"] = adoption
         return info
 
     def _meta(self, route: Route, record: TurnRecord, phase: str, info: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -565,6 +605,8 @@ class SomaEngine:
                 meta["gap"] = info["gap"]
             if "decision" in info:
                 meta["decision"] = info["decision"]
+            if "adoption" in info:
+                meta["adoption"] = info["adoption"]
         return meta
 
     def session(self, session_id: str, agent: str = "") -> SessionView:
@@ -579,10 +621,24 @@ class SomaEngine:
             agent=state.agent,
             phase=Phase(state.phase),
             turns=turns,
-            metrics=dict(state.counters) | {"turns": state.turn_count, "job": state.job} | self._gate_metrics(state),
+            metrics=dict(state.counters)
+            | {"turns": state.turn_count, "job": state.job, "lineage": self._lineage(state)}
+            | self._gate_metrics(state),
             adapter_id=(state.adapter or {}).get("adapter_id"),
             decisions=list(state.decisions),
         )
+
+    def _lineage(self, state: SessionState) -> list[dict[str, Any]]:
+        """The serving adapter, then where its weights came from (parent, donor), newest first."""
+        if not state.adapter:
+            return []
+        ref = AdapterRef.from_dict(state.adapter)
+        try:
+            chain = self.registry.lineage(ref.namespace, ref.adapter_id, ref.session)
+        except Exception:
+            log.exception("could not read the lineage of adapter %s", ref.adapter_id[:8])
+            chain = []
+        return chain or [{"adapter_id": ref.adapter_id, "session": ref.session, "kind": None, "parent": ref.parent}]
 
     def _gate_metrics(self, state: SessionState) -> dict[str, Any]:
         """``gate``: the latest decision's numbers; ``more_turns_needed``: teacher turns still

@@ -166,22 +166,29 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
     on_progress = engine.on_progress
     progress = (lambda s, total: on_progress("mining", s, total)) if on_progress else None
 
-    def run_mining(rt: Any) -> miner.MiningResult:
-        with rt.use(None):  # the base G: no session adapter active
-            return miner.mine(
-                rt.base_model,
-                rt.tokenizer,
-                turns,
-                cfg.mining,
-                device=rt.device,
-                seed=cfg.lora.seed,
-                progress=progress,
-                max_seq_len=cfg.lora.max_seq_len,
-                max_answer_tokens=cfg.lora.max_seq_len // 2,
-            )
+    rt = engine.surrogate
+
+    def on_base(fn: Callable[[], Any]) -> Any:
+        def task(r: Any) -> Any:
+            with r.use(None):  # the base G: a live turn in between may have switched adapters
+                return fn()
+
+        return rt.run(task)
 
     t0 = time.perf_counter()
-    result = engine.surrogate.run(run_mining)
+    # Each mining step is its own task on the model worker, so live turns run in between.
+    result = miner.mine(
+        rt.run(lambda r: r.base_model),
+        rt.tokenizer,
+        turns,
+        cfg.mining,
+        device=rt.device,
+        seed=cfg.lora.seed,
+        progress=progress,
+        max_seq_len=cfg.lora.max_seq_len,
+        max_answer_tokens=cfg.lora.max_seq_len // 2,
+        run_step=on_base,
+    )
     timings["mining"] = time.perf_counter() - t0
     timings.update({f"mining_{k}": v for k, v in result.timings.items()})
     hardness = [float(h) for h in result.hardness]
@@ -235,6 +242,7 @@ class JobRunner:
         self.owner = uuid.uuid4().hex
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soma-adapt")
         self._active: dict[str, Future[None]] = {}
+        self._looks: dict[str, Future[None]] = {}  # adoption looks (sharing.adopt), one per session
         self._lock = threading.Lock()
         self.queue: Any = None  # adaptation="queue": a soma_engine.queue.JobQueue (soma worker runs jobs)
         if engine.config.adaptation == "queue":
@@ -273,6 +281,26 @@ class JobRunner:
             self._active[key.digest] = fut
             return fut
 
+    def submit_look(self, key: SessionKey) -> Future[None] | None:
+        """An adoption look on the job thread (after any job queued before it); also with
+        ``adaptation="queue"``: a look is a few generations, not a training run."""
+        with self._lock:
+            fut = self._looks.get(key.digest)
+            if fut is not None and not fut.done():
+                return None
+            fut = self._pool.submit(self.look_now, key)
+            self._looks[key.digest] = fut
+            return fut
+
+    def look_now(self, key: SessionKey) -> None:
+        """Run an adoption look here; a failure only costs the look (the session stays warm)."""
+        from .sharing import adopt
+
+        try:
+            adopt(self.engine, key)
+        except Exception:
+            log.exception("adoption look failed for session %s", key.digest[:12])
+
     def run_now(self, key: SessionKey, teacher: Callable[..., Any] | None = None) -> None:
         """Run the job here; a failure leaves the session on the teacher (``rejected``)."""
         try:
@@ -288,7 +316,7 @@ class JobRunner:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
-                pending = [f for f in self._active.values() if not f.done()]
+                pending = [f for f in [*self._active.values(), *self._looks.values()] if not f.done()]
             if not pending:
                 return True
             left = None if deadline is None else deadline - time.monotonic()
@@ -302,7 +330,10 @@ class JobRunner:
 
 def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., Any] | None = None) -> None:
     """Mine/select (strategy), train the adapter (Eq. 4), gate it (Thm 4.2 / Cor. 4.3) on
-    held-out warm turns, and switch the session to ``serving`` or ``rejected``."""
+    held-out warm turns, switch the session to ``serving`` or ``rejected``, and record the
+    adapter in the registry (shareable if accepted)."""
+    from .sharing import lineage_agents, record_adapter
+
     cfg = engine.config
     started = time.perf_counter()
     state = engine.store.get(key)
@@ -310,6 +341,9 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
         return
     records = [r for r in engine.store.turns(key, since=state.adapt_from) if r.served_by == "teacher" and r.messages]
     parent = AdapterRef.from_dict(state.adapter) if state.adapter else None
+    # A shared adapter the session was refused (sharing.adopt): its weights are the warm
+    # start, while the gate still compares against the base model the session serves by now.
+    donor = AdapterRef.from_dict(state.donor) if state.donor and parent is None else None
     if len(records) < 2:
         with engine.store.session(key, cfg.session_ttl) as st:
             st.phase = Phase.REJECTED.value
@@ -318,11 +352,12 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
         return
     plan = plan_training(engine, records, teacher)
     init = None
-    if parent is not None:
+    if parent is not None or donor is not None:
         try:
-            init = engine.adapters.load(parent)[0]
+            init = engine.adapters.load(parent or donor)[0]
         except CorruptAdapter:
-            parent = None
+            parent = donor = None
+    start = parent or donor
     hook = engine.on_progress
     result = train_adapter(
         engine.surrogate,
@@ -339,8 +374,9 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
         namespace=key.namespace_digest,
         session=key.digest,
         version=state.adapter_version + 1,
-        parent=parent.adapter_id if parent else None,
-        metrics={"steps": result.steps, "val_nll": result.best_val_nll, "strategy": cfg.strategy},
+        parent=start.adapter_id if start else None,
+        metrics={"steps": result.steps, "val_nll": result.best_val_nll, "strategy": cfg.strategy}
+        | ({"warm_start": donor.adapter_id} if donor else {}),
     )
     outcome = _gate(engine, plan, ref, parent, records)
     decision = outcome.decision
@@ -354,16 +390,21 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
             "kind": "adaptation",
             "adapter_id": ref.adapter_id,
             "version": ref.version,
-            "parent": parent.adapter_id if parent else None,
+            "parent": start.adapter_id if start else None,
             "turn": st.turn_count,
             "seconds": round(seconds, 3),
             "strategy": cfg.strategy,
             "train_turns": len(plan.fit),
             "time": time.time(),
         }
+        if donor is not None:
+            record["warm_start"] = donor.adapter_id
         push_decision(st, record)
         st.job = {"status": "done", "owner": engine.jobs.owner, "seconds": round(seconds, 3)}
         shadow = _apply_decision(engine, st, decision, ref, outcome, parent)
+        if decision.accepted:
+            st.donor = None
+    record_adapter(engine, key, ref, records, accepted=decision.accepted, agents=lineage_agents(engine, start))
     if shadow:
         engine._start_shadow(key)
     log.info(
@@ -625,6 +666,7 @@ def shadow_step(engine: SomaEngine, key: SessionKey) -> gate.AcceptanceDecision 
             st.locality = model.to_dict()
             st.drift = {}
             st.job = {"status": "done", "owner": engine.jobs.owner, "accepted_after": len(gap_old)}
+            st.donor = None
         elif decision.final:
             st.phase = Phase.REJECTED.value
             st.job = {"status": "done", "owner": engine.jobs.owner, "reason": decision.reason}
@@ -638,4 +680,6 @@ def shadow_step(engine: SomaEngine, key: SessionKey) -> gate.AcceptanceDecision 
                 "turns": turns,
                 "decision": decision_summary(decision),
             }
+    if decision.accepted:  # the candidate was recorded as not shareable when its first look deferred
+        engine.registry.mark(cand.namespace, cand.adapter_id, cand.session, accepted=True)
     return decision

@@ -71,7 +71,18 @@ def test_invalid_key_parts_raise(ns: Any, sid: Any) -> None:
 
 # ------------------------------------------------------------------------------- hostile ids end to end
 
-ALLOWED_NAMES = {"soma.db", "soma.db-wal", "soma.db-shm", "adapters", WEIGHTS, CONFIG, META}
+ALLOWED_NAMES = {
+    "soma.db",
+    "soma.db-wal",
+    "soma.db-shm",
+    "adapters",
+    "registry.db",
+    "registry.db-wal",
+    "registry.db-shm",
+    WEIGHTS,
+    CONFIG,
+    META,
+}
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))

@@ -23,6 +23,7 @@ COUNTERS = (
     "probe_calls",
     "fallbacks",
     "adaptations",
+    "adoptions",
     "rollbacks",
     "teacher_latency_ms",
     "surrogate_latency_ms",
@@ -48,6 +49,9 @@ class SessionState:
     turn_count: int = 0
     adapter: dict[str, Any] | None = None  # AdapterRef.to_dict()
     adapter_version: int = 0
+    # AdapterRef.to_dict() of a shared adapter this warm session was refused: its own
+    # adaptation starts from those weights (AdapterRegistry, share != "none").
+    donor: dict[str, Any] | None = None
     adapt_from: int = 0  # turns after this one form the current warm window
     next_adapt_at: int = 0  # adapt once turn_count reaches this (0: after warm_window turns)
     locality: dict[str, Any] | None = None
