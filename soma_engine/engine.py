@@ -681,7 +681,10 @@ class SomaEngine:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not self.jobs.wait_idle(left):
                 return False
-            self._audits.submit(lambda: None).result(timeout=left)
+            try:
+                self._audits.submit(lambda: None).result(timeout=left)
+            except TimeoutError:
+                return False
             if not self.jobs.wait_idle(0):
                 continue
             return True

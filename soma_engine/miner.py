@@ -51,7 +51,7 @@ from torch import Tensor
 
 from soma_engine.config import MiningConfig
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("soma.miner")
 
 Turn = tuple[list[dict[str, Any]], str]
 Teacher = Callable[[list[dict[str, Any]]], str]

@@ -349,3 +349,12 @@ def test_concurrent_turns_none_lost_in_order(plain_engine: SomaEngine) -> None:
         assert view.metrics["teacher_input_tokens"] == 7 * per_session
         assert view.metrics["teacher_output_tokens"] == 3 * per_session
         assert view.phase is Phase.WARM
+
+
+def test_wait_idle_with_a_timeout_returns_false_while_an_audit_runs(new_engine: Any, tmp_path: Path) -> None:
+    release = threading.Event()
+    with new_engine(f"sqlite:///{tmp_path / 's.db'}") as engine:
+        engine._audits.submit(release.wait, 10)  # an audit still in flight
+        assert engine.wait_idle(timeout=0.05) is False
+        release.set()
+        assert engine.wait_idle(timeout=10) is True
