@@ -6,6 +6,7 @@ turns, then short dependent follow-ups) and one abrupt topic shift near the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -13,33 +14,126 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .types import Reply
+from .types import Reply, Usage
 
 SYSTEM = "You are a concise, friendly negotiation coach. Answer in two or three sentences."
 
-CONVERSATION = [
-    "I'm selling my road bike, a 2019 carbon frame with Shimano 105 groupset, new tyres and a "
-    "fresh service. Similar bikes list for 850 to 1000 dollars. I'd like to get about 900. "
-    "How should I write the listing and what price should I put on it?",
-    "A buyer messaged me. He says he has cash, can pick it up tomorrow, and offers 700 because "
-    "he saw a similar model for that price last month. He sounds serious but pushy. How do I reply?",
-    "He answered that 700 is his budget, but he might stretch a little if I include the pedals "
-    "and the bottle cages. The pedals cost me 60 dollars. What counter-offer makes sense?",
-    "I countered at 860 with pedals included. He said that is too much and asked whether I "
-    "would meet him in the middle. What does meeting in the middle mean here and should I accept?",
-    "He says 780 is final.",
-    "Should I accept 780?",
-    "What if I ask for 800?",
-    "He agreed to 800!",
-    "Should I ask for cash or a transfer?",
-    "He wants to test ride it first. Is that safe?",
-    "Should I hold his ID during the ride?",
-    "OK, anything else before we meet?",
-    "Thanks, and what about the receipt?",
-    "By the way, what's a good recipe for banana bread?",
-    "How long should it bake?",
-    "Back to the bike: should I also sell my old helmet to him?",
+# (query, the scripted coach's answer). Twenty turns: four long, information-dense openers,
+# short dependent follow-ups, one abrupt detour (turns 12-13, banana bread), then back to the
+# bike. The detour sits mid-session, as detours do, so the session shows a rollback and a
+# re-switch; a shift in the last two or three turns would only show the rollback.
+SCRIPT: list[tuple[str, str]] = [
+    (
+        "I'm selling my road bike, a 2019 carbon frame with Shimano 105 groupset, new tyres and a "
+        "fresh service. Similar bikes list for 850 to 1000 dollars. I'd like to get about 900. "
+        "How should I write the listing and what price should I put on it?",
+        "List it at 950 dollars so you have room to come down to your 900 target. Lead with the carbon "
+        "frame, the 105 groupset, the new tyres and the fresh service, and add clear daylight photos.",
+    ),
+    (
+        "A buyer messaged me. He says he has cash, can pick it up tomorrow, and offers 700 because "
+        "he saw a similar model for that price last month. He sounds serious but pushy. How do I reply?",
+        "Thank him for the quick cash offer, then explain that the new tyres and the service make your "
+        "bike worth more. Counter politely but firmly at 880 dollars and invite him to see it.",
+    ),
+    (
+        "He answered that 700 is his budget, but he might stretch a little if I include the pedals "
+        "and the bottle cages. The pedals cost me 60 dollars. What counter-offer makes sense?",
+        "Offer the pedals and cages as a package at 860 dollars. They cost you little now, so trade "
+        "them for price instead of giving an extra discount.",
+    ),
+    (
+        "I countered at 860 with pedals included. He said that is too much and asked whether "
+        "I would meet him in the middle. What does meeting in the middle mean here and should I accept?",
+        "The middle between 700 and 860 is 780 dollars. That is a fair price for cash and a quick "
+        "pickup, but you can hold at 800 if other buyers are interested.",
+    ),
+    ("He says 780 is final.", "Then decide whether 780 beats waiting for another buyer; you can hold at 800 once."),
+    ("Should I accept 780?", "780 is fair for cash tomorrow; accept it if you want a quick, safe sale."),
+    ("What if I ask for 800?", "Ask once, calmly: 800 with the pedals included is easy for him to justify."),
+    ("He agreed to 800!", "Well done. Confirm the price, the pedals and the pickup time in a short message."),
+    ("Should I ask for cash or a transfer?", "Cash is simplest; count it before you hand over the bike."),
+    (
+        "He wants to test ride it first. Is that safe?",
+        "Yes, if he leaves his ID or the cash with you and rides a short loop you can see.",
+    ),
+    ("Should I hold his ID during the ride?", "Yes, holding his ID or the cash is normal and keeps the ride safe."),
+    (
+        "By the way, what's a good recipe for banana bread?",
+        "Mash three ripe bananas, mix in melted butter, sugar, an egg, flour and baking soda, "
+        "then bake the batter in a loaf tin.",
+    ),
+    ("How long should it bake?", "About 55 to 60 minutes at 175 degrees, until a skewer comes out clean."),
+    (
+        "Back to the bike: should I also sell my old helmet to him?",
+        "Offer it, but separately from the bike, so the 800 stays clean.",
+    ),
+    ("What should I ask for the helmet?", "Ask 20 dollars for the helmet; take 15 if he hesitates."),
+    ("OK, anything else before we meet?", "Bring the receipt, a pump and the pedals, and meet in daylight."),
+    ("Where should we meet for the handover?", "Meet at your door or a busy place in daylight, never his car."),
+    ("Thanks, and what about the receipt?", "Write a short receipt with the price, the date and both names."),
+    ("Should I keep the listing up until he pays?", "Yes, keep it up until the cash is in your hand."),
+    ("Done, he paid. Should I leave him a review?", "Yes, a short, friendly review helps you both next time."),
 ]
+CONVERSATION = [q for q, _ in SCRIPT]
+
+
+Counter = Callable[[list[dict[str, str]]], int]
+
+
+def word_count(msgs: list[dict[str, str]]) -> int:
+    """A stand-in tokenizer (whitespace words) where no real one is at hand."""
+    return sum(len(m["content"].split()) for m in msgs)
+
+
+def _as_dicts(messages: list[Any]) -> list[dict[str, str]]:
+    return [m if isinstance(m, dict) else {"role": m.role, "content": m.content or ""} for m in messages]
+
+
+class ScriptedTeacher:
+    """A deterministic persona teacher: the scripted answer to each query (``fallback`` for a
+    query not in the script), instantly, with honest usage: ``count_prompt`` of the whole
+    history it is given (what an API bills as input) and ``count_answer`` of its answer.
+    Callable as an engine teacher: ``list[Message]`` (or dicts) -> ``(text, Usage)``."""
+
+    def __init__(
+        self,
+        script: list[tuple[str, str]],
+        count_prompt: Counter = word_count,
+        count_answer: Callable[[str], int] | None = None,
+        fallback: str = "Let me think about that and keep it short.",
+    ) -> None:
+        self.answers = dict(script)
+        self.count_prompt = count_prompt
+        self.count_answer = count_answer or (lambda text: word_count([{"role": "assistant", "content": text}]))
+        self.fallback = fallback
+        self.calls = 0
+
+    def answer(self, messages: list[Any]) -> str:
+        query = next((m["content"] for m in reversed(_as_dicts(messages)) if m["role"] == "user"), "")
+        return self.answers.get(query, self.fallback)
+
+    def usage(self, messages: list[Any], text: str) -> Usage:
+        return Usage(self.count_prompt(_as_dicts(messages)), self.count_answer(text))
+
+    def __call__(self, messages: list[Any]) -> tuple[str, Usage]:
+        self.calls += 1
+        text = self.answer(messages)
+        return text, self.usage(messages, text)
+
+
+def teacher_only_tokens(teacher: ScriptedTeacher, system: str, queries: list[str]) -> list[int]:
+    """Per-turn tokens had the teacher served every turn: the whole history with ITS answers
+    re-read each turn, plus its answer (exact for a deterministic teacher)."""
+    history: list[dict[str, str]] = [{"role": "system", "content": system}]
+    out = []
+    for q in queries:
+        history.append({"role": "user", "content": q})
+        text, usage = teacher(history)
+        teacher.calls -= 1  # accounting, not a call the session made
+        out.append(usage.total_tokens)
+        history.append({"role": "assistant", "content": text})
+    return out
 
 
 @dataclass
@@ -53,14 +147,22 @@ class TurnRow:
     locality: float | None
     reason: str
     text: str
+    query: str = ""
+    history: list[dict[str, str]] = field(default_factory=list, repr=False)  # S_t as served (not written out)
 
 
 @dataclass
 class DemoReport:
+    """One session's outcome. ``teacher_tokens`` and ``teacher_calls`` include audits (the
+    engine's session counters); ``teacher_only_tokens`` is what serving every turn by the
+    teacher would have cost."""
+
     turns: list[TurnRow] = field(default_factory=list)
     teacher_only_tokens: int = 0
     teacher_tokens: int = 0
     teacher_calls: int = 0
+    audit_calls: int = 0
+    audit_tokens: int = 0
     surrogate_turns: int = 0
     rollbacks: int = 0
     adaptation_seconds: float = 0.0
@@ -70,10 +172,17 @@ class DemoReport:
     def tokens_saved(self) -> float:
         return 1 - self.teacher_tokens / self.teacher_only_tokens if self.teacher_only_tokens else 0.0
 
+    @property
+    def first_local_turn(self) -> int | None:
+        return next((r.turn for r in self.turns if r.served_by == "surrogate"), None)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        for row in d["turns"]:
+            row.pop("history", None)
         d["tokens_saved"] = round(self.tokens_saved, 4)
         d["calls_saved"] = len(self.turns) - self.teacher_calls
+        d["first_local_turn"] = self.first_local_turn
         return d
 
     def write(self, out: Path) -> Path:
@@ -115,26 +224,31 @@ def run_demo(
     *,
     session_id: str,
     on_turn: Callable[[TurnRow], None] | None = None,
-    count_prompt: Callable[[list[dict[str, str]]], int] | None = None,
-    settle: float = 0.0,
+    count_prompt: Counter | None = None,
+    settle: float | None = 0.0,
+    queries: list[str] | None = None,
+    system: str = SYSTEM,
+    before_turn: Callable[[int], None] | None = None,
 ) -> DemoReport:
-    """Play the bundled conversation through ``chat`` (one turn: history -> Reply).
+    """Play ``queries`` (default: the bundled conversation) through ``chat`` (one turn:
+    history -> Reply).
 
     Teacher-only cost is what the teacher would have read and written had it served every
-    turn with the full history (``count_prompt`` counts a history as the teacher reads it).
+    turn with the full history (``count_prompt`` counts a history as the teacher reads it):
+    its own count where it served, else the history plus an answer as long as the one given.
     ``settle`` seconds of user "think time" between turns let background adaptation
-    progress as it would between a real user's messages.
+    progress as it would between a real user's messages (``None``: wait until it is done).
     """
     count = count_prompt or (lambda msgs: sum(max(1, len(m["content"]) // 4) for m in msgs))
-    history: list[dict[str, str]] = [{"role": "system", "content": SYSTEM}]
+    history: list[dict[str, str]] = [{"role": "system", "content": system}]
     report = DemoReport()
-    for query in CONVERSATION:
+    for query in CONVERSATION if queries is None else queries:
+        if before_turn:
+            before_turn(len(report.turns) + 1)
         history.append({"role": "user", "content": query})
         started = time.perf_counter()
         reply = chat(history)
         latency = (time.perf_counter() - started) * 1000
-        # Teacher-only cost of this turn: the teacher's own count where it served, else the
-        # full history as the teacher would have read it plus an answer of the same length.
         if reply.served_by == "teacher":
             report.teacher_only_tokens += reply.usage.total_tokens
         else:
@@ -149,20 +263,23 @@ def run_demo(
             locality=reply.soma.get("locality"),
             reason=reply.soma.get("reason", ""),
             text=reply.text,
+            query=query,
+            history=[dict(m) for m in history],
         )
         report.turns.append(row)
         if on_turn:
             on_turn(row)
         history.append({"role": "assistant", "content": reply.text})
-        if settle > 0:
-            engine.wait_idle(timeout=settle)
+        if settle is None or settle > 0:
+            with contextlib.suppress(TimeoutError):  # engine.wait_idle raises it when an audit outlasts settle
+                engine.wait_idle(timeout=settle)
     engine.wait_idle()
     m = engine.session(session_id).metrics
-    report.teacher_tokens = int(
-        m["teacher_input_tokens"] + m["teacher_output_tokens"] + m["audit_input_tokens"] + m["audit_output_tokens"]
-    )
-    report.teacher_calls = int(m["teacher_calls"] + m["audit_calls"])
-    report.surrogate_turns = int(m["surrogate_calls"])
-    report.rollbacks = int(m["rollbacks"])
-    report.adaptation_seconds = round(float(m["adaptation_seconds"]), 2)
+    report.teacher_tokens = int(m["teacher_tokens"])  # teacher + audit input and output
+    report.audit_calls = int(m.get("audit_calls", 0))
+    report.audit_tokens = int(m.get("audit_input_tokens", 0) + m.get("audit_output_tokens", 0))
+    report.teacher_calls = int(m.get("teacher_calls", 0) + report.audit_calls)
+    report.surrogate_turns = int(m.get("surrogate_calls", 0))
+    report.rollbacks = int(m.get("rollbacks", 0))
+    report.adaptation_seconds = round(float(m.get("adaptation_seconds", 0.0)), 2)
     return report

@@ -3,6 +3,8 @@
 The teacher is ``--teacher provider:model`` (anything LangChain's ``init_chat_model``
 understands) when its credentials are present; otherwise :class:`LocalChatModel`, a chat
 model over a local HF model given the full history every turn — a stand-in, and said so.
+``--teacher scripted`` is :class:`ScriptedChatModel`: the scripted coach of
+``soma_engine.demo.SCRIPT``, instant and deterministic (what ``benchmarks/savings.py`` uses).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class LocalChatModel(BaseChatModel):
 
     model_path: str
     max_new_tokens: int = 48
+    # Sampled: greedy SmolLM2 repeats its previous answer turn after turn given the full history.
     temperature: float = 0.7
     model_config = ConfigDict(arbitrary_types_allowed=True)
     _runtime: SurrogateRuntime | None = PrivateAttr(default=None)
@@ -100,8 +103,51 @@ class LocalChatModel(BaseChatModel):
             self._runtime.close()
 
 
+class ScriptedChatModel(BaseChatModel):
+    """:class:`soma_engine.demo.ScriptedTeacher` as a LangChain chat model (usage included)."""
+
+    teacher: Any
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    @property
+    def _llm_type(self) -> str:
+        return "soma-scripted-teacher"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        msgs = to_soma_messages(messages)
+        text, usage = self.teacher(msgs)
+        msg = AIMessage(
+            content=text,
+            usage_metadata={
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+            response_metadata={"model_name": "scripted-coach", "finish_reason": "stop"},
+        )
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
 def make_teacher(spec: str | None, engine: SomaEngine, max_new_tokens: int) -> tuple[BaseChatModel, str]:
     """The teacher and a line saying what it is."""
+    if spec == "scripted":
+        from soma_engine.demo import SCRIPT, ScriptedTeacher
+        from soma_engine.types import normalize_messages
+
+        rt = engine.surrogate
+        scripted = ScriptedTeacher(
+            SCRIPT,
+            count_prompt=lambda msgs: rt.count_tokens(rt.render(normalize_messages(msgs))),
+            count_answer=rt.count_tokens,
+        )
+        note = "the teacher is a scripted stand-in: fixed coach answers, instant (not a real LLM API)"
+        return ScriptedChatModel(teacher=scripted), note
     if spec and spec != "local":
         provider = spec.split(":", 1)[0]
         env = CREDENTIALS.get(provider)

@@ -8,7 +8,7 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from typer.testing import CliRunner
 
 from soma_engine.cli import app
-from soma_engine.demo import CONVERSATION, run_demo
+from soma_engine.demo import CONVERSATION, SCRIPT, SYSTEM, run_demo
 from soma_integrations.demo import chat_function
 from soma_integrations.langchain import SomaChatModel
 
@@ -79,3 +79,34 @@ def test_sessions_and_adapters_commands(new_engine, permissive_config, tmp_path)
     assert json.loads(result.output)["turns"][0]["served_by"] == "teacher"
     assert runner.invoke(app, ["sessions", "delete", "ops-1", "--store", store]).exit_code == 0
     assert json.loads(runner.invoke(app, ["sessions", "list", "--store", store, "--json"]).output) == []
+
+
+def test_bench_tabulates_summaries_and_results_without_one(tmp_path):
+    (tmp_path / "savings.json").write_text(json.dumps({"summary": {"saved [settled]": "71.0%"}, "results": {}}))
+    (tmp_path / "drift.json").write_text(json.dumps({"default": {"test": {"detection_rate": 0.875}}, "seconds": 35.2}))
+    (tmp_path / "broken.json").write_text("{not json")
+    result = runner.invoke(app, ["bench", "--no-run", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for text in ("savings", "saved [settled]", "71.0%", "drift", "default.test.detection_rate", "0.875", "35.2"):
+        assert text in result.output, text
+    assert "unreadable" in result.output
+    result = runner.invoke(app, ["bench", "--no-run", "--out", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "no benchmark results" in result.output
+
+
+def test_scripted_teacher_bills_what_it_reads(new_engine, permissive_config, tmp_path):
+    from soma_engine.types import normalize_messages
+    from soma_integrations.demo import make_teacher
+
+    engine = new_engine(f"sqlite:///{tmp_path / 'scripted.db'}", config=permissive_config())
+    teacher, note = make_teacher("scripted", engine, 16)
+    assert "scripted stand-in" in note
+    model = SomaChatModel(teacher=teacher, engine=engine)
+    rt = engine.surrogate
+    report = run_demo(chat_function(model, "scripted"), engine, session_id="scripted", queries=CONVERSATION[:5])
+    first = report.turns[0]
+    assert first.served_by == "teacher"
+    prompt = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": CONVERSATION[0]}]
+    assert first.text == SCRIPT[0][1]
+    assert first.teacher_tokens == rt.count_tokens(rt.render(normalize_messages(prompt))) + rt.count_tokens(first.text)
+    assert report.teacher_tokens == sum(r.teacher_tokens for r in report.turns)
