@@ -395,26 +395,45 @@ def sessions_purge(store: Annotated[str | None, typer.Option()] = None) -> None:
     console.print(f"purged {n} expired session(s)")
 
 
+def _registry_rows(engine: Any, refs: list[Any]) -> dict[str, list[Any]]:
+    """Registry rows (sharing lineage) per adapter id, for the adapters listed."""
+    rows: dict[str, list[Any]] = {}
+    for namespace in sorted({r.namespace for r in refs}):
+        for entry in engine.registry.entries(namespace):
+            rows.setdefault(entry.adapter_id, []).append(entry)
+    return rows
+
+
 @adapters_app.command("list")
 def adapters_list(
     store: Annotated[str | None, typer.Option(help="store URL (default: user cache)")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Adapters on disk, with their session, version and parent (lineage)."""
+    """Adapters on disk with their lineage: session, version, parent, and the sessions that
+    adopted them (sharing)."""
     engine = _engine(store, "default")
     refs = engine.adapters.list()
+    rows = _registry_rows(engine, refs)
     engine.close()
     if as_json:
-        typer.echo(json.dumps([r.to_dict() for r in refs], indent=1))
+        out = []
+        for r in refs:
+            entries = rows.get(r.adapter_id, [])
+            out.append({**r.to_dict(), "registry": [{**e.to_dict(), "centroid": None} for e in entries]})
+        typer.echo(json.dumps(out, indent=1))
         return
-    table = Table("adapter", "namespace", "session", "version", "parent", "size KiB")
+    table = Table("adapter", "namespace", "session", "version", "parent", "shareable", "adopted by", "size KiB")
     for r in refs:
+        entries = rows.get(r.adapter_id, [])
+        adopted = [e for e in entries if e.kind == "adopted"]
         table.add_row(
             r.adapter_id[:16],
             r.namespace[:12],
             r.session[:12],
             str(r.version),
             (r.parent or "")[:16],
+            "yes" if any(e.shareable for e in entries) else "no",
+            ", ".join(e.session[:8] for e in adopted) or "-",
             f"{r.size_bytes / 1024:.0f}",
         )
     console.print(table)
@@ -422,13 +441,18 @@ def adapters_list(
 
 @adapters_app.command("show")
 def adapters_show(adapter_id: str, store: Annotated[str | None, typer.Option()] = None) -> None:
-    """Metadata of one adapter (prefix of its id is enough)."""
+    """Metadata of one adapter (prefix of its id is enough), its registry rows and lineage."""
     engine = _engine(store, "default")
     matches = [r for r in engine.adapters.list() if r.adapter_id.startswith(adapter_id)]
-    engine.close()
     if len(matches) != 1:
+        engine.close()
         _fail(f"{len(matches)} adapters match {adapter_id!r}; give more of the id")
-    typer.echo(json.dumps(matches[0].to_dict(), indent=1))
+    ref = matches[0]
+    entries = _registry_rows(engine, [ref]).get(ref.adapter_id, [])
+    lineage = [engine.registry.lineage(e.namespace, e.adapter_id, e.session) for e in entries]
+    engine.close()
+    registry = [{**e.to_dict(), "centroid": None} for e in entries]
+    typer.echo(json.dumps({**ref.to_dict(), "registry": registry, "lineage": lineage}, indent=1))
 
 
 @adapters_app.command("delete")

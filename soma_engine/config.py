@@ -151,6 +151,9 @@ class SomaConfig(_Section):
     )
     session_ttl: float = Field(30 * 24 * 3600, gt=0, description="seconds a session is kept")
     max_adapters_in_memory: int = Field(16, ge=1, description="LRU bound of loaded adapters")
+    serving_batch: int = Field(
+        8, ge=1, description="most greedy surrogate turns of different sessions served in one forward pass (1: off)"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mining: MiningConfig = Field(default_factory=MiningConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)

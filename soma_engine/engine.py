@@ -85,6 +85,7 @@ class SomaEngine:
                 adapters=self.adapters,
                 device=self.config.device,
                 max_adapters=self.config.max_adapters_in_memory,
+                max_batch=self.config.serving_batch,
             )
         self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(resolve=lambda: resolve_encoder(encoder))
         self.jobs = JobRunner(self)

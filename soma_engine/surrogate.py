@@ -5,6 +5,13 @@ bf16 when available, else CPU fp32. Every model call runs on the :class:`ModelWo
 which owns the model and PEFT's global active-adapter state. Adapters are loaded from the
 :class:`AdapterStore` (verified) and kept in an LRU of ``max_adapters`` per runtime.
 Prompts use the model's own chat template (with ``tools=`` when the template takes them).
+
+Batched serving: greedy ``generate``/``agenerate`` requests that wait on the worker together
+(up to ``max_batch``) run as one left-padded ``model.generate``, each row with its own session
+adapter (the equivalent of PEFT's ``adapter_names=[...]``, see
+:meth:`SurrogateRuntime._row_lora`). Each row is cut at its own ``max_new_tokens``/EOS, so it
+gets the tokens it would get alone. Sampled requests and streams run one at a time; so do the
+rows of a batch whose adapters the batched path cannot mix (DoRA and other LoRA variants).
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .adapters import AdapterRef, AdapterStore
@@ -27,6 +35,8 @@ from .worker import ADAPT, LIVE, ModelWorker
 log = logging.getLogger("soma.surrogate")
 T = TypeVar("T")
 BASE_ADAPTER = "soma_base"
+PEFT_BASE_ROW = "__base__"  # PEFT's adapter name for a batch row served by the bare base model
+GREEDY_BATCH_KEY = "greedy-generate"  # the worker's batch key: every greedy generate can share a call
 
 
 class SurrogateError(RuntimeError):
@@ -39,6 +49,16 @@ class Generation:
     input_tokens: int
     output_tokens: int
     finish_reason: str
+    token_ids: list[int] = field(default_factory=list, repr=False)  # the generated ids, EOS included
+
+
+@dataclass
+class _Request:
+    messages: list[Message]
+    adapter: AdapterRef | None
+    max_new_tokens: int
+    temperature: float
+    tools: list[dict[str, Any]] | None
 
 
 def pick_device(device: str = "auto") -> str:
@@ -63,6 +83,7 @@ class SurrogateRuntime:
         model: Any = None,
         tokenizer: Any = None,
         resolve: Callable[[], str] | None = None,
+        max_batch: int = 8,
     ) -> None:
         self._model_path = model_path
         self._resolve = resolve
@@ -75,7 +96,7 @@ class SurrogateRuntime:
         self._peft: Any = None
         self._loaded: OrderedDict[str, AdapterRef] = OrderedDict()
         self._load_lock = threading.Lock()
-        self.worker = ModelWorker()
+        self.worker = ModelWorker(max_batch=max_batch)
         self.device = "cpu"
 
     # -- loading -------------------------------------------------------------------------
@@ -86,6 +107,17 @@ class SurrogateRuntime:
             if self._model_path is None:
                 raise ValueError("no surrogate model given")
         return self._model_path
+
+    @property
+    def max_batch(self) -> int:
+        """Most greedy requests served by one batched forward pass; 1 turns batching off."""
+        return self.worker.max_batch
+
+    @max_batch.setter
+    def max_batch(self, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"max_batch must be >= 1, got {value}")
+        self.worker.max_batch = value
 
     def model_path_resolver(self) -> str:
         return self.model_path
@@ -262,31 +294,178 @@ class SurrogateRuntime:
         temperature: float = 0.0,
         tools: list[dict[str, Any]] | None = None,
     ) -> Generation:
-        return self.worker.call(lambda: self._generate_now(messages, adapter, max_new_tokens, temperature, tools))
-
-    def _generate_now(
-        self,
-        messages: list[Message],
-        adapter: AdapterRef | None,
-        max_new_tokens: int,
-        temperature: float,
-        tools: list[dict[str, Any]] | None,
-    ) -> Generation:
-        _ = self.model
-        input_ids = self._prepare(messages, tools, max_new_tokens)
-        out = self._run_generate(adapter, self._generate_kwargs(input_ids, max_new_tokens, temperature))
-        new = out[0, input_ids.shape[1] :].tolist()
-        finish = "length" if len(new) >= max_new_tokens and new[-1] != self.tokenizer.eos_token_id else "stop"
-        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
-        return Generation(text, int(input_ids.shape[1]), len(new), finish)
+        return self._submit(_Request(messages, adapter, max_new_tokens, temperature, tools)).result()
 
     async def agenerate(self, messages: list[Message], adapter: AdapterRef | None = None, **kw: Any) -> Generation:
-        fut = self.worker.submit(
-            lambda: self._generate_now(
-                messages, adapter, kw.get("max_new_tokens", 128), kw.get("temperature", 0.0), kw.get("tools")
-            )
+        req = _Request(messages, adapter, kw.get("max_new_tokens", 128), kw.get("temperature", 0.0), kw.get("tools"))
+        return await asyncio.wrap_future(self._submit(req))
+
+    def _submit(self, req: _Request) -> Future[Generation]:
+        if req.temperature > 0:
+            # Sampling draws from one global RNG stream: a row's draws would depend on its batch.
+            return self.worker.submit(lambda: self._generate_now(req))
+        return self.worker.submit_batchable(GREEDY_BATCH_KEY, req, self._generate_batch)
+
+    def _generate_now(self, req: _Request) -> Generation:
+        _ = self.model
+        input_ids = self._prepare(req.messages, req.tools, req.max_new_tokens)
+        out = self._run_generate(req.adapter, self._generate_kwargs(input_ids, req.max_new_tokens, req.temperature))
+        return self._finish(out[0, input_ids.shape[1] :].tolist(), int(input_ids.shape[1]), req.max_new_tokens)
+
+    def _finish(self, new: list[int], input_tokens: int, max_new_tokens: int) -> Generation:
+        """A row's Generation from its generated ids, cut at its own limit and first EOS (a
+        batch runs to the longest row's limit and pads finished rows)."""
+        eos = self.tokenizer.eos_token_id
+        new = new[:max_new_tokens]
+        if eos in new:
+            new = new[: new.index(eos) + 1]
+        finish = "length" if len(new) >= max_new_tokens and new[-1] != eos else "stop"
+        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+        return Generation(text, input_tokens, len(new), finish, new)
+
+    def _generate_batch(self, reqs: list[_Request]) -> list[Generation | BaseException]:
+        """Worker-side: serve greedy requests together; a row's failure is that row's outcome."""
+        _ = self.model
+        if len(reqs) == 1:
+            return [self._generate_now(reqs[0])]
+        outcomes: list[Generation | BaseException | None] = [None] * len(reqs)
+        rows: list[tuple[int, list[int]]] = []
+        for i, req in enumerate(reqs):
+            try:
+                rows.append((i, self._prepare(req.messages, req.tools, req.max_new_tokens)[0].tolist()))
+            except Exception as exc:
+                outcomes[i] = exc
+        for chunk in self._adapter_chunks(rows, reqs):
+            self._generate_rows(chunk, reqs, outcomes)
+        return [o if o is not None else SurrogateError("row was not served") for o in outcomes]
+
+    def _adapter_chunks(
+        self, rows: list[tuple[int, list[int]]], reqs: list[_Request]
+    ) -> Iterator[list[tuple[int, list[int]]]]:
+        """Split rows so no chunk needs more adapters than the LRU holds (loading one must not
+        evict another of the same forward pass)."""
+        chunk: list[tuple[int, list[int]]] = []
+        names: set[str] = set()
+        for row in rows:
+            ref = reqs[row[0]].adapter
+            name = self._peft_name(ref) if ref is not None else None
+            if name is not None and name not in names and len(names) >= self.max_adapters:
+                yield chunk
+                chunk, names = [], set()
+            chunk.append(row)
+            if name is not None:
+                names.add(name)
+        if chunk:
+            yield chunk
+
+    def _generate_rows(
+        self,
+        rows: list[tuple[int, list[int]]],
+        reqs: list[_Request],
+        outcomes: list[Generation | BaseException | None],
+    ) -> None:
+        import torch
+
+        ready: list[tuple[int, list[int], str]] = []
+        for i, ids in rows:
+            try:
+                # Loaded outside inference mode: a parent adapter's tensors may be trained from later.
+                ready.append((i, ids, self.activate(reqs[i].adapter) or PEFT_BASE_ROW))
+            except Exception as exc:
+                outcomes[i] = exc
+        if len(ready) > 1 and self._mixable([name for _, _, name in ready]):
+            try:
+                for (i, _ids, _), gen in zip(ready, self._run_mixed(ready, reqs), strict=True):
+                    outcomes[i] = gen
+                return
+            except Exception as exc:
+                log.warning("batched generation of %d rows failed (%r); serving them one by one", len(ready), exc)
+        for i, ids, _ in ready:
+            try:
+                req = reqs[i]
+                kwargs = self._generate_kwargs(torch.tensor([ids], device=self.device), req.max_new_tokens, 0.0)
+                out = self._run_generate(req.adapter, kwargs)
+                outcomes[i] = self._finish(out[0, len(ids) :].tolist(), len(ids), req.max_new_tokens)
+            except Exception as exc:
+                outcomes[i] = exc
+
+    def _mixable(self, names: list[str]) -> bool:
+        """Whether :meth:`_row_lora` can serve these adapters side by side: plain LoRA on
+        linear layers only (not DoRA or other variants, not LoRA on embeddings)."""
+        from peft.tuners.lora import Linear as LoraLinear
+        from peft.tuners.lora import LoraLayer
+
+        if self._peft is None:
+            return all(n == PEFT_BASE_ROW for n in names)
+        wanted = set(names) - {PEFT_BASE_ROW}
+        for module in self._peft.modules():
+            if not isinstance(module, LoraLayer):
+                continue
+            used = wanted & (set(module.lora_A) | set(module.lora_embedding_A))
+            if used and (not isinstance(module, LoraLinear) or used & set(module.lora_variant)):
+                return False
+        return True
+
+    @contextlib.contextmanager
+    def _row_lora(self, names: list[str]) -> Iterator[None]:
+        """Serve row ``i`` of the next forward passes with adapter ``names[i]`` (the base model
+        for ``PEFT_BASE_ROW``), as PEFT's ``adapter_names`` does, but with one pair of batched
+        matmuls per layer over per-row stacked factors. PEFT's version gathers each adapter's
+        sub-batch and runs its two matmuls separately, per layer and per decoding step: with
+        16 distinct adapters that loop cost more than the batch saved on CPU. The adapters are
+        disabled so each layer returns its base output; a hook adds ``(x A_i^T) B_i^T · s_i``
+        per row, the single-adapter formula (zero factors for rows without this layer's adapter).
+        """
+        import torch
+        from peft.tuners.lora import Linear as LoraLinear
+
+        handles = []
+        for module in self._peft.modules():
+            if not isinstance(module, LoraLinear) or not set(names) & set(module.lora_A):
+                continue
+            ranks = [module.lora_A[n].weight.shape[0] if n in module.lora_A else 0 for n in names]
+            ref = next(module.lora_A[n].weight for n in names if n in module.lora_A)
+            rank, n_in = max(ranks), ref.shape[1]
+            n_out = next(module.lora_B[n].weight.shape[0] for n in names if n in module.lora_A)
+            a = torch.zeros(len(names), n_in, rank, dtype=ref.dtype, device=ref.device)
+            b = torch.zeros(len(names), rank, n_out, dtype=ref.dtype, device=ref.device)
+            scale = torch.zeros(len(names), 1, 1, dtype=ref.dtype, device=ref.device)
+            with torch.no_grad():  # plain copies, even of an adapter's trainable factors
+                for i, (name, r) in enumerate(zip(names, ranks, strict=True)):
+                    if r:
+                        a[i, :, :r] = module.lora_A[name].weight.T
+                        b[i, :r, :] = module.lora_B[name].weight.T
+                        scale[i] = module.scaling[name]
+            handles.append(module.register_forward_hook(_RowLoraHook(a, b, scale)))
+        try:
+            self._peft.set_adapter(BASE_ADAPTER)
+            with self._peft.disable_adapter():
+                yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _run_mixed(self, rows: list[tuple[int, list[int], str]], reqs: list[_Request]) -> list[Generation]:
+        import torch
+
+        width = max(len(ids) for _, ids, _ in rows)
+        pad = self.tokenizer.pad_token_id
+        # Left padding: every row's last prompt token sits at the same position, where decoding starts.
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids, _ in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids, _ in rows], device=self.device)
+        limit = max(reqs[i].max_new_tokens for i, _, _ in rows)
+        kwargs = {**self._generate_kwargs(input_ids, limit, 0.0), "attention_mask": mask}
+        model = self.model
+        rows_lora = (
+            self._row_lora([name for _, _, name in rows]) if self._peft is not None else contextlib.nullcontext()
         )
-        return await asyncio.wrap_future(fut)
+        with rows_lora, torch.inference_mode():
+            model.eval()
+            out = model.generate(**kwargs)
+        return [
+            self._finish(out[j, width:].tolist(), len(ids), reqs[i].max_new_tokens)
+            for j, (i, ids, _) in enumerate(rows)
+        ]
 
     def stream(
         self,
@@ -347,11 +526,7 @@ class SurrogateRuntime:
                 kwargs = self._generate_kwargs(input_ids, max_new_tokens, temperature)
                 out = self._run_generate(adapter, {**kwargs, "streamer": streamer})
                 streamer.flush()
-                new = out[0, input_ids.shape[1] :].tolist()
-                eos = self.tokenizer.eos_token_id
-                finish = "length" if len(new) >= max_new_tokens and new[-1] != eos else "stop"
-                text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
-                put(Generation(text, int(input_ids.shape[1]), len(new), finish))
+                put(self._finish(out[0, input_ids.shape[1] :].tolist(), int(input_ids.shape[1]), max_new_tokens))
             except BaseException as exc:
                 put(exc)
 
@@ -364,6 +539,19 @@ class SurrogateRuntime:
 
     def close(self) -> None:
         self.worker.close()
+
+
+class _RowLoraHook:
+    """Forward hook adding each row's own LoRA update to a layer's base output."""
+
+    def __init__(self, a: Any, b: Any, scale: Any) -> None:
+        self.a, self.b, self.scale = a, b, scale
+
+    def __call__(self, module: Any, args: tuple[Any, ...], output: Any) -> Any:
+        import torch
+
+        x = args[0].to(self.a.dtype)
+        return output + (torch.bmm(torch.bmm(x, self.a), self.b) * self.scale).to(output.dtype)
 
 
 class _PieceStreamer:

@@ -4,6 +4,16 @@ PEFT's active adapter is global state on the module, so everything that touches 
 (generation for any session, each step of an adaptation job) runs here, one task at a
 time. Live turns have priority over adaptation steps, and adaptation is submitted step by
 step, so a long job cannot starve a live turn for more than one step.
+
+Batching (:meth:`ModelWorker.submit_batchable`): items submitted under the same batch key
+wait in a per-key list, and one *flush* task per key sits in the priority queue. When the
+flush runs it drains up to ``max_batch`` waiting items into one ``run_batch(items)`` call;
+what is left gets a fresh flush task behind whatever was queued meanwhile. No item waits for
+a batch to fill: an item submitted to an idle worker runs at once, and the items that arrive
+while a call is running make up the next batch (continuous batching at call granularity).
+The worker knows nothing of models: the key says which items may share a call, and
+``run_batch`` does the work. Only items with the same key *and* priority share a call, so an
+adaptation step (ADAPT) is never batched with a live turn (LIVE).
 """
 
 from __future__ import annotations
@@ -12,16 +22,21 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
-from typing import TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger("soma.worker")
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 - the item type of a batch
+R = TypeVar("R")
 
 LIVE = 0
 ADAPT = 10
+
+RunBatch = Callable[[list[Any]], Sequence[Any]]
 
 
 class WorkerClosed(RuntimeError):
@@ -29,13 +44,20 @@ class WorkerClosed(RuntimeError):
 
 
 class ModelWorker:
-    def __init__(self, name: str = "soma-model-worker") -> None:
+    def __init__(self, name: str = "soma-model-worker", *, max_batch: int = 8) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self._name = name
+        self.max_batch = max_batch
         self._queue: queue.PriorityQueue[tuple[int, int, Callable[[], None] | None]] = queue.PriorityQueue()
         self._counter = itertools.count()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        self._batch_lock = threading.Lock()
+        # (priority, key) -> items waiting for the key's flush task: (item, future, run_batch).
+        self._pending: dict[tuple[int, Hashable], list[tuple[Any, Future[Any], RunBatch]]] = {}
+        self.batch_sizes: Counter[int] = Counter()  # rows per run_batch call (benchmarks, tests)
 
     def _ensure_thread(self) -> None:
         if self._thread is not None:
@@ -78,6 +100,73 @@ class ModelWorker:
 
     def call(self, fn: Callable[[], T], priority: int = LIVE) -> T:
         return self.submit(fn, priority).result()
+
+    def submit_batchable(
+        self,
+        key: Hashable,
+        item: I,
+        run_batch: Callable[[list[I]], Sequence[R | BaseException]],
+        priority: int = LIVE,
+    ) -> Future[R]:
+        """Queue ``item``; waiting items with the same ``key`` and ``priority`` run together.
+
+        ``run_batch(items)`` returns one outcome per item, in order; an outcome that is an
+        exception fails only that item's future. If ``run_batch`` itself raises on several
+        items, each item is retried alone, so one bad item cannot fail its neighbours.
+        Items under one key are expected to share one ``run_batch``: the first item's is used.
+        """
+        if self._closed:
+            raise WorkerClosed("the model worker is closed")
+        fut: Future[R] = Future()
+        if self.in_worker():
+            if fut.set_running_or_notify_cancel():
+                self._run_batch([(item, fut, run_batch)])
+            return fut
+        self._ensure_thread()
+        slot = (priority, key)
+        with self._batch_lock:
+            waiting = self._pending.setdefault(slot, [])
+            waiting.append((item, fut, run_batch))
+            if len(waiting) == 1:  # no flush task queued for this key yet
+                self._queue.put((priority, next(self._counter), lambda: self._flush(slot)))
+        return fut
+
+    def waiting(self, key: Hashable, priority: int = LIVE) -> int:
+        """How many items wait under ``key`` (not yet taken by a flush)."""
+        with self._batch_lock:
+            return len(self._pending.get((priority, key), ()))
+
+    def _flush(self, slot: tuple[int, Hashable]) -> None:
+        with self._batch_lock:
+            waiting = self._pending.pop(slot, [])
+            taken, rest = waiting[: self.max_batch], waiting[self.max_batch :]
+            if rest:
+                self._pending[slot] = rest
+                self._queue.put((slot[0], next(self._counter), lambda: self._flush(slot)))
+        live = [entry for entry in taken if entry[1].set_running_or_notify_cancel()]
+        if live:
+            self._run_batch(live)
+
+    def _run_batch(self, entries: list[tuple[Any, Future[Any], RunBatch]]) -> None:
+        run_batch = entries[0][2]
+        self.batch_sizes[len(entries)] += 1
+        try:
+            outcomes = list(run_batch([item for item, _, _ in entries]))
+            if len(outcomes) != len(entries):
+                raise RuntimeError(f"run_batch returned {len(outcomes)} outcomes for {len(entries)} items")
+        except BaseException as exc:
+            if len(entries) == 1:
+                entries[0][1].set_exception(exc)
+                return
+            log.warning("batched call of %d items failed (%r); running them one by one", len(entries), exc)
+            for entry in entries:
+                self._run_batch([entry])
+            return
+        for (_, fut, _), outcome in zip(entries, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                fut.set_exception(outcome)
+            else:
+                fut.set_result(outcome)
 
     def close(self) -> None:
         if self._closed:

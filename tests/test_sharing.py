@@ -6,6 +6,7 @@ adaptation inline; the teacher is a scripted persona whose answers mirror the qu
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,7 @@ def test_registry_query_stays_in_namespace_policy_and_sees_other_writers(tmp_pat
 # -- reuse ---------------------------------------------------------------------------------
 
 
-def test_similar_session_adopts_after_the_gate_passes_on_its_own_turns(sharing_engine: Any) -> None:
+def test_similar_session_adopts_after_the_gate_passes_on_its_own_turns(sharing_engine: Any, store: str) -> None:
     with sharing_engine() as engine:
         first = talk(engine, "donor", FAMILY[:4])
         assert [r.served_by for r in first] == ["teacher"] * 4
@@ -156,6 +157,23 @@ def test_similar_session_adopts_after_the_gate_passes_on_its_own_turns(sharing_e
         assert engine.chat("sibling", history, persona).served_by == "surrogate"
         engine.wait_idle()
         assert engine.registry.get(key.namespace_digest, mine.adapter_id, key.digest).last_used > mine.last_used
+
+    # `soma adapters` shows the lineage: one adapter folder, trained by the donor, adopted by the sibling.
+    from typer.testing import CliRunner
+
+    from soma_engine.cli import app
+
+    cli = CliRunner()
+    listed = json.loads(cli.invoke(app, ["adapters", "list", "--store", store, "--json"]).output)
+    (shown,) = [a for a in listed if a["adapter_id"] == donor.adapter_id]
+    assert sorted((r["kind"], r["session"]) for r in shown["registry"]) == sorted(
+        [("trained", donor_key.digest), ("adopted", key.digest)]
+    )
+    detail = json.loads(cli.invoke(app, ["adapters", "show", donor.adapter_id[:12], "--store", store]).output)
+    assert [[x["kind"] for x in chain] for chain in detail["lineage"]] in (
+        [["trained"], ["adopted", "trained"]],
+        [["adopted", "trained"], ["trained"]],
+    )
 
 
 def test_refused_adoption_warm_starts_the_own_adaptation(sharing_engine: Any) -> None:
