@@ -466,8 +466,10 @@ def held_out_gaps(
     (the surrogate before this adaptation; None: the base model)."""
     cfg = engine.config
     contexts = [engine.compressed(r.context()) for r in batch]
-    new = [engine.surrogate.generate(c, ref, max_new_tokens=cfg.max_new_tokens).text for c in contexts]
-    old = [engine.surrogate.generate(c, parent, max_new_tokens=cfg.max_new_tokens).text for c in contexts]
+    gens = engine.surrogate.generate_many(
+        [(c, ref) for c in contexts] + [(c, parent) for c in contexts], max_new_tokens=cfg.max_new_tokens
+    )
+    new, old = [g.text for g in gens[: len(contexts)]], [g.text for g in gens[len(contexts) :]]
     emb = engine.encoder.encode(new + old + [r.answer for r in batch])
     n = len(batch)
     gap_new = np.atleast_1d(gate.gap(emb[:n], emb[2 * n :]))

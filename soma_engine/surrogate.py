@@ -22,7 +22,7 @@ import logging
 import queue
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -295,6 +295,15 @@ class SurrogateRuntime:
         tools: list[dict[str, Any]] | None = None,
     ) -> Generation:
         return self._submit(_Request(messages, adapter, max_new_tokens, temperature, tools)).result()
+
+    def generate_many(
+        self, requests: Sequence[tuple[list[Message], AdapterRef | None]], *, max_new_tokens: int = 128
+    ) -> list[Generation]:
+        """Greedy generations for several (messages, adapter) pairs, queued together so they
+        share forward passes (the gate's old and new surrogate on its held-out turns)."""
+        reqs = [_Request(messages, adapter, max_new_tokens, 0.0, None) for messages, adapter in requests]
+        futures = self.worker.submit_batch(GREEDY_BATCH_KEY, reqs, self._generate_batch)
+        return [f.result() for f in futures]
 
     async def agenerate(self, messages: list[Message], adapter: AdapterRef | None = None, **kw: Any) -> Generation:
         req = _Request(messages, adapter, kw.get("max_new_tokens", 128), kw.get("temperature", 0.0), kw.get("tools"))

@@ -115,21 +115,35 @@ class ModelWorker:
         items, each item is retried alone, so one bad item cannot fail its neighbours.
         Items under one key are expected to share one ``run_batch``: the first item's is used.
         """
+        return self.submit_batch(key, [item], run_batch, priority)[0]
+
+    def submit_batch(
+        self,
+        key: Hashable,
+        items: Sequence[I],
+        run_batch: Callable[[list[I]], Sequence[R | BaseException]],
+        priority: int = LIVE,
+    ) -> list[Future[R]]:
+        """:meth:`submit_batchable` for several items queued at once, so they share a call
+        (up to ``max_batch``) even when the worker is idle."""
         if self._closed:
             raise WorkerClosed("the model worker is closed")
-        fut: Future[R] = Future()
+        entries = [(item, Future(), run_batch) for item in items]
+        futures: list[Future[R]] = [fut for _, fut, _ in entries]
         if self.in_worker():
-            if fut.set_running_or_notify_cancel():
-                self._run_batch([(item, fut, run_batch)])
-            return fut
+            live = [e for e in entries if e[1].set_running_or_notify_cancel()]
+            for start in range(0, len(live), self.max_batch):
+                self._run_batch(live[start : start + self.max_batch])
+            return futures
         self._ensure_thread()
         slot = (priority, key)
         with self._batch_lock:
             waiting = self._pending.setdefault(slot, [])
-            waiting.append((item, fut, run_batch))
-            if len(waiting) == 1:  # no flush task queued for this key yet
+            first = not waiting  # no flush task queued for this key yet
+            waiting.extend(entries)
+            if first and entries:
                 self._queue.put((priority, next(self._counter), lambda: self._flush(slot)))
-        return fut
+        return futures
 
     def waiting(self, key: Hashable, priority: int = LIVE) -> int:
         """How many items wait under ``key`` (not yet taken by a flush)."""

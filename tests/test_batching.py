@@ -132,6 +132,15 @@ def test_batched_rows_equal_serial_rows(runtime, refs):
     assert serial[5].finish_reason == "stop" and serial[5].output_tokens < 20
 
 
+def test_generate_many_shares_one_pass_on_an_idle_worker(runtime, refs):
+    """The gate's old/new generations: queued at once, so they batch without concurrency."""
+    reqs = [(_msgs("Tell me about topic 7"), refs["pirate"]), (_msgs("Tell me about topic 7"), None)]
+    serial = _serial(runtime, [(ref, m, 12) for m, ref in reqs])
+    before = runtime.worker.batch_sizes.copy()
+    assert runtime.generate_many(reqs, max_new_tokens=12) == serial
+    assert runtime.worker.batch_sizes - before == {2: 1}
+
+
 def test_different_adapters_in_one_batch_give_their_own_answers(runtime, refs):
     prompt = _msgs("Tell me about topic 9")
     reqs = [(refs[k], prompt, 8) for k in ["pirate", "okay", "r1", "r2"]] + [(None, prompt, 8)]
