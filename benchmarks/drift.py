@@ -1,40 +1,71 @@
 """Topic-shift stress test (in the spirit of the paper's Table 4(b)): detection rate,
-false-rollback rate and turns-to-detect of the engine's locality detector. Writes JSON.
+false-rollback rate and turns-to-detect of the engine's drift detector, locality and audits
+together. Writes JSON.
 
 The detector measured is the engine's own: ``jobs.locality_bank_texts`` (the session's warm
-texts), ``jobs.locality_inputs`` (query, previous user turn + query, conversation so far),
-``gate.novel_words``, ``gate.SessionLocality`` and the two-turn rule of ``gate.DriftMonitor``,
-on the bundled encoder (all-MiniLM-L6-v2). No surrogate is needed: locality runs before the
-surrogate answers. Sessions come from ``drift_sessions.py``: six domains, scripted sessions
-with the long-tail shape, each with and without an abrupt topic shift; ``dev`` and ``test``
-are disjoint at the text level. ``--tune`` picks the thresholds on ``dev``; the figures that
-count are ``test``'s.
+texts), ``jobs.locality_inputs`` (query, previous user turn, conversation so far),
+``gate.novel_words``, ``gate.SessionLocality`` and ``gate.DriftMonitor`` on the bundled
+encoder (all-MiniLM-L6-v2), plus the audit channel of Sec. 3.3: every turn the surrogate would
+serve is audited when its locality is borderline, otherwise with probability
+``gate.audit_rate`` (one seeded draw per turn and session); the audit's
+Gap = ``gate.gap`` (φ(surrogate answer), φ(teacher answer)) feeds the monitor, and
+``gate.consecutive`` breaches of ``gate.drift_threshold`` roll back from the next turn.
 
-* detection: the session rolls back at the shift turn or the next one (within two turns);
-  ``detected_any``: at any of the three shifted turns.
-* false rollback: a rollback before the shift (shift sessions) or anywhere (on-topic ones),
-  per session.
-* turns-to-detect: 1 = at the shift turn.
-* audit share: on-topic surrogate turns that are borderline (always audited, a teacher call).
+Surrogate answers are real: the bundled SmolLM2-135M, *unadapted* (conservative: an adapted
+surrogate is closer to the teacher on-topic, so it breaches less often), greedy, answering
+the compressed context S~_t (``compress.compress_context`` with the engine's defaults) with at
+most ``--max-new-tokens`` tokens (32 by default, below the engine's 128: the scripted teacher
+answers are one or two sentences, and generation costs ~10-20 s per answer on a busy 2-core
+CPU). The teacher answer is the session's scripted answer. Generations are cached in
+``--cache`` (a folder), and only audits that can change an outcome are generated: a session
+whose locality detector leaves fewer than ``gate.consecutive`` audited turns cannot be rolled
+back by audits. ``--audit-per-domain N`` simulates audits on the first N sessions per domain
+and variant of the dev/test sets only (generation time; the held-out sets are always audited
+in full); ``--no-audits`` measures locality alone.
 
-Baselines on the same sessions: the paper's reference rule (bare query's cosine distance to
-the warm queries' centroid above 0.9 rolls back) and ``gate.LocalityModel`` (nearest
-neighbour + warm-spread z-score, borderline streak).
+Configurations: ``default`` (GateConfig defaults, drift_threshold 0.5) and
+``drift_threshold_from_dev``: the smallest drift_threshold of :data:`DRIFT_SWEEP` whose
+locality + audits false-rollback rate on dev is ≤ 2%. An unadapted 135M model is far from the
+teacher on on-topic turns too (its Gap is not a topic signal: on-topic mean 0.65 on dev, 0.71 on
+holdout, 75% / 91% above 0.5), so at 0.5 most pairs of audits breach; the engine would not have
+switched to it (held-out fidelity below ``gate.min_fidelity``), which is why the threshold is
+chosen on dev rather than assumed.
 
-    python benchmarks/drift.py --out benchmarks/results/drift.json [--tune] [--cache FILE]
+Sessions come from ``drift_sessions.py``: six domains, scripted sessions with the long-tail
+shape, with and without an abrupt topic shift. ``dev`` and ``test`` were both looked at while
+the locality features were chosen (``test`` is a second dev set now); ``holdout`` has new
+texts written after the detector was frozen, and is the split that counts. ``early_*`` sets:
+the shift comes right after the warm window (0-1 follow-ups). ``--tune`` picks the locality
+thresholds on ``dev``.
+
+* detection: the session is back on the teacher at the shift turn or the next one (locality
+  rolls back at the turn it fires; an audit rolls back from the turn after the audited one);
+  ``detected_any``: by the end of the shifted turns.
+* false rollback: a rollback triggered by an on-topic turn, per session.
+* turns-to-detect: 1 = the teacher serves the shift turn.
+* audit share: audited on-topic surrogate turns (each one a teacher call).
+
+Baselines on the same sessions (locality only): the paper's reference rule (bare query's
+cosine distance to the warm queries' centroid above 0.9 rolls back) and ``gate.LocalityModel``.
+
+    python benchmarks/drift.py --out benchmarks/results/drift.json [--cache DIR] [--quick] [--tune]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import math
 import pickle
 import platform
+import random
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +76,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import drift_sessions as ds  # noqa: E402
 
 from soma_engine import gate  # noqa: E402
-from soma_engine.config import GateConfig  # noqa: E402
+from soma_engine.config import GateConfig, SomaConfig  # noqa: E402
 from soma_engine.jobs import locality_bank_texts, locality_inputs  # noqa: E402
 from soma_engine.types import TurnRecord, normalize_messages  # noqa: E402
 
 W = 4  # warm window
+SPLITS = ("dev", "test", "holdout")
+DRIFT_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
 
 class Embedder:
@@ -123,7 +156,85 @@ class Features:
             self.turns[s.sid] = turns
 
 
+class Generator:
+    """Unadapted bundled SmolLM2 answering the compressed context, with an on-disk cache."""
+
+    def __init__(self, cache: Path | None, max_new_tokens: int, batch: int = 8) -> None:
+        self.path = cache
+        self.max_new_tokens = max_new_tokens
+        self.batch = batch
+        self.cache: dict[str, str] = {}
+        if cache is not None and cache.is_file():
+            self.cache = json.loads(cache.read_text())
+        self._rt: Any = None
+        self.fresh = 0
+        self.seconds = 0.0
+
+    @property
+    def runtime(self) -> Any:
+        if self._rt is None:
+            from soma_engine.models import resolve_surrogate
+            from soma_engine.surrogate import SurrogateRuntime
+
+            self._rt = SurrogateRuntime(resolve_surrogate(None), device="cpu")
+        return self._rt
+
+    def context(self, s: ds.Session, t: int) -> list[Any]:
+        cfg = SomaConfig()
+        from soma_engine.compress import compress_context
+
+        return compress_context(
+            normalize_messages(ds.messages_at(s, t)),
+            recent_turns=cfg.recent_turns,
+            summary_tokens=cfg.summary_tokens,
+            count_tokens=self.runtime.count_tokens,
+        )
+
+    def key(self, s: ds.Session, t: int) -> str:
+        msgs = json.dumps(ds.messages_at(s, t), sort_keys=True)
+        return hashlib.sha1(f"{self.max_new_tokens}|{msgs}".encode()).hexdigest()
+
+    def answers(self, items: list[tuple[ds.Session, int]]) -> dict[str, str]:
+        """Answer (session, turn) items not in the cache (batched, left-padded, greedy)."""
+        todo = list({self.key(s, t): (s, t) for s, t in items if self.key(s, t) not in self.cache}.items())
+        if todo:
+            import torch
+
+            rt = self.runtime
+            tok, model = rt.tokenizer, rt.model
+            tok.padding_side = "left"
+            prompts_of = {k: rt.render(self.context(s, t)) for k, (s, t) in todo}
+            todo.sort(key=lambda kv: len(prompts_of[kv[0]]))  # similar lengths batch with little padding
+            for i in range(0, len(todo), self.batch):
+                chunk = todo[i : i + self.batch]
+                started = time.perf_counter()
+                prompts = [prompts_of[k] for k, _ in chunk]
+                enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+                with torch.inference_mode():
+                    out = model.generate(
+                        **enc,
+                        max_new_tokens=self.max_new_tokens,
+                        do_sample=False,
+                        pad_token_id=tok.pad_token_id,
+                        eos_token_id=tok.eos_token_id,
+                    )
+                width = enc["input_ids"].shape[1]
+                for (k, _), row in zip(chunk, out, strict=True):
+                    self.cache[k] = tok.decode(row[width:], skip_special_tokens=True).strip()
+                self.fresh += len(chunk)
+                self.seconds += time.perf_counter() - started
+                self.save()
+                print(f"  generated {min(i + self.batch, len(todo))}/{len(todo)}", flush=True)
+        return self.cache
+
+    def save(self) -> None:
+        if self.path is not None and self.fresh:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.cache))
+
+
 def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
+    """Wilson score interval of k successes in n trials."""
     if n == 0:
         return [0.0, 1.0]
     p = k / n
@@ -133,19 +244,107 @@ def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
     return [round(max(0.0, mid - half), 4), round(min(1.0, mid + half), 4)]
 
 
-def run_session(s: ds.Session, feats: Features, cfg: GateConfig) -> tuple[int | None, int, int]:
-    """(rollback turn or None, borderline on-topic turns, on-topic surrogate turns)."""
+@dataclass
+class Outcome:
+    """One session's run: the turn that triggered a rollback, the first turn the teacher
+    serves again, the channel, the audited turns and the on-topic turns served."""
+
+    trigger: int | None = None
+    effective: int | None = None
+    by: str | None = None
+    audited: list[int] = field(default_factory=list)
+    on_topic_served: int = 0
+    on_topic_audited: int = 0
+
+
+def audit_draws(s: ds.Session, seed: int) -> dict[int, float]:
+    """One uniform draw per post-warm turn, seeded per session: the audit sample does not
+    depend on the detector's thresholds, so configurations are compared on the same audits."""
+    rng = random.Random(f"audit-{seed}-{s.sid}")
+    return {t: rng.random() for t in range(W + 1, len(s.turns) + 1)}
+
+
+GapFn = Callable[[ds.Session, int], float | None]
+
+
+def run_session(s: ds.Session, feats: Features, cfg: GateConfig, gap_of: GapFn | None = None, seed: int = 0) -> Outcome:
+    """Serve the post-warm turns as the engine would: locality first (a rollback serves this
+    turn by the teacher), then the surrogate; audited turns feed their Gap to the monitor (a
+    rollback takes effect from the next turn). ``gap_of`` None: locality alone, audits only
+    counted; a None Gap: not generated (cannot change the outcome)."""
     model = gate.SessionLocality.from_config(feats.bank[s.sid], cfg)
     monitor = gate.DriftMonitor.from_config(cfg)
-    border = on = 0
+    draws = audit_draws(s, seed)
+    out = Outcome()
     for t, qe, ce, novel in feats.turns[s.sid]:
         score = model.score(qe, ce, novel)
-        on_topic = s.shift_turn is None or t < s.shift_turn
-        on += on_topic
-        border += on_topic and score.borderline
         if monitor.observe_locality(score):
-            return t, border, on
-    return None, border, on
+            out.trigger, out.effective, out.by = t, t, "locality"
+            return out
+        on_topic = s.shift_turn is None or t < s.shift_turn
+        out.on_topic_served += on_topic
+        if not (score.borderline or draws[t] < cfg.audit_rate):
+            continue
+        out.audited.append(t)
+        out.on_topic_audited += on_topic
+        g = None if gap_of is None else gap_of(s, t)
+        if g is not None and monitor.observe_gap(g):
+            out.trigger, out.effective, out.by = t, t + 1, "audit"
+            return out
+    return out
+
+
+def needed_audits(
+    sessions: list[ds.Session], feats: Features, cfg: GateConfig, seed: int
+) -> list[tuple[ds.Session, int]]:
+    """Audited turns that can change an outcome: those of sessions with at least
+    ``cfg.consecutive`` audited turns before locality rolls back (a superset of what any
+    drift_threshold needs, since audits stop at the first rollback)."""
+    items = []
+    for s in sessions:
+        out = run_session(s, feats, cfg, None, seed)
+        if len(out.audited) >= cfg.consecutive:
+            items += [(s, t) for t in out.audited]
+    return items
+
+
+class Gaps:
+    """Gap of a cached surrogate answer against the scripted teacher answer."""
+
+    def __init__(self, gen: Generator, embed: Embedder) -> None:
+        self.gen = gen
+        self.embed = embed
+        self.values: dict[tuple[str, int], float] = {}
+
+    def prepare(self, items: list[tuple[ds.Session, int]]) -> None:
+        answers = self.gen.answers(items)
+        pairs = [(s, t, answers[self.gen.key(s, t)], s.turns[t - 1][1]) for s, t in items]
+        emb = self.embed([x for _, _, a, b in pairs for x in (a or " ", b)])
+        for i, (s, t, _, _) in enumerate(pairs):
+            self.values[(s.sid, t)] = float(gate.gap(emb[2 * i], emb[2 * i + 1]))
+        self.embed.save()
+
+    def __call__(self, s: ds.Session, t: int) -> float | None:
+        return self.values.get((s.sid, t))
+
+    def distribution(self, sessions: list[ds.Session], threshold: float) -> dict[str, Any]:
+        """Gaps of the generated audits, on-topic vs shifted turns."""
+        by: dict[str, list[float]] = {"on_topic": [], "shifted": []}
+        for s in sessions:
+            for t in range(W + 1, len(s.turns) + 1):
+                g = self.values.get((s.sid, t))
+                if g is not None:
+                    by["on_topic" if s.shift_turn is None or t < s.shift_turn else "shifted"].append(g)
+        out = {}
+        for k, v in by.items():
+            a = np.asarray(v)
+            out[k] = {
+                "n": len(v),
+                "mean": round(float(a.mean()), 4) if v else None,
+                "p10_p50_p90": [round(float(x), 4) for x in np.percentile(a, [10, 50, 90])] if v else None,
+                "breach_rate": round(float((a > threshold).mean()), 4) if v else None,
+            }
+        return out
 
 
 def run_centroid(s: ds.Session, feats: Features, threshold: float = 0.9) -> int | None:
@@ -179,58 +378,63 @@ def run_locality_model(s: ds.Session, feats: Features) -> int | None:
     return None
 
 
-def summarise(sessions: list[ds.Session], outcomes: dict[str, tuple[int | None, int, int]]) -> dict[str, Any]:
-    shift = [s for s in sessions if s.shift_turn is not None]
+def summarise(sessions: list[ds.Session], outcomes: dict[str, Outcome]) -> dict[str, Any]:
     det = det_any = false_rb = 0
     ttd: list[int] = []
-    border = on = 0
+    served = audited = 0
+    by_channel: dict[str, int] = defaultdict(int)
     per_domain: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for s in sessions:
-        rb, b, o = outcomes[s.sid]
-        border += b
-        on += o
+        o = outcomes[s.sid]
+        served += o.on_topic_served
+        audited += o.on_topic_audited
         d = per_domain[s.domain]
         d["sessions"] += 1
-        if s.shift_turn is None or (rb is not None and rb < s.shift_turn):
-            if rb is not None:
-                false_rb += 1
-                d["false_rollbacks"] += 1
-            if s.shift_turn is not None:
-                d["shifts"] += 1
+        d["shifts"] += s.shift_turn is not None
+        if o.trigger is None:
             continue
-        d["shifts"] += 1
-        if rb is not None:
-            det_any += 1
-            if rb - s.shift_turn < 2:
-                det += 1
-                d["detected"] += 1
-                ttd.append(rb - s.shift_turn + 1)
-    n, ns = len(sessions), len(shift)
+        if s.shift_turn is None or o.trigger < s.shift_turn:
+            false_rb += 1
+            d["false_rollbacks"] += 1
+            by_channel[f"false_{o.by}"] += 1
+            continue
+        det_any += 1
+        assert o.effective is not None
+        if o.effective - s.shift_turn < 2:
+            det += 1
+            d["detected"] += 1
+            by_channel[f"detected_{o.by}"] += 1
+            ttd.append(o.effective - s.shift_turn + 1)
+    n, ns = len(sessions), sum(s.shift_turn is not None for s in sessions)
     return {
         "sessions": n,
         "shift_sessions": ns,
-        "detection_rate": round(det / ns, 4),
+        "detected": det,
+        "detection_rate": round(det / ns, 4) if ns else None,
         "detection_ci95": wilson(det, ns),
-        "detected_any_rate": round(det_any / ns, 4),
+        "detected_any_rate": round(det_any / ns, 4) if ns else None,
+        "false_rollbacks": false_rb,
         "false_rollback_rate": round(false_rb / n, 4),
         "false_rollback_ci95": wilson(false_rb, n),
-        "false_rollbacks": false_rb,
         "turns_to_detect_mean": round(float(np.mean(ttd)), 3) if ttd else None,
         "turns_to_detect_hist": {str(k): ttd.count(k) for k in sorted(set(ttd))},
-        "borderline_audit_share": round(border / on, 4) if on else 0.0,
+        "audit_share": round(audited / served, 4) if served else 0.0,
+        "by_channel": dict(sorted(by_channel.items())),
         "per_domain": {k: dict(v) for k, v in sorted(per_domain.items())},
     }
 
 
-def evaluate(sessions: list[ds.Session], feats: Features, cfg: GateConfig) -> dict[str, Any]:
-    return summarise(sessions, {s.sid: run_session(s, feats, cfg) for s in sessions})
+def evaluate(
+    sessions: list[ds.Session], feats: Features, cfg: GateConfig, gap_of: GapFn | None = None, seed: int = 0
+) -> dict[str, Any]:
+    return summarise(sessions, {s.sid: run_session(s, feats, cfg, gap_of, seed) for s in sessions})
 
 
-def tune(sessions: list[ds.Session], feats: Features, base: GateConfig) -> tuple[GateConfig, dict[str, Any]]:
-    """Grid on the dev split: most detections with false rollback ≤ 2% (headroom below the 5%
-    target), then the fewest false rollbacks, then the fastest detection, then the widest
-    threshold; the audit margin is the widest band keeping borderline audits ≤ 5% of on-topic
-    turns."""
+def tune(sessions: list[ds.Session], feats: Features, base: GateConfig) -> GateConfig:
+    """Locality thresholds by grid on the dev split: most detections with false rollback ≤ 2%
+    (headroom below the 5% target), then the fewest false rollbacks, then the fastest
+    detection, then the widest threshold; the audit margin is the widest band keeping audits
+    ≤ 15% of on-topic turns (``audit_rate`` included)."""
     best: tuple[Any, ...] | None = None
     for thr, sev in itertools.product(np.arange(1.30, 1.801, 0.025), np.arange(0.10, 0.501, 0.025)):
         cfg = base.model_copy(
@@ -240,101 +444,205 @@ def tune(sessions: list[ds.Session], feats: Features, base: GateConfig) -> tuple
         ttd = r["turns_to_detect_mean"] or 9.0
         key = (r["false_rollback_rate"] <= 0.02, r["detection_rate"], -r["false_rollback_rate"], -ttd, thr)
         if best is None or key > best[0]:
-            best = (key, cfg, r)
+            best = (key, cfg)
     assert best is not None
     cfg = best[1]
     for margin in np.arange(0.40, -0.001, -0.025):
         c = cfg.model_copy(update={"locality_audit_margin": round(float(margin), 3)})
-        if evaluate(sessions, feats, c)["borderline_audit_share"] <= 0.05:
-            cfg = c
-            break
-    return cfg, evaluate(sessions, feats, cfg)
+        if evaluate(sessions, feats, c)["audit_share"] <= 0.15:
+            return c
+    return cfg
+
+
+def build_sets(per_domain: int, holdout_per_domain: int, seed: int) -> dict[str, list[ds.Session]]:
+    sets = {
+        sp: ds.make_sessions(sp, per_domain=holdout_per_domain if sp == "holdout" else per_domain, seed=seed)
+        for sp in SPLITS
+    }
+    for sp in SPLITS:
+        n = max(1, (holdout_per_domain if sp == "holdout" else per_domain) // 2)
+        early = ds.make_sessions(sp, per_domain=n, seed=seed + 1, shift_after=(0, 1))
+        for s in early:
+            s.sid = f"early-{s.sid}"
+        sets[f"early_{sp}"] = [s for s in early if s.shift_turn is not None]
+    return sets
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--per-domain", type=int, default=8, help="sessions per domain, variant and split")
+    ap.add_argument("--per-domain", type=int, default=8, help="dev/test sessions per domain and variant")
+    ap.add_argument("--holdout-per-domain", type=int, default=8, help="holdout sessions per domain and variant")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--tune", action="store_true", help="pick thresholds on the dev split")
-    ap.add_argument("--cache", type=Path, default=None, help="pickle file caching embeddings")
+    ap.add_argument("--tune", action="store_true", help="also report locality thresholds tuned on dev")
+    ap.add_argument("--no-audits", action="store_true", help="locality alone (no surrogate generation)")
+    ap.add_argument("--max-new-tokens", type=int, default=32, help="surrogate answer length for audits")
+    ap.add_argument(
+        "--audit-per-domain",
+        type=int,
+        default=None,
+        help="simulate audits only on the first N sessions per domain and variant of the dev/test sets",
+    )
+    ap.add_argument(
+        "--audit-splits",
+        default=",".join(f"{p}{sp}" for p in ("", "early_") for sp in SPLITS),
+        help="comma-separated session sets whose audits are simulated (the others: locality only)",
+    )
+    ap.add_argument("--quick", action="store_true", help="2 sessions per domain and variant, no baselines")
+    ap.add_argument("--cache", type=Path, default=None, help="folder caching embeddings and generations")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/drift.json"))
     args = ap.parse_args()
+    if args.quick:
+        args.per_domain = args.holdout_per_domain = 2
 
     started = time.perf_counter()
-    embed = Embedder(args.cache)
-    splits = {sp: ds.make_sessions(sp, per_domain=args.per_domain, seed=args.seed) for sp in ("dev", "test")}
-    # Robustness set (not used for tuning): the shift comes right after the warm window.
-    early = {
-        sp: ds.make_sessions(sp, per_domain=args.per_domain, seed=args.seed + 1, shift_after=(0, 1))
-        for sp in ("dev", "test")
-    }
-    for sessions in early.values():
-        for s in sessions:
-            s.sid = f"early-{s.sid}"
-    feats = Features(splits["dev"] + splits["test"] + early["dev"] + early["test"], embed)
+    embed = Embedder(None if args.cache is None else args.cache / "embeddings.pkl")
+    sets = build_sets(args.per_domain, args.holdout_per_domain, args.seed)
+    feats = Features([s for v in sets.values() for s in v], embed)
     embed.save()
 
     default = GateConfig()
+    configs = {"default": default}
+    if args.tune:
+        configs["tuned_on_dev"] = tune(sets["dev"], feats, default)
+    gaps: Gaps | None = None
+    audit_sets: list[str] = []
+    if not args.no_audits:
+        gen = Generator(None if args.cache is None else args.cache / "generations.json", args.max_new_tokens)
+        gaps = Gaps(gen, embed)
+        audit_sets = [k for k in args.audit_splits.split(",") if k in sets]
+        limit = args.audit_per_domain
+        # The held-out sets are always audited in full: their figures are the ones that count.
+        audited = {k: [s for s in sets[k] if limit is None or "holdout" in k or _index(s) < limit] for k in audit_sets}
+        items = {
+            (s.sid, t): (s, t)
+            for cfg in configs.values()
+            for k in audit_sets
+            for s, t in needed_audits(audited[k], feats, cfg, args.seed)
+        }
+        print(
+            f"audits to generate: {len(items)} ({sum(gen.key(s, t) not in gen.cache for s, t in items.values())} new)"
+        )
+        gaps.prepare(list(items.values()))
+        if "dev" in audit_sets:
+            configs["drift_threshold_from_dev"] = pick_drift_threshold(audited["dev"], feats, default, gaps)
+
     result: dict[str, Any] = {
         "benchmark": "topic_shift_drift",
         "encoder": "all-MiniLM-L6-v2 (bundled)",
+        "surrogate": None
+        if gaps is None
+        else f"SmolLM2-135M-Instruct (bundled), unadapted, greedy, "
+        f"max_new_tokens={args.max_new_tokens}, compressed context",
         "warm_window": W,
         "domains": list(ds.DOMAINS),
-        "sessions_per_split": {sp: len(v) for sp, v in splits.items()},
+        "sessions": {k: len(v) for k, v in sets.items()},
         "definitions": {
-            "detection_rate": "shift sessions rolled back at the shift turn or the next (within two turns)",
-            "detected_any_rate": "shift sessions rolled back at any of the three shifted turns",
-            "false_rollback_rate": "sessions rolled back before the shift (or at all, on-topic sessions)",
-            "turns_to_detect": "1 = rolled back at the shift turn",
-            "borderline_audit_share": "on-topic surrogate turns always audited (borderline locality)",
-            "early_shift": "separate session set whose shift comes 0-1 turns after the warm window "
-            "(other sessions: 3-8); not used for tuning",
-        },
-        "detector": {
-            "statistic": "x_t = d(phi(q_t)) + 0.5 d(mean of phi(q_t), phi(q_{t-1})) + 0.5 min(novel_t, 4)/4, "
-            "d = 1 - max cos to the bank",
-            "bank": "system prompt + warm queries + warm teacher answers (jobs.locality_bank_texts)",
-            "rule": "x_t > threshold + severe_margin, or x_{t-1} + x_t > 2 threshold (gate.DriftMonitor)",
+            "detection_rate": "shift sessions back on the teacher at the shift turn or the next",
+            "detected_any_rate": "shift sessions rolled back by the end of the shifted turns",
+            "false_rollback_rate": "sessions whose rollback was triggered by an on-topic turn",
+            "turns_to_detect": "1 = the teacher serves the shift turn",
+            "audit_share": "on-topic surrogate turns audited (borderline locality or the audit_rate draw)",
+            "splits": "dev and test were looked at while the locality features were chosen; holdout has new "
+            "texts written before any of its results were seen and is the figure that counts; early_* are "
+            "shift sessions whose shift comes 0-1 turns after the warm window",
+            "rule": "locality: x_t > threshold + severe_margin, or x_(t-1) + x_t > 2 threshold (this turn goes to "
+            "the teacher); audits: gate.consecutive audited Gaps in a row > drift_threshold (from the next turn)",
         },
     }
-    configs = {"default": default}
-    if args.tune:
-        tuned, dev_report = tune(splits["dev"], feats, default)
-        configs["tuned_on_dev"] = tuned
     for name, cfg in configs.items():
-        result[name] = {
-            "gate": {
-                "locality_threshold": cfg.locality_threshold,
-                "locality_severe_margin": cfg.locality_severe_margin,
-                "locality_audit_margin": cfg.locality_audit_margin,
-            },
-            **{sp: evaluate(sessions, feats, cfg) for sp, sessions in splits.items()},
-            "early_shift": {sp: evaluate(sessions, feats, cfg) for sp, sessions in early.items()},
+        block: dict[str, Any] = {
+            "gate": cfg.model_dump(
+                include={
+                    "locality_threshold",
+                    "locality_severe_margin",
+                    "locality_audit_margin",
+                    "drift_threshold",
+                    "consecutive",
+                    "audit_rate",
+                }
+            ),
+            "locality_only": {k: evaluate(v, feats, cfg, None, args.seed) for k, v in sets.items()},
         }
-    result["baselines"] = {}
-    for name, fn in (("centroid_0.9", run_centroid), ("locality_model_zscore", run_locality_model)):
-        result["baselines"][name] = {
-            sp: summarise(sessions, {s.sid: (fn(s, feats), 0, 0) for s in sessions}) for sp, sessions in splits.items()
-        }
+        if gaps is not None:
+            block["locality_and_audits"] = {k: evaluate(audited[k], feats, cfg, gaps, args.seed) for k in audit_sets}
+            block["locality_only_on_audited_sessions"] = {
+                k: evaluate(audited[k], feats, cfg, None, args.seed) for k in audit_sets
+            }
+            block["drift_threshold_sweep"] = {
+                sp: {
+                    str(thr): {
+                        key: r[key]
+                        for key in ("detection_rate", "false_rollback_rate", "false_rollbacks", "by_channel")
+                        for r in [evaluate(audited[sp], feats, cfg.model_copy(update={"drift_threshold": thr}), gaps)]
+                    }
+                    for thr in DRIFT_SWEEP
+                }
+                for sp in ("dev", "test")
+                if sp in audit_sets
+            }
+        result[name] = block
+    if gaps is not None:
+        result["audit_gaps"] = {k: gaps.distribution(audited[k], default.drift_threshold) for k in audit_sets}
+        result["audited_sessions"] = {k: len(v) for k, v in audited.items()}
+        result["generation"] = {"fresh": gaps.gen.fresh, "seconds": round(gaps.gen.seconds, 1)}
+    if not args.quick:
+        result["baselines"] = {}
+        for bname, fn in (("centroid_0.9", run_centroid), ("locality_model_zscore", run_locality_model)):
+            result["baselines"][bname] = {
+                sp: summarise(sets[sp], {s.sid: _baseline_outcome(s, fn(s, feats)) for s in sets[sp]}) for sp in SPLITS
+            }
+    result["summary"] = summary(result, configs, sets)
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["machine"] = {"python": platform.python_version(), "processor": platform.machine()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     for name in configs:
-        for sp in ("dev", "test", "early_dev", "early_test"):
-            r = result[name][sp] if not sp.startswith("early") else result[name]["early_shift"][sp[6:]]
-            print(
-                f"{name:13s} {sp:10s} detection {r['detection_rate']:.3f} (any {r['detected_any_rate']:.3f}) "
-                f"false rollback {r['false_rollback_rate']:.3f} turns-to-detect {r['turns_to_detect_mean']} "
-                f"audits {r['borderline_audit_share']:.3f}"
-            )
-    for name, by_split in result["baselines"].items():
-        r = by_split["test"]
-        print(
-            f"baseline {name:22s} test detection {r['detection_rate']:.3f} "
-            f"false rollback {r['false_rollback_rate']:.3f}"
-        )
+        for kind in ("locality_only", "locality_and_audits"):
+            for sp, r in result[name].get(kind, {}).items():
+                print(
+                    f"{name:12s} {kind:19s} {sp:13s} detection {r['detection_rate']:.3f} {r['detection_ci95']} "
+                    f"false rollback {r['false_rollback_rate']:.3f} {r['false_rollback_ci95']} "
+                    f"ttd {r['turns_to_detect_mean']} audits {r['audit_share']:.3f}"
+                )
     print(f"wrote {args.out}")
+
+
+def pick_drift_threshold(sessions: list[ds.Session], feats: Features, base: GateConfig, gaps: Gaps) -> GateConfig:
+    """The smallest drift_threshold of :data:`DRIFT_SWEEP` whose locality + audits false
+    rollback on dev is ≤ 2% (the headroom of the locality tuning), else the largest."""
+    for thr in DRIFT_SWEEP:
+        cfg = base.model_copy(update={"drift_threshold": thr})
+        if evaluate(sessions, feats, cfg, gaps)["false_rollback_rate"] <= 0.02:
+            return cfg
+    return base.model_copy(update={"drift_threshold": DRIFT_SWEEP[-1]})
+
+
+def summary(result: dict[str, Any], configs: dict[str, GateConfig], sets: dict[str, Any]) -> dict[str, Any]:
+    """Headline figures per session set: each configuration's locality + audits (where
+    simulated) and locality alone."""
+    keys = ("detection_rate", "detection_ci95", "false_rollback_rate", "false_rollback_ci95", "turns_to_detect_mean")
+    out: dict[str, Any] = {"splits_that_count": "holdout, early_holdout"}
+    for sp in sets:
+        entry: dict[str, Any] = {"locality_only": {k: result["default"]["locality_only"][sp][k] for k in keys}}
+        for name in configs:
+            audits = result[name].get("locality_and_audits", {}).get(sp)
+            if audits is not None:
+                entry[f"locality_and_audits[{name}]"] = {
+                    "drift_threshold": configs[name].drift_threshold,
+                    "sessions": audits["sessions"],
+                    **{k: audits[k] for k in (*keys, "audit_share")},
+                }
+        out[sp] = entry
+    return out
+
+
+def _index(s: ds.Session) -> int:
+    """k of a session id ``{split}-{domain}-{variant}-{k}``."""
+    return int(s.sid.rsplit("-", 1)[1])
+
+
+def _baseline_outcome(s: ds.Session, rollback: int | None) -> Outcome:
+    return Outcome(trigger=rollback, effective=rollback, by="locality")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,14 @@ follow-ups ("Should I accept $final?", "Why?", "I draw my sword."). A *shift* va
 abruptly changes topic after a few follow-ups, either to another domain's scenario (long
 turns) or to a casual off-topic thread (banana bread, the capital of Peru...).
 
-Splits are disjoint at the text level, so figures tuned on ``dev`` and reported on ``test``
-are honest: scenarios 0 and 2 of every domain, even-indexed domain follow-ups and even-indexed
-off-topic threads are ``dev``; scenarios 1 and 3, odd-indexed follow-ups and threads are
-``test``. Slot values (prices, days, names) are drawn per session with a seeded RNG.
-Text uses ``string.Template`` slots (``$ask``), so code with braces needs no escaping.
+Splits are disjoint at the text level: scenarios 0 and 2 of every domain, even-indexed domain
+follow-ups and even-indexed off-topic threads are ``dev``; scenarios 1 and 3, odd-indexed
+follow-ups and threads are ``test``. Both were looked at while the locality features were
+chosen, so both are development sets now. ``holdout`` (``HOLDOUT``, ``HOLDOUT_FOLLOWUPS``,
+``HOLDOUT_OFFTOPIC``: two new scenarios per domain, new follow-ups and off-topic threads) was
+written afterwards and is the split whose figures count. Slot values (prices, days, names)
+are drawn per session with a seeded RNG. Text uses ``string.Template`` slots (``$ask``), so
+code with braces needs no escaping.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from string import Template
 Turn = tuple[str, str]  # (user query, teacher answer)
 
 DOMAINS = ("negotiation", "medical", "math", "trip", "code", "roleplay")
+SPLITS = ("dev", "test", "holdout")
 
 
 @dataclass(frozen=True)
@@ -1834,6 +1838,679 @@ DOMAIN_DATA: dict[str, tuple[tuple[Scenario, ...], tuple[Turn, ...]]] = {
     "roleplay": (ROLEPLAY, ROLEPLAY_FOLLOWUPS),
 }
 
+
+# --------------------------------------------------------------------------------------------
+# Held-out split: new texts, written after the detector's features were chosen on dev/test
+# --------------------------------------------------------------------------------------------
+
+HOLDOUT = (
+    Scenario(
+        "negotiation",
+        "apartment-rent",
+        "You are a friendly housing advisor who helps tenants negotiate. Keep answers short.",
+        (
+            (
+                "My landlord wants to raise the rent on my one-bedroom flat from $offer to $ask a month when "
+                "the lease renews in two months. I've lived here four years, always paid on time and never "
+                "complained. Comparable flats nearby rent for $low to $high. How should I open the conversation?",
+                "Open by stressing your record: four years, on-time payments, no trouble. Landlords value a "
+                "reliable tenant because vacancies and turnover cost them money. Ask whether they would keep "
+                "the rent closer to $offer in exchange for a longer lease.",
+            ),
+            (
+                "I wrote to her and she replied that her costs went up, taxes and insurance, and that $ask is "
+                "still below what new tenants would pay. She offered $counter if I sign for two years. Is that "
+                "a good deal or should I push back?",
+                "It is a real concession, but check the comparables first. If similar flats really rent near "
+                "$high, $counter for two years is fair. If they are closer to $low, propose $mid with the same "
+                "two-year term.",
+            ),
+            (
+                "I checked three listings on my street: two at about $low and one at $high that has a balcony "
+                "and a dishwasher, which mine lacks. Can I use that in my reply, and how do I phrase it without "
+                "sounding confrontational?",
+                "Yes, share the listings as information, not as a threat: say you looked at the market to "
+                "understand the number, note that comparable flats without extras are near $low, and suggest "
+                "$mid as a figure that is fair to both of you.",
+            ),
+            (
+                "She answered that she could do $mid if I also take over the small repairs myself, like "
+                "dripping taps and the door hinges. The repairs are minor but I'm not very handy. Should I "
+                "agree to that condition?",
+                "Only if the list is clearly limited. Ask her to write down which repairs are yours, with a "
+                "cost cap, and keep anything structural, plumbing leaks or appliances on her side.",
+            ),
+        ),
+        (
+            (
+                "She agreed to a cap of 100 a year.",
+                "That is reasonable; put the cap and the repair list in the lease addendum.",
+            ),
+            ("Should the addendum be signed by both?", "Yes, both signatures and a date on every page you change."),
+            (
+                "What if the boiler breaks?",
+                "A boiler is a major system, so it stays her responsibility whatever the addendum says.",
+            ),
+            ("Do I need a lawyer for this?", "Not for a simple addendum; a tenants' association can check it free."),
+            (
+                "Can she raise it again next year?",
+                "Not during a fixed two-year term unless the lease has an escalation clause.",
+            ),
+            ("She wants the answer by Monday.", "Fine; confirm in writing on Monday with the agreed figure of $mid."),
+        ),
+    ),
+    Scenario(
+        "negotiation",
+        "freelance-rate",
+        "You are a business mentor for freelancers. Be brief and practical.",
+        (
+            (
+                "A small agency wants me to design a brand identity for their client: logo, colour palette, "
+                "typography and a short style guide. They offered a flat fee of $offer dollars. I usually "
+                "charge around $ask for this scope. How do I answer without losing the project?",
+                "Thank them and show you understand the scope, then explain what your usual $ask includes, "
+                "such as rounds of revisions and source files. Ask which parts matter most, so you can shape a "
+                "version that fits their budget.",
+            ),
+            (
+                "They said the client's budget is fixed, but the agency might send me two more projects this "
+                "year if this one goes well. The promise is vague, nothing in writing. Should a possible future "
+                "project change my price?",
+                "Treat future work as a maybe, not as payment. You can offer a modest first-project discount, "
+                "but tie it to something concrete, such as a written rate for the next two projects.",
+            ),
+            (
+                "I proposed $counter with two rounds of revisions instead of three, and they replied that two "
+                "rounds is fine but they need the files in two weeks instead of four. Can I charge extra for "
+                "the rush?",
+                "Yes, a rush fee of 15 to 25 percent is common. Alternatively keep the price at $counter and "
+                "trim the style guide to the essentials so that two weeks is realistic.",
+            ),
+            (
+                "They accepted $mid with a trimmed style guide and a two-week deadline, and asked me to start "
+                "Monday. They want to pay everything at the end. Is that normal for agency work?",
+                "Full payment at the end is common but risky. Ask for a deposit of 30 to 50 percent before you "
+                "start, and the rest on delivery of the final files.",
+            ),
+        ),
+        (
+            (
+                "They offered a 25 percent deposit.",
+                "Accept it if the remainder is due within 14 days of delivery, in writing.",
+            ),
+            ("Who owns the logo afterwards?", "The client gets the rights once the final invoice is paid."),
+            ("Should I send a contract?", "Yes, a one-page agreement with scope, dates, payment and rights."),
+            (
+                "What if they want a third round anyway?",
+                "Quote it as extra work at your hourly rate before you start it.",
+            ),
+            ("Can I show it in my portfolio?", "Ask for that right in the contract; most agencies agree."),
+            ("They paid the deposit.", "Great; send a short kickoff note with the timeline and start Monday."),
+        ),
+    ),
+    Scenario(
+        "medical",
+        "sprained-ankle",
+        "You are a careful triage nurse doing an intake interview. Be clear and never diagnose with certainty.",
+        (
+            (
+                "I twisted my ankle two days ago stepping off a kerb. It swelled up quickly on the outside and "
+                "there's a purple bruise spreading towards my heel. I can walk on it but it hurts a lot. Should "
+                "I get it checked or just rest it?",
+                "That sounds like a sprain, but a fracture has to be ruled out. If you could not take four "
+                "steps right after the injury, or if the bone on the outer ankle is tender to press, an X-ray "
+                "is advised. Until then rest, ice and elevate it.",
+            ),
+            (
+                "I pressed around it: the bone itself isn't very sore, it's more the soft part below it. I did "
+                "manage to walk home, limping. I've been icing it twice a day. Is twice enough, and how long each "
+                "time?",
+                "Tenderness of the soft tissue rather than the bone fits a sprain. Ice it for 15 to 20 minutes "
+                "every two to three hours during the first days, with a cloth between ice and skin.",
+            ),
+            (
+                "Should I wrap it with an elastic bandage or use a brace? I have a soft ankle brace from a "
+                "previous injury, and I also wonder whether I should take $med for the swelling and pain.",
+                "A brace or a firm elastic wrap is fine for support while walking; loosen it if your toes tingle "
+                "or go pale. $med can help with pain and swelling if you have no stomach or kidney problems.",
+            ),
+            (
+                "I have a hiking trip planned in three weeks. Is it realistic to go, and what can I do to "
+                "recover faster? I'd rather not cancel, but I also don't want to make it worse.",
+                "A moderate sprain often needs three to six weeks. Start gentle range-of-motion exercises once "
+                "the pain allows, then balance work. Decide closer to the date, and hike with the brace.",
+            ),
+        ),
+        (
+            ("The swelling went down a bit today.", "Good sign; keep elevating it and start gentle ankle circles."),
+            ("Can I drive with it?", "Only if it is your left ankle or you can brake hard without pain."),
+            ("What balance exercises do you mean?", "Stand on the injured foot for 30 seconds, holding a counter."),
+            (
+                "It clicks when I rotate it.",
+                "Painless clicking is usually harmless; clicking with pain or giving way needs a check.",
+            ),
+            ("Should I see a physio?", "Yes, if it still gives way or hurts after two weeks."),
+            ("Is heat better now?", "After about three days, gentle warmth before exercises can help."),
+        ),
+        {"med": ("ibuprofen", "naproxen")},
+    ),
+    Scenario(
+        "medical",
+        "insomnia",
+        "You are a calm health assistant taking a history about sleep. Give safe, general advice.",
+        (
+            (
+                "For about a month I've been waking up around three in the morning and can't fall back asleep. "
+                "I go to bed at eleven and fall asleep fine. I'm exhausted during the day and my concentration "
+                "at work is slipping. What could be causing this?",
+                "Early waking has many causes: stress, alcohol in the evening, caffeine late in the day, "
+                "low mood, reflux, or a bladder that wakes you. How has your mood been, and has anything "
+                "changed at work or at home recently?",
+            ),
+            (
+                "Work has been stressful, a big project deadline. I drink two coffees, the last around four in "
+                "the afternoon, and usually a glass of wine with dinner. When I wake up my mind starts racing "
+                "about tasks. Is that typical?",
+                "Yes, that pattern is very common. Caffeine at four can still be active at midnight, and alcohol "
+                "makes the second half of the night lighter. Try the last coffee before noon and skip the wine "
+                "for two weeks.",
+            ),
+            (
+                "What should I actually do when I wake up at three and my mind is racing? I usually stay in bed "
+                "and check my phone to see what time it is, then I get frustrated and it gets worse.",
+                "Turn the clock away and keep the phone out of reach. If you are awake for more than about 20 "
+                "minutes, get up, sit somewhere dim and do something calm until you feel sleepy, then go back to "
+                "bed.",
+            ),
+            (
+                "A colleague suggested melatonin, and a friend said I should try an over-the-counter sleeping "
+                "pill. Are those safe to take for a few weeks while the project finishes?",
+                "Low-dose melatonin is generally safe for short use but helps more with timing than with early "
+                "waking. Over-the-counter sleeping pills often cause next-day grogginess; talk to a doctor or "
+                "pharmacist before using them for weeks.",
+            ),
+        ),
+        (
+            (
+                "Should I write my tasks down before bed?",
+                "Yes, a short to-do list before bed helps many people stop rehearsing tasks at night.",
+            ),
+            ("Is napping okay?", "A nap under 20 minutes before 3 pm is fine; longer naps can worsen the night."),
+            (
+                "What about exercise in the evening?",
+                "Light exercise is fine; finish hard workouts three hours before bed.",
+            ),
+            ("I stopped the wine and slept better.", "That is a useful clue; keep it up for the full two weeks."),
+            (
+                "When should I see a doctor?",
+                "If it lasts beyond three months, or if you feel low, snore loudly or stop breathing at night.",
+            ),
+            ("Could it be my thyroid?", "It can be, rarely; a doctor can check it with a simple blood test."),
+        ),
+    ),
+    Scenario(
+        "math",
+        "percentages",
+        "You are a patient math tutor for a high-school student. Explain step by step, briefly.",
+        (
+            (
+                "A jacket costs 80 dollars and is on sale for 25 percent off, and then the store takes an extra "
+                "10 percent off the sale price at the till. My friend says that's 35 percent off in total. I got "
+                "a different answer. Who is right?",
+                "Apply the discounts one after the other. 25 percent off 80 is 60 dollars. 10 percent off 60 is "
+                "54 dollars. The total discount is 26 dollars out of 80, which is 32.5 percent, not 35.",
+            ),
+            (
+                "Why doesn't it just add up? It feels like 25 plus 10 should be 35. Can you explain what is "
+                "going on in a way I can remember for the test?",
+                "The second discount is taken from a smaller number. Multiply the factors instead: 0.75 times "
+                "0.9 is 0.675, so you pay 67.5 percent and save 32.5 percent. Percent of a percent multiplies.",
+            ),
+            (
+                "OK, now the reverse: a price went up by 20 percent and then down by 20 percent. My teacher says "
+                "it doesn't come back to the original price. That sounds wrong to me. Why would that happen?",
+                "Use the factors again: 1.2 times 0.8 is 0.96, so the final price is 96 percent of the start. "
+                "The drop of 20 percent is taken from the larger, raised price, so it removes more than the rise "
+                "added.",
+            ),
+            (
+                "Last type: after a 15 percent tax the bill was 46 dollars. How do I find the price before tax? "
+                "I tried taking 15 percent off 46 but the answer didn't match the key.",
+                "Divide instead of subtracting: the bill is 1.15 times the price, so the price is 46 divided by "
+                "1.15, which is 40 dollars. Taking 15 percent of 46 uses the wrong base.",
+            ),
+        ),
+        (
+            ("So 46 times 0.85 is wrong?", "Yes, that gives 39.10, because 0.85 is not the inverse of 1.15."),
+            ("What's 1 divided by 1.15?", "About 0.8696, so dividing by 1.15 means multiplying by 0.8696."),
+            (
+                "Can you give me one to try?",
+                "A price after a 25 percent increase is 150 dollars; what was it before?",
+            ),
+            ("Is it 120?", "Yes: 150 divided by 1.25 is 120. Well done."),
+            (
+                "What about three discounts in a row?",
+                "Same idea: multiply all three factors, then subtract the product from 1.",
+            ),
+            ("Do I show the factors in my working?", "Yes, writing the factors earns method marks even with a slip."),
+        ),
+    ),
+    Scenario(
+        "math",
+        "probability-dice",
+        "You are a friendly math tutor. Explain probability with small, concrete steps.",
+        (
+            (
+                "We're doing probability. If I roll two normal dice, what is the chance the total is 7? My "
+                "textbook says 1 in 6 but I thought every total from 2 to 12 should be equally likely.",
+                "The totals are not equally likely. There are 36 equally likely pairs. Six of them make 7: 1 and "
+                "6, 2 and 5, 3 and 4, and the reverses. 6 out of 36 is 1 in 6. A total of 2 has only one pair.",
+            ),
+            (
+                "Why do 3 and 4 and 4 and 3 count as different outcomes? They look like the same roll to me, it's "
+                "the same two numbers either way.",
+                "Imagine one die is red and one is blue. Red 3 with blue 4 is a different outcome from red 4 with "
+                "blue 3. Counting both keeps all 36 outcomes equally likely, which is what lets us divide.",
+            ),
+            (
+                "Next question on the sheet: what's the probability of rolling at least one six with two dice? I "
+                "added one sixth and one sixth and got one third, but the answer says 11 over 36.",
+                "Adding counts the double six twice. Use the complement: the chance of no six is 5/6 times 5/6, "
+                "which is 25/36. So at least one six is 1 minus 25/36, which is 11/36.",
+            ),
+            (
+                "The last one says: what's the chance of getting a double, both dice the same? And is there a "
+                "quick way to check my answers with these problems in general?",
+                "There are six doubles among the 36 pairs, so the chance is 1/6. A quick check: list the 36-square "
+                "grid, or make sure all probabilities of the possible outcomes add up to 1.",
+            ),
+        ),
+        (
+            ("What about a total of 12?", "Only 6 and 6 works, so it is 1 in 36."),
+            ("Which total is most likely?", "Seven, with six of the 36 pairs."),
+            (
+                "Why use the complement?",
+                "Because at least one has many cases, and none has just one, which is easier to compute.",
+            ),
+            ("Can you give me one to practise?", "What is the chance that the total is 10 or more?"),
+            ("Is it 6 over 36?", "Yes: 4 and 6, 5 and 5, 6 and 4, 5 and 6, 6 and 5, 6 and 6; that is 1/6."),
+            ("What if there were three dice?", "Then there are 216 equally likely outcomes instead of 36."),
+        ),
+    ),
+    Scenario(
+        "trip",
+        "iceland-ring-road",
+        "You are an experienced travel planner. Give concrete, compact suggestions.",
+        (
+            (
+                "We're planning a ten-day road trip around Iceland in early June, two adults in a rented car. We "
+                "want waterfalls, glaciers and some easy hikes, and we don't want to drive more than four hours a "
+                "day. Is the full Ring Road realistic?",
+                "Yes, ten days is enough for the Ring Road at a relaxed pace, about 1,330 km plus detours. In June "
+                "the days are nearly endless, so you can drive in the evening and see the big sights with fewer "
+                "crowds.",
+            ),
+            (
+                "Which direction should we go, clockwise or anticlockwise? And where should we spend two nights "
+                "instead of one? We'd like at least a couple of slower days without packing the car.",
+                "Anticlockwise puts the south coast highlights early, when you are fresh. Spend two nights near "
+                "Vík or Skaftafell for the glaciers, and two near Mývatn in the north for the lava fields and "
+                "baths.",
+            ),
+            (
+                "What kind of car do we need? The rental company is pushing a 4x4 that costs twice as much as a "
+                "small car. We won't go into the highlands, just the Ring Road and the well-known side roads.",
+                "For the Ring Road and paved detours in June a small car is fine. Take the gravel protection "
+                "insurance, because loose stones chip windscreens, and skip the 4x4 unless you plan F-roads.",
+            ),
+            (
+                "Food is expensive there, I hear. How do we keep the budget reasonable for ten days without "
+                "living on petrol station hot dogs? We have a cool box and we don't mind cooking sometimes.",
+                "Shop at Bónus or Krónan, cook breakfast and a simple dinner in guesthouse kitchens, and eat out "
+                "once a day at lunch, when soup-of-the-day deals are cheaper. Tap water is excellent, so skip "
+                "bottled water.",
+            ),
+        ),
+        (
+            ("Which glacier hike is easiest?", "Sólheimajökull has short guided walks for beginners."),
+            ("Do we need crampons?", "The guides provide crampons and helmets on glacier walks."),
+            ("Is the Blue Lagoon worth it?", "It is pricey; the Mývatn Nature Baths are cheaper and quieter."),
+            ("Can we see puffins in June?", "Yes, Dyrhólaey and Borgarfjörður eystri have big colonies then."),
+            ("How much should we budget for petrol?", "Roughly 250 to 350 dollars for the whole loop in a small car."),
+            ("Should we book guesthouses now?", "Yes, June fills up; book the two-night stops first."),
+        ),
+    ),
+    Scenario(
+        "trip",
+        "barcelona-family",
+        "You are a travel planner specialised in family holidays. Keep it practical.",
+        (
+            (
+                "We're taking our two kids, aged 7 and 10, to Barcelona for five days in late August. They love "
+                "animals and swimming, and we love architecture and food. Where should we stay so that we don't "
+                "spend hours on the metro?",
+                "Stay in the Eixample, near Passeig de Gràcia: central, flat, well connected, with Gaudí "
+                "buildings on your doorstep. A flat with a small kitchen helps with kids' meals and early nights.",
+            ),
+            (
+                "Is the Sagrada Família worth it with children, or will they be bored? Tickets are not cheap. "
+                "And do we need to book in advance in August, or can we just turn up in the morning?",
+                "It is worth it: the coloured light inside impresses most kids. Book timed tickets weeks ahead in "
+                "August, choose the family audio guide, and go early in the morning before the heat.",
+            ),
+            (
+                "For the animals and swimming: the aquarium or the zoo, and which beach is best for kids? We "
+                "heard Barceloneta is crowded and has pickpockets. Is it better to go a bit outside the city?",
+                "The aquarium with its shark tunnel is a good hot-afternoon choice. For beaches, take the train "
+                "20 minutes to Castelldefels or Sitges: wider sand, calmer water, fewer crowds.",
+            ),
+            (
+                "Dinner in Spain is really late, and our kids are usually in bed by nine. How do we handle meals "
+                "without being the only family in an empty restaurant at six?",
+                "Make lunch the main meal, around two, when menús del día are good value. In the evening do "
+                "tapas around seven thirty, or picnic from the market; many tapas bars serve from seven.",
+            ),
+        ),
+        (
+            ("Is Park Güell good for kids?", "Yes, book the monument zone and let them run in the free park."),
+            ("How hot does it get?", "Around 30 °C; plan indoor visits from one to five."),
+            ("Which market is best?", "La Boqueria is famous but busy; Santa Caterina is calmer."),
+            ("Do kids need metro tickets?", "Children under four travel free; older kids need a ticket."),
+            ("Is Tibidabo fun?", "Yes, the old amusement park on the hill has great views and gentle rides."),
+            ("How do we avoid pickpockets?", "Front pockets, zipped bags, and phones off café tables."),
+        ),
+    ),
+    Scenario(
+        "code",
+        "sql-injection",
+        "You are a senior software engineer doing a friendly, precise code review.",
+        (
+            (
+                'Can you review this login handler? query = "SELECT id FROM users WHERE name = \'" + name + '
+                '"\' AND pw = \'" + pw + "\'"; then cursor.execute(query). It works fine in our tests. Is there '
+                "anything wrong with it?",
+                "Yes, it is open to SQL injection: a name like ' OR 1=1 -- logs in without a password. Use "
+                'parameters instead, cursor.execute("SELECT id FROM users WHERE name = ?", (name,)), and never '
+                "build SQL by string concatenation.",
+            ),
+            (
+                "Also, we store passwords as plain text in the pw column, and compare them directly in the query. "
+                "The app is internal only, used by about 40 people. Do we still need to hash them?",
+                "Yes. Internal apps get breached too, and people reuse passwords elsewhere. Store a salted slow "
+                "hash, argon2 or bcrypt, fetch the hash by user name, and verify it in the application.",
+            ),
+            (
+                "If we switch to bcrypt, how do we migrate the existing users without forcing everyone to reset "
+                "their password on the same day? We can't email everybody at once.",
+                "Hash the plain-text values now and mark those rows as migrated, or rehash at each user's next "
+                "successful login. Then drop the plain-text column once every row has a hash.",
+            ),
+            (
+                "Last thing: the handler returns 'user not found' or 'wrong password' depending on the case. A "
+                "colleague says that is a security problem. Is that true, or is it just a matter of style?",
+                "It is a real issue: different messages let an attacker discover which user names exist. Return "
+                "one generic message, such as invalid name or password, and add rate limiting on failed logins.",
+            ),
+        ),
+        (
+            ("What bcrypt cost factor should we use?", "Start at 12 and check that a hash takes about 250 ms."),
+            ("Do I need a separate salt column?", "No, bcrypt stores the salt inside the hash string."),
+            (
+                "What about the timing of the comparison?",
+                "Use the library's verify function; it compares in constant time.",
+            ),
+            ("How many attempts before locking?", "Five failures, then a growing delay, rather than a hard lock."),
+            ("Should we log failed logins?", "Yes, log the user name and IP, never the password attempt."),
+            ("Is an ORM safer here?", "ORMs parameterise by default, but raw queries inside them are still risky."),
+        ),
+    ),
+    Scenario(
+        "code",
+        "react-effect",
+        "You are a senior front-end engineer reviewing React code. Be precise and kind.",
+        (
+            (
+                "This component fetches a user profile: useEffect(() => { fetch('/api/user/' + id).then(r => "
+                "r.json()).then(setUser); }); There's no dependency array. It works, but the network tab shows "
+                "hundreds of requests. Why?",
+                "Without a dependency array the effect runs after every render, and setUser triggers a new "
+                "render, so it loops. Add [id] as the dependency array so it refetches only when the id changes.",
+            ),
+            (
+                "With [id] it's better. But when I switch quickly between users, sometimes the old user's data "
+                "shows up after the new one. The UI shows the wrong profile for a moment. What causes that?",
+                "That is a race: an older request resolves after the newer one. Use an AbortController and abort "
+                "in the effect's cleanup, or set a cancelled flag in the cleanup and ignore stale responses.",
+            ),
+            (
+                "We also have a loading spinner state and an error state, three useState calls in a row. A "
+                "reviewer suggested useReducer instead. Is that an improvement or just a different style?",
+                "With three states that change together, a reducer prevents impossible combinations such as "
+                "loading and error at once. It is optional here, but a single status field is a real improvement.",
+            ),
+            (
+                "Finally, should I move this fetching logic into a custom hook? Several other components load "
+                "users the same way, each copy slightly different, and the bugs we just fixed exist in all of "
+                "them.",
+                "Yes: a useUser(id) hook that returns data, status and error removes the copies and fixes the "
+                "race in one place. Consider a data-fetching library like React Query if caching matters too.",
+            ),
+        ),
+        (
+            ("Where does the AbortController go?", "Create it inside the effect and call abort in the cleanup."),
+            ("Does abort throw an error?", "Yes, an AbortError; catch it and ignore it."),
+            ("Should the hook return an object?", "An object with data, status and error reads well at call sites."),
+            ("How do I test the hook?", "Use renderHook from Testing Library with a mocked fetch."),
+            ("Is React Query overkill for us?", "Not if several screens share the same user data."),
+            ("What about StrictMode double effects?", "They are a dev-only check; correct cleanup handles them."),
+        ),
+    ),
+    Scenario(
+        "roleplay",
+        "space-station",
+        "You are ARIA, the calm onboard AI of a damaged deep-space research station. Stay in character.",
+        (
+            (
+                "*I float into the command module, my helmet light flickering.* ARIA, I just woke up from cryo "
+                "and half the lights are out. Where is the rest of the crew, and what happened to the station "
+                "while I was asleep?",
+                "*A soft chime.* Welcome back, Engineer. Eleven days ago a micrometeoroid storm breached the "
+                "solar array. The crew evacuated to the lander on the far side of the moon. You were kept in "
+                "cryo because your pod could not be moved safely.",
+            ),
+            (
+                "*I check the oxygen readout on my wrist.* How much air and power do we have left? And can I "
+                "reach the lander from here, or do I have to fix the station first to survive?",
+                "*Numbers glow on the panel.* Oxygen reserves last nineteen days for one person. Power is at 31 "
+                "percent and falling. The lander is 40 kilometres away; the rover needs a charged battery, which "
+                "requires the array.",
+            ),
+            (
+                "*I pull myself towards the airlock.* Then I fix the solar array. What tools do I need, and is "
+                "it safe to go outside right now, or is the storm still going on out there?",
+                "*The hatch lights blink amber.* The storm ended six days ago. You need the torque driver, two "
+                "replacement panels from storage bay C and a tether. Radiation is acceptable for a four-hour "
+                "walk.",
+            ),
+            (
+                "*I grab the panels from bay C and clip on a tether.* Before I go out: can you tell the crew I'm "
+                "alive? And did they leave any message for me before they evacuated?",
+                "*Static, then a short beep.* The long-range antenna is down, so I can only reach them once power "
+                "returns. Commander Osei left a message: Hold on, we are not leaving this moon without you.",
+            ),
+        ),
+        (
+            ("*I step outside.* How far is the array?", "*A guide line appears on your visor.* Sixty metres aft."),
+            ("*I attach the first panel.* Any power change?", "*A rising tone.* Power at 38 percent and climbing."),
+            ("Is the tether secure?", "*A green light.* Anchor locked. You may proceed."),
+            ("*I feel a vibration.* What was that?", "*Calmly.* A thermal expansion in the hull. No danger."),
+            ("Play the commander's message again.", "*The recording plays.* We are not leaving without you."),
+            ("How long until the rover is charged?", "*A brief pause.* About nine hours at the current rate."),
+        ),
+    ),
+    Scenario(
+        "roleplay",
+        "detective",
+        "You are Inspector Vale, a sharp 1920s London detective. The user is your assistant. Stay in character.",
+        (
+            (
+                "*I hand you a telegram.* Inspector, Lord Ashby was found dead in his locked study this morning. "
+                "The butler heard a shot at midnight, but the door was bolted from the inside and the window "
+                "was shut. Where do we start?",
+                "*Vale turns the telegram over.* A locked room is a story someone wants us to believe. We start "
+                "with the bolt, the window latch, and whoever profits from his death. Get the car, we leave for "
+                "Ashby Hall at once.",
+            ),
+            (
+                "*We arrive at the hall.* The butler says only three people were in the house: the butler "
+                "himself, Lady Ashby, and the nephew, Mr Crane, who owes money to half of London. Who do we "
+                "question first?",
+                "*Vale removes his gloves.* The butler first, while his memory is fresh and before the family "
+                "tells him what to remember. Then the nephew. Lady Ashby last, she will expect to be first.",
+            ),
+            (
+                "*The butler says he heard the shot at midnight exactly, because the hall clock was striking. "
+                "But I noticed the clock runs ten minutes fast.* Does that matter, Inspector?",
+                "*His eyes sharpen.* It matters a great deal. If the shot came at ten to twelve, Mr Crane was "
+                "still in the billiard room with the butler, and his alibi covers the wrong time. Note it down.",
+            ),
+            (
+                "*In the study I find a thin scratch on the bolt, and a length of fishing line under the desk.* "
+                "Could someone have bolted the door from outside, Inspector?",
+                "*Vale kneels beside you.* With a loop of line around the bolt, pulled under the door, yes. "
+                "Our locked room was locked from the corridor. Now, who in this house goes fishing?",
+            ),
+        ),
+        (
+            ("The gardener says Crane fishes.", "*Vale nods.* Then we have a habit. Now we need a motive and a time."),
+            ("Should I fetch the constable?", "*A raised hand.* Not yet. Let Crane believe he is safe."),
+            ("Lady Ashby is asking for you.", "*Vale sighs.* Tell her I will see her after tea."),
+            ("What about the will?", "*He smiles thinly.* Find the solicitor. Wills explain more than alibis."),
+            ("I found muddy boots by the door.", "*Vale crouches.* River mud. Someone walked the bank last night."),
+            ("Do we arrest him now?", "*He stands.* At dinner, Assistant, in front of everyone."),
+        ),
+    ),
+)
+
+HOLDOUT_FOLLOWUPS: dict[str, tuple[Turn, ...]] = {
+    "negotiation": (
+        ("Should I say yes right away?", "Take a few hours; a quick yes can look like you would have paid more."),
+        ("What if they say no?", "Ask what would work for them; a no often opens the real conversation."),
+        ("Is it rude to counter again?", "No, a second polite counter is normal in most negotiations."),
+        ("How firm should I sound?", "Calm and specific; give the number and one reason, then stop talking."),
+        ("Should I call or write?", "Write first so your numbers are clear, then call to settle details."),
+        ("Can I take a day to think?", "Yes, saying you will reply tomorrow is reasonable and common."),
+    ),
+    "medical": (
+        ("Is that serious?", "Usually not, but tell a doctor if it gets worse or new symptoms appear."),
+        ("How long will it take?", "Most people improve within a few weeks with these measures."),
+        ("Can I keep working?", "Yes, if the symptoms allow; take breaks when you need them."),
+        ("What are the warning signs?", "Severe pain, fever, numbness or rapid worsening need prompt care."),
+        ("Should I call my GP?", "If you are unsure or it is not improving, a call is always reasonable."),
+        ("Is it okay to wait and see?", "For a few days, yes, as long as none of the warning signs appear."),
+    ),
+    "math": (
+        ("Can you explain that again?", "Sure: take it one step at a time and check each line."),
+        ("Where did I go wrong?", "Look at the step where you changed the base; that is the usual slip."),
+        ("Is there a shortcut?", "Sometimes, but write the full method on tests first."),
+        ("Will this be on the exam?", "Very likely; it is a standard question type."),
+        ("Can you check my answer?", "Send me your working and I will go through it line by line."),
+        ("How do I know it's right?", "Plug your answer back into the question and see if it fits."),
+    ),
+    "trip": (
+        ("Is that too much for one day?", "It is full but doable; drop one stop if you feel rushed."),
+        ("What should we pack?", "Layers, comfortable shoes, a rain jacket and a refillable bottle."),
+        ("Do we need cash?", "Cards work almost everywhere; keep a little cash for small places."),
+        ("Any good day trips?", "Pick one within 90 minutes so you are back for dinner."),
+        ("Is travel insurance worth it?", "Yes, mainly for medical costs and cancellations."),
+        ("When should we book?", "As soon as dates are fixed; prices rise closer to the season."),
+    ),
+    "code": (
+        ("Is that a blocker for merging?", "Yes, fix it before merging; it is a correctness issue."),
+        ("Can you show an example?", "Sure, a short snippet with the fix makes the change clear."),
+        ("Should I add a test for it?", "Yes, a regression test keeps it from coming back."),
+        ("Is this a common mistake?", "Very common; most reviewers have made it at least once."),
+        ("Do I fix it in this PR?", "Yes, it is small and related, so keep it in this change."),
+        ("Anything else you noticed?", "Only minor naming points; the structure looks good."),
+    ),
+    "roleplay": (
+        ("*I hesitate.* Are you sure?", "*A steady reply.* As sure as anyone can be tonight."),
+        ("So what is our next move?", "*A pause.* We keep moving, and we keep our eyes open."),
+        ("*I listen carefully.*", "*The voice lowers.* Then hear this, and remember it."),
+        ("Is anyone else here?", "*A glance around.* Not that I can see, which is not the same thing."),
+        ("*I check my equipment.*", "*A nod.* Good. You will need all of it before the end."),
+        ("Tell me what you know.", "*A long breath.* Less than I would like, more than I should say."),
+    ),
+}
+
+HOLDOUT_OFFTOPIC: tuple[tuple[Turn, ...], ...] = (
+    (
+        (
+            "Sorry, unrelated: how do I descale my electric kettle?",
+            "Fill it halfway with equal parts water and white vinegar, boil, leave it an hour, then rinse well.",
+        ),
+        ("Can I use citric acid instead?", "Yes, two tablespoons of citric acid in water works and smells less."),
+        ("How often should I do it?", "Every month or two in hard-water areas."),
+    ),
+    (
+        (
+            "Who painted the ceiling of the Sistine Chapel?",
+            "Michelangelo painted it between 1508 and 1512, on a commission from Pope Julius II.",
+        ),
+        ("Did he paint it lying down?", "No, he stood on a scaffold and painted overhead, which strained his neck."),
+        ("What's the most famous scene?", "The Creation of Adam, with the nearly touching fingers."),
+    ),
+    (
+        (
+            "Quick one: what's the best way to learn to touch-type?",
+            "Use a free typing tutor for 15 minutes a day, keep your fingers on the home row, and never look down.",
+        ),
+        ("How long does it take?", "Most people reach 40 words a minute within a month or two."),
+        ("Which keyboard layout is fastest?", "Dvorak and Colemak are slightly faster, but QWERTY is fine."),
+    ),
+    (
+        (
+            "How do solar eclipses happen?",
+            "The Moon passes between the Sun and Earth and casts its shadow on a strip of Earth's surface.",
+        ),
+        ("Why not every month?", "The Moon's orbit is tilted, so it usually passes above or below the Sun."),
+        ("When's the next one in Europe?", "A total eclipse crosses Spain on 12 August 2026."),
+    ),
+    (
+        (
+            "Do you know a good beginner houseplant that is hard to kill?",
+            "A snake plant or a ZZ plant: both tolerate low light and forgetful watering.",
+        ),
+        ("Are they safe for cats?", "Both are mildly toxic if chewed; a spider plant is safer."),
+        ("How much light do spider plants need?", "Bright indirect light, but they survive in shade."),
+    ),
+    (
+        (
+            "Changing the subject, how do I make a proper espresso at home?",
+            "Use 18 grams of finely ground coffee, tamp evenly, and extract about 36 grams in 25 to 30 seconds.",
+        ),
+        ("Why is mine so bitter?", "Probably over-extraction; grind a bit coarser or shorten the shot."),
+        ("Do I need an expensive grinder?", "A good burr grinder matters more than the machine itself."),
+    ),
+    (
+        (
+            "What causes the northern lights?",
+            "Charged particles from the Sun hit gases high in the atmosphere and make them glow.",
+        ),
+        ("Where is best to see them?", "Northern Norway, Finland, Iceland and Canada, on dark winter nights."),
+        ("Why are they mostly green?", "Oxygen about 100 km up glows green when it is excited."),
+    ),
+    (
+        (
+            "By the way, how long should I boil an egg for a runny yolk?",
+            "Lower it into boiling water for six minutes, then cool it in cold water for a minute.",
+        ),
+        ("And for hard-boiled?", "Ten to eleven minutes, then an ice bath so it peels easily."),
+        ("Why is the yolk sometimes green?", "Overcooking makes iron and sulphur react; cook for less time."),
+    ),
+)
+
+
 # --------------------------------------------------------------------------------------------
 # Generation
 # --------------------------------------------------------------------------------------------
@@ -1878,6 +2555,17 @@ def _fill(turn: Turn, values: dict[str, str]) -> Turn:
     return Template(turn[0]).safe_substitute(values), Template(turn[1]).safe_substitute(values)
 
 
+def _split_data(domain: str, split: str) -> tuple[list[Scenario], list[Turn]]:
+    """The scenarios and generic follow-ups of ``domain`` in ``split``."""
+    if split == "holdout":
+        return [s for s in HOLDOUT if s.domain == domain], list(HOLDOUT_FOLLOWUPS[domain])
+    scenarios, generic = DOMAIN_DATA[domain]
+    return (
+        [s for i, s in enumerate(scenarios) if _in_split(i, split)],
+        [t for i, t in enumerate(generic) if _in_split(i, split)],
+    )
+
+
 def make_sessions(
     split: str,
     per_domain: int = 4,
@@ -1891,15 +2579,15 @@ def make_sessions(
     on-topic follow-ups, then 3 turns of another topic (half the time another domain's scenario of the same split,
     half the time a casual off-topic thread).
     """
-    if split not in ("dev", "test"):
-        raise ValueError("split must be 'dev' or 'test'")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}")
     rng = random.Random(f"{seed}-{split}")
-    offtopic = [t for i, t in enumerate(OFFTOPIC) if _in_split(i, split)]
+    offtopic = (
+        list(HOLDOUT_OFFTOPIC) if split == "holdout" else [t for i, t in enumerate(OFFTOPIC) if _in_split(i, split)]
+    )
     sessions: list[Session] = []
     for domain in DOMAINS:
-        scenarios, generic = DOMAIN_DATA[domain]
-        mine = [s for i, s in enumerate(scenarios) if _in_split(i, split)]
-        pool_generic = [t for i, t in enumerate(generic) if _in_split(i, split)]
+        mine, pool_generic = _split_data(domain, split)
         for variant in ("ontopic", "shift"):
             for k in range(per_domain):
                 sc = mine[k % len(mine)]
@@ -1914,7 +2602,7 @@ def make_sessions(
                     shift_turn = len(turns) + 1
                     if rng.random() < 0.5:
                         other = rng.choice([d for d in DOMAINS if d != domain])
-                        o_scen = [s for i, s in enumerate(DOMAIN_DATA[other][0]) if _in_split(i, split)]
+                        o_scen = _split_data(other, split)[0]
                         target = rng.choice(o_scen)
                         o_vals = _slot_values(rng, target)
                         turns += [_fill(t, o_vals) for t in target.warm[:3]]

@@ -458,3 +458,40 @@ def test_decision_log_keeps_the_latest_gate_decision() -> None:
     assert len(st.decisions) == jobs_module.DECISIONS_KEPT
     assert st.decisions[0] == {"kind": "adaptation", "accepted": True, "n": 1}
     assert st.decisions[-1]["audit_turn"] == 2 * jobs_module.DECISIONS_KEPT - 1
+
+
+# ------------------------------------------------------------------------------- benchmark splits
+
+
+def _drift_sessions() -> Any:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "drift_sessions.py"
+    spec = importlib.util.spec_from_file_location("drift_sessions", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("drift_sessions", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_holdout_split_has_new_texts_and_the_benchmark_shape() -> None:
+    """The held-out split of benchmarks/drift.py shares no query with dev/test, has >= 8
+    sessions per domain, half with an abrupt shift 3-8 follow-ups after the warm window."""
+    ds = _drift_sessions()
+    seen = {q for sp in ("dev", "test") for s in ds.make_sessions(sp, per_domain=8) for q, _ in s.turns}
+    holdout = ds.make_sessions("holdout", per_domain=4)
+    assert not {q for s in holdout for q, _ in s.turns} & seen
+    for domain in ds.DOMAINS:
+        mine = [s for s in holdout if s.domain == domain]
+        shifts = [s for s in mine if s.shift_turn is not None]
+        assert len(mine) >= 8 and len(shifts) == len(mine) // 2
+        for s in shifts:
+            assert 4 + 3 < s.shift_turn <= 4 + 8 + 1 and len(s.turns) == s.shift_turn + 2
+        for s in mine:
+            assert all(q and a and "$" not in q + a for q, a in s.turns)
+    early = [s for s in ds.make_sessions("holdout", per_domain=2, seed=1, shift_after=(0, 1)) if s.shift_turn]
+    assert early and all(s.shift_turn <= 4 + 2 for s in early)
+    with pytest.raises(ValueError, match="split"):
+        ds.make_sessions("train")
