@@ -13,7 +13,7 @@ import contextvars
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -48,25 +48,16 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
+from soma_engine import turns
 from soma_engine.config import SomaConfig
 from soma_engine.engine import SomaEngine, estimate_tokens
-from soma_engine.shared import check_engine, coerce_config, shared_engine
+from soma_engine.shared import check_engine, coerce_config
 from soma_engine.shared import describe as _describe
 from soma_engine.shared import safe as _safe
 from soma_engine.shared import surrogate_name as _surrogate_name
-from soma_engine.surrogate import SurrogateError
 from soma_engine.tools import StopFilter as _StopFilter
-from soma_engine.tools import (
-    ToolCallError,
-    ToolChoice,
-    check_json_output,
-    check_tool_output,
-    function_tools,
-    render_tool_calls,
-    tool_choice,
-    truncate_at_stop,
-)
-from soma_engine.types import Reply, Route, Usage
+from soma_engine.tools import check_json_output, check_tool_output, render_tool_calls, truncate_at_stop
+from soma_engine.types import Reply, Usage
 
 log = logging.getLogger("soma.langchain")
 
@@ -166,6 +157,10 @@ class SomaChatModel(BaseChatModel):
         the surrogate's chat template, parse its calls (``<tool_call>`` tags or JSON) and
         validate them against the schemas and ``tool_choice``. A call that does not hold
         up is served by the teacher (the surrogate's stream is buffered while deciding).
+        In a session whose teacher answered every user message with a tool call, the
+        surrogate's answer to a user message must be a tool call too (an adapted surrogate
+        otherwise answers in the teacher's style with a made-up result); answers to tool
+        results need not.
 
     Structured output:
         ```python
@@ -306,17 +301,10 @@ class SomaChatModel(BaseChatModel):
     # -- engine --------------------------------------------------------------------------
     def get_engine(self) -> SomaEngine:
         """The engine serving this model (built on first use when not given)."""
-        if self.engine is not None:
-            return self.engine
-        if self._engine is None or self._engine._closed:
-            self._engine = shared_engine(
-                surrogate=self.surrogate,
-                encoder=self.encoder,
-                store=self.store,
-                namespace=self.namespace,
-                config=self.config,
-            )
-        return self._engine
+        engine = turns.model_engine(self, self._engine)
+        if self.engine is None:
+            self._engine = engine
+        return engine
 
     # -- tools and structured output -----------------------------------------------------
     def bind_tools(
@@ -452,12 +440,11 @@ class SomaChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         turn = self._begin(messages, stop, kwargs, run_manager)
-        if turn.surrogate:
-            try:
-                reply = turn.engine.generate(turn.route, audit=self._auditor(turn))
-                return _result(self._surrogate_message(turn, reply))
-            except Exception as exc:  # the surrogate path never surfaces: the teacher serves
-                self._fallback(turn, exc)
+        served = turns.serve_surrogate(
+            turn, self._auditor(turn), lambda reply: _result(self._surrogate_message(turn, reply))
+        )
+        if served is not None:
+            return served
         runnable, call_kwargs = self._teacher_call(turn)
         msg = runnable.invoke(turn.messages, config=_teacher_config(run_manager), **call_kwargs)
         return _result(self._teacher_message(turn, _as_ai_message(msg), self._record(turn, msg)))
@@ -470,47 +457,8 @@ class SomaChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         turn = self._begin(messages, stop, kwargs, run_manager)
-        if turn.surrogate:
-            try:
-                yield from self._surrogate_stream(turn, run_manager)
-                return
-            except _Fallback as fb:
-                self._fallback(turn, fb.cause, partial=fb.partial)
-        yield from self._teacher_stream(turn, run_manager)
-
-    def _surrogate_stream(
-        self, turn: _Turn, run_manager: CallbackManagerForLLMRun | None
-    ) -> Iterator[ChatGenerationChunk]:
-        filt = _StopFilter(turn.stop)
-        emitted = False
-        try:
-            pieces = turn.engine.stream(turn.route, audit=self._auditor(turn))
-        except Exception as exc:
-            raise _Fallback(exc, False) from exc
-        reply: Reply | None = None
-        while True:
-            try:
-                item = next(pieces)
-            except StopIteration:
-                break
-            except Exception as exc:
-                raise _Fallback(exc, emitted) from exc
-            if isinstance(item, Reply):
-                reply = item
-                break
-            if turn.buffered:
-                continue
-            piece = filt.feed(item)
-            if piece:
-                emitted = True
-                yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
-        try:
-            if reply is None:
-                raise RuntimeError("the surrogate's stream ended without a reply")
-            final = self._surrogate_final_chunk(turn, reply, filt)
-        except Exception as exc:
-            raise _Fallback(exc, emitted) from exc
-        yield ChatGenerationChunk(message=final)
+        out = turns.SurrogateStream(turn, _piece_chunk, self._surrogate_final(turn), turn.stop)
+        yield from turns.stream_turn(out, self._auditor(turn), lambda: self._teacher_stream(turn, run_manager))
 
     def _teacher_stream(
         self, turn: _Turn, run_manager: CallbackManagerForLLMRun | None
@@ -537,12 +485,11 @@ class SomaChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         turn = await self._abegin(messages, stop, kwargs, run_manager)
-        if turn.surrogate:
-            try:
-                reply = await turn.engine.agenerate(turn.route, audit=self._auditor(turn))
-                return _result(self._surrogate_message(turn, reply))
-            except Exception as exc:
-                self._fallback(turn, exc)
+        served = await turns.aserve_surrogate(
+            turn, self._auditor(turn), lambda reply: _result(self._surrogate_message(turn, reply))
+        )
+        if served is not None:
+            return served
         runnable, call_kwargs = self._teacher_call(turn)
         msg = await runnable.ainvoke(turn.messages, config=_teacher_config(run_manager, is_async=True), **call_kwargs)
         soma = await asyncio.to_thread(self._record, turn, msg)
@@ -556,13 +503,15 @@ class SomaChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         turn = await self._abegin(messages, stop, kwargs, run_manager)
-        if turn.surrogate:
-            try:
-                async for chunk in self._surrogate_astream(turn):
-                    yield chunk
-                return
-            except _Fallback as fb:
-                self._fallback(turn, fb.cause, partial=fb.partial)
+        out = turns.SurrogateStream(turn, _piece_chunk, self._surrogate_final(turn), turn.stop)
+        async for chunk in turns.astream_turn(
+            out, self._auditor(turn), lambda: self._teacher_astream(turn, run_manager)
+        ):
+            yield chunk
+
+    async def _teacher_astream(
+        self, turn: _Turn, run_manager: AsyncCallbackManagerForLLMRun | None
+    ) -> AsyncIterator[ChatGenerationChunk]:
         runnable, call_kwargs = self._teacher_call(turn)
         config = _teacher_config(run_manager, is_async=True)
         acc: AIMessageChunk | None = None
@@ -577,35 +526,6 @@ class SomaChatModel(BaseChatModel):
                 yield ChatGenerationChunk(message=_forward(chunk))
         soma = await asyncio.to_thread(self._record, turn, acc)
         yield ChatGenerationChunk(message=self._teacher_final_chunk(turn, acc, soma))
-
-    async def _surrogate_astream(self, turn: _Turn) -> AsyncIterator[ChatGenerationChunk]:
-        filt = _StopFilter(turn.stop)
-        emitted = False
-        pieces = turn.engine.astream(turn.route, audit=self._auditor(turn))
-        reply: Reply | None = None
-        while True:
-            try:
-                item = await pieces.__anext__()
-            except StopAsyncIteration:
-                break
-            except Exception as exc:
-                raise _Fallback(exc, emitted) from exc
-            if isinstance(item, Reply):
-                reply = item
-                break
-            if turn.buffered:
-                continue
-            piece = filt.feed(item)
-            if piece:
-                emitted = True
-                yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
-        try:
-            if reply is None:
-                raise RuntimeError("the surrogate's stream ended without a reply")
-            final = self._surrogate_final_chunk(turn, reply, filt)
-        except Exception as exc:
-            raise _Fallback(exc, emitted) from exc
-        yield ChatGenerationChunk(message=final)
 
     # -- one turn ------------------------------------------------------------------------
     def _begin(
@@ -638,33 +558,11 @@ class SomaChatModel(BaseChatModel):
             json_mode=json_mode,
             buffered=self.buffer_stream,
         )
-        request: dict[str, Any] = {}
-        teacher_only = ""
+        request = turns.tool_request(turn, tools, choice_arg) if tools else {}
         if "response_format" in kwargs:
-            teacher_only = "response_format is served by the teacher"
-        if tools:
-            try:
-                turn.surrogate_tools = function_tools(tools)
-                turn.choice = tool_choice(choice_arg)
-            except ToolCallError as exc:
-                teacher_only = str(exc)
-            if turn.choice.mode != "none":
-                request["tools"] = turn.surrogate_tools
-        if teacher_only:
-            request.update(teacher_only=True, reason=teacher_only)
+            request.update(teacher_only=True, reason="response_format is served by the teacher")
         session = _resolve_session(session_id, run_manager)
-        try:
-            turn.route = turn.engine.route(session, to_soma_messages(messages), request, agent=agent)
-        except ValueError as exc:  # a conversation the engine does not track (e.g. ends with the AI)
-            turn.untracked = f"not tracked: {exc}"
-            log.info("SOMA does not track this call (%s); the teacher serves it", exc)
-        except Exception as exc:
-            turn.untracked = f"not tracked: {type(exc).__name__}: {exc}"
-            log.warning("SOMA could not route this call (%s); the teacher serves it", exc, exc_info=True)
-        if turn.surrogate and (tools or json_mode is not None):
-            turn.buffered = True  # decide on the whole answer before the caller sees any of it
-            turn.route.validate = turn.check
-        return turn
+        return turns.open_turn(turn, session, to_soma_messages(messages), request, agent)
 
     async def _abegin(
         self,
@@ -675,16 +573,6 @@ class SomaChatModel(BaseChatModel):
     ) -> _Turn:
         # The store (and, while serving, the locality encoder) is off the event loop.
         return await asyncio.to_thread(self._begin, messages, stop, kwargs, run_manager)
-
-    def _fallback(self, turn: _Turn, exc: BaseException, *, partial: bool = False) -> None:
-        reason = str(exc) if isinstance(exc, SurrogateError) else f"{type(exc).__name__}: {exc}"
-        turn.partial = partial
-        try:
-            turn.engine.fallback(turn.route, reason)
-        except Exception:  # pragma: no cover - fallback only sets fields
-            log.exception("engine.fallback failed")
-            turn.route = None
-            turn.untracked = f"fallback: {reason}"
 
     def _teacher_call(self, turn: _Turn) -> tuple[Any, dict[str, Any]]:
         """The teacher runnable for this turn (tools bound, JSON mode) and its call kwargs."""
@@ -726,22 +614,7 @@ class SomaChatModel(BaseChatModel):
         """Record a teacher turn; returns the ``soma`` metadata. Never raises."""
         text, usage = _teacher_text(msg)
         turn.usage_estimate = _estimate_usage(turn, text)
-        if turn.route is None:
-            return {"served_by": "teacher", "tracked": False, "reason": turn.untracked}
-        try:
-            reply = turn.engine.record_teacher(turn.route, text, usage)
-            soma = dict(reply.soma)
-        except Exception as exc:
-            log.warning("SOMA could not record a teacher turn: %s", exc, exc_info=True)
-            soma = {
-                "served_by": "teacher",
-                "session_id": turn.route.key.session_id,
-                "namespace": turn.route.key.namespace,
-                "error": f"{type(exc).__name__}: {exc}",
-            }
-        if turn.partial:
-            soma["partial_surrogate_output"] = True
-        return soma
+        return turns.record_teacher(turn, text, usage)
 
     # -- messages out --------------------------------------------------------------------
     def _teacher_message(self, turn: _Turn, msg: AIMessage, soma: dict[str, Any]) -> AIMessage:
@@ -800,6 +673,9 @@ class SomaChatModel(BaseChatModel):
             response_metadata=self._surrogate_meta(turn, reply, finish),
         )
 
+    def _surrogate_final(self, turn: _Turn) -> Callable[[Reply, str, _StopFilter], ChatGenerationChunk]:
+        return lambda reply, _sent, filt: ChatGenerationChunk(message=self._surrogate_final_chunk(turn, reply, filt))
+
     def _surrogate_final_chunk(self, turn: _Turn, reply: Reply, filt: _StopFilter) -> AIMessageChunk:
         text, calls, finish = self._surrogate_parts(turn, reply)
         content = text if turn.buffered else filt.flush()
@@ -818,9 +694,8 @@ class SomaChatModel(BaseChatModel):
 # ----------------------------------------------------------------------------- one turn's state
 
 
-@dataclass
-class _Turn:
-    engine: SomaEngine
+@dataclass(kw_only=True)
+class _Turn(turns.Turn):
     messages: list[BaseMessage]
     stop: list[str] | None
     tools: list[dict[str, Any]] | None
@@ -828,17 +703,11 @@ class _Turn:
     bind_kwargs: dict[str, Any]
     call_kwargs: dict[str, Any]
     json_mode: dict[str, Any] | None
-    buffered: bool = False
-    route: Route | None = None
-    untracked: str = ""
-    surrogate_tools: list[dict[str, Any]] = field(default_factory=list)
-    choice: ToolChoice = field(default_factory=ToolChoice)
-    partial: bool = False
     usage_estimate: UsageMetadata | None = None
 
     @property
-    def surrogate(self) -> bool:
-        return self.route is not None and self.route.target == "surrogate"
+    def validates(self) -> bool:
+        return bool(self.tools) or self.json_mode is not None
 
     def check(self, text: str) -> Any:
         """Validate the surrogate's answer (tools, JSON mode); raises on invalid output."""
@@ -853,13 +722,6 @@ class _Turn:
         if self.json_mode is not None:
             return check_json_output(text, self.json_mode.get("schema"))
         return text
-
-
-class _Fallback(Exception):
-    def __init__(self, cause: BaseException, partial: bool) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-        self.partial = partial
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -1064,3 +926,7 @@ def _json_mode_raw(output: dict[str, Any]) -> AIMessage:
 
 def _result(msg: AIMessage) -> ChatResult:
     return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+def _piece_chunk(_sent: str, piece: str) -> ChatGenerationChunk:
+    return ChatGenerationChunk(message=AIMessageChunk(content=piece))

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -37,6 +38,7 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+from llama_index.core.chat_engine.types import BaseChatEngine
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.dispatcher import active_instrument_tags, instrument_tags
 from llama_index.core.instrumentation.span import active_span_id
@@ -47,32 +49,24 @@ from llama_index.core.llms.llm import LLM, ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
 from llama_index.core.tools.types import BaseTool as _BaseTool
 
+from soma_engine import turns
 from soma_engine.config import SomaConfig
 from soma_engine.encoder import Encoder
 from soma_engine.engine import SomaEngine, estimate_tokens
 from soma_engine.models import resolve_encoder
-from soma_engine.shared import check_engine, coerce_config, describe, safe, shared_engine, surrogate_name
-from soma_engine.surrogate import SurrogateError
-from soma_engine.tools import (
-    ParsedOutput,
-    StopFilter,
-    ToolCallError,
-    ToolChoice,
-    check_tool_output,
-    function_tools,
-    render_tool_calls,
-    tool_choice,
-)
-from soma_engine.types import Reply, Route, Usage
+from soma_engine.shared import check_engine, coerce_config, describe, safe, surrogate_name
+from soma_engine.tools import ParsedOutput, StopFilter, check_tool_output, render_tool_calls
+from soma_engine.types import Reply, Usage
 
 if TYPE_CHECKING:
     from llama_index.core.tools import BaseTool
 
 log = logging.getLogger("soma.llama_index")
 
-__all__ = ["EncoderEmbedding", "SomaLLM", "session_from_context", "to_soma_messages"]
+__all__ = ["EncoderEmbedding", "SomaLLM", "internal_prompt", "session_from_context", "to_soma_messages"]
 
 UNTRACKED_COMPLETION = "completion calls are not conversation turns (e.g. a chat engine condensing the question)"
+UNTRACKED_PROMPT = "a chat engine's own prompt (e.g. condensing the question), not a conversation turn"
 TEACHER_TAG = "soma.call"  # instrumentation tag on the teacher's own events: "teacher" or "audit"
 DEFAULT_CHAT_STORE_KEY = "chat_history"  # ChatMemoryBuffer's default key: shared by every buffer, not an identity
 
@@ -143,6 +137,15 @@ class SomaLLM(FunctionCallingLLM):
         whose metadata says ``is_chat_model=False`` makes LlamaIndex send the app's turns as
         completions too, so SOMA cannot track them (a warning says so once).
 
+    A chat engine's own prompts:
+        ``CondenseQuestionChatEngine`` condenses with ``LLM.predict``, which LlamaIndex sends
+        through ``chat``. A ``chat`` call made by ``predict`` / ``apredict`` / ``stream`` /
+        ``astream`` that a chat engine called itself (read from the instrumentation spans,
+        see :func:`internal_prompt`) is treated like a completion: served by the teacher, not
+        recorded (``soma["tracked"] is False``), whatever the session. The query engine's
+        answer below the same chat engine (its synthesizer's ``predict``) is the user's turn,
+        in the chat engine's memory session.
+
     Tools:
         ``chat_with_tools`` / ``achat_with_tools`` / ``stream_chat_with_tools`` /
         ``astream_chat_with_tools`` (as ``FunctionAgent`` and ``predict_and_call`` use them).
@@ -150,7 +153,9 @@ class SomaLLM(FunctionCallingLLM):
         native tool calling and validation apply. Surrogate turns put the tools' schemas in
         the surrogate's chat template, parse its calls and validate them against the schemas
         and the tool choice (:mod:`soma_engine.tools`, shared with the LangChain
-        integration); a call that does not hold up is served by the teacher. Without
+        integration); a call that does not hold up is served by the teacher, and so is a
+        plain answer to a user message in a session whose teacher answered every user
+        message with a tool call (:func:`soma_engine.turns.open_turn`). Without
         ``allow_parallel_tool_calls`` only the first call is kept, as LlamaIndex's own LLMs
         do. Tool calls travel as ``ToolCallBlock``s; :meth:`get_tool_calls_from_response`
         reads them (partial JSON while streaming does not raise) and defers to the
@@ -248,28 +253,18 @@ class SomaLLM(FunctionCallingLLM):
     # -- engine --------------------------------------------------------------------------
     def get_engine(self) -> SomaEngine:
         """The engine serving this LLM (built on first use when not given)."""
-        if self.engine is not None:
-            return self.engine
-        if self._engine is None or self._engine._closed:
-            self._engine = shared_engine(
-                surrogate=self.surrogate,
-                encoder=self.encoder,
-                store=self.store,
-                namespace=self.namespace,
-                config=self.config,
-            )
-        return self._engine
+        engine = turns.model_engine(self, self._engine)
+        if self.engine is None:
+            self._engine = engine
+        return engine
 
     # -- chat: sync ----------------------------------------------------------------------
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         turn = self._begin(messages, kwargs)
-        if turn.surrogate:
-            try:
-                reply = turn.engine.generate(turn.route, audit=self._auditor(turn))
-                return self._surrogate_response(turn, reply)
-            except Exception as exc:  # the surrogate path never surfaces: the teacher serves
-                self._fallback(turn, exc)
+        served = turns.serve_surrogate(turn, self._auditor(turn), lambda reply: self._surrogate_response(turn, reply))
+        if served is not None:
+            return served
         with _teacher_tags():
             resp = self._call_teacher(turn, stream=False)
         return self._teacher_response(turn, resp, self._record(turn, resp))
@@ -278,46 +273,8 @@ class SomaLLM(FunctionCallingLLM):
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         # Routed now, while the caller's instrumentation span (its session) is current.
         turn = self._begin(messages, kwargs)
-
-        def gen() -> Iterator[ChatResponse]:
-            if turn.surrogate:
-                try:
-                    yield from self._surrogate_stream(turn)
-                    return
-                except _Fallback as fb:
-                    self._fallback(turn, fb.cause, partial=fb.partial)
-            yield from self._teacher_stream(turn)
-
-        return gen()
-
-    def _surrogate_stream(self, turn: _Turn) -> Iterator[ChatResponse]:
-        filt = StopFilter()
-        emitted = ""
-        pieces = turn.engine.stream(turn.route, audit=self._auditor(turn))
-        reply: Reply | None = None
-        while True:
-            try:
-                item = next(pieces)
-            except StopIteration:
-                break
-            except Exception as exc:
-                raise _Fallback(exc, bool(emitted)) from exc
-            if isinstance(item, Reply):
-                reply = item
-                break
-            if turn.buffered:
-                continue
-            piece = filt.feed(item)
-            if piece:
-                emitted += piece
-                yield self._partial_response(turn, "surrogate", emitted, piece)
-        try:
-            if reply is None:
-                raise RuntimeError("the surrogate's stream ended without a reply")
-            final = self._surrogate_response(turn, reply, streamed=None if turn.buffered else (emitted, filt))
-        except Exception as exc:
-            raise _Fallback(exc, bool(emitted)) from exc
-        yield final
+        out = turns.SurrogateStream(turn, self._piece(turn), self._surrogate_final(turn))
+        return turns.stream_turn(out, self._auditor(turn), functools.partial(self._teacher_stream, turn))
 
     def _teacher_stream(self, turn: _Turn) -> Iterator[ChatResponse]:
         with _teacher_tags():
@@ -340,12 +297,11 @@ class SomaLLM(FunctionCallingLLM):
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         turn = await self._abegin(messages, kwargs)
-        if turn.surrogate:
-            try:
-                reply = await turn.engine.agenerate(turn.route, audit=self._auditor(turn))
-                return self._surrogate_response(turn, reply)
-            except Exception as exc:
-                self._fallback(turn, exc)
+        served = await turns.aserve_surrogate(
+            turn, self._auditor(turn), lambda reply: self._surrogate_response(turn, reply)
+        )
+        if served is not None:
+            return served
         with _teacher_tags():
             resp = await self._acall_teacher(turn, stream=False)
         soma = await asyncio.to_thread(self._record, turn, resp)
@@ -354,48 +310,8 @@ class SomaLLM(FunctionCallingLLM):
     @llm_chat_callback()
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         turn = await self._abegin(messages, kwargs)
-
-        async def gen() -> AsyncIterator[ChatResponse]:
-            if turn.surrogate:
-                try:
-                    async for resp in self._surrogate_astream(turn):
-                        yield resp
-                    return
-                except _Fallback as fb:
-                    self._fallback(turn, fb.cause, partial=fb.partial)
-            async for resp in self._teacher_astream(turn):
-                yield resp
-
-        return gen()
-
-    async def _surrogate_astream(self, turn: _Turn) -> AsyncIterator[ChatResponse]:
-        filt = StopFilter()
-        emitted = ""
-        pieces = turn.engine.astream(turn.route, audit=self._auditor(turn))
-        reply: Reply | None = None
-        while True:
-            try:
-                item = await pieces.__anext__()
-            except StopAsyncIteration:
-                break
-            except Exception as exc:
-                raise _Fallback(exc, bool(emitted)) from exc
-            if isinstance(item, Reply):
-                reply = item
-                break
-            if turn.buffered:
-                continue
-            piece = filt.feed(item)
-            if piece:
-                emitted += piece
-                yield self._partial_response(turn, "surrogate", emitted, piece)
-        try:
-            if reply is None:
-                raise RuntimeError("the surrogate's stream ended without a reply")
-            final = self._surrogate_response(turn, reply, streamed=None if turn.buffered else (emitted, filt))
-        except Exception as exc:
-            raise _Fallback(exc, bool(emitted)) from exc
-        yield final
+        out = turns.SurrogateStream(turn, self._piece(turn), self._surrogate_final(turn))
+        return turns.astream_turn(out, self._auditor(turn), functools.partial(self._teacher_astream, turn))
 
     async def _teacher_astream(self, turn: _Turn) -> AsyncIterator[ChatResponse]:
         with _teacher_tags():
@@ -529,7 +445,9 @@ class SomaLLM(FunctionCallingLLM):
         return selections
 
     # -- one turn ------------------------------------------------------------------------
-    def _begin(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], session: str | None = None) -> _Turn:
+    def _begin(
+        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], context: tuple[str | None, bool] | None = None
+    ) -> _Turn:
         """Split the call's kwargs, resolve the session and ask the engine who serves."""
         kwargs = dict(kwargs)
         explicit = kwargs.pop("session_id", None)
@@ -546,52 +464,33 @@ class SomaLLM(FunctionCallingLLM):
             output_check=self.output_check,
             buffered=self.buffer_stream,
         )
+        session, internal = context or self._context(explicit)
+        if internal:
+            turn.untracked = UNTRACKED_PROMPT
+            return turn
         request: dict[str, Any] = {}
         if turn.tools:
-            try:
-                turn.surrogate_tools = function_tools([_openai_tool(t) for t in turn.tools])
-                default = "required" if turn.tool_required else "auto"
-                turn.choice = tool_choice(turn.choice_arg if turn.choice_arg is not None else default)
-                if turn.choice.mode != "none":
-                    request["tools"] = turn.surrogate_tools
-            except (ToolCallError, TypeError, ValueError, AttributeError) as exc:
-                request.update(teacher_only=True, reason=f"tools: {exc}")
-        session = session or self._resolve_session(explicit)
-        try:
-            turn.route = turn.engine.route(session, to_soma_messages(turn.messages), request, agent=agent)
-        except ValueError as exc:  # a conversation the engine does not track (e.g. ends with the AI)
-            turn.untracked = f"not tracked: {exc}"
-            log.info("SOMA does not track this call (%s); the teacher serves it", exc)
-        except Exception as exc:
-            turn.untracked = f"not tracked: {type(exc).__name__}: {exc}"
-            log.warning("SOMA could not route this call (%s); the teacher serves it", exc, exc_info=True)
-        if turn.surrogate and (turn.tools or turn.output_check is not None):
-            turn.buffered = True  # decide on the whole answer before the caller sees any of it
-            turn.route.validate = turn.check  # type: ignore[union-attr]
-        return turn
+            default = "required" if turn.tool_required else "auto"
+            choice = turn.choice_arg if turn.choice_arg is not None else default
+            request = turns.tool_request(turn, (_openai_tool(t) for t in turn.tools), choice)
+        return turns.open_turn(turn, session, to_soma_messages(turn.messages), request, agent)
 
     async def _abegin(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> _Turn:
         # The session comes from this task's context; the store (and, while serving, the
         # locality encoder) is read off the event loop.
-        session = self._resolve_session(kwargs.get("session_id"))
-        return await asyncio.to_thread(self._begin, messages, kwargs, session)
+        context = self._context(kwargs.get("session_id"))
+        return await asyncio.to_thread(self._begin, messages, kwargs, context)
 
-    def _resolve_session(self, explicit: Any) -> str | None:
+    def _context(self, explicit: Any) -> tuple[str | None, bool]:
+        """The call's session, and whether the call is a chat engine's own prompt (condensing)
+        rather than a turn: such a call is served by the teacher and not recorded."""
+        if internal_prompt():
+            return None, True
         if explicit not in (None, ""):
-            return str(explicit)
+            return str(explicit), False
         if self.session_id:
-            return self.session_id
-        return session_from_context()
-
-    def _fallback(self, turn: _Turn, exc: BaseException, *, partial: bool = False) -> None:
-        reason = str(exc) if isinstance(exc, SurrogateError) else f"{type(exc).__name__}: {exc}"
-        turn.partial = partial
-        try:
-            turn.engine.fallback(turn.route, reason)  # type: ignore[arg-type]
-        except Exception:  # pragma: no cover - fallback only sets fields
-            log.exception("engine.fallback failed")
-            turn.route = None
-            turn.untracked = f"fallback: {reason}"
+            return self.session_id, False
+        return session_from_context(), False
 
     def _call_teacher(self, turn: _Turn, *, stream: bool) -> Any:
         """The teacher's native call for this turn: ``(stream_)chat_with_tools`` with the
@@ -636,21 +535,7 @@ class SomaLLM(FunctionCallingLLM):
         text = self._teacher_text(turn, resp)
         usage = _usage_of(resp)
         turn.usage = usage or Usage(_prompt_estimate(turn.messages), estimate_tokens(text), estimated=True)
-        if turn.route is None:
-            return {"served_by": "teacher", "tracked": False, "reason": turn.untracked}
-        try:
-            soma = dict(turn.engine.record_teacher(turn.route, text, usage).soma)
-        except Exception as exc:
-            log.warning("SOMA could not record a teacher turn: %s", exc, exc_info=True)
-            soma = {
-                "served_by": "teacher",
-                "session_id": turn.route.key.session_id,
-                "namespace": turn.route.key.namespace,
-                "error": f"{type(exc).__name__}: {exc}",
-            }
-        if turn.partial:
-            soma["partial_surrogate_output"] = True
-        return soma
+        return turns.record_teacher(turn, text, usage)
 
     def _teacher_text(self, turn: _Turn, resp: ChatResponse) -> str:
         """The teacher's answer as the engine records it: text, then its tool calls in the
@@ -677,6 +562,15 @@ class SomaLLM(FunctionCallingLLM):
             "turn": turn.route.turn,
             "partial": True,
         }
+
+    def _piece(self, turn: _Turn) -> Callable[[str, str], ChatResponse]:
+        return lambda sent, piece: self._partial_response(turn, "surrogate", sent, piece)
+
+    def _surrogate_final(self, turn: _Turn) -> Callable[[Reply, str, StopFilter], ChatResponse]:
+        def final(reply: Reply, sent: str, filt: StopFilter) -> ChatResponse:
+            return self._surrogate_response(turn, reply, streamed=None if turn.buffered else (sent, filt))
+
+        return final
 
     def _partial_response(self, turn: _Turn, served_by: str, content: str, delta: str) -> ChatResponse:
         return ChatResponse(
@@ -739,9 +633,8 @@ class SomaLLM(FunctionCallingLLM):
 # ----------------------------------------------------------------------------- one turn's state
 
 
-@dataclass
-class _Turn:
-    engine: SomaEngine
+@dataclass(kw_only=True)
+class _Turn(turns.Turn):
     messages: list[ChatMessage]
     tools: list[Any] | None
     tool_required: bool
@@ -749,17 +642,11 @@ class _Turn:
     choice_arg: Any
     teacher_kwargs: dict[str, Any]
     output_check: Callable[[str], Any] | None
-    buffered: bool = False
-    route: Route | None = None
-    untracked: str = ""
-    surrogate_tools: list[dict[str, Any]] = field(default_factory=list)
-    choice: ToolChoice = field(default_factory=ToolChoice)
-    partial: bool = False
     usage: Usage | None = None
 
     @property
-    def surrogate(self) -> bool:
-        return self.route is not None and self.route.target == "surrogate"
+    def validates(self) -> bool:
+        return bool(self.tools) or self.output_check is not None
 
     def check(self, text: str) -> ParsedOutput | None:
         """Validate the surrogate's answer (tool calls, ``output_check``); raises when it
@@ -774,13 +661,6 @@ class _Turn:
         return parsed
 
 
-class _Fallback(Exception):
-    def __init__(self, cause: BaseException, partial: bool) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-        self.partial = partial
-
-
 # ----------------------------------------------------------------------------- sessions from spans
 
 
@@ -789,11 +669,15 @@ class _SessionSpans(BaseSpanHandler[Any]):
     the memory the span works on: a chat engine's ``_memory`` (the engine is the span's
     instance), a ``memory`` argument, or an agent run's start event (``agent.run(...,
     memory=...)``). A tool's span is a boundary: LLM calls made inside a tool (a query engine
-    used as an agent's tool) are not turns of the agent's conversation. Entries outlive their
+    used as an agent's tool) are not turns of the agent's conversation. A prompt that a chat
+    engine sends through ``LLM.predict`` (and its stream/async twins) itself is marked too:
+    ``CondenseQuestionChatEngine`` condenses the question that way, and that call is not a
+    turn (the query engine's answer below the same chat engine is). Entries outlive their
     span (a chat engine's streamed answer is generated after its ``stream_chat`` span has
     returned, in a thread or task that inherited the span as current), in a bounded LRU."""
 
-    _spans: OrderedDict[str, tuple[str | None, Any]] = PrivateAttr(default_factory=OrderedDict)
+    # span id -> (parent span id, session id or a marker, the span is a chat engine's)
+    _spans: OrderedDict[str, tuple[str | None, Any, bool]] = PrivateAttr(default_factory=OrderedDict)
     _lk: Any = PrivateAttr(default_factory=threading.Lock)
     _limit: int = PrivateAttr(default=20000)
 
@@ -812,7 +696,10 @@ class _SessionSpans(BaseSpanHandler[Any]):
     ) -> None:
         session = _TOOL if isinstance(instance, _BaseTool) else _memory_session(instance, bound_args)
         with self._lk:
-            self._spans[id_] = (parent_id, session)
+            parent = self._spans.get(parent_id) if parent_id else None
+            if parent is not None and parent[2] and isinstance(instance, LLM) and _method(id_) in _PROMPT_METHODS:
+                session = _ENGINE_PROMPT
+            self._spans[id_] = (parent_id, session, isinstance(instance, BaseChatEngine))
             while len(self._spans) > self._limit:
                 self._spans.popitem(last=False)
 
@@ -832,22 +719,35 @@ class _SessionSpans(BaseSpanHandler[Any]):
         return None
 
     def session(self, span_id: str | None) -> str | None:
+        found = self._walk(span_id)
+        return found if isinstance(found, str) else None
+
+    def engine_prompt(self, span_id: str | None) -> bool:
+        return self._walk(span_id) is _ENGINE_PROMPT
+
+    def _walk(self, span_id: str | None) -> Any:
+        """The nearest session id or marker from the span up to the root."""
         seen = 0
         with self._lk:
             while span_id and seen < 256:
                 entry = self._spans.get(span_id)
                 if entry is None:
                     return None
-                parent, session = entry
-                if session is _TOOL:
-                    return None
+                parent, session, _ = entry
                 if session:
                     return session
                 span_id, seen = parent, seen + 1
         return None
 
 
+def _method(span_id: str) -> str:
+    """The method name in a span id (``Class.method-<uuid4>``)."""
+    return span_id[:-37].rsplit(".", 1)[-1]
+
+
 _TOOL: Any = object()  # marks a tool's span: the walk up to a memory stops there
+_ENGINE_PROMPT: Any = object()  # marks an LLM prompt call made by a chat engine itself
+_PROMPT_METHODS = frozenset({"predict", "apredict", "stream", "astream"})
 _SPANS = _SessionSpans()
 _SPANS_INSTALLED = False
 _SPANS_LOCK = threading.Lock()
@@ -877,6 +777,13 @@ def session_from_context() -> str | None:
         return str(value)
     _install_session_spans()
     return _SPANS.session(active_span_id.get())
+
+
+def internal_prompt() -> bool:
+    """Whether the current LLM call is a chat engine's own prompt (``LLM.predict`` called by
+    the chat engine, as ``CondenseQuestionChatEngine`` condenses the question), not a turn."""
+    _install_session_spans()
+    return _SPANS.engine_prompt(active_span_id.get())
 
 
 def _memory_session(instance: Any, bound_args: Any) -> str | None:

@@ -3,7 +3,7 @@
 One engine per module (tiny random surrogate that always answers visible text, the bundled
 MiniLM encoder shared with the run, SQLite under tmp): with ``warm_window=4``, inline
 adaptation and an always-passing gate, a session switches to the surrogate deterministically
-after its fourth teacher turn; rollbacks are triggered explicitly (``engine._rollback``).
+after its fourth teacher turn; rollbacks are triggered explicitly (``engine.rollback``).
 The LlamaIndex components are real (chat engines, a ``VectorStoreIndex`` over a local
 embedding, ``Memory``, ``FunctionAgent``, ``ReActAgent``, instrumentation); the teacher is a
 scripted ``FunctionCallingLLM``. Surrogate answers that must have a given shape (tool calls,
@@ -43,7 +43,12 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import Field
-from llama_index.core.chat_engine import CondensePlusContextChatEngine, ContextChatEngine, SimpleChatEngine
+from llama_index.core.chat_engine import (
+    CondensePlusContextChatEngine,
+    CondenseQuestionChatEngine,
+    ContextChatEngine,
+    SimpleChatEngine,
+)
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.dispatcher import instrument_tags
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -96,6 +101,8 @@ def default_reply(messages: Sequence[ChatMessage], tools: Sequence[Any]) -> Chat
         return _assistant(f"Thought: I can answer without using any tools.\nAnswer: Teacher answer to: {text}")
     if last.role == MessageRole.TOOL:
         return _assistant(f"The result is {text}.")
+    if "<Follow Up Message>" in text:  # CondenseQuestionChatEngine's condensing prompt
+        return _assistant(text.split("<Follow Up Message>")[1].split("<Standalone question>")[0].strip())
     names = [t.metadata.name for t in tools]
     nums = _numbers(text)
     for word, name in (("plus", "add"), ("times", "multiply")):
@@ -502,7 +509,7 @@ def test_direct_calls_across_the_switch_sync_async_stream(engine: SomaEngine, te
     assert last.message.content and last.raw["model"] == "model"  # the (tiny) surrogate's own text
     assert [c["how"] for c in teacher.calls] == ["chat", "stream_chat", "achat", "astream_chat"]
 
-    engine._rollback(engine.key("direct-1"), "test: drift")
+    assert engine.rollback("direct-1", "test: drift")
     for how in ("chat", "stream"):
         out = turn(how, "And now?")
         assert served(out) == "teacher" and out.additional_kwargs["soma"]["phase"] == "rolled_back"
@@ -583,7 +590,7 @@ def _switch_and_rollback(engine: SomaEngine, chat_engine: Any, session: str, top
     assert all(a.strip() for a in answers)
     assert answers[0] == f"Teacher answer to: {questions[0]}"
     assert not any(a.startswith("Teacher answer") for a in answers[WARM:])
-    engine._rollback(engine.key(session), "test: drift")
+    assert engine.rollback(session, "test: drift")
     after = _drive(chat_engine, ["And after the rollback?", "And streamed?"])
     assert after == ["Teacher answer to: And after the rollback?", "Teacher answer to: And streamed?"]
     view = engine.session(session)
@@ -635,6 +642,28 @@ def test_condense_plus_context_condensing_is_not_a_turn(
     ]
     assert all("Follow Up" not in t.query for t in view.turns)
     assert len(answers) == 2 * WARM
+
+
+def test_condense_question_condensing_is_not_a_turn(
+    engine: SomaEngine, teacher: ScriptedTeacher, index: VectorStoreIndex
+) -> None:
+    """CondenseQuestionChatEngine condenses through ``LLM.predict`` (a chat call): served by
+    the teacher, untracked; the query engine's answer under it is the user's turn."""
+    memory = Memory.from_defaults(session_id="condense-q-1", token_limit=3000)
+    llm = SomaLLM(teacher=teacher, engine=engine)
+    chat_engine = CondenseQuestionChatEngine.from_defaults(
+        query_engine=index.as_query_engine(llm=llm, similarity_top_k=2), llm=llm, memory=memory
+    )
+    questions = [f"Week {i}: how long should my long ride be?" for i in range(WARM + 4)]
+    answers = _drive(chat_engine, questions)  # chat, stream_chat, achat, astream_chat in turn
+    view = engine.session("condense-q-1")
+    assert len(view.turns) == len(questions)  # one turn per user message, none for condensing
+    assert view.served_by == ["teacher"] * WARM + ["surrogate"] * 4
+    assert all(questions[i] in answers[i] for i in range(WARM))  # the teacher answered the condensed question
+    condensing = [c for c in teacher.calls if "<Follow Up Message>" in (c["messages"][-1].content or "")]
+    # every follow-up is condensed, by the teacher, before and after the switch
+    assert len(condensing) == len(questions) - 1
+    assert all("<Follow Up Message>" not in t.query and questions[i] in t.query for i, t in enumerate(view.turns))
 
 
 def test_chat_engine_session_from_memory_buffer_key_or_tag(engine: SomaEngine, teacher: ScriptedTeacher) -> None:
@@ -702,10 +731,33 @@ def test_function_agent_switch_tools_and_rollback(
         assert view.served_by[-2:] == ["teacher", "teacher"] and view.turns[-2].fallback
         monkeypatch.undo()
 
-        engine._rollback(engine.key(session), "test: drift")
+        assert engine.rollback(session, "test: drift")
         out, events = await _run(agent, "What is 3 plus 4?", memory)
         assert _tool_results(events) == [("add", "7")] and str(out.response.content) == "The result is 7."
         assert engine.session(session).phase.value == "rolled_back"
+
+    asyncio.run(conversation())
+
+
+def test_agent_surrogate_must_call_a_tool_when_the_teacher_always_did(
+    engine: SomaEngine, teacher: ScriptedTeacher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An adapted surrogate that answers a tool question in the teacher's style but without
+    the tool (a made-up number) does not hold up when the teacher always called a tool."""
+    llm = SomaLLM(teacher=teacher, engine=engine)
+    agent = FunctionAgent(tools=TOOLS, llm=llm, system_prompt="You do arithmetic.", timeout=None)
+    memory = Memory.from_defaults(session_id="agent-must-call", token_limit=3000)
+
+    async def conversation() -> None:
+        for question in ("What is 2 plus 3?", "What is 4 times 5?"):
+            await _run(agent, question, memory)
+        ScriptSurrogate(monkeypatch, engine, "The result is 24.", "Six times seven is 42.")
+        out, events = await _run(agent, "What is 6 times 7?", memory)
+        assert _tool_results(events) == [("multiply", "42")]  # the teacher made the call
+        assert str(out.response.content) == "Six times seven is 42."  # the surrogate answered its result
+        view = engine.session("agent-must-call")
+        assert view.served_by[-2:] == ["teacher", "surrogate"]
+        assert "a tool call is required" in (view.turns[-2].fallback or "")
 
     asyncio.run(conversation())
 
@@ -787,7 +839,7 @@ def test_react_agent_switch_validation_and_rollback(
         assert history_of(engine, "react-1")[-2:] == ["teacher", "teacher"]
         monkeypatch.undo()
 
-        engine._rollback(engine.key("react-1"), "test: drift")
+        assert engine.rollback("react-1", "test: drift")
         out, events = await _run(agent, "What is 2 times 2?", memory)
         assert _tool_results(events) == [("multiply", "4")]
         assert engine.session("react-1").phase.value == "rolled_back"
