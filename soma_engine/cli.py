@@ -37,6 +37,7 @@ def _fail(message: str) -> None:
 DEMO_FULL: dict[str, Any] = {"max_new_tokens": 48, "gate": {"audit_seed": 0}}
 DEMO_QUICK: dict[str, Any] = {
     "max_new_tokens": 32,
+    "strategy": "history-ft",  # no mining pass: the full demo runs the paper's method
     "lora": {"steps": 6, "batch_size": 1, "max_seq_len": 256},
     "gate": {"audit_seed": 0},
 }

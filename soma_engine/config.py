@@ -127,7 +127,9 @@ class SomaConfig(_Section):
     max_new_tokens: int = Field(128, ge=1, description="surrogate generation limit")
     temperature: float = Field(0.0, ge=0, description="surrogate sampling temperature; 0 is greedy")
     adaptation: Literal["background", "inline", "queue"] = "background"
-    strategy: Literal["soma", "history-ft", "random-ft"] = "history-ft"
+    # The paper's method by default; "history-ft" (all warm turns, uniform) skips mining, the
+    # cheaper choice on a CPU, and "random-ft" is the ablation's control.
+    strategy: Literal["soma", "history-ft", "random-ft"] = "soma"
     share: Literal["none", "agent", "namespace"] = Field(
         "none",
         description="adapter sharing inside the namespace: none; agent (adapters trained on the same agent's "

@@ -62,6 +62,7 @@ def _permissive_config(**overrides: Any) -> SomaConfig:
     base: dict[str, Any] = {
         "warm_window": 4,
         "adaptation": "inline",
+        "strategy": "history-ft",  # no mining: fast; tests/test_strategies.py and the e2e test run "soma"
         "max_new_tokens": 16,
         "lora": {"steps": 10, "lr": 5e-3},
         "gate": {"min_fidelity": 0.0, "locality_threshold": 2.0, "audit_rate": 0.0, "drift_threshold": 1.0},

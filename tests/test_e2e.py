@@ -50,6 +50,7 @@ def test_session_moves_to_the_surrogate_and_back(tmp_path):
         adaptation="background",
         max_new_tokens=24,
         lora={"steps": 8, "batch_size": 2, "max_seq_len": 256, "lr": 2e-3},
+        mining={"steps": 4, "candidates": 2},  # the default strategy, "soma", with a short mining pass
         gate={"min_fidelity": 0.0, "audit_rate": 0.0},
     )
     store = f"sqlite:///{tmp_path / 'soma.db'}"
