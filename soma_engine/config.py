@@ -122,6 +122,13 @@ class SomaConfig(_Section):
     also reads the config file and ``SOMA_*`` environment variables."""
 
     warm_window: int = Field(4, ge=2, le=64, description="W, teacher turns before adapting (C.2: 3-12)")
+    readapt_window: int | None = Field(
+        None,
+        ge=2,
+        le=64,
+        description="fresh teacher turns after a rollback before re-adapting from the current adapter "
+        "(None: warm_window)",
+    )
     recent_turns: int = Field(2, ge=0, description="K, turns kept verbatim in the compressed context")
     summary_tokens: int = Field(128, ge=0, description="budget of the extractive summary")
     max_new_tokens: int = Field(128, ge=1, description="surrogate generation limit")

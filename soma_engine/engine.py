@@ -509,22 +509,23 @@ class SomaEngine:
             log.exception("could not update last_used of adapter %s", ref.adapter_id[:8])
 
     def rollback(self, session_id: str, reason: str, *, agent: str = "") -> bool:
-        """Send a serving session back to the teacher (it re-adapts after ``warm_window`` fresh
-        teacher turns). False when the session is not serving."""
+        """Send a serving session back to the teacher (it re-adapts after ``readapt_window``,
+        default ``warm_window``, fresh teacher turns). False when the session is not serving."""
         return self._rollback(self.key(session_id, agent=agent), reason)
 
     def _rollback(self, key: SessionKey, reason: str) -> bool:
-        """Back to the teacher: it serves from the next turn; ``warm_window`` fresh teacher
-        turns later the session re-adapts (from the current adapter, whose reference stays as
-        the parent), the summary and the locality bank are rebuilt from those turns, and the
-        gate must pass again before the surrogate serves."""
+        """Back to the teacher: it serves from the next turn; ``readapt_window`` (default
+        ``warm_window``) fresh teacher turns later the session re-adapts (from the current
+        adapter, whose reference stays as the parent), the summary and the locality bank are
+        rebuilt from those turns, and the gate must pass again before the surrogate serves."""
         with self.store.session(key, self.config.session_ttl) as st:
             if st.phase != Phase.SERVING.value:
                 return False
             st.phase = Phase.ROLLED_BACK.value
             st.add("rollbacks")
             st.adapt_from = st.turn_count
-            st.next_adapt_at = st.turn_count + self.config.warm_window
+            # Re-adaptation starts from the current adapter, so it may need fewer fresh turns.
+            st.next_adapt_at = st.turn_count + (self.config.readapt_window or self.config.warm_window)
             st.drift = {}
             push_decision(
                 st,
