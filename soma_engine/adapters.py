@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .types import SessionKey, hash_id
+from .wal import wal_connection
 
 WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"
@@ -285,14 +286,7 @@ class AdapterRegistry:
         return f"AdapterRegistry({str(self.path)!r})"
 
     def _conn(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
-        return db
+        return wal_connection(self._local, self.path)
 
     def _write(self, namespace: str, sql: str, args: tuple[Any, ...]) -> int:
         db = self._conn()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..adapters import AdapterStore
 from ..types import SessionKey, TurnRecord, hash_id
+from ..wal import wal_connection
 from .base import LockTimeout, SessionState
 
 SCHEMA = """
@@ -72,14 +73,7 @@ class SQLiteStore:
         return f"SQLiteStore({str(self.path)!r})"
 
     def _conn(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
-        return db
+        return wal_connection(self._local, self.path)
 
     # -- locking -----------------------------------------------------------------------
     def _thread_lock(self, key: str) -> threading.Lock:
