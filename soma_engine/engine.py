@@ -171,6 +171,13 @@ class SomaEngine:
         if non_text:
             route.reason, route.raw = non_text, messages  # the teacher gets the non-text parts
             return route
+        score = None
+        resumable = state is not None and state.parked and phase in _RESUMABLE and self.config.gate.resume_threshold
+        if resumable and not request.get("teacher_only"):
+            score = self._resume(key, state, msgs)
+            if score is not None:
+                state, phase = self.store.get(key) or state, Phase.SERVING
+                route.phase, route.reason = phase, "resumed the parked adapter: the query is back on its topic"
         if state is None or phase is not Phase.SERVING or not state.adapter:
             route.reason = f"phase {phase.value}"
             return route
@@ -178,25 +185,59 @@ class SomaEngine:
             route.reason = request.get("reason", "teacher requested")
             return route
         route.adapter_id = state.adapter["adapter_id"]
-        score = self._locality(state, msgs)
+        score = score or self._locality(state, msgs)
         route.locality = None if score is None else score.statistic
         if score is not None:
             monitor = self._monitor(state)
             if monitor.observe_locality(score):
-                self._rollback(key, _locality_reason(score, monitor))
+                self._rollback(key, _locality_reason(score, monitor), park=self.config.gate.resume_threshold > 0)
                 route.phase, route.reason = Phase.ROLLED_BACK, "rolled back: query left the session's topic"
                 return route
             route.audit, route.drift = score.borderline, monitor.state()
         route.target = "surrogate"
         return route
 
-    def _locality(self, state: SessionState, msgs: list[Message]) -> gate.LocalityScore | None:
+    def _locality(
+        self, state: SessionState, msgs: list[Message], bank: dict[str, Any] | None = None
+    ) -> gate.LocalityScore | None:
         """The locality statistic x_t of this turn (gate.SessionLocality): the query and the
         query with the previous user turn against the session's bank, plus its novel words."""
-        if not state.locality:
+        bank = bank or state.locality
+        if not bank:
             return None
-        model = gate.SessionLocality.from_dict(state.locality, self.config.gate)
+        model = gate.SessionLocality.from_dict(bank, self.config.gate)
         return model.score(*locality_embeddings(self, msgs))
+
+    def _resume(self, key: SessionKey, state: SessionState, msgs: list[Message]) -> gate.LocalityScore | None:
+        """A query well inside the parked adapter's topic (statistic below
+        ``gate.resume_threshold``, far below the rollback threshold: a detour's own follow-ups
+        stay above it, see benchmarks/drift.py) brings that adapter back at once. The gate
+        accepted it for this topic and locality says the conversation returned, so re-adapting
+        on the detour's turns would only cost teacher turns. Returns this turn's locality score
+        when the session resumed."""
+        parked = state.parked or {}
+        score = self._locality(state, msgs, parked.get("locality"))
+        if score is None or not (score.statistic or 0.0) < self.config.gate.resume_threshold:
+            return None
+        with self.store.session(key, self.config.session_ttl) as st:
+            if Phase(st.phase) not in _RESUMABLE or st.parked != parked:
+                return None  # another turn or a job got there first
+            st.phase, st.adapter, st.locality = Phase.SERVING.value, parked["adapter"], parked["locality"]
+            st.parked, st.drift = None, {}
+            st.add("resumes")
+            push_decision(
+                st,
+                {
+                    "kind": "resume",
+                    "adapter_id": parked["adapter"].get("adapter_id"),
+                    "parked_at": parked.get("turn"),
+                    "locality": round(score.statistic or 0.0, 4),
+                    "turn": st.turn_count,
+                    "time": time.time(),
+                },
+            )
+        log.info("session %s resumed its parked adapter (x=%.3f)", key.digest[:12], score.statistic or 0.0)
+        return score
 
     def fallback(self, route: Route, reason: str) -> Route:
         """The surrogate failed: the same turn goes to the teacher, and the reply says why."""
@@ -513,16 +554,23 @@ class SomaEngine:
         default ``warm_window``, fresh teacher turns). False when the session is not serving."""
         return self._rollback(self.key(session_id, agent=agent), reason)
 
-    def _rollback(self, key: SessionKey, reason: str) -> bool:
+    def _rollback(self, key: SessionKey, reason: str, *, park: bool = False) -> bool:
         """Back to the teacher: it serves from the next turn; ``readapt_window`` (default
         ``warm_window``) fresh teacher turns later the session re-adapts (from the current
         adapter, whose reference stays as the parent), the summary and the locality bank are
-        rebuilt from those turns, and the gate must pass again before the surrogate serves."""
+        rebuilt from those turns, and the gate must pass again before the surrogate serves.
+        ``park`` (a locality rollback: the topic left, the answers were not shown wrong) keeps
+        the adapter and its bank aside so that a return to the topic resumes it (:meth:`_resume`)."""
         with self.store.session(key, self.config.session_ttl) as st:
             if st.phase != Phase.SERVING.value:
                 return False
             st.phase = Phase.ROLLED_BACK.value
             st.add("rollbacks")
+            st.parked = (
+                {"adapter": st.adapter, "locality": st.locality, "turn": st.turn_count}
+                if park and st.adapter and st.locality
+                else None
+            )
             st.adapt_from = st.turn_count
             # Re-adaptation starts from the current adapter, so it may need fewer fresh turns.
             st.next_adapt_at = st.turn_count + (self.config.readapt_window or self.config.warm_window)
@@ -557,7 +605,7 @@ class SomaEngine:
         """A corrupt adapter: back to the teacher, and re-adapt on the next teacher turn."""
         with self.store.session(key, self.config.session_ttl) as st:
             st.phase = Phase.ROLLED_BACK.value
-            st.adapter = None
+            st.adapter = st.parked = None
             st.next_adapt_at = st.turn_count + 1
             st.decisions = [
                 *st.decisions[-19:],
@@ -705,6 +753,10 @@ class SomaEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# Phases from which a parked adapter may resume (not while a re-adaptation job runs).
+_RESUMABLE = (Phase.ROLLED_BACK, Phase.REJECTED)
 
 
 def _locality_reason(score: gate.LocalityScore, monitor: gate.DriftMonitor) -> str:

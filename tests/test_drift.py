@@ -267,6 +267,7 @@ def test_consecutive_audit_breaches_roll_back(new_engine: Any, permissive_config
         assert len(audits) == 2 and audits[-1]["rollback"] and not audits[0]["rollback"]
         assert all(d["breach"] for d in audits)
         assert "audit Gap" in next(d for d in view.decisions if d.get("kind") == "rollback")["rollback"]
+        assert engine.store.get(SessionKey("default", "breaches")).parked is None  # bad answers: not resumed
         assert convo.say("Should I accept 780?").served_by == "teacher"
 
 
@@ -326,6 +327,57 @@ def test_rollback_then_readapt_from_current_adapter(
         assert state.locality["bank"] != old_bank
         reply = convo.say("Is it okay to keep drinking coffee in the morning?")
         assert reply.soma["phase"] == Phase.SERVING.value
+
+
+RETURN = ["Back to the bike: he says 780 is final. Should I accept it?", "Should I ask for cash or a transfer?"]
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_detour_parks_the_adapter_and_a_return_resumes_it(
+    new_engine: Any, permissive_config: Any, store: str, resume: bool
+) -> None:
+    config = drift_config(permissive_config, resume_threshold=1.1 if resume else 0.0)
+    with new_engine(store, config=config) as engine:
+        convo = Conversation(engine, "detour")
+        first = convo.warm_up()
+        for query in [*ON_TOPIC[:3], *SHIFTS["recipe"]]:
+            convo.say(query)
+        view = engine.session("detour")
+        assert view.phase is Phase.ROLLED_BACK and view.served_by[-1] == "teacher"
+        parked = engine.store.get(SessionKey("default", "detour")).parked
+        assert (parked is not None) is resume
+        replies = [convo.say(q) for q in RETURN]
+        view = engine.session("detour")
+        resumes = [d for d in view.decisions if d.get("kind") == "resume"]
+        if not resume:
+            assert all(r.served_by == "teacher" for r in replies) and not resumes
+            assert view.metrics["resumes"] == 0
+            return
+        # The first on-topic query brings the accepted adapter back: no re-adaptation, no new
+        # teacher turns beyond the detour's.
+        assert replies[0].soma["phase"] == Phase.SERVING.value, replies[0].soma
+        assert "resumed" in replies[0].soma["reason"]
+        assert replies[0].soma["adapter_id"] == first and replies[0].soma["locality"] < 1.1
+        assert view.metrics["resumes"] == 1 and view.metrics["adaptations"] == 1
+        assert len(resumes) == 1 and resumes[0]["adapter_id"] == first and resumes[0]["parked_at"] == parked["turn"]
+        assert view.adapter_id == first and engine.store.get(SessionKey("default", "detour")).parked is None
+        taught = [t.query for t in view.turns[4:] if t.served_by == "teacher" and not t.fallback]
+        assert taught and set(taught) <= set(SHIFTS["recipe"])  # only detour turns went to the teacher
+        # A second detour parks again.
+        for query in SHIFTS["geography"][:2]:
+            convo.say(query)
+        assert engine.session("detour").metrics["rollbacks"] == 2
+
+
+def test_a_detour_query_does_not_resume(new_engine: Any, permissive_config: Any, store: str) -> None:
+    with new_engine(store, config=drift_config(permissive_config)) as engine:
+        convo = Conversation(engine, "away")
+        convo.warm_up()
+        for query in [*ON_TOPIC[:3], *SHIFTS["recipe"][:2], *SHIFTS["geography"][:2]]:
+            convo.say(query)
+        view = engine.session("away")
+        assert view.served_by[-3:] == ["teacher"] * 3 and view.metrics["resumes"] == 0
+        assert engine.store.get(SessionKey("default", "away")).parked is not None
 
 
 def test_gate_must_pass_again_before_switching_back(new_engine: Any, permissive_config: Any, store: str) -> None:

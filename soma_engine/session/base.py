@@ -25,6 +25,7 @@ COUNTERS = (
     "adaptations",
     "adoptions",
     "rollbacks",
+    "resumes",
     "teacher_latency_ms",
     "surrogate_latency_ms",
     "adaptation_seconds",
@@ -55,6 +56,9 @@ class SessionState:
     adapt_from: int = 0  # turns after this one form the current warm window
     next_adapt_at: int = 0  # adapt once turn_count reaches this (0: after warm_window turns)
     locality: dict[str, Any] | None = None
+    # {"adapter", "locality", "turn"} of the adapter a locality rollback set aside; the session
+    # resumes it when its queries return to that topic (gate.resume_threshold).
+    parked: dict[str, Any] | None = None
     drift: dict[str, Any] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     job: dict[str, Any] | None = None
