@@ -103,11 +103,12 @@ class GateConfig(_Section):
         0.075, ge=0, le=4, description="turns above locality_threshold - this are borderline: always audited"
     )
     resume_threshold: float = Field(
-        1.1,
+        0.8,
         ge=0,
         le=4,
-        description="a locality rollback parks the adapter; a later query whose locality statistic against the "
-        "parked topic is below this resumes it without re-adapting (0: never). benchmarks/drift.py, resume part",
+        description="a locality rollback parks the adapter; a later query whose resume statistic (query distance "
+        "+ novel words, gate.SessionLocality.resume_statistic) against the parked topic is below this resumes it "
+        "without re-adapting (0: never). Chosen on benchmarks/drift.py's dev splits",
     )
     drift_threshold: float = Field(0.5, ge=0, le=1, description="audit Gap that counts as a breach")
     consecutive: int = Field(2, ge=1, description="m_cons, consecutive breaches that roll back")

@@ -197,27 +197,25 @@ class SomaEngine:
         route.target = "surrogate"
         return route
 
-    def _locality(
-        self, state: SessionState, msgs: list[Message], bank: dict[str, Any] | None = None
-    ) -> gate.LocalityScore | None:
+    def _locality(self, state: SessionState, msgs: list[Message]) -> gate.LocalityScore | None:
         """The locality statistic x_t of this turn (gate.SessionLocality): the query and the
         query with the previous user turn against the session's bank, plus its novel words."""
-        bank = bank or state.locality
-        if not bank:
+        if not state.locality:
             return None
-        model = gate.SessionLocality.from_dict(bank, self.config.gate)
+        model = gate.SessionLocality.from_dict(state.locality, self.config.gate)
         return model.score(*locality_embeddings(self, msgs))
 
     def _resume(self, key: SessionKey, state: SessionState, msgs: list[Message]) -> gate.LocalityScore | None:
-        """A query well inside the parked adapter's topic (statistic below
-        ``gate.resume_threshold``, far below the rollback threshold: a detour's own follow-ups
-        stay above it, see benchmarks/drift.py) brings that adapter back at once. The gate
-        accepted it for this topic and locality says the conversation returned, so re-adapting
-        on the detour's turns would only cost teacher turns. Returns this turn's locality score
-        when the session resumed."""
+        """A query clearly back on the parked adapter's topic (gate.SessionLocality.
+        resume_statistic below ``gate.resume_threshold``) brings that adapter back at once:
+        the gate accepted it for this topic and locality says the conversation returned, so
+        re-adapting on the detour's turns would only cost teacher turns. Returns this turn's
+        locality score (x_t against the parked bank) when the session resumed."""
         parked = state.parked or {}
-        score = self._locality(state, msgs, parked.get("locality"))
-        if score is None or not (score.statistic or 0.0) < self.config.gate.resume_threshold:
+        model = gate.SessionLocality.from_dict(parked["locality"], self.config.gate)
+        score = model.score(*locality_embeddings(self, msgs))
+        y = model.resume_statistic(score)
+        if not y < self.config.gate.resume_threshold:
             return None
         with self.store.session(key, self.config.session_ttl) as st:
             if Phase(st.phase) not in _RESUMABLE or st.parked != parked:
@@ -231,12 +229,12 @@ class SomaEngine:
                     "kind": "resume",
                     "adapter_id": parked["adapter"].get("adapter_id"),
                     "parked_at": parked.get("turn"),
-                    "locality": round(score.statistic or 0.0, 4),
+                    "resume_statistic": round(y, 4),
                     "turn": st.turn_count,
                     "time": time.time(),
                 },
             )
-        log.info("session %s resumed its parked adapter (x=%.3f)", key.digest[:12], score.statistic or 0.0)
+        log.info("session %s resumed its parked adapter (y=%.3f)", key.digest[:12], y)
         return score
 
     def fallback(self, route: Route, reason: str) -> Route:

@@ -336,7 +336,7 @@ RETURN = ["Back to the bike: he says 780 is final. Should I accept it?", "Should
 def test_detour_parks_the_adapter_and_a_return_resumes_it(
     new_engine: Any, permissive_config: Any, store: str, resume: bool
 ) -> None:
-    config = drift_config(permissive_config, resume_threshold=1.1 if resume else 0.0)
+    config = drift_config(permissive_config, resume_threshold=0.8 if resume else 0.0)
     with new_engine(store, config=config) as engine:
         convo = Conversation(engine, "detour")
         first = convo.warm_up()
@@ -357,9 +357,10 @@ def test_detour_parks_the_adapter_and_a_return_resumes_it(
         # teacher turns beyond the detour's.
         assert replies[0].soma["phase"] == Phase.SERVING.value, replies[0].soma
         assert "resumed" in replies[0].soma["reason"]
-        assert replies[0].soma["adapter_id"] == first and replies[0].soma["locality"] < 1.1
+        assert replies[0].soma["adapter_id"] == first
         assert view.metrics["resumes"] == 1 and view.metrics["adaptations"] == 1
         assert len(resumes) == 1 and resumes[0]["adapter_id"] == first and resumes[0]["parked_at"] == parked["turn"]
+        assert resumes[0]["resume_statistic"] < 0.8
         assert view.adapter_id == first and engine.store.get(SessionKey("default", "detour")).parked is None
         taught = [t.query for t in view.turns[4:] if t.served_by == "teacher" and not t.fallback]
         assert taught and set(taught) <= set(SHIFTS["recipe"])  # only detour turns went to the teacher

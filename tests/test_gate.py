@@ -726,6 +726,19 @@ def test_session_locality_statistic() -> None:
         model.score(np.ones(D + 1), basis(D, 0), 0)
 
 
+def test_resume_statistic_drops_the_context_term() -> None:
+    model = _session_locality(w_novel=0.5, novel_cap=4)
+    for query, context, novel in ((0, 3, 0), (3, 0, 2), (1, 1, 9)):
+        score = model.score(basis(D, query), basis(D, context), novel)
+        naive = score.nn_distance + 0.5 * min(novel, 4) / 4
+        assert model.resume_statistic(score) == pytest.approx(naive)
+    # a query back on the topic after a detour: far context, yet a low resume statistic
+    back = model.score(basis(D, 0), basis(D, 3), 0)
+    assert back.context_distance > 0.9 and model.resume_statistic(back) < 0.1 < back.statistic
+    with pytest.raises(ValueError, match="SessionLocality"):
+        model.resume_statistic(LocalityScore(0.1, 0.1, 0.0, True, False))
+
+
 def test_session_locality_roundtrip_and_config() -> None:
     from soma_engine.config import GateConfig
 
