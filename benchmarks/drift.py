@@ -77,11 +77,11 @@ import drift_sessions as ds  # noqa: E402
 
 from soma_engine import gate  # noqa: E402
 from soma_engine.config import GateConfig, SomaConfig  # noqa: E402
-from soma_engine.jobs import locality_bank_texts, locality_inputs  # noqa: E402
+from soma_engine.jobs import bank_vocab, locality_bank_texts, locality_inputs  # noqa: E402
 from soma_engine.types import TurnRecord, normalize_messages  # noqa: E402
 
 W = 4  # warm window
-SPLITS = ("dev", "test", "holdout")
+SPLITS = ("dev", "test", "holdout", "holdout2")
 DRIFT_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
 
@@ -125,34 +125,41 @@ def warm_records(s: ds.Session) -> list[TurnRecord]:
 
 
 class Features:
-    """Per post-warm turn: φ(query), the context embedding, the novel-word count (exactly as
-    ``jobs.locality_embeddings`` computes them in the engine); per session: the bank."""
+    """Per post-warm turn: φ(query), the context embedding, the novel-word count and how many
+    of those words are far from the bank's vocabulary (exactly as ``jobs.locality_embeddings``
+    computes them in the engine); per session: the bank and its vocabulary."""
 
     def __init__(self, sessions: list[ds.Session], embed: Embedder) -> None:
         self.embed = embed
         self.bank: dict[str, np.ndarray] = {}
-        self.turns: dict[str, list[tuple[int, np.ndarray, np.ndarray, int]]] = {}
+        self.vocab: dict[str, list[str]] = {}
+        self.turns: dict[str, list[tuple[int, np.ndarray, np.ndarray, int, int]]] = {}
         self.warm_q: dict[str, np.ndarray] = {}
         texts: list[str] = []
-        plan: dict[str, tuple[list[str], list[tuple[int, str, str, int]]]] = {}
+        plan: dict[str, tuple[list[str], list[tuple[int, str, str, list[str]]]]] = {}
         for s in sessions:
             bank = locality_bank_texts(warm_records(s))
             rows = []
             for t in range(W + 1, len(s.turns) + 1):
                 q, prev, hist = locality_inputs(normalize_messages(ds.messages_at(s, t)))
-                rows.append((t, q, prev, len(gate.novel_words(q, hist))))
-                texts += [q, prev]
-            texts += bank + [q for q, _ in s.turns[:W]]
+                novel = gate.novel_words(q, hist)
+                rows.append((t, q, prev, novel))
+                texts += [q, prev, *novel]
+            self.vocab[s.sid] = bank_vocab(bank)
+            texts += bank + [q for q, _ in s.turns[:W]] + self.vocab[s.sid]
             plan[s.sid] = (bank, rows)
         embed([t for t in texts if t])
         for s in sessions:
             bank, rows = plan[s.sid]
             self.bank[s.sid] = embed(bank)
             self.warm_q[s.sid] = embed([q for q, _ in s.turns[:W]])
+            vocab = embed(self.vocab[s.sid]) if self.vocab[s.sid] else np.zeros((0, 1))
             turns = []
-            for t, q, prev, n in rows:
+            for t, q, prev, novel in rows:
                 qe = embed([q])[0]
-                turns.append((t, qe, gate.context_embedding(qe, embed([prev])[0] if prev else None), n))
+                ce = gate.context_embedding(qe, embed([prev])[0] if prev else None)
+                far = gate.far_words(embed(novel), vocab) if novel else 0
+                turns.append((t, qe, ce, len(novel), far))
             self.turns[s.sid] = turns
 
 
@@ -272,12 +279,12 @@ def run_session(s: ds.Session, feats: Features, cfg: GateConfig, gap_of: GapFn |
     turn by the teacher), then the surrogate; audited turns feed their Gap to the monitor (a
     rollback takes effect from the next turn). ``gap_of`` None: locality alone, audits only
     counted; a None Gap: not generated (cannot change the outcome)."""
-    model = gate.SessionLocality.from_config(feats.bank[s.sid], cfg)
+    model = gate.SessionLocality.from_config(feats.bank[s.sid], cfg, feats.vocab[s.sid])
     monitor = gate.DriftMonitor.from_config(cfg)
     draws = audit_draws(s, seed)
     out = Outcome()
-    for t, qe, ce, novel in feats.turns[s.sid]:
-        score = model.score(qe, ce, novel)
+    for t, qe, ce, novel, far in feats.turns[s.sid]:
+        score = model.score(qe, ce, novel, far)
         if monitor.observe_locality(score):
             out.trigger, out.effective, out.by = t, t, "locality"
             return out
@@ -351,7 +358,7 @@ def run_centroid(s: ds.Session, feats: Features, threshold: float = 0.9) -> int 
     """The paper's reference rule: the bare query's distance to the warm queries' centroid."""
     c = feats.warm_q[s.sid].mean(axis=0)
     c /= np.linalg.norm(c)
-    for t, qe, _, _ in feats.turns[s.sid]:
+    for t, qe, *_ in feats.turns[s.sid]:
         if 1.0 - float(qe @ c) > threshold:
             return t
     return None
@@ -454,13 +461,15 @@ def tune(sessions: list[ds.Session], feats: Features, base: GateConfig) -> GateC
     return cfg
 
 
-def build_sets(per_domain: int, holdout_per_domain: int, seed: int) -> dict[str, list[ds.Session]]:
+def build_sets(
+    per_domain: int, holdout_per_domain: int, seed: int, splits: tuple[str, ...] = SPLITS
+) -> dict[str, list[ds.Session]]:
     sets = {
-        sp: ds.make_sessions(sp, per_domain=holdout_per_domain if sp == "holdout" else per_domain, seed=seed)
-        for sp in SPLITS
+        sp: ds.make_sessions(sp, per_domain=holdout_per_domain if sp.startswith("holdout") else per_domain, seed=seed)
+        for sp in splits
     }
-    for sp in SPLITS:
-        n = max(1, (holdout_per_domain if sp == "holdout" else per_domain) // 2)
+    for sp in splits:
+        n = max(1, (holdout_per_domain if sp.startswith("holdout") else per_domain) // 2)
         early = ds.make_sessions(sp, per_domain=n, seed=seed + 1, shift_after=(0, 1))
         for s in early:
             s.sid = f"early-{s.sid}"
@@ -473,6 +482,7 @@ def main() -> None:
     ap.add_argument("--per-domain", type=int, default=8, help="dev/test sessions per domain and variant")
     ap.add_argument("--holdout-per-domain", type=int, default=8, help="holdout sessions per domain and variant")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--splits", default=",".join(SPLITS), help="comma-separated splits to build (default: all)")
     ap.add_argument("--tune", action="store_true", help="also report locality thresholds tuned on dev")
     ap.add_argument("--no-audits", action="store_true", help="locality alone (no surrogate generation)")
     ap.add_argument("--max-new-tokens", type=int, default=32, help="surrogate answer length for audits")
@@ -496,7 +506,7 @@ def main() -> None:
 
     started = time.perf_counter()
     embed = Embedder(None if args.cache is None else args.cache / "embeddings.pkl")
-    sets = build_sets(args.per_domain, args.holdout_per_domain, args.seed)
+    sets = build_sets(args.per_domain, args.holdout_per_domain, args.seed, tuple(args.splits.split(",")))
     feats = Features([s for v in sets.values() for s in v], embed)
     embed.save()
 
@@ -542,9 +552,10 @@ def main() -> None:
             "false_rollback_rate": "sessions whose rollback was triggered by an on-topic turn",
             "turns_to_detect": "1 = the teacher serves the shift turn",
             "audit_share": "on-topic surrogate turns audited (borderline locality or the audit_rate draw)",
-            "splits": "dev and test were looked at while the locality features were chosen; holdout has new "
-            "texts written before any of its results were seen and is the figure that counts; early_* are "
-            "shift sessions whose shift comes 0-1 turns after the warm window",
+            "splits": "dev, test and holdout were looked at while the locality features were chosen; holdout2 "
+            "was written blind (its author saw neither the detector nor any result) and run once the detector "
+            "was frozen: the figure that counts; early_* are shift sessions whose shift comes 0-1 turns after "
+            "the warm window",
             "rule": "locality: x_t > threshold + severe_margin, or x_(t-1) + x_t > 2 threshold (this turn goes to "
             "the teacher); audits: gate.consecutive audited Gaps in a row > drift_threshold (from the next turn)",
         },
@@ -589,7 +600,9 @@ def main() -> None:
         result["baselines"] = {}
         for bname, fn in (("centroid_0.9", run_centroid), ("locality_model_zscore", run_locality_model)):
             result["baselines"][bname] = {
-                sp: summarise(sets[sp], {s.sid: _baseline_outcome(s, fn(s, feats)) for s in sets[sp]}) for sp in SPLITS
+                sp: summarise(sets[sp], {s.sid: _baseline_outcome(s, fn(s, feats)) for s in sets[sp]})
+                for sp in SPLITS
+                if sp in sets
             }
     result["summary"] = summary(result, configs, sets)
     result["seconds"] = round(time.perf_counter() - started, 1)
@@ -621,7 +634,7 @@ def summary(result: dict[str, Any], configs: dict[str, GateConfig], sets: dict[s
     """Headline figures per session set: each configuration's locality + audits (where
     simulated) and locality alone."""
     keys = ("detection_rate", "detection_ci95", "false_rollback_rate", "false_rollback_ci95", "turns_to_detect_mean")
-    out: dict[str, Any] = {"splits_that_count": "holdout, early_holdout"}
+    out: dict[str, Any] = {"splits_that_count": "holdout2, early_holdout2"}
     for sp in sets:
         entry: dict[str, Any] = {"locality_only": {k: result["default"]["locality_only"][sp][k] for k in keys}}
         for name in configs:

@@ -12,7 +12,10 @@ follow-ups and even-indexed off-topic threads are ``dev``; scenarios 1 and 3, od
 follow-ups and threads are ``test``. Both were looked at while the locality features were
 chosen, so both are development sets now. ``holdout`` (``HOLDOUT``, ``HOLDOUT_FOLLOWUPS``,
 ``HOLDOUT_OFFTOPIC``: two new scenarios per domain, new follow-ups and off-topic threads) was
-written afterwards and is the split whose figures count. Slot values (prices, days, names)
+written afterwards, and its results were looked at when the far-word feature was chosen: it is
+a development set now too. ``holdout2`` (``drift_holdout2.py``, same shape) was written blind,
+by an author who saw neither the detector nor any result, before the detector was frozen: the
+split whose figures count. Slot values (prices, days, names)
 are drawn per session with a seeded RNG. Text uses ``string.Template`` slots (``$ask``), so
 code with braces needs no escaping.
 """
@@ -26,7 +29,7 @@ from string import Template
 Turn = tuple[str, str]  # (user query, teacher answer)
 
 DOMAINS = ("negotiation", "medical", "math", "trip", "code", "roleplay")
-SPLITS = ("dev", "test", "holdout")
+SPLITS = ("dev", "test", "holdout", "holdout2")
 
 
 @dataclass(frozen=True)
@@ -2559,11 +2562,25 @@ def _split_data(domain: str, split: str) -> tuple[list[Scenario], list[Turn]]:
     """The scenarios and generic follow-ups of ``domain`` in ``split``."""
     if split == "holdout":
         return [s for s in HOLDOUT if s.domain == domain], list(HOLDOUT_FOLLOWUPS[domain])
+    if split == "holdout2":
+        import drift_holdout2 as h2  # it imports Scenario from here
+
+        return [s for s in h2.HOLDOUT2 if s.domain == domain], list(h2.HOLDOUT2_FOLLOWUPS[domain])
     scenarios, generic = DOMAIN_DATA[domain]
     return (
         [s for i, s in enumerate(scenarios) if _in_split(i, split)],
         [t for i, t in enumerate(generic) if _in_split(i, split)],
     )
+
+
+def _offtopic(split: str) -> list[tuple[Turn, ...]]:
+    if split == "holdout":
+        return list(HOLDOUT_OFFTOPIC)
+    if split == "holdout2":
+        import drift_holdout2 as h2
+
+        return list(h2.HOLDOUT2_OFFTOPIC)
+    return [t for i, t in enumerate(OFFTOPIC) if _in_split(i, split)]
 
 
 def make_sessions(
@@ -2582,9 +2599,7 @@ def make_sessions(
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
     rng = random.Random(f"{seed}-{split}")
-    offtopic = (
-        list(HOLDOUT_OFFTOPIC) if split == "holdout" else [t for i, t in enumerate(OFFTOPIC) if _in_split(i, split)]
-    )
+    offtopic = _offtopic(split)
     sessions: list[Session] = []
     for domain in DOMAINS:
         mine, pool_generic = _split_data(domain, split)

@@ -11,6 +11,8 @@ import numpy as np
 
 log = logging.getLogger("soma.encoder")
 
+WORD_CACHE = 50_000  # word embeddings kept (1.5 KiB each at d = 384)
+
 
 class Encoder:
     def __init__(self, model_path: str | None = None, *, resolve: Callable[[], str] | None = None, model: Any = None):
@@ -18,6 +20,8 @@ class Encoder:
         self._resolve = resolve
         self._model = model
         self._lock = threading.Lock()
+        self._words: dict[str, np.ndarray] = {}
+        self._words_lock = threading.Lock()
 
     @property
     def model(self) -> Any:
@@ -46,6 +50,24 @@ class Encoder:
                 show_progress_bar=False,
             )
         return np.asarray(emb, dtype=np.float32)
+
+    def encode_words(self, words: list[str]) -> np.ndarray:
+        """φ of single words (gate.far_words), cached: a session's vocabulary is scored on
+        every surrogate turn."""
+        if not words:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._words_lock:
+            found = {w: self._words[w] for w in words if w in self._words}
+        need = [w for w in dict.fromkeys(words) if w not in found]
+        if need:
+            fresh = dict(zip(need, self.encode(need), strict=True))
+            found.update(fresh)
+            with self._words_lock:
+                for w, e in fresh.items():
+                    if len(self._words) >= WORD_CACHE:
+                        self._words.pop(next(iter(self._words)))
+                    self._words[w] = e
+        return np.stack([found[w] for w in words])
 
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]

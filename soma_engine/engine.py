@@ -203,7 +203,7 @@ class SomaEngine:
         if not state.locality:
             return None
         model = gate.SessionLocality.from_dict(state.locality, self.config.gate)
-        return model.score(*locality_embeddings(self, msgs))
+        return model.score(*locality_embeddings(self, msgs, model))
 
     def _resume(self, key: SessionKey, state: SessionState, msgs: list[Message]) -> gate.LocalityScore | None:
         """A query clearly back on the parked adapter's topic (gate.SessionLocality.
@@ -213,7 +213,7 @@ class SomaEngine:
         locality score (x_t against the parked bank) when the session resumed."""
         parked = state.parked or {}
         model = gate.SessionLocality.from_dict(parked["locality"], self.config.gate)
-        score = model.score(*locality_embeddings(self, msgs))
+        score = model.score(*locality_embeddings(self, msgs, model))
         y = model.resume_statistic(score)
         if not y < self.config.gate.resume_threshold:
             return None

@@ -63,6 +63,7 @@ __all__ = [
     "decide_acceptance",
     "decide_sequential",
     "effective_sample_size",
+    "far_words",
     "gap",
     "look_delta",
     "look_sizes",
@@ -545,6 +546,7 @@ class LocalityScore:
     statistic: float | None = None  # SessionLocality's x_t; None for LocalityModel scores
     context_distance: float | None = None
     novel: int | None = None
+    far: int | None = None
 
     @property
     def severe(self) -> bool:
@@ -775,6 +777,26 @@ def novel_words(query: str, history: Iterable[str]) -> list[str]:
     return [w for w in dict.fromkeys(content_words(query)) if w not in seen]
 
 
+FAR_WORD_COS = 0.4
+
+
+def far_words(words: np.ndarray | Sequence[Sequence[float]], vocab: np.ndarray | Sequence[Sequence[float]]) -> int:
+    """How many of the ``words`` (φ of a query's novel words, one row each) are unrelated to
+    every word of the session's vocabulary (φ of its bank's content words): the largest cosine
+    below :data:`FAR_WORD_COS`. A novel word that only rephrases the session ("linter" in a
+    code review) stays near some bank word; a new subject ("northern lights" in a bike sale)
+    does not. Measured in benchmarks/drift.py: 15% of on-topic follow-ups hold such a word
+    against 82% of first off-topic turns (plain novelty: 70% against 100%)."""
+    w = np.asarray(words, dtype=np.float64)
+    if w.size == 0:
+        return 0
+    v = np.asarray(vocab, dtype=np.float64)
+    if v.size == 0:
+        return int(w.shape[0])
+    sims = _unit_rows(w.reshape(len(w), -1)) @ _unit_rows(v.reshape(len(v), -1)).T
+    return int((sims.max(axis=1) < FAR_WORD_COS).sum())
+
+
 def context_embedding(query: np.ndarray | Sequence[float], previous: np.ndarray | Sequence[float] | None) -> np.ndarray:
     """The context of a turn for :class:`SessionLocality`: the normalised mean of φ(q_t) and
     φ(q_{t−1}) (the previous user turn), or φ(q_t) alone for the first one. Averaging
@@ -808,24 +830,30 @@ class SessionLocality:
     ``benchmarks/drift.py`` (six domains, topic-shift stress test, tuned on its dev split).
 
     ``bank``: φ of the session's local state, one row per text: the system prompt, the warm
-    queries and the warm answers (the teacher's). For the t-th query,
+    queries and the warm answers (the teacher's); ``vocab``: the content words of those texts.
+    For the t-th query,
 
         x_t = d(φ(q_t)) + w_context · d(c_t) + w_novel · min(novel_t, novel_cap) / novel_cap
+              + w_far · min(far_t, far_cap) / far_cap
 
     with d(e) = 1 − max_i cos(e, bank_i) (nearest neighbour, not the centroid: a session has
-    sub-topics), c_t = :func:`context_embedding` (φ(q_t), φ(q_{t−1})) and novel_t = the number
-    of content words of q_t that the conversation has not used yet (:func:`novel_words`). The
-    bare query catches an abrupt question at once; the query with the previous user turn
-    (averaged embeddings) is near the bank for short dependent follow-ups
-    ("Should I accept 780?") and far from it on the second turn of a new topic; novelty
+    sub-topics), c_t = :func:`context_embedding` (φ(q_t), φ(q_{t−1})), novel_t = the number
+    of content words of q_t that the conversation has not used yet (:func:`novel_words`) and
+    far_t = how many of those are unrelated to every word of ``vocab`` (:func:`far_words`).
+    The bare query catches an abrupt question at once; the query with the previous user turn
+    keeps short dependent follow-ups ("Should I accept 780?") near the bank; novelty
     separates a specific new subject from a generic follow-up ("Why?"), which embeddings
-    cannot (NOTES.md measured 0.35-0.95 vs 0.84-1.07 for the bare query alone).
+    cannot (NOTES.md measured 0.35-0.95 vs 0.84-1.07 for the bare query alone), and far
+    words separate a new subject ("What causes the northern lights?") from a follow-up that
+    names something new inside the session's subject ("Is there a linter rule for it?").
 
-    * ``severe``: x_t > ``severe`` — roll back at once;
+    * ``severe``: x_t > ``severe`` — roll back at once (the default: ``severe`` = ``threshold``);
     * ``ok``: x_t ≤ ``threshold``; the :class:`DriftMonitor` rolls back when two consecutive
       turns average above ``threshold`` (x_{t−1} + x_t > 2 · threshold);
     * ``borderline``: ``border`` < x_t ≤ ``severe`` — audited always.
 
+    Weights and thresholds: a grid on benchmarks/drift.py's dev, test and first holdout
+    splits (all looked at), confirmed once on ``holdout2`` (written blind).
     The warm turns' own spread is *not* used for calibration: warm turns are long and
     information-dense, follow-ups short, so their spread says little about follow-ups (the
     z-score of :class:`LocalityModel` separated shifts worse than the raw distance).
@@ -835,12 +863,15 @@ class SessionLocality:
         self,
         bank: np.ndarray | Sequence[Sequence[float]],
         *,
-        threshold: float = 1.525,
-        severe: float = 1.675,
-        border: float = 1.45,
-        w_context: float = 0.5,
-        w_novel: float = 0.5,
+        threshold: float = 1.425,
+        severe: float = 1.425,
+        border: float = 1.35,
+        w_context: float = 0.1,
+        w_novel: float = 0.6,
         novel_cap: int = 4,
+        w_far: float = 0.3,
+        far_cap: int = 3,
+        vocab: Sequence[str] = (),
     ) -> None:
         for name, value in (
             ("threshold", threshold),
@@ -848,29 +879,38 @@ class SessionLocality:
             ("border", border),
             ("w_context", w_context),
             ("w_novel", w_novel),
+            ("w_far", w_far),
         ):
             v = float(value)
             if not (math.isfinite(v) and v >= 0.0):
                 raise ValueError(f"SessionLocality: {name} must be finite and >= 0, got {value}")
-        if int(novel_cap) != novel_cap or novel_cap < 1:
-            raise ValueError(f"SessionLocality: novel_cap must be an integer >= 1, got {novel_cap}")
+        for name, cap in (("novel_cap", novel_cap), ("far_cap", far_cap)):
+            if int(cap) != cap or cap < 1:
+                raise ValueError(f"SessionLocality: {name} must be an integer >= 1, got {cap}")
+        if isinstance(vocab, str) or not all(isinstance(w, str) for w in vocab):
+            raise ValueError("SessionLocality: vocab must be a list of words")
         self.threshold = float(threshold)
         self.severe = float(severe)
         self.border = float(border)
         self.w_context = float(w_context)
         self.w_novel = float(w_novel)
         self.novel_cap = int(novel_cap)
+        self.w_far = float(w_far)
+        self.far_cap = int(far_cap)
+        self.vocab = tuple(vocab)
         self._bank = LocalityModel._check_rows(bank, dim=None)
         centroid = self._bank.mean(axis=0)
         self._centroid = _unit_rows(centroid[None, :])[0]
 
     @classmethod
-    def from_config(cls, bank: np.ndarray | Sequence[Sequence[float]], gate: Any) -> SessionLocality:
+    def from_config(
+        cls, bank: np.ndarray | Sequence[Sequence[float]], gate: Any, vocab: Sequence[str] = ()
+    ) -> SessionLocality:
         """Thresholds from a :class:`~soma_engine.config.GateConfig`."""
-        return cls(bank, **cls._config_kwargs(gate))
+        return cls(bank, vocab=vocab, **cls.config_kwargs(gate))
 
     @staticmethod
-    def _config_kwargs(gate: Any) -> dict[str, float]:
+    def config_kwargs(gate: Any) -> dict[str, float]:
         thr = float(gate.locality_threshold)
         return {
             "threshold": thr,
@@ -897,21 +937,32 @@ class SessionLocality:
         return float(1.0 - np.clip(self._bank @ u, -1.0, 1.0).max()), u
 
     def statistic(
-        self, query: np.ndarray | Sequence[float], context: np.ndarray | Sequence[float], novel: int
+        self, query: np.ndarray | Sequence[float], context: np.ndarray | Sequence[float], novel: int, far: int = 0
     ) -> float:
-        """x_t for φ(q_t), the context embedding and the novel-word count."""
-        return self.score(query, context, novel).statistic or 0.0
+        """x_t for φ(q_t), the context embedding and the novel- and far-word counts."""
+        return self.score(query, context, novel, far).statistic or 0.0
+
+    def _words(self, novel: int, far: int) -> float:
+        for name, n in (("novel", novel), ("far", far)):
+            if int(n) != n or n < 0:
+                raise ValueError(f"SessionLocality.score: {name} must be an integer >= 0, got {n}")
+        if far > novel:
+            raise ValueError(f"SessionLocality.score: far ({far}) counts novel words, so it cannot exceed {novel}")
+        return (
+            self.w_novel * min(int(novel), self.novel_cap) / self.novel_cap
+            + self.w_far * min(int(far), self.far_cap) / self.far_cap
+        )
 
     def score(
-        self, query: np.ndarray | Sequence[float], context: np.ndarray | Sequence[float], novel: int
+        self, query: np.ndarray | Sequence[float], context: np.ndarray | Sequence[float], novel: int, far: int = 0
     ) -> LocalityScore:
         """Score one turn: ``query`` = φ(q_t), ``context`` = :func:`context_embedding`
-        (φ(q_t), φ(q_{t−1})), ``novel`` = len(:func:`novel_words` (q_t, conversation so far))."""
-        if int(novel) != novel or novel < 0:
-            raise ValueError(f"SessionLocality.score: novel must be an integer >= 0, got {novel}")
+        (φ(q_t), φ(q_{t−1})), ``novel`` = len(:func:`novel_words` (q_t, conversation so far)),
+        ``far`` = :func:`far_words` of those against φ(``vocab``)."""
+        words = self._words(novel, far)
         d_q, u = self._nn(query, "query")
         d_c, _ = self._nn(context, "context")
-        x = d_q + self.w_context * d_c + self.w_novel * min(int(novel), self.novel_cap) / self.novel_cap
+        x = d_q + self.w_context * d_c + words
         d_centroid = float(1.0 - np.clip(u @ self._centroid, -1.0, 1.0))
         ok = x <= self.threshold
         borderline = self.border < x <= self.severe
@@ -925,17 +976,17 @@ class SessionLocality:
             statistic=float(x),
             context_distance=d_c,
             novel=int(novel),
+            far=int(far),
         )
 
     def resume_statistic(self, score: LocalityScore) -> float:
-        """y_t = d(φ(q_t)) + w_novel · min(novel_t, novel_cap) / novel_cap, for a query asked
-        while this bank's adapter is parked: x_t without its context term, whose previous user
-        turn is the detour's and would hide a return ("Back to the bike: ..."). Measured in
-        benchmarks/drift.py (resume part): on its dev splits, detour follow-ups stay above 0.8
-        and 40% of unannounced first returns fall below it."""
+        """y_t = x_t − w_context · d(c_t), for a query asked while this bank's adapter is
+        parked: x_t without its context term, whose previous user turn is the detour's and
+        would hide a return ("Back to the bike: ..."). Measured in benchmarks/drift.py
+        (resume part)."""
         if score.novel is None:
             raise ValueError("resume_statistic needs a SessionLocality score")
-        return score.nn_distance + self.w_novel * min(score.novel, self.novel_cap) / self.novel_cap
+        return score.nn_distance + self._words(score.novel, score.far or 0)
 
     def to_dict(self) -> dict[str, Any]:
         """For the session store: the bank as base64 float16 (≈1 KiB a row at d = 384)."""
@@ -949,19 +1000,24 @@ class SessionLocality:
             "w_context": self.w_context,
             "w_novel": self.w_novel,
             "novel_cap": self.novel_cap,
+            "w_far": self.w_far,
+            "far_cap": self.far_cap,
+            "vocab": list(self.vocab),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], gate: Any = None) -> SessionLocality:
-        """Rebuild from :meth:`to_dict`; ``gate`` (a GateConfig) overrides the stored thresholds,
-        so a changed configuration applies without re-adapting. A :class:`LocalityModel` dict
-        (older sessions) is read too: its embeddings become the bank."""
-        kw: dict[str, Any] = {}
-        for key in ("threshold", "severe", "border", "w_context", "w_novel", "novel_cap"):
-            if key in data:
-                kw[key] = data[key]
+        """Rebuild from :meth:`to_dict`. With ``gate`` (a GateConfig) the thresholds come from
+        it and the weights are this version's (they were measured together), so a changed
+        configuration or a new release applies without re-adapting; without it, the stored
+        values come back exactly. A :class:`LocalityModel` dict (older sessions) is read too:
+        its embeddings become the bank."""
+        keys = ("threshold", "severe", "border", "w_context", "w_novel", "novel_cap", "w_far", "far_cap")
+        kw: dict[str, Any] = {k: data[k] for k in (keys if gate is None else ()) if k in data}
+        if "vocab" in data:
+            kw["vocab"] = data["vocab"]
         if gate is not None:
-            kw.update(cls._config_kwargs(gate))
+            kw.update(cls.config_kwargs(gate))
         if "bank" in data:
             try:
                 rows = _rows_from_b64(str(data["bank"]), int(data["dim"]))

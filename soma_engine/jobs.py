@@ -82,13 +82,30 @@ def locality_text(messages: list[Message]) -> str:
     return "\n".join(t for t in (previous, query) if t)
 
 
-def locality_embeddings(engine: SomaEngine, messages: list[Message]) -> tuple[np.ndarray, np.ndarray, int]:
-    """φ(q_t), the context embedding (gate.context_embedding of q_t and q_{t-1}) and the
-    number of novel words: the inputs of gate.SessionLocality.score for this turn."""
+def locality_embeddings(
+    engine: SomaEngine, messages: list[Message], model: gate.SessionLocality
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """φ(q_t), the context embedding (gate.context_embedding of q_t and q_{t-1}), the number
+    of novel words and how many of them are far from ``model``'s vocabulary: the inputs of
+    gate.SessionLocality.score for this turn."""
     query, previous, history = locality_inputs(messages)
     emb = engine.encoder.encode([query, previous] if previous else [query])
     context = gate.context_embedding(emb[0], emb[1] if previous else None)
-    return emb[0], context, len(gate.novel_words(query, history))
+    novel = gate.novel_words(query, history)
+    return emb[0], context, len(novel), far_count(engine, novel, model.vocab)
+
+
+def far_count(engine: SomaEngine, novel: list[str], vocab: tuple[str, ...]) -> int:
+    """gate.far_words of the novel words against the bank's vocabulary (0 for a bank stored
+    without one, by an older version)."""
+    if not novel or not vocab:
+        return 0
+    return gate.far_words(engine.encoder.encode_words(novel), engine.encoder.encode_words(list(vocab)))
+
+
+def bank_vocab(texts: list[str]) -> list[str]:
+    """The content words of the locality bank's texts (gate.far_words compares novel words to them)."""
+    return sorted({w for t in texts for w in gate.content_words(t)})
 
 
 def locality_bank_texts(records: list[TurnRecord]) -> list[str]:
@@ -488,13 +505,14 @@ def session_locality(engine: SomaEngine, records: list[TurnRecord]) -> tuple[gat
     extra = [t for t in inputs[:2] if t] if inputs else []
     unique = list(dict.fromkeys([*texts, *loo, *extra]))
     rows = dict(zip(unique, engine.encoder.encode(unique), strict=True))
-    model = gate.SessionLocality.from_config(np.stack([rows[t] for t in texts]), engine.config.gate)
+    model = gate.SessionLocality.from_config(np.stack([rows[t] for t in texts]), engine.config.gate, bank_vocab(texts))
     if probe is None or inputs is None or not loo:
         return model, True, None
-    check = gate.SessionLocality.from_config(np.stack([rows[t] for t in loo]), engine.config.gate)
+    check = gate.SessionLocality.from_config(np.stack([rows[t] for t in loo]), engine.config.gate, bank_vocab(loo))
     query, previous, history = inputs
     context = gate.context_embedding(rows[query], rows[previous] if previous else None)
-    score = check.score(rows[query], context, len(gate.novel_words(query, history)))
+    novel = gate.novel_words(query, history)
+    score = check.score(rows[query], context, len(novel), far_count(engine, novel, check.vocab))
     return model, bool(score.ok), score.statistic
 
 

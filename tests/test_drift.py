@@ -20,6 +20,7 @@ import pytest
 from soma_engine import Phase, SessionKey, SomaEngine
 from soma_engine import jobs as jobs_module
 from soma_engine.adapters import AdapterRef
+from soma_engine.config import GateConfig
 
 SYSTEM = "You are a calm, practical negotiation coach. Answer in two or three sentences."
 
@@ -138,9 +139,11 @@ class Conversation:
 def drift_config(permissive_config: Any, **gate: Any) -> Any:
     """Permissive acceptance (min_fidelity 0), default locality thresholds, no random audits,
     a drift threshold no Gap passes unless a test sets one."""
+    defaults = GateConfig()
     base = {
         "min_fidelity": 0.0,
-        "locality_threshold": 1.525,
+        "locality_threshold": defaults.locality_threshold,
+        "locality_severe_margin": defaults.locality_severe_margin,
         "audit_rate": 0.0,
         "drift_threshold": 1.0,
     }

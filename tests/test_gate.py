@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from soma_engine.gate import (
+    FAR_WORD_COS,
     AcceptanceDecision,
     DriftMonitor,
     LocalityModel,
@@ -25,6 +26,7 @@ from soma_engine.gate import (
     decide_acceptance,
     decide_sequential,
     effective_sample_size,
+    far_words,
     gap,
     look_delta,
     look_sizes,
@@ -704,7 +706,7 @@ def _session_locality(**kw: float) -> SessionLocality:
 
 
 def test_session_locality_statistic() -> None:
-    model = _session_locality(threshold=1.0, severe=1.5, border=0.8)
+    model = _session_locality(threshold=1.0, severe=1.5, border=0.8, w_context=0.5, w_novel=0.5, w_far=0.3, far_cap=2)
     near = model.score(basis(D, 0), basis(D, 0), 0)
     assert (
         near.ok
@@ -717,20 +719,37 @@ def test_session_locality_statistic() -> None:
     assert far.margin == pytest.approx(1.0 - far.statistic)
     capped = model.score(basis(D, 3), basis(D, 3), 40)
     assert capped.statistic == pytest.approx(far.statistic)  # novelty is capped
+    unrelated = model.score(basis(D, 3), basis(D, 3), 4, far=1)
+    assert unrelated.far == 1 and unrelated.statistic == pytest.approx(far.statistic + 0.3 / 2)
+    assert model.score(basis(D, 3), basis(D, 3), 9, far=9).statistic == pytest.approx(far.statistic + 0.3)
     mid = model.score(basis(D, 3), basis(D, 0), 0)  # far query, local context
     assert mid.nn_distance > 0.9 and mid.context_distance < 0.1
     assert mid.statistic < far.statistic
     with pytest.raises(ValueError):
         model.score(basis(D, 0), basis(D, 0), -1)
+    with pytest.raises(ValueError, match="cannot exceed"):
+        model.score(basis(D, 0), basis(D, 0), 1, far=2)
     with pytest.raises(ValueError):
         model.score(np.ones(D + 1), basis(D, 0), 0)
 
 
+def test_far_words_against_a_naive_count() -> None:
+    rng = np.random.default_rng(5)
+    vocab = rng.normal(size=(12, D))
+    words = np.vstack([vocab[3] + 0.05 * rng.normal(size=D), rng.normal(size=(4, D))])
+    unit = lambda m: m / np.linalg.norm(m, axis=1, keepdims=True)  # noqa: E731
+    naive = sum(max(float(w @ v) for v in unit(vocab)) < FAR_WORD_COS for w in unit(words))
+    assert far_words(words, vocab) == naive and naive >= 1
+    assert far_words(words[:1], vocab) == 0  # a near-copy of a vocabulary word
+    assert far_words(np.zeros((0, D)), vocab) == 0
+    assert far_words(words, np.zeros((0, D))) == len(words)  # no vocabulary: every novel word is far
+
+
 def test_resume_statistic_drops_the_context_term() -> None:
-    model = _session_locality(w_novel=0.5, novel_cap=4)
-    for query, context, novel in ((0, 3, 0), (3, 0, 2), (1, 1, 9)):
-        score = model.score(basis(D, query), basis(D, context), novel)
-        naive = score.nn_distance + 0.5 * min(novel, 4) / 4
+    model = _session_locality(w_novel=0.5, novel_cap=4, w_far=0.3, far_cap=3)
+    for query, context, novel, far in ((0, 3, 0, 0), (3, 0, 2, 1), (1, 1, 9, 5)):
+        score = model.score(basis(D, query), basis(D, context), novel, far)
+        naive = score.nn_distance + 0.5 * min(novel, 4) / 4 + 0.3 * min(far, 3) / 3
         assert model.resume_statistic(score) == pytest.approx(naive)
     # a query back on the topic after a detour: far context, yet a low resume statistic
     back = model.score(basis(D, 0), basis(D, 3), 0)
@@ -742,16 +761,19 @@ def test_resume_statistic_drops_the_context_term() -> None:
 def test_session_locality_roundtrip_and_config() -> None:
     from soma_engine.config import GateConfig
 
-    model = _session_locality()
+    model = _session_locality(w_context=0.3, vocab=["bike", "price"])
     data = json.loads(json.dumps(model.to_dict()))
     back = SessionLocality.from_dict(data)
     assert len(back) == len(model) and back.threshold == model.threshold
+    assert back.vocab == ("bike", "price") and back.w_context == 0.3 and back.w_far == model.w_far
     np.testing.assert_allclose(back.bank, model.bank, atol=2e-3)  # float16 storage
     q = basis(D, 0) + 0.3 * basis(D, 1)
     assert back.score(q, q, 1).statistic == pytest.approx(model.score(q, q, 1).statistic, abs=5e-3)
     g = GateConfig(locality_threshold=1.2, locality_severe_margin=0.3, locality_audit_margin=0.1)
     tuned = SessionLocality.from_dict(data, g)
     assert (tuned.threshold, tuned.severe, tuned.border) == pytest.approx((1.2, 1.5, 1.1))
+    # with a configuration, the weights are this version's (measured with its thresholds)
+    assert tuned.w_context == SessionLocality(model.bank).w_context != 0.3 and tuned.vocab == back.vocab
     legacy = LocalityModel(model.bank[:4]).to_dict()  # sessions stored by the older engine
     assert len(SessionLocality.from_dict(legacy, g)) == 4
     with pytest.raises(ValueError, match="bank"):
@@ -760,6 +782,8 @@ def test_session_locality_roundtrip_and_config() -> None:
         SessionLocality.from_dict({**data, "dim": 7})
     with pytest.raises(ValueError):
         SessionLocality(model.bank, novel_cap=0)
+    with pytest.raises(ValueError, match="vocab"):
+        SessionLocality(model.bank, vocab="bike")
 
 
 # ---------------------------------------------------------------------------- two-turn rule
