@@ -4,7 +4,8 @@ together. Writes JSON.
 
 The detector measured is the engine's own: ``jobs.locality_bank_texts`` (the session's warm
 texts), ``jobs.locality_inputs`` (query, previous user turn, conversation so far),
-``gate.novel_words``, ``gate.SessionLocality`` and ``gate.DriftMonitor`` on the bundled
+``gate.novel_words``, ``jobs.bank_vocab`` and ``gate.far_words``, ``gate.SessionLocality`` and
+``gate.DriftMonitor`` on the bundled
 encoder (all-MiniLM-L6-v2), plus the audit channel of Sec. 3.3: every turn the surrogate would
 serve is audited when its locality is borderline, otherwise with probability
 ``gate.audit_rate`` (one seeded draw per turn and session); the audit's

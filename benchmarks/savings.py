@@ -181,6 +181,11 @@ def run_session(engine: SomaEngine, spec: Spec, regime: str, latency: float) -> 
         "served_by": "".join("S" if r.served_by == "surrogate" else "T" for r in report.turns),
         "per_turn_teacher_only": baseline,
         "per_turn_fidelity": {r.turn: round(f, 4) for r, f in zip(local, fid, strict=True)},
+        "gate": [
+            {"turn": d.get("turn"), "accepted": d.get("accepted"), "fidelity": d.get("fidelity")}
+            for d in engine.session(sid).decisions
+            if d.get("kind") == "adaptation"
+        ],
         "wall_seconds": round(wall, 1),
     }
 
