@@ -84,8 +84,11 @@ class SurrogateRuntime:
         tokenizer: Any = None,
         resolve: Callable[[], str] | None = None,
         max_batch: int = 8,
+        generation_options: dict[str, Any] | None = None,
     ) -> None:
         self._model_path = model_path
+        # Extra keyword arguments of every ``generate`` call (e.g. no_repeat_ngram_size).
+        self.generation_options = dict(generation_options or {})
         self._resolve = resolve
         self.adapters = adapters
         self.device_request = device
@@ -267,7 +270,7 @@ class SurrogateRuntime:
             kwargs.update(do_sample=True, temperature=temperature, top_p=0.95)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        return kwargs
+        return {**kwargs, **self.generation_options}
 
     def use(self, ref: AdapterRef | None) -> AbstractContextManager[Any]:
         """Activate ``ref`` for the calls inside the ``with`` block; None means the base model."""

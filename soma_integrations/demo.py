@@ -40,8 +40,10 @@ class LocalChatModel(BaseChatModel):
 
     model_path: str
     max_new_tokens: int = 48
-    # Sampled: greedy SmolLM2 repeats its previous answer turn after turn given the full history.
+    # Sampled, and no 6-gram of the history repeated: given the full history, SmolLM2 otherwise
+    # copies its previous answer turn after turn (and the surrogate learns the copy).
     temperature: float = 0.7
+    no_repeat_ngram_size: int = 6
     model_config = ConfigDict(arbitrary_types_allowed=True)
     _runtime: SurrogateRuntime | None = PrivateAttr(default=None)
 
@@ -52,7 +54,9 @@ class LocalChatModel(BaseChatModel):
     @property
     def runtime(self) -> SurrogateRuntime:
         if self._runtime is None:
-            self._runtime = SurrogateRuntime(self.model_path)
+            self._runtime = SurrogateRuntime(
+                self.model_path, generation_options={"no_repeat_ngram_size": self.no_repeat_ngram_size}
+            )
         return self._runtime
 
     def _run(self, messages: list[BaseMessage]) -> Generation:

@@ -117,3 +117,25 @@ def test_engine_async_chat_switches_to_the_surrogate(new_engine, permissive_conf
     final = pieces[-1]
     assert final.served_by == "surrogate" and final.soma["turn"] == 6
     assert "".join(p for p in pieces[:-1]).strip() == final.text
+
+
+def test_generation_options_reach_every_generate_call(monkeypatch):
+    model, tok = build_tiny_model(seed=3)
+    seen: list[dict] = []
+    real = model.generate
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", spy)
+    rt = SurrogateRuntime(None, model=model, tokenizer=tok, generation_options={"no_repeat_ngram_size": 2})
+    msgs = [Message("user", "Tell me about topic 7")]
+    try:
+        text = rt.generate(msgs, None, max_new_tokens=12).text
+        list(rt.stream(msgs, None, max_new_tokens=12))
+        rt.generate_many([(msgs, None), (msgs, None)], max_new_tokens=12)
+    finally:
+        rt.close()
+    assert len(seen) >= 3 and all(kw.get("no_repeat_ngram_size") == 2 for kw in seen)
+    assert text.strip()
