@@ -386,6 +386,51 @@ def run_locality_model(s: ds.Session, feats: Features) -> int | None:
     return None
 
 
+RESUME_SWEEP = (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0)
+
+
+def resume_part(sessions: list[ds.Session], embed: Embedder, seed: int = 0) -> dict[str, Any]:
+    """``gate.resume_threshold``: after a shift, the engine parks the adapter and resumes it
+    when a query's ``SessionLocality.resume_statistic`` against the parked bank falls below
+    the threshold. Per shift session: every shifted turn after the first (the first one rolled
+    back) is a chance of a *false resume*; then the session returns to its scenario with up
+    to three unused follow-ups of it (unannounced: no "back to ..."), the chance of a resume.
+    Rates per turn, for each threshold of :data:`RESUME_SWEEP`."""
+    rng = random.Random(f"resume-{seed}")
+    stats: dict[str, list[float]] = {"detour": [], "return_1": [], "return_2": []}
+    for s in sessions:
+        if s.shift_turn is None:
+            continue
+        texts = locality_bank_texts(warm_records(s))
+        vocab = bank_vocab(texts)
+        model = gate.SessionLocality(embed(texts), vocab=vocab)
+        vocab_emb = embed(vocab)
+        used = {q for q, _ in s.turns}
+        scenario = next(sc for sc in ds._split_data(s.domain, s.split)[0] if sc.name == s.scenario)
+        pool = [t for t in (*scenario.followups, *ds._split_data(s.domain, s.split)[1]) if t[0] not in used]
+        turns = s.turns + rng.sample(pool, min(2, len(pool)))
+        for j in range(s.shift_turn, len(turns)):  # 0-based: the turn after the first shifted one
+            query, previous = turns[j][0], turns[j - 1][0]
+            q, p = embed([query, previous])
+            novel = gate.novel_words(query, [s.system, *(x for qa in turns[:j] for x in qa)])
+            far = gate.far_words(embed(novel), vocab_emb) if novel else 0
+            y = model.resume_statistic(model.score(q, gate.context_embedding(q, p), len(novel), far))
+            kind = "detour" if j < len(s.turns) else f"return_{j - len(s.turns) + 1}"
+            stats[kind].append(y)
+    pairs = list(zip(stats["return_1"], stats["return_2"], strict=True))
+    return {
+        "turns": {k: len(v) for k, v in stats.items()},
+        "by_threshold": {
+            str(thr): {
+                "false_resume_rate": round(float(np.mean([y < thr for y in stats["detour"]])), 4),
+                "resume_by_first_return": round(float(np.mean([y < thr for y in stats["return_1"]])), 4),
+                "resume_by_second_return": round(float(np.mean([min(a, b) < thr for a, b in pairs])), 4),
+            }
+            for thr in RESUME_SWEEP
+        },
+    }
+
+
 def summarise(sessions: list[ds.Session], outcomes: dict[str, Outcome]) -> dict[str, Any]:
     det = det_any = false_rb = 0
     ttd: list[int] = []
@@ -605,6 +650,8 @@ def main() -> None:
                 for sp in SPLITS
                 if sp in sets
             }
+    result["resume"] = {sp: resume_part(sets[sp], embed, args.seed) for sp in SPLITS if sp in sets}
+    embed.save()
     result["summary"] = summary(result, configs, sets)
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["machine"] = {"python": platform.python_version(), "processor": platform.machine()}
