@@ -82,7 +82,7 @@ from soma_engine.jobs import bank_vocab, locality_bank_texts, locality_inputs  #
 from soma_engine.types import TurnRecord, normalize_messages  # noqa: E402
 
 W = 4  # warm window
-SPLITS = ("dev", "test", "holdout", "holdout2")
+SPLITS = ds.SPLITS
 DRIFT_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
 
@@ -599,9 +599,9 @@ def main() -> None:
             "turns_to_detect": "1 = the teacher serves the shift turn",
             "audit_share": "on-topic surrogate turns audited (borderline locality or the audit_rate draw)",
             "splits": "dev, test and holdout were looked at while the locality features were chosen; holdout2 "
-            "was written blind (its author saw neither the detector nor any result) and run once the detector "
-            "was frozen: the figure that counts; early_* are shift sessions whose shift comes 0-1 turns after "
-            "the warm window",
+            "and holdout3 were written blind (their authors saw neither the detector nor any result); holdout2 "
+            "was run once the detector was frozen, holdout3 after that on the same detector: the figures that "
+            "count; early_* are shift sessions whose shift comes 0-1 turns after the warm window",
             "rule": "locality: x_t > threshold + severe_margin, or x_(t-1) + x_t > 2 threshold (this turn goes to "
             "the teacher); audits: gate.consecutive audited Gaps in a row > drift_threshold (from the next turn)",
         },
@@ -682,7 +682,7 @@ def summary(result: dict[str, Any], configs: dict[str, GateConfig], sets: dict[s
     """Headline figures per session set: each configuration's locality + audits (where
     simulated) and locality alone."""
     keys = ("detection_rate", "detection_ci95", "false_rollback_rate", "false_rollback_ci95", "turns_to_detect_mean")
-    out: dict[str, Any] = {"splits_that_count": "holdout2, early_holdout2"}
+    out: dict[str, Any] = {"splits_that_count": "holdout2, holdout3 and their early_* sets (written blind)"}
     for sp in sets:
         entry: dict[str, Any] = {"locality_only": {k: result["default"]["locality_only"][sp][k] for k in keys}}
         for name in configs:

@@ -13,15 +13,18 @@ follow-ups and threads are ``test``. Both were looked at while the locality feat
 chosen, so both are development sets now. ``holdout`` (``HOLDOUT``, ``HOLDOUT_FOLLOWUPS``,
 ``HOLDOUT_OFFTOPIC``: two new scenarios per domain, new follow-ups and off-topic threads) was
 written afterwards, and its results were looked at when the far-word feature was chosen: it is
-a development set now too. ``holdout2`` (``drift_holdout2.py``, same shape) was written blind,
-by an author who saw neither the detector nor any result, before the detector was frozen: the
-split whose figures count. Slot values (prices, days, names)
+a development set now too. ``holdout2`` and ``holdout3`` (``drift_holdout2.py``,
+``drift_holdout3.py``, same shape) were each written blind, by an author who saw neither the
+detector nor any result nor the other blind set. ``holdout2`` was run once the detector was
+frozen, and its result was then looked at; ``holdout3`` was run afterwards on the same frozen
+detector, unchanged: a second, untouched estimate. Slot values (prices, days, names)
 are drawn per session with a seeded RNG. Text uses ``string.Template`` slots (``$ask``), so
 code with braces needs no escaping.
 """
 
 from __future__ import annotations
 
+import importlib
 import random
 from dataclasses import dataclass, field
 from string import Template
@@ -29,7 +32,8 @@ from string import Template
 Turn = tuple[str, str]  # (user query, teacher answer)
 
 DOMAINS = ("negotiation", "medical", "math", "trip", "code", "roleplay")
-SPLITS = ("dev", "test", "holdout", "holdout2")
+BLIND = ("holdout2", "holdout3")  # written blind by authors who saw neither the detector nor a result
+SPLITS = ("dev", "test", "holdout", *BLIND)
 
 
 @dataclass(frozen=True)
@@ -2562,10 +2566,9 @@ def _split_data(domain: str, split: str) -> tuple[list[Scenario], list[Turn]]:
     """The scenarios and generic follow-ups of ``domain`` in ``split``."""
     if split == "holdout":
         return [s for s in HOLDOUT if s.domain == domain], list(HOLDOUT_FOLLOWUPS[domain])
-    if split == "holdout2":
-        import drift_holdout2 as h2  # it imports Scenario from here
-
-        return [s for s in h2.HOLDOUT2 if s.domain == domain], list(h2.HOLDOUT2_FOLLOWUPS[domain])
+    if split in BLIND:
+        scenarios, followups, _ = _blind(split)
+        return [s for s in scenarios if s.domain == domain], list(followups[domain])
     scenarios, generic = DOMAIN_DATA[domain]
     return (
         [s for i, s in enumerate(scenarios) if _in_split(i, split)],
@@ -2573,13 +2576,18 @@ def _split_data(domain: str, split: str) -> tuple[list[Scenario], list[Turn]]:
     )
 
 
+def _blind(split: str) -> tuple[tuple[Scenario, ...], dict[str, tuple[Turn, ...]], tuple[tuple[Turn, ...], ...]]:
+    """A split written blind, in its own module (``drift_holdout2.py``: HOLDOUT2, ...)."""
+    module = importlib.import_module(f"drift_{split}")  # it imports Scenario from here
+    name = split.upper()
+    return getattr(module, name), getattr(module, f"{name}_FOLLOWUPS"), getattr(module, f"{name}_OFFTOPIC")
+
+
 def _offtopic(split: str) -> list[tuple[Turn, ...]]:
     if split == "holdout":
         return list(HOLDOUT_OFFTOPIC)
-    if split == "holdout2":
-        import drift_holdout2 as h2
-
-        return list(h2.HOLDOUT2_OFFTOPIC)
+    if split in BLIND:
+        return list(_blind(split)[2])
     return [t for i, t in enumerate(OFFTOPIC) if _in_split(i, split)]
 
 
