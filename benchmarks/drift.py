@@ -33,11 +33,13 @@ switched to it (held-out fidelity below ``gate.min_fidelity``), which is why the
 chosen on dev rather than assumed.
 
 Sessions come from ``drift_sessions.py``: six domains, scripted sessions with the long-tail
-shape, with and without an abrupt topic shift. ``dev`` and ``test`` were both looked at while
-the locality features were chosen (``test`` is a second dev set now); ``holdout`` has new
-texts written after the detector was frozen, and is the split that counts. ``early_*`` sets:
-the shift comes right after the warm window (0-1 follow-ups). ``--tune`` picks the locality
-thresholds on ``dev``.
+shape, with and without an abrupt topic shift. ``dev``, ``test`` and ``holdout`` were looked
+at while the locality features and weights were chosen; ``holdout2`` and ``holdout3`` were
+written blind (see ``drift_sessions.py``) and are the splits that count. A split's sessions
+reuse its scenarios' follow-ups, so errors cluster by text: the false rollbacks of a split are
+often one or two follow-ups repeated in several sessions. ``early_*`` sets: the shift comes
+right after the warm window (0-1 follow-ups). ``--tune`` picks the locality thresholds on
+``dev``.
 
 * detection: the session is back on the teacher at the shift turn or the next one (locality
   rolls back at the turn it fires; an audit rolls back from the turn after the audited one);
@@ -436,6 +438,7 @@ def summarise(sessions: list[ds.Session], outcomes: dict[str, Outcome]) -> dict[
     ttd: list[int] = []
     served = audited = 0
     by_channel: dict[str, int] = defaultdict(int)
+    false_texts: dict[str, int] = defaultdict(int)  # the queries that triggered them
     per_domain: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for s in sessions:
         o = outcomes[s.sid]
@@ -448,6 +451,7 @@ def summarise(sessions: list[ds.Session], outcomes: dict[str, Outcome]) -> dict[
             continue
         if s.shift_turn is None or o.trigger < s.shift_turn:
             false_rb += 1
+            false_texts[s.turns[o.trigger - 1][0]] += 1
             d["false_rollbacks"] += 1
             by_channel[f"false_{o.by}"] += 1
             continue
@@ -469,6 +473,7 @@ def summarise(sessions: list[ds.Session], outcomes: dict[str, Outcome]) -> dict[
         "false_rollbacks": false_rb,
         "false_rollback_rate": round(false_rb / n, 4),
         "false_rollback_ci95": wilson(false_rb, n),
+        "false_rollback_queries": dict(sorted(false_texts.items(), key=lambda kv: -kv[1])),
         "turns_to_detect_mean": round(float(np.mean(ttd)), 3) if ttd else None,
         "turns_to_detect_hist": {str(k): ttd.count(k) for k in sorted(set(ttd))},
         "audit_share": round(audited / served, 4) if served else 0.0,
