@@ -388,6 +388,25 @@ def run_locality_model(s: ds.Session, feats: Features) -> int | None:
     return None
 
 
+def false_rollback_resumes(sessions: list[ds.Session], feats: Features, cfg: GateConfig) -> dict[str, Any]:
+    """What a false rollback costs once the adapter is parked: of the locality-only false
+    rollbacks, how many resume at the next on-topic turn or the one after
+    (``SessionLocality.resume_statistic`` < ``cfg.resume_threshold``)."""
+    n = next_turn = within_two = 0
+    for s in sessions:
+        out = run_session(s, feats, cfg)
+        if out.trigger is None or (s.shift_turn is not None and out.trigger >= s.shift_turn):
+            continue
+        n += 1
+        model = gate.SessionLocality.from_config(feats.bank[s.sid], cfg, feats.vocab[s.sid])
+        after = [r for r in feats.turns[s.sid] if out.trigger < r[0] <= out.trigger + 2]
+        after = [r for r in after if s.shift_turn is None or r[0] < s.shift_turn]
+        ys = [model.resume_statistic(model.score(qe, ce, novel, far)) for _, qe, ce, novel, far in after]
+        next_turn += bool(ys) and ys[0] < cfg.resume_threshold
+        within_two += any(y < cfg.resume_threshold for y in ys)
+    return {"false_rollbacks": n, "resumed_next_turn": next_turn, "resumed_within_two": within_two}
+
+
 RESUME_SWEEP = (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0)
 
 
@@ -655,7 +674,14 @@ def main() -> None:
                 for sp in SPLITS
                 if sp in sets
             }
-    result["resume"] = {sp: resume_part(sets[sp], embed, args.seed) for sp in SPLITS if sp in sets}
+    result["resume"] = {
+        sp: {
+            **resume_part(sets[sp], embed, args.seed),
+            "after_false_rollbacks": false_rollback_resumes(sets[sp], feats, default),
+        }
+        for sp in SPLITS
+        if sp in sets
+    }
     embed.save()
     result["summary"] = summary(result, configs, sets)
     result["seconds"] = round(time.perf_counter() - started, 1)
