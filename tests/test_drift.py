@@ -15,6 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from soma_engine import Phase, SessionKey, SomaEngine
@@ -555,3 +556,19 @@ def test_holdout_split_has_new_texts_and_the_benchmark_shape() -> None:
     assert early and all(s.shift_turn <= 4 + 2 for s in early)
     with pytest.raises(ValueError, match="split"):
         ds.make_sessions("train")
+
+
+def test_word_embeddings_are_cached_and_match_encode(shared_encoder: Any) -> None:
+    words = ["bike", "banana", "bike", "helmet"]
+    first = shared_encoder.encode_words(words)
+    np.testing.assert_allclose(first, shared_encoder.encode(words), atol=1e-5)
+    calls: list[Any] = []
+    real = shared_encoder.encode
+    shared_encoder.encode = lambda texts: calls.append(texts) or real(texts)
+    try:
+        again = shared_encoder.encode_words(["helmet", "bike", "recipe"])
+    finally:
+        del shared_encoder.encode
+    assert calls == [["recipe"]]  # only the word not seen before is encoded
+    np.testing.assert_allclose(again[:2], first[[3, 0]])
+    assert shared_encoder.encode_words([]).shape == (0, first.shape[1])
