@@ -560,6 +560,15 @@ class _GateLike(Protocol):
     locality_threshold: float
 
 
+def _set_non_negative(owner: object, **params: float) -> None:
+    """Set each parameter on ``owner`` as a float, refusing NaN, infinities and negatives."""
+    for name, value in params.items():
+        v = float(value)
+        if not (math.isfinite(v) and v >= 0.0):
+            raise ValueError(f"{type(owner).__name__}: {name} must be finite and >= 0, got {value}")
+        setattr(owner, name, v)
+
+
 class LocalityModel:
     """Per-session locality gate (Sec. 3.3), built from the warm turns' embeddings.
 
@@ -581,6 +590,13 @@ class LocalityModel:
     accepted on-topic turns (calibration recomputed); after a rollback, rebuild from fresh turns.
     """
 
+    threshold: float
+    z_max: float
+    border_z: float
+    border_abs: float
+    min_std: float
+    rel_std_floor: float
+
     def __init__(
         self,
         embeddings: np.ndarray | Sequence[Sequence[float]],
@@ -592,26 +608,17 @@ class LocalityModel:
         min_std: float = 0.02,
         rel_std_floor: float = 0.25,
     ) -> None:
-        params = {
-            "threshold": threshold,
-            "z_max": z_max,
-            "border_z": border_z,
-            "border_abs": border_abs,
-            "min_std": min_std,
-            "rel_std_floor": rel_std_floor,
-        }
-        for name, value in params.items():
-            v = float(value)
-            if not (math.isfinite(v) and v >= 0.0):
-                raise ValueError(f"LocalityModel: {name} must be finite and >= 0, got {value}")
+        _set_non_negative(
+            self,
+            threshold=threshold,
+            z_max=z_max,
+            border_z=border_z,
+            border_abs=border_abs,
+            min_std=min_std,
+            rel_std_floor=rel_std_floor,
+        )
         if min_std <= 0.0:
             raise ValueError(f"LocalityModel: min_std must be > 0, got {min_std}")
-        self.threshold = float(threshold)
-        self.z_max = float(z_max)
-        self.border_z = float(border_z)
-        self.border_abs = float(border_abs)
-        self.min_std = float(min_std)
-        self.rel_std_floor = float(rel_std_floor)
         emb = self._check_rows(embeddings, dim=None)
         if emb.shape[0] < 2:
             raise ValueError(f"LocalityModel needs >= 2 warm embeddings to calibrate, got {emb.shape[0]}")
@@ -859,6 +866,13 @@ class SessionLocality:
     z-score of :class:`LocalityModel` separated shifts worse than the raw distance).
     """
 
+    threshold: float
+    severe: float
+    border: float
+    w_context: float
+    w_novel: float
+    w_far: float
+
     def __init__(
         self,
         bank: np.ndarray | Sequence[Sequence[float]],
@@ -873,29 +887,15 @@ class SessionLocality:
         far_cap: int = 3,
         vocab: Sequence[str] = (),
     ) -> None:
-        for name, value in (
-            ("threshold", threshold),
-            ("severe", severe),
-            ("border", border),
-            ("w_context", w_context),
-            ("w_novel", w_novel),
-            ("w_far", w_far),
-        ):
-            v = float(value)
-            if not (math.isfinite(v) and v >= 0.0):
-                raise ValueError(f"SessionLocality: {name} must be finite and >= 0, got {value}")
+        _set_non_negative(
+            self, threshold=threshold, severe=severe, border=border, w_context=w_context, w_novel=w_novel, w_far=w_far
+        )
         for name, cap in (("novel_cap", novel_cap), ("far_cap", far_cap)):
             if int(cap) != cap or cap < 1:
                 raise ValueError(f"SessionLocality: {name} must be an integer >= 1, got {cap}")
         if isinstance(vocab, str) or not all(isinstance(w, str) for w in vocab):
             raise ValueError("SessionLocality: vocab must be a list of words")
-        self.threshold = float(threshold)
-        self.severe = float(severe)
-        self.border = float(border)
-        self.w_context = float(w_context)
-        self.w_novel = float(w_novel)
         self.novel_cap = int(novel_cap)
-        self.w_far = float(w_far)
         self.far_cap = int(far_cap)
         self.vocab = tuple(vocab)
         self._bank = LocalityModel._check_rows(bank, dim=None)
