@@ -107,27 +107,12 @@ def build_teacher() -> tuple[BaseChatModel, str]:
     return StandInToolCaller(), "local scripted stand-in (no OPENAI_API_KEY): not an LLM, calls tools by keyword"
 
 
-def save_tiny_surrogate(path: Path) -> Path:
-    """A tiny random surrogate (seconds to adapt) that answers in visible gibberish: tokens
-    that are only whitespace or open markup are suppressed, so its answers are never empty."""
-    from soma_engine.testing import build_tiny_model
-
-    model, tok = build_tiny_model()
-    model.generation_config.suppress_tokens = [
-        i
-        for i in range(len(tok))
-        if i != tok.eos_token_id and (not tok.decode([i]).strip() or tok.decode([i]).lstrip()[0] in "{[<`")
-    ]
-    model.generation_config.min_new_tokens = 4
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
 def engine_args(tiny: bool, home: Path) -> dict[str, Any]:
     args: dict[str, Any] = {"store": f"sqlite:///{home / 'soma.db'}", "namespace": "examples", "agent": "calculator"}
     if tiny:
-        args["surrogate"] = str(save_tiny_surrogate(home / "tiny-surrogate"))
+        from soma_engine.testing import save_tiny_model
+
+        args["surrogate"] = str(save_tiny_model(home / "tiny-surrogate", visible_only=True))
         args["config"] = SomaConfig(
             warm_window=4,
             adaptation="inline",
