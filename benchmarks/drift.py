@@ -513,7 +513,7 @@ def tune(sessions: list[ds.Session], feats: Features, base: GateConfig) -> GateC
     detection, then the widest threshold; the audit margin is the widest band keeping audits
     ≤ 15% of on-topic turns (``audit_rate`` included)."""
     best: tuple[Any, ...] | None = None
-    for thr, sev in itertools.product(np.arange(1.30, 1.801, 0.025), np.arange(0.10, 0.501, 0.025)):
+    for thr, sev in itertools.product(np.arange(1.20, 1.801, 0.025), np.arange(0.0, 0.501, 0.025)):
         cfg = base.model_copy(
             update={"locality_threshold": round(float(thr), 3), "locality_severe_margin": round(float(sev), 3)}
         )
