@@ -683,7 +683,8 @@ def main() -> None:
         if sp in sets
     }
     embed.save()
-    result["summary"] = summary(result, configs, sets)
+    result["by_split"] = summary(result, configs, sets)
+    result["summary"] = headline(result["by_split"])
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["machine"] = {"python": platform.python_version(), "processor": platform.machine()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -725,6 +726,25 @@ def summary(result: dict[str, Any], configs: dict[str, GateConfig], sets: dict[s
                     **{k: audits[k] for k in (*keys, "audit_share")},
                 }
         out[sp] = entry
+    return out
+
+
+KINDS = (("locality_only", "locality"), ("locality_and_audits[drift_threshold_from_dev]", "+ audits"))
+
+
+def headline(by_split: dict[str, Any]) -> dict[str, str]:
+    """One line per split for ``soma bench``: detection / false rollback of locality alone and
+    with audits at the drift threshold chosen on dev."""
+    out = {"splits that count": str(by_split.get("splits_that_count", ""))}
+    for sp, entry in by_split.items():
+        if not isinstance(entry, dict):
+            continue
+        for kind, label in KINDS:
+            r = entry.get(kind)
+            if r:
+                out[f"{sp}: {label}, detection / false rollback"] = (
+                    f"{r['detection_rate']:.1%} / {r['false_rollback_rate']:.1%}"
+                )
     return out
 
 
