@@ -17,7 +17,9 @@ a development set now too. ``holdout2`` and ``holdout3`` (``drift_holdout2.py``,
 ``drift_holdout3.py``, same shape) were each written blind, by an author who saw neither the
 detector nor any result nor the other blind set. ``holdout2`` was run once the detector was
 frozen, and its result was then looked at; ``holdout3`` was run afterwards on the same frozen
-detector, unchanged: a second, untouched estimate. Slot values (prices, days, names)
+detector, unchanged: a second, untouched estimate. Both were then looked at. ``holdout4``
+(``drift_holdout4.py``) was written blind the same way in a later stop, and was run only once
+the next detector was frozen. Slot values (prices, days, names)
 are drawn per session with a seeded RNG. Text uses ``string.Template`` slots (``$ask``), so
 code with braces needs no escaping.
 """
@@ -32,7 +34,7 @@ from string import Template
 Turn = tuple[str, str]  # (user query, teacher answer)
 
 DOMAINS = ("negotiation", "medical", "math", "trip", "code", "roleplay")
-BLIND = ("holdout2", "holdout3")  # written blind by authors who saw neither the detector nor a result
+BLIND = ("holdout2", "holdout3", "holdout4")  # written blind by authors who saw neither the detector nor a result
 SPLITS = ("dev", "test", "holdout", *BLIND)
 
 
