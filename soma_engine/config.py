@@ -141,6 +141,15 @@ class SomaConfig(_Section):
     summary_tokens: int = Field(128, ge=0, description="budget of the extractive summary")
     max_new_tokens: int = Field(128, ge=1, description="surrogate generation limit")
     temperature: float = Field(0.0, ge=0, description="surrogate sampling temperature; 0 is greedy")
+    no_repeat_ngram_size: int = Field(
+        0,
+        ge=0,
+        description="surrogate never repeats an n-gram of this many tokens, its prompt included (0: off); "
+        "stops a small surrogate from copying its previous answer",
+    )
+    repetition_penalty: float = Field(
+        1.0, gt=0, description="surrogate repetition penalty (transformers' generate; 1.0: off)"
+    )
     adaptation: Literal["background", "inline", "queue"] = "background"
     # The paper's method by default; "history-ft" (all warm turns, uniform) skips mining, the
     # cheaper choice on a CPU, and "random-ft" is the ablation's control.
@@ -184,6 +193,16 @@ class SomaConfig(_Section):
                 "adoption happens before the session's own warm window is full"
             )
         return self
+
+    def generation_options(self) -> dict[str, Any]:
+        """Extra ``generate`` arguments of every surrogate generation (served turns and the
+        gate's held-out answers alike, so the gate measures what will be served)."""
+        opts: dict[str, Any] = {}
+        if self.no_repeat_ngram_size:
+            opts["no_repeat_ngram_size"] = self.no_repeat_ngram_size
+        if self.repetition_penalty != 1.0:
+            opts["repetition_penalty"] = self.repetition_penalty
+        return opts
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> SomaConfig:

@@ -86,6 +86,7 @@ class SomaEngine:
                 device=self.config.device,
                 max_adapters=self.config.max_adapters_in_memory,
                 max_batch=self.config.serving_batch,
+                generation_options=self.config.generation_options(),
             )
         self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(resolve=lambda: resolve_encoder(encoder))
         self.jobs = JobRunner(self)

@@ -139,3 +139,24 @@ def test_generation_options_reach_every_generate_call(monkeypatch):
         rt.close()
     assert len(seen) >= 3 and all(kw.get("no_repeat_ngram_size") == 2 for kw in seen)
     assert text.strip()
+
+
+def test_config_decoding_options_reach_the_engine_surrogate(tiny_model_path, shared_encoder, tmp_path):
+    from soma_engine import SomaEngine
+    from soma_engine.config import SomaConfig
+
+    cfg = SomaConfig(no_repeat_ngram_size=1, repetition_penalty=1.3)
+    with SomaEngine(
+        cfg, surrogate=str(tiny_model_path), encoder=shared_encoder, store=f"sqlite:///{tmp_path}/s.db"
+    ) as eng:
+        assert eng.surrogate.generation_options == {"no_repeat_ngram_size": 1, "repetition_penalty": 1.3}
+        msgs = [Message("user", "Tell me about topic 7")]
+        prompt = eng.surrogate.encode(eng.surrogate.render(msgs))
+        new = eng.surrogate.generate(msgs, None, max_new_tokens=24).token_ids
+        eng.surrogate.generation_options = {}
+        free = eng.surrogate.generate(msgs, None, max_new_tokens=24).token_ids
+    # n = 1: no generated token may occur earlier in the prompt or the answer; the random
+    # model left alone repeats itself
+    assert len(new) > 4 and len(set(new)) == len(new) and not set(new) & set(prompt)
+    assert len(set(free)) < len(free)
+    assert SomaConfig().generation_options() == {}
