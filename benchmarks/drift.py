@@ -80,7 +80,7 @@ import drift_sessions as ds  # noqa: E402
 
 from soma_engine import gate  # noqa: E402
 from soma_engine.config import GateConfig, SomaConfig  # noqa: E402
-from soma_engine.jobs import bank_vocab, locality_bank_texts, locality_inputs  # noqa: E402
+from soma_engine.jobs import bank_vocab, locality_bank_texts, locality_inputs, pmi_messages  # noqa: E402
 from soma_engine.types import TurnRecord, normalize_messages  # noqa: E402
 
 W = 4  # warm window
@@ -127,16 +127,56 @@ def warm_records(s: ds.Session) -> list[TurnRecord]:
     return out
 
 
-class Features:
-    """Per post-warm turn: φ(query), the context embedding, the novel-word count and how many
-    of those words are far from the bank's vocabulary (exactly as ``jobs.locality_embeddings``
-    computes them in the engine); per session: the bank and its vocabulary."""
+class Scorer:
+    """The base bundled SmolLM2's query NLL (``SurrogateRuntime.query_nll``, the engine's own
+    call), with an on-disk cache keyed by the prompt."""
 
-    def __init__(self, sessions: list[ds.Session], embed: Embedder) -> None:
+    def __init__(self, cache: Path | None) -> None:
+        self.path = cache
+        self.cache: dict[str, float] = {}
+        if cache is not None and cache.is_file():
+            self.cache = json.loads(cache.read_text())
+        self._rt: Any = None
+        self.fresh = 0
+
+    def nll(self, messages: list[Any], stable: int = 0) -> float:
+        key = hashlib.sha1(json.dumps([[m.role, m.content] for m in messages]).encode()).hexdigest()
+        if key not in self.cache:
+            if self._rt is None:
+                from soma_engine.models import resolve_surrogate
+                from soma_engine.surrogate import SurrogateRuntime
+
+                self._rt = SurrogateRuntime(resolve_surrogate(None), device="cpu")
+            self.cache[key] = self._rt.query_nll(messages, stable)
+            self.fresh += 1
+            if self.fresh % 200 == 0:
+                self.save()
+                print(f"  scored {self.fresh} prompts", flush=True)
+        return self.cache[key]
+
+    def pmi(self, messages: list[Any], model: gate.SessionLocality) -> float:
+        alone, in_context, stable = pmi_messages(messages, model)
+        return gate.context_pmi(self.nll(alone), self.nll(in_context, stable))
+
+    def save(self) -> None:
+        if self.path is not None and self.fresh:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.cache))
+
+
+class Features:
+    """Per post-warm turn: φ(query), the context embedding, the novel-word count, how many
+    of those words are far from the bank's vocabulary and the query's PMI with the session
+    (exactly as ``jobs.locality_embeddings`` and ``jobs.locality_pmi`` compute them in the
+    engine; ``scorer`` None: no PMI, as for a surrogate that cannot score); per session: the
+    bank, its vocabulary and its turns."""
+
+    def __init__(self, sessions: list[ds.Session], embed: Embedder, scorer: Scorer | None = None) -> None:
         self.embed = embed
+        self.lm_turns: dict[str, list[tuple[str, str]]] = {}
         self.bank: dict[str, np.ndarray] = {}
         self.vocab: dict[str, list[str]] = {}
-        self.turns: dict[str, list[tuple[int, np.ndarray, np.ndarray, int, int]]] = {}
+        self.turns: dict[str, list[tuple[int, np.ndarray, np.ndarray, int, int, float | None]]] = {}
         self.warm_q: dict[str, np.ndarray] = {}
         texts: list[str] = []
         plan: dict[str, tuple[list[str], list[tuple[int, str, str, list[str]]]]] = {}
@@ -149,6 +189,7 @@ class Features:
                 rows.append((t, q, prev, novel))
                 texts += [q, prev, *novel]
             self.vocab[s.sid] = bank_vocab(bank)
+            self.lm_turns[s.sid] = list(s.turns[:W])
             texts += bank + [q for q, _ in s.turns[:W]] + self.vocab[s.sid]
             plan[s.sid] = (bank, rows)
         embed([t for t in texts if t])
@@ -157,13 +198,24 @@ class Features:
             self.bank[s.sid] = embed(bank)
             self.warm_q[s.sid] = embed([q for q, _ in s.turns[:W]])
             vocab = embed(self.vocab[s.sid]) if self.vocab[s.sid] else np.zeros((0, 1))
+            lm = self.model(s, GateConfig())
             turns = []
             for t, q, prev, novel in rows:
                 qe = embed([q])[0]
                 ce = gate.context_embedding(qe, embed([prev])[0] if prev else None)
                 far = gate.far_words(embed(novel), vocab) if novel else 0
-                turns.append((t, qe, ce, len(novel), far))
+                msgs = normalize_messages(ds.messages_at(s, t))
+                pmi = None if scorer is None else scorer.pmi(msgs, lm)
+                turns.append((t, qe, ce, len(novel), far, pmi))
             self.turns[s.sid] = turns
+        if scorer is not None:
+            scorer.save()
+
+    def model(self, s: ds.Session, cfg: GateConfig) -> gate.SessionLocality:
+        """The session's locality model, as ``jobs.session_locality`` builds it."""
+        return gate.SessionLocality.from_config(
+            self.bank[s.sid], cfg, self.vocab[s.sid], turns=self.lm_turns[s.sid], system=s.system
+        )
 
 
 class Generator:
@@ -282,12 +334,12 @@ def run_session(s: ds.Session, feats: Features, cfg: GateConfig, gap_of: GapFn |
     turn by the teacher), then the surrogate; audited turns feed their Gap to the monitor (a
     rollback takes effect from the next turn). ``gap_of`` None: locality alone, audits only
     counted; a None Gap: not generated (cannot change the outcome)."""
-    model = gate.SessionLocality.from_config(feats.bank[s.sid], cfg, feats.vocab[s.sid])
+    model = feats.model(s, cfg)
     monitor = gate.DriftMonitor.from_config(cfg)
     draws = audit_draws(s, seed)
     out = Outcome()
-    for t, qe, ce, novel, far in feats.turns[s.sid]:
-        score = model.score(qe, ce, novel, far)
+    for t, qe, ce, novel, far, pmi in feats.turns[s.sid]:
+        score = model.score(qe, ce, novel, far, pmi)
         if monitor.observe_locality(score):
             out.trigger, out.effective, out.by = t, t, "locality"
             return out
@@ -398,10 +450,10 @@ def false_rollback_resumes(sessions: list[ds.Session], feats: Features, cfg: Gat
         if out.trigger is None or (s.shift_turn is not None and out.trigger >= s.shift_turn):
             continue
         n += 1
-        model = gate.SessionLocality.from_config(feats.bank[s.sid], cfg, feats.vocab[s.sid])
+        model = feats.model(s, cfg)
         after = [r for r in feats.turns[s.sid] if out.trigger < r[0] <= out.trigger + 2]
         after = [r for r in after if s.shift_turn is None or r[0] < s.shift_turn]
-        ys = [model.resume_statistic(model.score(qe, ce, novel, far)) for _, qe, ce, novel, far in after]
+        ys = [model.resume_statistic(model.score(qe, ce, novel, far)) for _, qe, ce, novel, far, _ in after]
         next_turn += bool(ys) and ys[0] < cfg.resume_threshold
         within_two += any(y < cfg.resume_threshold for y in ys)
     return {"false_rollbacks": n, "resumed_next_turn": next_turn, "resumed_within_two": within_two}
@@ -555,6 +607,9 @@ def main() -> None:
     ap.add_argument("--splits", default=",".join(SPLITS), help="comma-separated splits to build (default: all)")
     ap.add_argument("--tune", action="store_true", help="also report locality thresholds tuned on dev")
     ap.add_argument("--no-audits", action="store_true", help="locality alone (no surrogate generation)")
+    ap.add_argument(
+        "--no-lm", action="store_true", help="locality without its language-model (PMI) term: embeddings and words only"
+    )
     ap.add_argument("--max-new-tokens", type=int, default=32, help="surrogate answer length for audits")
     ap.add_argument(
         "--audit-per-domain",
@@ -577,7 +632,8 @@ def main() -> None:
     started = time.perf_counter()
     embed = Embedder(None if args.cache is None else args.cache / "embeddings.pkl")
     sets = build_sets(args.per_domain, args.holdout_per_domain, args.seed, tuple(args.splits.split(",")))
-    feats = Features([s for v in sets.values() for s in v], embed)
+    scorer = None if args.no_lm else Scorer(None if args.cache is None else args.cache / "nll.json")
+    feats = Features([s for v in sets.values() for s in v], embed, scorer)
     embed.save()
 
     default = GateConfig()
@@ -687,6 +743,7 @@ def main() -> None:
     result["summary"] = headline(result["by_split"])
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["machine"] = {"python": platform.python_version(), "processor": platform.machine()}
+    result["locality_lm_term"] = not args.no_lm
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     for name in configs:

@@ -90,7 +90,7 @@ class GateConfig(_Section):
     delta: float = Field(0.1, gt=0, lt=1, description="delta, confidence level of the bounds")
     min_fidelity: float = Field(0.6, ge=0, le=1, description="mean 1 - Gap on held-out turns")
     locality_threshold: float = Field(
-        1.425,
+        1.4,
         ge=0,
         le=4,
         description="locality statistic x_t (gate.SessionLocality) above which a surrogate turn rolls the session "

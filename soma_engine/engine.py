@@ -26,7 +26,7 @@ from .adapters import AdapterRef, AdapterRegistry, CorruptAdapter
 from .compress import compress_context
 from .config import ConfigError, SomaConfig
 from .encoder import Encoder
-from .jobs import JobRunner, decision_summary, locality_embeddings, push_decision, shadow_step
+from .jobs import JobRunner, decision_summary, locality_embeddings, locality_pmi, push_decision, shadow_step
 from .models import resolve_encoder, resolve_surrogate, soma_home
 from .session import SessionState, SessionStore, open_store
 from .surrogate import Generation, SurrogateError, SurrogateRuntime
@@ -204,7 +204,7 @@ class SomaEngine:
         if not state.locality:
             return None
         model = gate.SessionLocality.from_dict(state.locality, self.config.gate)
-        return model.score(*locality_embeddings(self, msgs, model))
+        return model.score(*locality_embeddings(self, msgs, model), pmi=locality_pmi(self, msgs, model))
 
     def _resume(self, key: SessionKey, state: SessionState, msgs: list[Message]) -> gate.LocalityScore | None:
         """A query clearly back on the parked adapter's topic (gate.SessionLocality.
@@ -760,9 +760,10 @@ _RESUMABLE = (Phase.ROLLED_BACK, Phase.REJECTED)
 
 def _locality_reason(score: gate.LocalityScore, monitor: gate.DriftMonitor) -> str:
     stats = list(monitor.statistics)[-2:]
+    pmi = "n/a" if score.pmi is None else f"{score.pmi:.2f}"
     return (
         f"locality x={score.statistic:.3f} (query {score.nn_distance:.3f}, context {score.context_distance:.3f}, "
-        f"{score.novel} new words; last two {[round(x, 3) for x in stats]}, "
+        f"{score.novel} new words, PMI {pmi}; last two {[round(x, 3) for x in stats]}, "
         f"pair bound {monitor.pair_threshold}, severe={score.severe})"
     )
 

@@ -547,6 +547,7 @@ class LocalityScore:
     context_distance: float | None = None
     novel: int | None = None
     far: int | None = None
+    pmi: float | None = None  # context_pmi of the query, when the surrogate scored it
 
     @property
     def severe(self) -> bool:
@@ -804,6 +805,17 @@ def far_words(words: np.ndarray | Sequence[Sequence[float]], vocab: np.ndarray |
     return int((sims.max(axis=1) < FAR_WORD_COS).sum())
 
 
+def context_pmi(nll_alone: float, nll_in_context: float) -> float:
+    """Pointwise mutual information, per token, between a query and the session's context:
+    the surrogate's mean negative log-likelihood of the query's tokens after the system prompt
+    alone, minus the same after the system prompt and the session's turns (nats). A language
+    model knows which new details belong to a subject (a cortisone shot to heel pain, SOH CAH
+    TOA to a trigonometry lesson) where word overlap and embeddings do not: the session's turns
+    make such a query likelier (PMI about 1-2.5), and leave a new subject's as unlikely (about 0).
+    """
+    return float(nll_alone) - float(nll_in_context)
+
+
 def context_embedding(query: np.ndarray | Sequence[float], previous: np.ndarray | Sequence[float] | None) -> np.ndarray:
     """The context of a turn for :class:`SessionLocality`: the normalised mean of φ(q_t) and
     φ(q_{t−1}) (the previous user turn), or φ(q_t) alone for the first one. Averaging
@@ -841,7 +853,7 @@ class SessionLocality:
     For the t-th query,
 
         x_t = d(φ(q_t)) + w_context · d(c_t) + w_novel · min(novel_t, novel_cap) / novel_cap
-              + w_far · min(far_t, far_cap) / far_cap
+              + w_far · min(far_t, far_cap) / far_cap − w_lm · clip(pmi_t, 0, lm_cap)
 
     with d(e) = 1 − max_i cos(e, bank_i) (nearest neighbour, not the centroid: a session has
     sub-topics), c_t = :func:`context_embedding` (φ(q_t), φ(q_{t−1})), novel_t = the number
@@ -853,6 +865,11 @@ class SessionLocality:
     cannot (NOTES.md measured 0.35-0.95 vs 0.84-1.07 for the bare query alone), and far
     words separate a new subject ("What causes the northern lights?") from a follow-up that
     names something new inside the session's subject ("Is there a linter rule for it?").
+    pmi_t = :func:`context_pmi` of q_t under the base surrogate, with ``turns`` (the bank's
+    teacher turns, as text) and the two turns before q_t as context: it takes back what the
+    word terms charge a follow-up whose new words the language model relates to the session
+    ("Is a cortisone shot an option?" after heel pain). No pmi_t (no surrogate, a context
+    too long for it): the term is 0, as for an unrelated query — the cautious side.
 
     * ``severe``: x_t > ``severe`` — roll back at once (the default: ``severe`` = ``threshold``);
     * ``ok``: x_t ≤ ``threshold``; the :class:`DriftMonitor` rolls back when two consecutive
@@ -860,7 +877,9 @@ class SessionLocality:
     * ``borderline``: ``border`` < x_t ≤ ``severe`` — audited always.
 
     Weights and thresholds: a grid on benchmarks/drift.py's dev, test and first holdout
-    splits (all looked at), confirmed once on ``holdout2`` (written blind).
+    splits (all looked at), confirmed once on ``holdout2`` (written blind); w_lm, lm_cap and
+    the threshold then on dev, holdout2 and holdout3 (looked at by then), confirmed once on
+    ``holdout4`` (written blind).
     The warm turns' own spread is *not* used for calibration: warm turns are long and
     information-dense, follow-ups short, so their spread says little about follow-ups (the
     z-score of :class:`LocalityModel` separated shifts worse than the raw distance).
@@ -872,15 +891,17 @@ class SessionLocality:
     w_context: float
     w_novel: float
     w_far: float
+    w_lm: float
+    lm_cap: float
     warm_bound: float
 
     def __init__(
         self,
         bank: np.ndarray | Sequence[Sequence[float]],
         *,
-        threshold: float = 1.425,
-        severe: float = 1.425,
-        border: float = 1.35,
+        threshold: float = 1.4,
+        severe: float = 1.4,
+        border: float = 1.325,
         w_context: float = 0.1,
         w_novel: float = 0.6,
         novel_cap: int = 4,
@@ -888,6 +909,10 @@ class SessionLocality:
         far_cap: int = 3,
         vocab: Sequence[str] = (),
         warm_bound: float = 0.85,
+        w_lm: float = 0.25,
+        lm_cap: float = 2.0,
+        turns: Sequence[Sequence[str]] = (),
+        system: str = "",
     ) -> None:
         _set_non_negative(
             self,
@@ -897,6 +922,8 @@ class SessionLocality:
             w_context=w_context,
             w_novel=w_novel,
             w_far=w_far,
+            w_lm=w_lm,
+            lm_cap=lm_cap,
             warm_bound=warm_bound,
         )
         for name, cap in (("novel_cap", novel_cap), ("far_cap", far_cap)):
@@ -907,16 +934,28 @@ class SessionLocality:
         self.novel_cap = int(novel_cap)
         self.far_cap = int(far_cap)
         self.vocab = tuple(vocab)
+        if not all(len(t) == 2 and all(isinstance(x, str) for x in t) for t in turns):
+            raise ValueError("SessionLocality: turns must be (query, answer) pairs of strings")
+        if not isinstance(system, str):
+            raise ValueError("SessionLocality: system must be a string")
+        self.turns = tuple((str(q), str(a)) for q, a in turns)
+        self.system = system
         self._bank = LocalityModel._check_rows(bank, dim=None)
         centroid = self._bank.mean(axis=0)
         self._centroid = _unit_rows(centroid[None, :])[0]
 
     @classmethod
     def from_config(
-        cls, bank: np.ndarray | Sequence[Sequence[float]], gate: Any, vocab: Sequence[str] = ()
+        cls,
+        bank: np.ndarray | Sequence[Sequence[float]],
+        gate: Any,
+        vocab: Sequence[str] = (),
+        *,
+        turns: Sequence[Sequence[str]] = (),
+        system: str = "",
     ) -> SessionLocality:
         """Thresholds from a :class:`~soma_engine.config.GateConfig`."""
-        return cls(bank, vocab=vocab, **cls.config_kwargs(gate))
+        return cls(bank, vocab=vocab, turns=turns, system=system, **cls.config_kwargs(gate))
 
     @staticmethod
     def config_kwargs(gate: Any) -> dict[str, float]:
@@ -963,15 +1002,24 @@ class SessionLocality:
         )
 
     def score(
-        self, query: np.ndarray | Sequence[float], context: np.ndarray | Sequence[float], novel: int, far: int = 0
+        self,
+        query: np.ndarray | Sequence[float],
+        context: np.ndarray | Sequence[float],
+        novel: int,
+        far: int = 0,
+        pmi: float | None = None,
     ) -> LocalityScore:
         """Score one turn: ``query`` = φ(q_t), ``context`` = :func:`context_embedding`
         (φ(q_t), φ(q_{t−1})), ``novel`` = len(:func:`novel_words` (q_t, conversation so far)),
-        ``far`` = :func:`far_words` of those against φ(``vocab``)."""
+        ``far`` = :func:`far_words` of those against φ(``vocab``), ``pmi`` = :func:`context_pmi`
+        (None: unknown, no credit)."""
         words = self._words(novel, far)
+        if pmi is not None and not np.isfinite(pmi):
+            raise ValueError(f"SessionLocality.score: pmi must be a finite number, got {pmi}")
         d_q, u = self._nn(query, "query")
         d_c, _ = self._nn(context, "context")
-        x = d_q + self.w_context * d_c + words
+        lm = 0.0 if pmi is None else self.w_lm * float(np.clip(pmi, 0.0, self.lm_cap))
+        x = d_q + self.w_context * d_c + words - lm
         d_centroid = float(1.0 - np.clip(u @ self._centroid, -1.0, 1.0))
         ok = x <= self.threshold
         borderline = self.border < x <= self.severe
@@ -986,6 +1034,7 @@ class SessionLocality:
             context_distance=d_c,
             novel=int(novel),
             far=int(far),
+            pmi=None if pmi is None else float(pmi),
         )
 
     def warm_local(self, score: LocalityScore) -> bool:
@@ -1021,7 +1070,11 @@ class SessionLocality:
             "w_far": self.w_far,
             "far_cap": self.far_cap,
             "warm_bound": self.warm_bound,
+            "w_lm": self.w_lm,
+            "lm_cap": self.lm_cap,
             "vocab": list(self.vocab),
+            "turns": [list(t) for t in self.turns],
+            "system": self.system,
         }
 
     @classmethod
@@ -1031,10 +1084,23 @@ class SessionLocality:
         configuration or a new release applies without re-adapting; without it, the stored
         values come back exactly. A :class:`LocalityModel` dict (older sessions) is read too:
         its embeddings become the bank."""
-        keys = ("threshold", "severe", "border", "w_context", "w_novel", "novel_cap", "w_far", "far_cap", "warm_bound")
+        keys = (
+            "threshold",
+            "severe",
+            "border",
+            "w_context",
+            "w_novel",
+            "novel_cap",
+            "w_far",
+            "far_cap",
+            "warm_bound",
+            "w_lm",
+            "lm_cap",
+        )
         kw: dict[str, Any] = {k: data[k] for k in (keys if gate is None else ()) if k in data}
-        if "vocab" in data:
-            kw["vocab"] = data["vocab"]
+        for k in ("vocab", "turns", "system"):
+            if k in data:
+                kw[k] = data[k]
         if gate is not None:
             kw.update(cls.config_kwargs(gate))
         if "bank" in data:

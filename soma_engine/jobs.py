@@ -61,6 +61,10 @@ class Plan:
 
 # Most recent teacher turns whose texts form a session's locality bank (gate.SessionLocality).
 LOCALITY_BANK_TURNS = 12
+# Teacher turns the locality statistic's language-model term conditions on (its PMI was
+# measured with the four warm turns); the two turns before the query come on top.
+LM_CONTEXT_TURNS = 4
+LM_RECENT_TURNS = 2
 
 
 def locality_inputs(messages: list[Message]) -> tuple[str, str, list[str]]:
@@ -106,6 +110,50 @@ def far_count(engine: SomaEngine, novel: list[str], vocab: tuple[str, ...]) -> i
 def bank_vocab(texts: list[str]) -> list[str]:
     """The content words of the locality bank's texts (gate.far_words compares novel words to them)."""
     return sorted({w for t in texts for w in gate.content_words(t)})
+
+
+def lm_context(records: list[TurnRecord]) -> tuple[str, list[tuple[str, str]]]:
+    """The system prompt and the (query, answer) texts of the most recent ``LM_CONTEXT_TURNS``
+    teacher turns: what gate.context_pmi conditions a query on."""
+    recent = [r for r in records if r.served_by == "teacher" and r.query and r.answer][-LM_CONTEXT_TURNS:]
+    system = next(
+        (m["content"] for r in recent[-1:] for m in r.messages if m.get("role") == "system" and m.get("content")), ""
+    )
+    return system, [(r.query, r.answer) for r in recent]
+
+
+def pmi_messages(messages: list[Message], model: gate.SessionLocality) -> tuple[list[Message], list[Message], int]:
+    """The two prompts of gate.context_pmi for this turn's query: the system prompt alone, and
+    the system prompt with ``model.turns`` and the last ``LM_RECENT_TURNS`` exchanges before
+    the query that are not among them; and how many leading messages of the second recur
+    on every turn of the session (SurrogateRuntime.query_nll's ``stable``)."""
+    query = locality_inputs(messages)[0]
+    system = [Message("system", model.system)] if model.system else []
+    pairs = [
+        (u.content, a.content)
+        for u, a in zip(messages[:-1], messages[1:-1], strict=False)
+        if u.role == "user" and a.role == "assistant"
+    ]
+    known = set(model.turns)
+    recent = [p for p in pairs if p not in known][-LM_RECENT_TURNS:]
+    context = [m for q, a in (*model.turns, *recent) for m in (Message("user", q), Message("assistant", a))]
+    stable = len(system) + 2 * len(model.turns)
+    return [*system, Message("user", query)], [*system, *context, Message("user", query)], stable
+
+
+def locality_pmi(engine: SomaEngine, messages: list[Message], model: gate.SessionLocality) -> float | None:
+    """gate.context_pmi of this turn's query under the base surrogate; None when the bank keeps
+    no turns (stored by an older version), the term is off or the surrogate cannot score it
+    (the statistic then gives no credit)."""
+    if not model.turns or model.w_lm == 0:
+        return None
+    alone, in_context, stable = pmi_messages(messages, model)
+    try:
+        nll_alone = engine.surrogate.query_nll(alone)
+        return gate.context_pmi(nll_alone, engine.surrogate.query_nll(in_context, stable=stable))
+    except Exception as exc:  # noqa: BLE001 - scoring must never cost the turn
+        log.warning("locality: the surrogate could not score the query (%s); no PMI credit", exc)
+        return None
 
 
 def locality_bank_texts(records: list[TurnRecord]) -> list[str]:
@@ -506,7 +554,10 @@ def session_locality(engine: SomaEngine, records: list[TurnRecord]) -> tuple[gat
     extra = [t for t in inputs[:2] if t] if inputs else []
     unique = list(dict.fromkeys([*texts, *loo, *extra]))
     rows = dict(zip(unique, engine.encoder.encode(unique), strict=True))
-    model = gate.SessionLocality.from_config(np.stack([rows[t] for t in texts]), engine.config.gate, bank_vocab(texts))
+    system, turns = lm_context(records)
+    model = gate.SessionLocality.from_config(
+        np.stack([rows[t] for t in texts]), engine.config.gate, bank_vocab(texts), turns=turns, system=system
+    )
     if probe is None or inputs is None or not loo:
         return model, True, None
     check = gate.SessionLocality.from_config(np.stack([rows[t] for t in loo]), engine.config.gate, bank_vocab(loo))

@@ -39,6 +39,9 @@ PEFT_BASE_ROW = "__base__"  # PEFT's adapter name for a batch row served by the 
 GREEDY_BATCH_KEY = "greedy-generate"  # the worker's batch key: every greedy generate can share a call
 
 
+NLL_PREFIXES = 4  # key/value caches of locality contexts kept by query_nll (SmolLM2: ~25 MB each)
+
+
 class SurrogateError(RuntimeError):
     """The surrogate could not serve this turn; the engine serves it by the teacher."""
 
@@ -98,6 +101,7 @@ class SurrogateRuntime:
         self._tokenizer = tokenizer
         self._peft: Any = None
         self._loaded: OrderedDict[str, AdapterRef] = OrderedDict()
+        self._nll_prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self._load_lock = threading.Lock()
         self.worker = ModelWorker(max_batch=max_batch)
         self.device = "cpu"
@@ -543,6 +547,74 @@ class SurrogateRuntime:
                 put(exc)
 
         self.worker.submit(task, LIVE)
+
+    # -- scoring -----------------------------------------------------------------------------
+    def query_nll(self, messages: list[Message], stable: int = 0) -> float:
+        """Mean negative log-likelihood (nats a token) of the last message's text under the
+        base model (adapters off), after everything before it, rendered by the chat template.
+        For the locality statistic's :func:`~soma_engine.gate.context_pmi`; on the worker at
+        live-turn priority. The first ``stable`` messages recur across calls (a session's
+        locality context): their key/value cache is kept (the last ``NLL_PREFIXES``), so a
+        turn computes only what follows them."""
+        if not messages or not messages[-1].content:
+            raise ValueError("query_nll needs messages ending with a non-empty message")
+        if not 0 <= stable < len(messages):
+            raise ValueError(f"stable must be in [0, {len(messages) - 1}], got {stable}")
+        return self.worker.call(lambda: self._query_nll_now(messages, stable), LIVE)
+
+    def _query_nll_now(self, messages: list[Message], stable: int) -> float:
+        import torch
+
+        prompt = self.render(messages)
+        text = messages[-1].content
+        at = prompt.rfind(text)
+        if at < 0:
+            raise SurrogateError("the chat template changed the query's text; it cannot be scored")
+        head = self._stable_text(messages[:stable], prompt[:at]) if stable else ""
+        prefix, before, target = self.encode(head), self.encode(prompt[len(head) : at]), self.encode(text)
+        if not before or len(prefix) + len(before) + len(target) > self.context_length:
+            raise SurrogateError(f"{len(prefix) + len(before) + len(target)} tokens cannot be scored in the window")
+        rest = torch.tensor([before + target], device=self.device)
+        key = tuple(prefix)
+        with self.use(None), torch.inference_mode():
+            self.model.eval()
+            cache = self._prefix_cache(key) if prefix else None
+            try:
+                out = self.model(input_ids=rest, use_cache=cache is not None, **{self._cache_kwarg(): cache})
+            except BaseException:
+                self._nll_prefixes.pop(key, None)
+                raise
+            if cache is not None:
+                cache.crop(-rest.shape[1])  # back to the stable prefix for the next call
+        # position i predicts token i + 1: the first query token is predicted by the last of `before`
+        logits = out.logits[0, len(before) - 1 : -1].float()
+        return float(torch.nn.functional.cross_entropy(logits, rest[0, len(before) :], reduction="mean"))
+
+    def _cache_kwarg(self) -> str:
+        """transformers 5 names the key/value cache ``cache``, earlier versions ``past_key_values``."""
+        import inspect
+
+        params = inspect.signature(self.base_model.forward).parameters
+        return "cache" if "cache" in params else "past_key_values"
+
+    def _stable_text(self, stable: list[Message], before_query: str) -> str:
+        """The rendered text of the stable messages, if the full prompt starts with it."""
+        dicts = [_template_dict(m) for m in stable]
+        head = self.tokenizer.apply_chat_template(dicts, tokenize=False, add_generation_prompt=False)
+        return head if before_query.startswith(head) else ""
+
+    def _prefix_cache(self, prefix: tuple[int, ...]) -> Any:
+        import torch
+
+        cache = self._nll_prefixes.pop(prefix, None)
+        if cache is None:
+            ids = torch.tensor([list(prefix)], device=self.device)
+            out = self.model(input_ids=ids, use_cache=True)
+            cache = getattr(out, self._cache_kwarg())
+        self._nll_prefixes[prefix] = cache
+        while len(self._nll_prefixes) > NLL_PREFIXES:
+            self._nll_prefixes.popitem(last=False)
+        return cache
 
     # -- adaptation access -----------------------------------------------------------------
     def run(self, fn: Callable[[SurrogateRuntime], T], priority: int = ADAPT) -> T:

@@ -22,6 +22,7 @@ from soma_engine import Phase, SessionKey, SomaEngine
 from soma_engine import jobs as jobs_module
 from soma_engine.adapters import AdapterRef
 from soma_engine.config import GateConfig
+from soma_engine.types import normalize_messages
 
 SYSTEM = "You are a calm, practical negotiation coach. Answer in two or three sentences."
 
@@ -573,3 +574,40 @@ def test_word_embeddings_are_cached_and_match_encode(shared_encoder: Any) -> Non
     assert calls == [[fresh]]  # only the word not seen before is encoded
     np.testing.assert_allclose(again[:2], first[[3, 0]])
     assert shared_encoder.encode_words([]).shape == (0, first.shape[1])
+
+
+def test_pmi_messages_condition_on_the_bank_turns_and_the_last_two_exchanges() -> None:
+    from soma_engine import gate
+    from soma_engine.types import Message
+
+    model = gate.SessionLocality(np.eye(3), turns=WARM[:2], system=SYSTEM)
+    history: list[dict[str, str]] = [{"role": "system", "content": SYSTEM}]
+    for q, a in [*WARM[:2], ("He says 780 is final.", "Hold at 800."), ("Cash?", "Yes."), ("Receipt?", "Sure.")]:
+        history += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    messages = normalize_messages([*history, {"role": "user", "content": "Should I accept?"}])
+    alone, in_context, stable = jobs_module.pmi_messages(messages, model)
+    assert alone == [Message("system", SYSTEM), Message("user", "Should I accept?")]
+    expected = [Message("system", SYSTEM)]
+    for q, a in [*WARM[:2], ("Cash?", "Yes."), ("Receipt?", "Sure.")]:  # the bank, then the last two others
+        expected += [Message("user", q), Message("assistant", a)]
+    assert in_context == [*expected, Message("user", "Should I accept?")] and stable == 5
+
+
+def test_locality_scores_the_query_with_the_surrogates_pmi(new_engine: Any, permissive_config: Any, store: str) -> None:
+    with new_engine(store, config=drift_config(permissive_config)) as engine:
+        convo = Conversation(engine, "pmi")
+        convo.warm_up()
+        state = engine.store.get(SessionKey("default", "pmi"))
+        model_dict = state.locality
+        assert [tuple(t) for t in model_dict["turns"]] == WARM and model_dict["system"] == SYSTEM
+        msgs = normalize_messages([*convo.history, {"role": "user", "content": "Should I accept 780?"}])
+        score = engine._locality(state, msgs)
+        assert score is not None and score.pmi is not None and math.isfinite(score.pmi)
+        # the statistic takes the PMI credit of the real surrogate's likelihoods
+        model = jobs_module.gate.SessionLocality.from_dict(model_dict, engine.config.gate)
+        alone, in_context, stable = jobs_module.pmi_messages(msgs, model)
+        nll = engine.surrogate.query_nll
+        assert score.pmi == pytest.approx(nll(alone) - nll(in_context, stable=stable), abs=1e-4)
+        bare = model.score(*jobs_module.locality_embeddings(engine, msgs, model))
+        credit = model.w_lm * min(max(score.pmi, 0.0), model.lm_cap)
+        assert score.statistic == pytest.approx(bare.statistic - credit, abs=1e-6)

@@ -23,6 +23,7 @@ from soma_engine.gate import (
     acceptance_margin,
     content_words,
     context_embedding,
+    context_pmi,
     decide_acceptance,
     decide_sequential,
     effective_sample_size,
@@ -758,6 +759,30 @@ def test_resume_statistic_drops_the_context_term() -> None:
         model.resume_statistic(LocalityScore(0.1, 0.1, 0.0, True, False))
 
 
+def test_context_pmi_and_the_language_model_term() -> None:
+    assert context_pmi(4.25, 2.5) == pytest.approx(1.75) and context_pmi(4.5, 5.5) == pytest.approx(-1.0)
+    model = _session_locality(w_context=0.1, w_novel=0.6, w_far=0.3, w_lm=0.25, lm_cap=2.0)
+    q, c = basis(D, 0) + 0.5 * basis(D, 2), basis(D, 0)
+    bare = model.score(q, c, 3, far=2)
+    assert bare.pmi is None
+    naive = bare.nn_distance + 0.1 * bare.context_distance + 0.6 * 3 / 4 + 0.3 * 2 / 3
+    assert bare.statistic == pytest.approx(naive)
+    for pmi, credit in ((1.2, 0.3), (5.0, 0.5), (-1.0, 0.0), (0.0, 0.0)):
+        scored = model.score(q, c, 3, far=2, pmi=pmi)
+        assert scored.pmi == pmi and scored.statistic == pytest.approx(naive - credit)
+        assert scored.margin == pytest.approx(model.threshold - scored.statistic)
+    # the warm check and the resume statistic do not use it
+    related = model.score(q, c, 3, far=2, pmi=2.0)
+    assert model.resume_statistic(related) == model.resume_statistic(bare)
+    assert model.warm_local(related) == model.warm_local(bare)
+    with pytest.raises(ValueError, match="pmi"):
+        model.score(q, c, 3, pmi=float("nan"))
+    with pytest.raises(ValueError, match="turns"):
+        SessionLocality(model.bank, turns=[("only a query",)])
+    with pytest.raises(ValueError, match="non-negative|w_lm"):
+        SessionLocality(model.bank, w_lm=-0.1)
+
+
 def test_warm_check_ignores_the_word_terms() -> None:
     model = _session_locality(threshold=0.8, severe=0.8, border=0.7, w_context=0.1, warm_bound=0.85)
     # a long warm turn near the window: many novel and far words, still local
@@ -771,10 +796,14 @@ def test_warm_check_ignores_the_word_terms() -> None:
 def test_session_locality_roundtrip_and_config() -> None:
     from soma_engine.config import GateConfig
 
-    model = _session_locality(w_context=0.3, vocab=["bike", "price"])
+    model = _session_locality(
+        w_context=0.3, vocab=["bike", "price"], turns=[("Sell my bike?", "List it at 950.")], system="Coach."
+    )
     data = json.loads(json.dumps(model.to_dict()))
     back = SessionLocality.from_dict(data)
     assert len(back) == len(model) and back.threshold == model.threshold
+    assert back.turns == (("Sell my bike?", "List it at 950."),) and back.system == "Coach."
+    assert SessionLocality.from_dict(data, GateConfig()).turns == back.turns
     assert back.vocab == ("bike", "price") and back.w_context == 0.3 and back.w_far == model.w_far
     np.testing.assert_allclose(back.bank, model.bank, atol=2e-3)  # float16 storage
     q = basis(D, 0) + 0.3 * basis(D, 1)

@@ -160,3 +160,40 @@ def test_config_decoding_options_reach_the_engine_surrogate(tiny_model_path, sha
     assert len(new) > 4 and len(set(new)) == len(new) and not set(new) & set(prompt)
     assert len(set(free)) < len(free)
     assert SomaConfig().generation_options() == {}
+
+
+def test_query_nll_matches_a_token_by_token_computation():
+    import torch
+
+    model, tok = build_tiny_model(seed=5)
+    rt = SurrogateRuntime(None, model=model, tokenizer=tok)
+    msgs = [
+        Message("system", "You are terse."),
+        Message("user", "Tell me about topic 7"),
+        Message("assistant", "Topic 7 is about bikes."),
+        Message("user", "and topic 9 too"),
+    ]
+    try:
+        nll = rt.query_nll(msgs)
+        cached = [rt.query_nll(msgs, stable=3) for _ in range(2)]
+        other = rt.query_nll([*msgs[:3], Message("user", "what about topic 3")], stable=3)
+        uncached_other = rt.query_nll([*msgs[:3], Message("user", "what about topic 3")])
+        with pytest.raises(ValueError, match="stable"):
+            rt.query_nll(msgs, stable=4)
+        with pytest.raises(ValueError, match="non-empty"):
+            rt.query_nll([Message("user", "")])
+    finally:
+        rt.close()
+    # naive: one forward pass per query token over everything before it
+    prompt = rt.render(msgs)
+    at = prompt.rfind("and topic 9 too")
+    prefix, target = rt.encode(prompt[:at]), rt.encode("and topic 9 too")
+    logps = []
+    with torch.no_grad():
+        for j, token in enumerate(target):
+            logits = model(input_ids=torch.tensor([prefix + target[:j]])).logits[0, -1]
+            logps.append(float(torch.log_softmax(logits, -1)[token]))
+    assert nll == pytest.approx(-sum(logps) / len(logps), rel=1e-4)
+    # the stable prefix's cache gives the same values, and survives for the next query
+    assert cached == pytest.approx([nll, nll], rel=1e-4) and other == pytest.approx(uncached_other, rel=1e-4)
+    assert len(rt._nll_prefixes) == 1
