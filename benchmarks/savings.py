@@ -242,6 +242,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", help="run only these sessions (names, e.g. demo)")
     ap.add_argument("--lora-steps", type=int, help="override the LoRA steps of CONFIG")
     ap.add_argument("--lora-lr", type=float, help="override the LoRA learning rate of CONFIG")
+    ap.add_argument("--no-repeat-ngram", type=int, help="surrogate no_repeat_ngram_size (default: the engine's, off)")
     args = ap.parse_args()
 
     import torch
@@ -250,6 +251,8 @@ def main() -> None:
     specs = [s for s in build_sessions(args.quick) if not args.only or s.name in args.only]
     config = json.loads(json.dumps(CONFIG))
     config["lora"].update({k: v for k, v in (("steps", args.lora_steps), ("lr", args.lora_lr)) if v is not None})
+    if args.no_repeat_ngram is not None:
+        config["no_repeat_ngram_size"] = args.no_repeat_ngram
     encoder = Encoder(resolve=lambda: resolve_encoder(None))
     encoder.encode(["warm up"])
     tmp = Path(tempfile.mkdtemp(prefix="soma-savings-"))

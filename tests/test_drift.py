@@ -10,6 +10,7 @@ session switches after its 4th turn, except where a test says otherwise.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from pathlib import Path
@@ -530,6 +531,8 @@ def _drift_sessions() -> Any:
     import sys
 
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "drift_sessions.py"
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))  # the blind splits import their own modules
     spec = importlib.util.spec_from_file_location("drift_sessions", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -557,6 +560,24 @@ def test_holdout_split_has_new_texts_and_the_benchmark_shape() -> None:
     assert early and all(s.shift_turn <= 4 + 2 for s in early)
     with pytest.raises(ValueError, match="split"):
         ds.make_sessions("train")
+
+
+def test_blind_splits_are_complete_and_distinct() -> None:
+    """Each split written blind fills every slot and has the benchmark's shape; no two
+    splits share a scenario or an off-topic opening."""
+    ds = _drift_sessions()
+    names: dict[str, set[str]] = {}
+    openings: dict[str, set[str]] = {}
+    for split in ds.BLIND:
+        sessions = ds.make_sessions(split, per_domain=4)
+        assert len(sessions) == 48 and sum(s.shift_turn is not None for s in sessions) == 24
+        assert all(q and a and "$" not in q + a for s in sessions for q, a in s.turns)
+        names[split] = {s.scenario for s in sessions}
+        openings[split] = {thread[0][0] for thread in ds._offtopic(split)}
+        assert len(names[split]) == 12 and len(openings[split]) == 8
+    for a, b in itertools.combinations(ds.BLIND, 2):
+        assert not openings[a] & openings[b], (a, b)
+        assert len(names[a] & names[b]) <= 2, (a, b)  # two earlier authors chose two themes alike
 
 
 def test_word_embeddings_are_cached_and_match_encode(shared_encoder: Any) -> None:
