@@ -26,7 +26,7 @@ from .adapters import AdapterRef, AdapterRegistry, CorruptAdapter
 from .compress import compress_context
 from .config import ConfigError, SomaConfig
 from .encoder import Encoder
-from .jobs import JobRunner, decision_summary, locality_embeddings, locality_pmi, push_decision, shadow_step
+from .jobs import JobRunner, decision_summary, locality_embeddings, locality_score, push_decision, shadow_step
 from .models import resolve_encoder, resolve_surrogate, soma_home
 from .session import SessionState, SessionStore, open_store
 from .surrogate import Generation, SurrogateError, SurrogateRuntime
@@ -204,7 +204,7 @@ class SomaEngine:
         if not state.locality:
             return None
         model = gate.SessionLocality.from_dict(state.locality, self.config.gate)
-        return model.score(*locality_embeddings(self, msgs, model), pmi=locality_pmi(self, msgs, model))
+        return locality_score(self, msgs, model)
 
     def _resume(self, key: SessionKey, state: SessionState, msgs: list[Message]) -> gate.LocalityScore | None:
         """A query clearly back on the parked adapter's topic (gate.SessionLocality.

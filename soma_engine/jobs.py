@@ -156,6 +156,18 @@ def locality_pmi(engine: SomaEngine, messages: list[Message], model: gate.Sessio
         return None
 
 
+def locality_score(engine: SomaEngine, messages: list[Message], model: gate.SessionLocality) -> gate.LocalityScore:
+    """This turn's gate.SessionLocality score. The PMI credit can only lower x_t, so the
+    surrogate scores the query only when x_t without it is above the audit border: a clearly
+    local turn costs no forward pass (its reported x_t then omits the credit)."""
+    inputs = locality_embeddings(engine, messages, model)
+    score = model.score(*inputs)
+    if (score.statistic or 0.0) <= model.border:
+        return score
+    pmi = locality_pmi(engine, messages, model)
+    return score if pmi is None else model.score(*inputs, pmi=pmi)
+
+
 def locality_bank_texts(records: list[TurnRecord]) -> list[str]:
     """The session's local state for gate.SessionLocality: the system prompt and the queries
     and teacher answers of the most recent ``LOCALITY_BANK_TURNS`` teacher turns."""

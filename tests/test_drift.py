@@ -619,16 +619,20 @@ def test_locality_scores_the_query_with_the_surrogates_pmi(new_engine: Any, perm
         convo = Conversation(engine, "pmi")
         convo.warm_up()
         state = engine.store.get(SessionKey("default", "pmi"))
-        model_dict = state.locality
-        assert [tuple(t) for t in model_dict["turns"]] == WARM and model_dict["system"] == SYSTEM
-        msgs = normalize_messages([*convo.history, {"role": "user", "content": "Should I accept 780?"}])
-        score = engine._locality(state, msgs)
-        assert score is not None and score.pmi is not None and math.isfinite(score.pmi)
-        # the statistic takes the PMI credit of the real surrogate's likelihoods
-        model = jobs_module.gate.SessionLocality.from_dict(model_dict, engine.config.gate)
-        alone, in_context, stable = jobs_module.pmi_messages(msgs, model)
-        nll = engine.surrogate.query_nll
-        assert score.pmi == pytest.approx(nll(alone) - nll(in_context, stable=stable), abs=1e-4)
-        bare = model.score(*jobs_module.locality_embeddings(engine, msgs, model))
-        credit = model.w_lm * min(max(score.pmi, 0.0), model.lm_cap)
-        assert score.statistic == pytest.approx(bare.statistic - credit, abs=1e-6)
+        assert [tuple(t) for t in state.locality["turns"]] == WARM and state.locality["system"] == SYSTEM
+        model = jobs_module.gate.SessionLocality.from_dict(state.locality, engine.config.gate)
+        for query in ("Should I accept 780?", SHIFTS["recipe"][0], SHIFTS["geography"][0]):
+            msgs = normalize_messages([*convo.history, {"role": "user", "content": query}])
+            score = engine._locality(state, msgs)
+            bare = model.score(*jobs_module.locality_embeddings(engine, msgs, model))
+            assert score is not None and score.statistic is not None and bare.statistic is not None
+            if bare.statistic <= model.border:  # clearly local: no forward pass, no credit
+                assert score.pmi is None and score.statistic == pytest.approx(bare.statistic)
+                continue
+            # the statistic takes the PMI credit of the real surrogate's likelihoods
+            alone, in_context, stable = jobs_module.pmi_messages(msgs, model)
+            nll = engine.surrogate.query_nll
+            assert score.pmi == pytest.approx(nll(alone) - nll(in_context, stable=stable), abs=1e-4)
+            credit = model.w_lm * min(max(score.pmi, 0.0), model.lm_cap)
+            assert score.statistic == pytest.approx(bare.statistic - credit, abs=1e-6)
+        assert bare.statistic > model.border  # the last query, a new subject, was scored
