@@ -625,12 +625,18 @@ def main() -> None:
         default=",".join(f"{p}{sp}" for p in ("", "early_") for sp in SPLITS),
         help="comma-separated session sets whose audits are simulated (the others: locality only)",
     )
-    ap.add_argument("--quick", action="store_true", help="2 sessions per domain and variant, no baselines")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 sessions per domain and variant, dev and the newest blind split, no baselines",
+    )
     ap.add_argument("--cache", type=Path, default=None, help="folder caching embeddings and generations")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/drift.json"))
     args = ap.parse_args()
     if args.quick:
         args.per_domain = args.holdout_per_domain = 2
+        if args.splits == ",".join(SPLITS):  # dev and the newest blind split
+            args.splits = f"dev,{ds.BLIND[-1]}"
 
     started = time.perf_counter()
     embed = Embedder(None if args.cache is None else args.cache / "embeddings.pkl")
