@@ -163,6 +163,9 @@ def demo(
         f"{report.first_local_turn}; rollbacks {report.rollbacks}; "
         f"adaptation {report.adaptation_seconds:.1f}s. Wrote {path} and {out / 'tokens.png'}"
     )
+    why = report.why_no_local_turn()
+    if why:
+        console.print(f"[yellow]No turn was served locally: {why}.[/yellow]")
 
 
 @app.command()

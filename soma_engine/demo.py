@@ -176,6 +176,23 @@ class DemoReport:
     def first_local_turn(self) -> int | None:
         return next((r.turn for r in self.turns if r.served_by == "surrogate"), None)
 
+    def why_no_local_turn(self) -> str | None:
+        """Why the surrogate served no turn, read from the turns' phases (None if it did)."""
+        if self.surrogate_turns or not self.turns:
+            return None
+        if any(r.phase == "rejected" for r in self.turns):
+            return (
+                "the gate refused the adapter: its answers on the held-out warm turn were below gate.min_fidelity "
+                "(the small surrogate was not faithful enough this time; the stand-in teacher samples, so runs vary)"
+            )
+        phase = self.turns[-1].phase
+        if phase == "adapting":
+            return (
+                f"adaptation outlasted the conversation ({self.adaptation_seconds:.0f} s of work on this machine): "
+                "try `soma demo --quick`, a CUDA GPU (used when present), or a longer --think-time"
+            )
+        return f"the session ended in phase {phase!r}: see the note column and report.json"
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for row in d["turns"]:

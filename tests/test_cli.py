@@ -64,6 +64,19 @@ def test_demo_loop_switches_and_saves_tokens(new_engine, permissive_config, tmp_
     data = json.loads(path.read_text())
     assert data["surrogate_turns"] == served.count("surrogate")
     assert (tmp_path / "out" / "tokens.png").stat().st_size > 1000
+    assert report.why_no_local_turn() is None
+
+
+def test_demo_says_why_no_turn_was_served_locally(new_engine, permissive_config, tmp_path):
+    config = permissive_config(lora={"steps": 2}, gate={"min_fidelity": 1.0})  # no adapter can pass
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}", config=config)
+    model = SomaChatModel(teacher=FakeListChatModel(responses=[PIRATE] * 40), engine=engine)
+    report = run_demo(chat_function(model, "demo-refused"), engine, session_id="demo-refused")
+    assert report.surrogate_turns == 0 and "rejected" in {r.phase for r in report.turns}
+    assert "gate refused" in (report.why_no_local_turn() or "")
+    for row in report.turns[4:]:  # as when a CPU adaptation outlasts the conversation
+        row.phase = "adapting"
+    assert "adaptation outlasted the conversation" in (report.why_no_local_turn() or "")
 
 
 def test_sessions_and_adapters_commands(new_engine, permissive_config, tmp_path):
