@@ -130,27 +130,40 @@ def warm_records(s: ds.Session) -> list[TurnRecord]:
     return out
 
 
-class Scorer:
-    """The base bundled SmolLM2's query NLL (``SurrogateRuntime.query_nll``, the engine's own
-    call), with an on-disk cache keyed by the prompt."""
+class _SmolLM2Cache:
+    """The bundled SmolLM2 on the CPU (loaded on first use) and a JSON file of its results."""
 
     def __init__(self, cache: Path | None) -> None:
         self.path = cache
-        self.cache: dict[str, float] = {}
+        self.cache: dict[str, Any] = {}
         if cache is not None and cache.is_file():
             self.cache = json.loads(cache.read_text())
         self._rt: Any = None
         self.fresh = 0
 
+    @property
+    def runtime(self) -> Any:
+        if self._rt is None:
+            from soma_engine.models import resolve_surrogate
+            from soma_engine.surrogate import SurrogateRuntime
+
+            self._rt = SurrogateRuntime(resolve_surrogate(None), device="cpu")
+        return self._rt
+
+    def save(self) -> None:
+        if self.path is not None and self.fresh:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.cache))
+
+
+class Scorer(_SmolLM2Cache):
+    """The base bundled SmolLM2's query NLL (``SurrogateRuntime.query_nll``, the engine's own
+    call), cached by prompt."""
+
     def nll(self, messages: list[Any], stable: int = 0) -> float:
         key = hashlib.sha1(json.dumps([[m.role, m.content] for m in messages]).encode()).hexdigest()
         if key not in self.cache:
-            if self._rt is None:
-                from soma_engine.models import resolve_surrogate
-                from soma_engine.surrogate import SurrogateRuntime
-
-                self._rt = SurrogateRuntime(resolve_surrogate(None), device="cpu")
-            self.cache[key] = self._rt.query_nll(messages, stable)
+            self.cache[key] = self.runtime.query_nll(messages, stable)
             self.fresh += 1
             if self.fresh % 200 == 0:
                 self.save()
@@ -160,11 +173,6 @@ class Scorer:
     def pmi(self, messages: list[Any], model: gate.SessionLocality) -> float:
         alone, in_context, stable = pmi_messages(messages, model)
         return gate.context_pmi(self.nll(alone), self.nll(in_context, stable))
-
-    def save(self) -> None:
-        if self.path is not None and self.fresh:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self.cache))
 
 
 class Features:
@@ -221,28 +229,14 @@ class Features:
         )
 
 
-class Generator:
+class Generator(_SmolLM2Cache):
     """Unadapted bundled SmolLM2 answering the compressed context, with an on-disk cache."""
 
     def __init__(self, cache: Path | None, max_new_tokens: int, batch: int = 8) -> None:
-        self.path = cache
+        super().__init__(cache)
         self.max_new_tokens = max_new_tokens
         self.batch = batch
-        self.cache: dict[str, str] = {}
-        if cache is not None and cache.is_file():
-            self.cache = json.loads(cache.read_text())
-        self._rt: Any = None
-        self.fresh = 0
         self.seconds = 0.0
-
-    @property
-    def runtime(self) -> Any:
-        if self._rt is None:
-            from soma_engine.models import resolve_surrogate
-            from soma_engine.surrogate import SurrogateRuntime
-
-            self._rt = SurrogateRuntime(resolve_surrogate(None), device="cpu")
-        return self._rt
 
     def context(self, s: ds.Session, t: int) -> list[Any]:
         cfg = SomaConfig()
@@ -291,11 +285,6 @@ class Generator:
                 self.save()
                 print(f"  generated {min(i + self.batch, len(todo))}/{len(todo)}", flush=True)
         return self.cache
-
-    def save(self) -> None:
-        if self.path is not None and self.fresh:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self.cache))
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
