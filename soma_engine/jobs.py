@@ -158,11 +158,12 @@ def locality_pmi(engine: SomaEngine, messages: list[Message], model: gate.Sessio
 
 def locality_score(engine: SomaEngine, messages: list[Message], model: gate.SessionLocality) -> gate.LocalityScore:
     """This turn's gate.SessionLocality score. The PMI credit can only lower x_t, so the
-    surrogate scores the query only when x_t without it is above the audit border: a clearly
-    local turn costs no forward pass (its reported x_t then omits the credit)."""
+    surrogate scores the query only when the credit could change a decision
+    (``SessionLocality.needs_pmi``): a clearly local turn costs no forward pass (its reported
+    x_t then omits the credit), and decisions are those of always scoring."""
     inputs = locality_embeddings(engine, messages, model)
     score = model.score(*inputs)
-    if (score.statistic or 0.0) <= model.border:
+    if not model.needs_pmi(score.statistic or 0.0):
         return score
     pmi = locality_pmi(engine, messages, model)
     return score if pmi is None else model.score(*inputs, pmi=pmi)

@@ -626,7 +626,7 @@ def test_locality_scores_the_query_with_the_surrogates_pmi(new_engine: Any, perm
             score = engine._locality(state, msgs)
             bare = model.score(*jobs_module.locality_embeddings(engine, msgs, model))
             assert score is not None and score.statistic is not None and bare.statistic is not None
-            if bare.statistic <= model.border:  # clearly local: no forward pass, no credit
+            if not model.needs_pmi(bare.statistic):  # clearly local: no forward pass, no credit
                 assert score.pmi is None and score.statistic == pytest.approx(bare.statistic)
                 continue
             # the statistic takes the PMI credit of the real surrogate's likelihoods
@@ -635,4 +635,4 @@ def test_locality_scores_the_query_with_the_surrogates_pmi(new_engine: Any, perm
             assert score.pmi == pytest.approx(nll(alone) - nll(in_context, stable=stable), abs=1e-4)
             credit = model.w_lm * min(max(score.pmi, 0.0), model.lm_cap)
             assert score.statistic == pytest.approx(bare.statistic - credit, abs=1e-6)
-        assert bare.statistic > model.border  # the last query, a new subject, was scored
+        assert model.needs_pmi(bare.statistic)  # the last query, a new subject, was scored

@@ -9,7 +9,7 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -853,3 +853,39 @@ def test_drift_from_config_pair_threshold() -> None:
 
     mon = DriftMonitor.from_config(GateConfig(locality_threshold=1.4))
     assert mon.pair_threshold == pytest.approx(2.8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    threshold=st.floats(0.5, 2.0),
+    severe_margin=st.floats(0.0, 0.5),
+    audit_margin=st.floats(0.0, 0.3),
+    xs=st.lists(st.tuples(st.floats(0.0, 3.0), st.floats(0.0, 0.5)), min_size=2, max_size=6),
+)
+@example(threshold=1.325, severe_margin=0.125, audit_margin=0.075, xs=[(1.22, 0.4), (1.44, 0.0)])
+def test_skipping_the_pmi_below_needs_pmi_changes_no_decision(
+    threshold: float, severe_margin: float, audit_margin: float, xs: list[tuple[float, float]]
+) -> None:
+    """The engine scores the PMI only when ``needs_pmi``: the rollback turn and every
+    audit-forcing (borderline) flag must be those of always taking the credit."""
+    model = SessionLocality(
+        np.eye(3),
+        threshold=threshold,
+        severe=threshold + severe_margin,
+        border=max(0.0, threshold - audit_margin),
+    )
+
+    def run(skip: bool) -> tuple[int | None, list[bool]]:
+        mon, flags = DriftMonitor(pair_threshold=2.0 * model.threshold), []
+        for t, (bare, credit) in enumerate(xs):
+            x = bare if skip and not model.needs_pmi(bare) else bare - credit
+            score = LocalityScore(
+                0.0, 0.0, 0.0, x <= model.threshold, model.border < x <= model.severe, statistic=x
+            )
+            flags.append(score.borderline)
+            if mon.observe_locality(score):
+                return t, flags
+        return None, flags
+
+    assert run(skip=True) == run(skip=False)
+    assert model.needs_pmi(model.border + 1e-9)
