@@ -879,9 +879,7 @@ def test_skipping_the_pmi_below_needs_pmi_changes_no_decision(
         mon, flags = DriftMonitor(pair_threshold=2.0 * model.threshold), []
         for t, (bare, credit) in enumerate(xs):
             x = bare if skip and not model.needs_pmi(bare) else bare - credit
-            score = LocalityScore(
-                0.0, 0.0, 0.0, x <= model.threshold, model.border < x <= model.severe, statistic=x
-            )
+            score = LocalityScore(0.0, 0.0, 0.0, x <= model.threshold, model.border < x <= model.severe, statistic=x)
             flags.append(score.borderline)
             if mon.observe_locality(score):
                 return t, flags
