@@ -19,7 +19,8 @@ detector nor any result nor the other blind set. ``holdout2`` was run once the d
 frozen, and its result was then looked at; ``holdout3`` was run afterwards on the same frozen
 detector, unchanged: a second, untouched estimate. Both were then looked at. ``holdout4``
 (``drift_holdout4.py``) was written blind the same way in a later stop, and was run only once
-the next detector was frozen. Slot values (prices, days, names)
+the next detector was frozen, then looked at; ``holdout5`` (``drift_holdout5.py``) likewise,
+for the detector after that. Slot values (prices, days, names)
 are drawn per session with a seeded RNG. Text uses ``string.Template`` slots (``$ask``), so
 code with braces needs no escaping.
 """
@@ -34,7 +35,8 @@ from string import Template
 Turn = tuple[str, str]  # (user query, teacher answer)
 
 DOMAINS = ("negotiation", "medical", "math", "trip", "code", "roleplay")
-BLIND = ("holdout2", "holdout3", "holdout4")  # written blind by authors who saw neither the detector nor a result
+# written blind by authors who saw neither the detector nor a result
+BLIND = ("holdout2", "holdout3", "holdout4", "holdout5")
 SPLITS = ("dev", "test", "holdout", *BLIND)
 
 

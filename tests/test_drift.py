@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -571,7 +572,10 @@ def test_blind_splits_are_complete_and_distinct() -> None:
     for split in ds.BLIND:
         sessions = ds.make_sessions(split, per_domain=4)
         assert len(sessions) == 48 and sum(s.shift_turn is not None for s in sessions) == 24
-        assert all(q and a and "$" not in q + a for s in sessions for q, a in s.turns)
+        slots = {k for sc in ds._blind(split)[0] for k in ds._slot_values(random.Random(0), sc)}
+        assert all(q and a for s in sessions for q, a in s.turns)
+        left = {m for s in sessions for q, a in s.turns for m in re.findall(r"\$\{?([A-Za-z_]\w*)", q + a)}
+        assert not left & slots, left & slots  # every slot filled (shell code keeps its own $HOME)
         names[split] = {s.scenario for s in sessions}
         openings[split] = {thread[0][0] for thread in ds._offtopic(split)}
         assert len(names[split]) == 12 and len(openings[split]) == 8
