@@ -113,7 +113,9 @@ class GateConfig(_Section):
     drift_threshold: float = Field(0.5, ge=0, le=1, description="audit Gap that counts as a breach")
     consecutive: int = Field(2, ge=1, description="m_cons, consecutive breaches that roll back")
     audit_rate: float = Field(0.1, ge=0, le=1, description="share of surrogate turns audited")
-    audit_seed: int | None = Field(None, description="seed of the audit sampler (None: from the OS)")
+    audit_seed: int | None = Field(
+        None, description="seed of the audit sampler, one draw per session and turn (None: from the OS)"
+    )
     holdout: int = Field(1, ge=1, description="warm turns held out of training for the gate")
     max_batch: int = Field(
         48, ge=2, le=1000, description="bound mode: most held-out contexts a candidate is shadow-evaluated on"

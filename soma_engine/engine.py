@@ -93,7 +93,7 @@ class SomaEngine:
         self._audits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soma-audit")
         # Optional hook for progress bars: on_progress(stage, step, total), stage "mining" | "lora".
         self.on_progress: Callable[[str, int, int], None] | None = None
-        self._rng = random.Random(self.config.gate.audit_seed)
+        self._rng = random.Random()
         self._rng_lock = threading.Lock()
         self._closed = False
 
@@ -471,7 +471,7 @@ class SomaEngine:
                 st.drift = {**route.drift, **{k: current[k] for k in ("gaps", "gap_streak") if k in current}}
             phase = st.phase
             info = self._gate_info(st)
-        if audit is not None and self._should_audit(route):
+        if audit is not None and self._should_audit(route, record.turn):
             self._audits.submit(self._audit, route, record.turn, gen.text, audit)
         self._audits.submit(self._touch, ref)
         return Reply(gen.text, "surrogate", usage, self._meta(route, record, phase, info), gen.finish_reason)
@@ -486,11 +486,15 @@ class SomaEngine:
         mon.pair_threshold = 2.0 * g.locality_threshold
         return mon
 
-    def _should_audit(self, route: Route) -> bool:
+    def _should_audit(self, route: Route, turn: int) -> bool:
         """Audit this surrogate turn? Always when its locality is borderline, otherwise with
-        probability ``gate.audit_rate`` (seeded by ``gate.audit_seed``)."""
+        probability ``gate.audit_rate`` (``gate.audit_seed`` set: one draw per session and
+        turn, ``gate.audit_rng``)."""
+        seed, rate = self.config.gate.audit_seed, self.config.gate.audit_rate
+        if seed is not None:
+            return gate.should_audit(gate.audit_rng(seed, route.key.digest, turn), rate, route.audit)
         with self._rng_lock:
-            return gate.should_audit(self._rng, self.config.gate.audit_rate, route.audit)
+            return gate.should_audit(self._rng, rate, route.audit)
 
     def _audit(self, route: Route, turn: int, answer: str, teacher: Teacher) -> None:
         """Background audit: the teacher answers the same turn (the user already has the

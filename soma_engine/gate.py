@@ -1266,6 +1266,13 @@ class DriftMonitor:
         return mon
 
 
+def audit_rng(seed: int, session: str, turn: int) -> random.Random:
+    """The audit draw's generator for one turn of one session under ``gate.audit_seed``:
+    seeded by the three, so a session's audits do not depend on what other sessions (or
+    replicas) drew before it, and one seed does not give every session the same stream."""
+    return random.Random(f"audit-{int(seed)}-{session}-{int(turn)}")
+
+
 def should_audit(rng: random.Random, audit_rate: float, borderline: bool = False) -> bool:
     """Audit this surrogate turn against the teacher? Always when locality is borderline,
     otherwise with probability ``audit_rate`` (one ``rng.random()`` draw)."""

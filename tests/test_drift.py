@@ -227,9 +227,14 @@ def test_audit_rate_holds_within_binomial_range(new_engine: Any, permissive_conf
         view = engine.session("audited")
         served = view.served_by.count("surrogate")
         audits = view.metrics["audit_calls"]
-        # The seeded sampler draws once per surrogate turn (no borderline turn here)...
-        rng = random.Random(seed)
-        assert audits == sum(rng.random() < rate for _ in range(served))
+        # The seeded sampler draws once per surrogate turn of this session (no borderline turn here)...
+        digest = SessionKey("default", "audited").digest
+        turns = [t for t, by in enumerate(view.served_by, 1) if by == "surrogate"]
+        draws = [random.Random(f"audit-{seed}-{digest}-{t}").random() for t in turns]
+        assert audits == sum(d < rate for d in draws)
+        assert sorted(d["audit_turn"] for d in view.decisions if d.get("kind") == "audit") == [
+            t for t, d in zip(turns, draws, strict=True) if d < rate
+        ]
         # ...and the count sits in the binomial range.
         sd = math.sqrt(served * rate * (1 - rate))
         assert abs(audits - served * rate) <= 4 * sd

@@ -21,6 +21,7 @@ from soma_engine.gate import (
     LocalityScore,
     SessionLocality,
     acceptance_margin,
+    audit_rng,
     content_words,
     context_embedding,
     context_pmi,
@@ -569,6 +570,20 @@ def test_should_audit_rate(rate: float) -> None:
     hits = sum(should_audit(rng, rate, False) for _ in range(n))
     sd = math.sqrt(n * rate * (1 - rate))
     assert abs(hits - n * rate) <= 4 * sd + 1e-9
+
+
+def test_audit_draws_are_per_session_and_turn() -> None:
+    """One seed: a turn's draw depends only on (seed, session, turn), so it is reproducible
+    whatever other sessions drew; sessions do not share one stream; over many sessions the
+    audited share is binomial."""
+    draw = lambda seed, sid, t: audit_rng(seed, sid, t).random()  # noqa: E731
+    assert draw(0, "a", 5) == draw(0, "a", 5)
+    assert len({draw(0, sid, 5) for sid in "abcdef"}) == 6 and draw(0, "a", 5) != draw(1, "a", 5)
+    # the stream of turns 5..40 of session "a" differs from session "b"'s
+    assert [draw(0, "a", t) < 0.1 for t in range(5, 41)] != [draw(0, "b", t) < 0.1 for t in range(5, 41)]
+    n, rate = 4000, 0.1
+    hits = sum(should_audit(audit_rng(0, f"s{i % 200}", i // 200), rate) for i in range(n))
+    assert abs(hits - n * rate) <= 4 * math.sqrt(n * rate * (1 - rate))
 
 
 def test_should_audit_always_on_borderline() -> None:
