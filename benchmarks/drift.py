@@ -85,7 +85,13 @@ import drift_sessions as ds  # noqa: E402
 
 from soma_engine import gate  # noqa: E402
 from soma_engine.config import GateConfig, SomaConfig  # noqa: E402
-from soma_engine.jobs import bank_vocab, locality_bank_texts, locality_inputs, pmi_messages  # noqa: E402
+from soma_engine.jobs import (  # noqa: E402
+    bank_vocab,
+    locality_bank_texts,
+    locality_inputs,
+    pmi_messages,
+    trusted_messages,
+)
 from soma_engine.types import TurnRecord, normalize_messages  # noqa: E402
 
 W = 4  # warm window
@@ -182,10 +188,13 @@ class Features:
     of those words are far from the bank's vocabulary and the query's PMI with the session
     (exactly as ``jobs.locality_embeddings`` and ``jobs.locality_pmi`` compute them in the
     engine; ``scorer`` None: no PMI, as for a surrogate that cannot score); per session: the
-    bank, its vocabulary and its turns."""
+    bank, its vocabulary and its turns. ``doubted`` gives the same for a turn that follows one
+    above the threshold, scored without that exchange (``jobs.trusted_messages``), on demand."""
 
     def __init__(self, sessions: list[ds.Session], embed: Embedder, scorer: Scorer | None = None) -> None:
         self.embed = embed
+        self.scorer = scorer
+        self._doubted: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, int, int, float | None]] = {}
         self.lm_turns: dict[str, list[tuple[str, str]]] = {}
         self.bank: dict[str, np.ndarray] = {}
         self.vocab: dict[str, list[str]] = {}
@@ -210,19 +219,33 @@ class Features:
             bank, rows = plan[s.sid]
             self.bank[s.sid] = embed(bank)
             self.warm_q[s.sid] = embed([q for q, _ in s.turns[:W]])
-            vocab = embed(self.vocab[s.sid]) if self.vocab[s.sid] else np.zeros((0, 1))
             lm = self.model(s, GateConfig())
             turns = []
-            for t, q, prev, novel in rows:
-                qe = embed([q])[0]
-                ce = gate.context_embedding(qe, embed([prev])[0] if prev else None)
-                far = gate.far_words(embed(novel), vocab) if novel else 0
-                msgs = normalize_messages(ds.messages_at(s, t))
-                pmi = None if scorer is None else scorer.pmi(msgs, lm)
-                turns.append((t, qe, ce, len(novel), far, pmi))
+            for t, _, _, _ in rows:
+                turns.append((t, *self._features(s, normalize_messages(ds.messages_at(s, t)), lm)))
             self.turns[s.sid] = turns
         if scorer is not None:
             scorer.save()
+
+    def _features(
+        self, s: ds.Session, msgs: list[Any], lm: gate.SessionLocality
+    ) -> tuple[np.ndarray, np.ndarray, int, int, float | None]:
+        q, prev, hist = locality_inputs(msgs)
+        novel = gate.novel_words(q, hist)
+        qe = self.embed([q])[0]
+        ce = gate.context_embedding(qe, self.embed([prev])[0] if prev else None)
+        vocab = self.embed(self.vocab[s.sid]) if self.vocab[s.sid] else np.zeros((0, 1))
+        far = gate.far_words(self.embed(novel), vocab) if novel else 0
+        pmi = None if self.scorer is None else self.scorer.pmi(msgs, lm)
+        return qe, ce, len(novel), far, pmi
+
+    def doubted(self, s: ds.Session, t: int) -> tuple[np.ndarray, np.ndarray, int, int, float | None]:
+        """Turn t's features without the exchange of turn t − 1 (whose x was above threshold)."""
+        if (s.sid, t) not in self._doubted:
+            lm = self.model(s, GateConfig())
+            msgs = trusted_messages(normalize_messages(ds.messages_at(s, t)), math.inf, lm)
+            self._doubted[s.sid, t] = self._features(s, msgs, lm)
+        return self._doubted[s.sid, t]
 
     def model(self, s: ds.Session, cfg: GateConfig) -> gate.SessionLocality:
         """The session's locality model, as ``jobs.session_locality`` builds it."""
@@ -333,6 +356,8 @@ def run_session(s: ds.Session, feats: Features, cfg: GateConfig, gap_of: GapFn |
     draws = audit_draws(s, seed)
     out = Outcome()
     for t, qe, ce, novel, far, pmi in feats.turns[s.sid]:
+        if monitor.last_statistic is not None and monitor.last_statistic > model.threshold:
+            qe, ce, novel, far, pmi = feats.doubted(s, t)
         score = model.score(qe, ce, novel, far, pmi)
         if monitor.observe_locality(score):
             out.trigger, out.effective, out.by = t, t, "locality"

@@ -90,14 +90,14 @@ class GateConfig(_Section):
     delta: float = Field(0.1, gt=0, lt=1, description="delta, confidence level of the bounds")
     min_fidelity: float = Field(0.6, ge=0, le=1, description="mean 1 - Gap on held-out turns")
     locality_threshold: float = Field(
-        1.325,
+        1.275,
         ge=0,
         le=4,
         description="locality statistic x_t (gate.SessionLocality) above which a surrogate turn rolls the session "
         "back (above threshold + locality_severe_margin at once, else when two consecutive turns average above it)",
     )
     locality_severe_margin: float = Field(
-        0.125, ge=0, le=4, description="one turn above locality_threshold + this rolls back at once"
+        0.175, ge=0, le=4, description="one turn above locality_threshold + this rolls back at once"
     )
     locality_audit_margin: float = Field(
         0.075, ge=0, le=4, description="turns above locality_threshold - this are borderline: always audited"

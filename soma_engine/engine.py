@@ -26,7 +26,15 @@ from .adapters import AdapterRef, AdapterRegistry, CorruptAdapter
 from .compress import compress_context
 from .config import ConfigError, SomaConfig
 from .encoder import Encoder
-from .jobs import JobRunner, decision_summary, locality_embeddings, locality_score, push_decision, shadow_step
+from .jobs import (
+    JobRunner,
+    decision_summary,
+    locality_embeddings,
+    locality_score,
+    push_decision,
+    shadow_step,
+    trusted_messages,
+)
 from .models import resolve_encoder, resolve_surrogate, soma_home
 from .session import SessionState, SessionStore, open_store
 from .surrogate import Generation, SurrogateError, SurrogateRuntime
@@ -186,10 +194,10 @@ class SomaEngine:
             route.reason = request.get("reason", "teacher requested")
             return route
         route.adapter_id = state.adapter["adapter_id"]
-        score = score or self._locality(state, msgs)
+        monitor = self._monitor(state)
+        score = score or self._locality(state, msgs, monitor.last_statistic)
         route.locality = None if score is None else score.statistic
         if score is not None:
-            monitor = self._monitor(state)
             if monitor.observe_locality(score):
                 self._rollback(key, _locality_reason(score, monitor), park=self.config.gate.resume_threshold > 0)
                 route.phase, route.reason = Phase.ROLLED_BACK, "rolled back: query left the session's topic"
@@ -198,13 +206,17 @@ class SomaEngine:
         route.target = "surrogate"
         return route
 
-    def _locality(self, state: SessionState, msgs: list[Message]) -> gate.LocalityScore | None:
+    def _locality(
+        self, state: SessionState, msgs: list[Message], previous: float | None = None
+    ) -> gate.LocalityScore | None:
         """The locality statistic x_t of this turn (gate.SessionLocality): the query and the
-        query with the previous user turn against the session's bank, plus its novel words."""
+        query with the previous user turn against the session's bank, plus its novel words and
+        PMI; in the conversation without the last exchange when x_{t−1} (``previous``) was
+        above the threshold (``jobs.trusted_messages``)."""
         if not state.locality:
             return None
         model = gate.SessionLocality.from_dict(state.locality, self.config.gate)
-        return locality_score(self, msgs, model)
+        return locality_score(self, trusted_messages(msgs, previous, model), model)
 
     def _resume(self, key: SessionKey, state: SessionState, msgs: list[Message]) -> gate.LocalityScore | None:
         """A query clearly back on the parked adapter's topic (gate.SessionLocality.

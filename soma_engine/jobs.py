@@ -156,6 +156,19 @@ def locality_pmi(engine: SomaEngine, messages: list[Message], model: gate.Sessio
         return None
 
 
+def trusted_messages(messages: list[Message], previous: float | None, model: gate.SessionLocality) -> list[Message]:
+    """The conversation a query is scored in: without its last exchange when that turn's
+    statistic ``previous`` (x_{t−1}) was above ``model.threshold``. A turn the detector
+    doubted must not vouch for the next one: after an abrupt new subject, its follow-ups ("Can
+    I turn them pink?") are near the previous query, share its words and are likely after it,
+    so the context distance, novelty and PMI terms would take them for local, and the two-turn
+    rule would never see its second turn."""
+    if previous is None or previous <= model.threshold:
+        return messages
+    users = [i for i, m in enumerate(messages[:-1]) if m.role == "user"]
+    return messages if not users else [*messages[: users[-1]], messages[-1]]
+
+
 def locality_score(engine: SomaEngine, messages: list[Message], model: gate.SessionLocality) -> gate.LocalityScore:
     """This turn's gate.SessionLocality score. The PMI credit can only lower x_t, so the
     surrogate scores the query only when the credit could change a decision

@@ -623,6 +623,44 @@ def test_pmi_messages_condition_on_the_bank_turns_and_the_last_two_exchanges() -
     assert in_context == [*expected, Message("user", "Should I accept?")] and stable == 5
 
 
+def test_trusted_messages_drop_the_exchange_of_a_doubted_turn() -> None:
+    from soma_engine import gate
+    from soma_engine.types import Message
+
+    model = gate.SessionLocality(np.eye(3), threshold=1.0)
+    msgs = [
+        Message("system", SYSTEM),
+        Message("user", "Should I accept 780?"),
+        Message("assistant", "Hold at 800."),
+        Message("user", "How do I prune hydrangeas?"),
+        Message("assistant", "In late winter."),
+        Message("user", "Can I turn them pink?"),
+    ]
+    assert jobs_module.trusted_messages(msgs, None, model) == msgs
+    assert jobs_module.trusted_messages(msgs, 1.0, model) == msgs  # at the threshold: ok, trusted
+    assert jobs_module.trusted_messages(msgs, 1.01, model) == [*msgs[:3], msgs[-1]]
+    assert jobs_module.trusted_messages(msgs[-1:], 2.0, model) == msgs[-1:]  # nothing before the query
+
+
+def test_a_turn_after_a_doubted_one_is_scored_without_it(new_engine: Any, permissive_config: Any, store: str) -> None:
+    """x_t of a follow-up inside a new subject, after a turn above the threshold: scored as if
+    that turn had not been said (real encoder and surrogate), so it is no longer local to it."""
+    with new_engine(store, config=drift_config(permissive_config)) as engine:
+        convo = Conversation(engine, "doubt")
+        convo.warm_up()
+        state = engine.store.get(SessionKey("default", "doubt"))
+        model = jobs_module.gate.SessionLocality.from_dict(state.locality, engine.config.gate)
+        shift, follow = SHIFTS["recipe"][0], SHIFTS["recipe"][1]
+        detour = [{"role": "user", "content": shift}, {"role": "assistant", "content": coach([{"content": shift}])}]
+        msgs = normalize_messages([*convo.history, *detour, {"role": "user", "content": follow}])
+        trusting = engine._locality(state, msgs, previous=model.threshold)
+        doubting = engine._locality(state, msgs, previous=model.threshold + 0.01)
+        without = engine._locality(state, normalize_messages([*convo.history, {"role": "user", "content": follow}]))
+        assert trusting is not None and doubting is not None and without is not None
+        assert doubting.statistic == pytest.approx(without.statistic, abs=1e-6)
+        assert doubting.novel > trusting.novel  # "bake" is new once the banana-bread exchange is set aside
+
+
 def test_locality_scores_the_query_with_the_surrogates_pmi(new_engine: Any, permissive_config: Any, store: str) -> None:
     with new_engine(store, config=drift_config(permissive_config)) as engine:
         convo = Conversation(engine, "pmi")
