@@ -19,10 +19,10 @@ detector nor any result nor the other blind set. ``holdout2`` was run once the d
 frozen, and its result was then looked at; ``holdout3`` was run afterwards on the same frozen
 detector, unchanged: a second, untouched estimate. Both were then looked at. ``holdout4``
 (``drift_holdout4.py``) was written blind the same way in a later stop, and was run only once
-the next detector was frozen, then looked at; ``holdout5`` (``drift_holdout5.py``) likewise,
-for the detector after that. Slot values (prices, days, names)
-are drawn per session with a seeded RNG. Text uses ``string.Template`` slots (``$ask``), so
-code with braces needs no escaping.
+the next detector was frozen, then looked at; ``holdout5`` (``drift_holdout5.py``) and
+``holdout6`` (``drift_holdout6.py``) likewise, each for the detector after the previous one.
+Slot values (prices, days, names) are drawn per session with a seeded RNG. Text uses
+``string.Template`` slots (``$ask``), so code with braces needs no escaping.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ Turn = tuple[str, str]  # (user query, teacher answer)
 
 DOMAINS = ("negotiation", "medical", "math", "trip", "code", "roleplay")
 # written blind by authors who saw neither the detector nor a result
-BLIND = ("holdout2", "holdout3", "holdout4", "holdout5")
+BLIND = ("holdout2", "holdout3", "holdout4", "holdout5", "holdout6")
 SPLITS = ("dev", "test", "holdout", *BLIND)
 
 
