@@ -194,7 +194,7 @@ def engine(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Som
     # The locality gate (tested with the gate) would roll sessions back on the off-topic
     # queries these tests send on purpose; the integration is tested with it out of the way
     # (rollbacks are triggered explicitly in test_rollback_*).
-    eng._locality = lambda state, messages: None  # type: ignore[method-assign]
+    eng._locality = lambda state, messages, previous=None: None  # type: ignore[method-assign]
     warm_up(make_model(eng, ScriptedTeacher(calls=[])), SERVING)
     assert eng.session(SERVING).phase.value == "serving"
     yield eng

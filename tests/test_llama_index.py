@@ -288,7 +288,7 @@ def engine(
     )
     # The locality gate (tested with the gate) would roll back the off-topic turns these tests
     # send on purpose; rollbacks are triggered explicitly instead.
-    eng._locality = lambda state, messages: None  # type: ignore[method-assign]
+    eng._locality = lambda state, messages, previous=None: None  # type: ignore[method-assign]
     llm = SomaLLM(teacher=ScriptedTeacher(), engine=eng, session_id=SERVING)
     history = [ChatMessage(role="system", content=SYSTEM)]
     for i in range(WARM):
