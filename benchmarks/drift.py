@@ -41,7 +41,8 @@ looked at when the language-model term was chosen; ``holdout4``, written blind l
 once on that frozen detector, then looked at when the pair rule's thresholds were chosen;
 ``holdout5``, written blind after that, was run once on the next detector, then looked at when
 the doubted-turn rule and its thresholds were chosen; ``holdout6``, written blind after that and
-run once on the frozen detector, is the split that counts now. A split's sessions
+run once on the frozen detector, and ``holdout7``, written blind later and run once on the
+same detector, are the splits that count now. A split's sessions
 reuse its scenarios' follow-ups, so errors cluster by text: the false rollbacks of a split are
 often one or two follow-ups repeated in several sessions. ``early_*`` sets: the shift comes
 right after the warm window (0-1 follow-ups). ``--tune`` picks the locality thresholds on
@@ -708,8 +709,9 @@ def main() -> None:
             "and holdout3 were written blind (their authors saw neither the detector nor any result) and run on "
             "the word-based detector, then looked at when the language-model (PMI) term was chosen; holdout4, "
             "written blind later, was run once on that detector, then looked at when the thresholds of the pair "
-            "rule were chosen; holdout5 likewise for the next detector; holdout6, written blind after that, was run "
-            "once on the frozen detector: the figures that count; early_* are shift sessions whose shift comes 0-1 "
+            "rule were chosen; holdout5 likewise for the next detector; holdout6 and holdout7, written blind after "
+            "that, were each run once on the frozen detector: the figures that count; early_* are shift sessions "
+            "whose shift comes 0-1 "
             "turns after the warm window",
             "rule": "locality: x_t > threshold + severe_margin, or x_(t-1) + x_t > 2 threshold (this turn goes to "
             "the teacher); audits: gate.consecutive audited Gaps in a row > drift_threshold (from the next turn)",
@@ -800,7 +802,9 @@ def summary(result: dict[str, Any], configs: dict[str, GateConfig], sets: dict[s
     """Headline figures per session set: each configuration's locality + audits (where
     simulated) and locality alone."""
     keys = ("detection_rate", "detection_ci95", "false_rollback_rate", "false_rollback_ci95", "turns_to_detect_mean")
-    out: dict[str, Any] = {"splits_that_count": "holdout6, early_holdout6 (written blind, run once, frozen detector)"}
+    out: dict[str, Any] = {
+        "splits_that_count": "holdout6, holdout7 and their early_ sets (written blind, run once, frozen detector)"
+    }
     for sp in sets:
         entry: dict[str, Any] = {"locality_only": {k: result["default"]["locality_only"][sp][k] for k in keys}}
         for name in configs:

@@ -20,7 +20,9 @@ frozen, and its result was then looked at; ``holdout3`` was run afterwards on th
 detector, unchanged: a second, untouched estimate. Both were then looked at. ``holdout4``
 (``drift_holdout4.py``) was written blind the same way in a later stop, and was run only once
 the next detector was frozen, then looked at; ``holdout5`` (``drift_holdout5.py``) and
-``holdout6`` (``drift_holdout6.py``) likewise, each for the detector after the previous one.
+``holdout6`` (``drift_holdout6.py``) likewise, each for the detector after the previous one; ``holdout7``
+(``drift_holdout7.py``) was then run on holdout6's frozen detector, unchanged: a second,
+untouched estimate of it.
 Slot values (prices, days, names) are drawn per session with a seeded RNG. Text uses
 ``string.Template`` slots (``$ask``), so code with braces needs no escaping.
 """
@@ -36,7 +38,7 @@ Turn = tuple[str, str]  # (user query, teacher answer)
 
 DOMAINS = ("negotiation", "medical", "math", "trip", "code", "roleplay")
 # written blind by authors who saw neither the detector nor a result
-BLIND = ("holdout2", "holdout3", "holdout4", "holdout5", "holdout6")
+BLIND = ("holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7")
 SPLITS = ("dev", "test", "holdout", *BLIND)
 
 
