@@ -203,29 +203,25 @@ class Features:
         self.turns: dict[str, list[tuple[int, np.ndarray, np.ndarray, int, int, float | None]]] = {}
         self.warm_q: dict[str, np.ndarray] = {}
         texts: list[str] = []
-        plan: dict[str, tuple[list[str], list[tuple[int, str, str, list[str]]]]] = {}
+        banks: dict[str, list[str]] = {}
         for s in sessions:
             bank = locality_bank_texts(warm_records(s))
-            rows = []
-            for t in range(W + 1, len(s.turns) + 1):
+            for t in range(W + 1, len(s.turns) + 1):  # one batched encoding of every text scored below
                 q, prev, hist = locality_inputs(normalize_messages(ds.messages_at(s, t)))
-                novel = gate.novel_words(q, hist)
-                rows.append((t, q, prev, novel))
-                texts += [q, prev, *novel]
+                texts += [q, prev, *gate.novel_words(q, hist)]
             self.vocab[s.sid] = bank_vocab(bank)
             self.lm_turns[s.sid] = list(s.turns[:W])
             texts += bank + [q for q, _ in s.turns[:W]] + self.vocab[s.sid]
-            plan[s.sid] = (bank, rows)
+            banks[s.sid] = bank
         embed([t for t in texts if t])
         for s in sessions:
-            bank, rows = plan[s.sid]
-            self.bank[s.sid] = embed(bank)
+            self.bank[s.sid] = embed(banks[s.sid])
             self.warm_q[s.sid] = embed([q for q, _ in s.turns[:W]])
             lm = self.model(s, GateConfig())
-            turns = []
-            for t, _, _, _ in rows:
-                turns.append((t, *self._features(s, normalize_messages(ds.messages_at(s, t)), lm)))
-            self.turns[s.sid] = turns
+            self.turns[s.sid] = [
+                (t, *self._features(s, normalize_messages(ds.messages_at(s, t)), lm))
+                for t in range(W + 1, len(s.turns) + 1)
+            ]
         if scorer is not None:
             scorer.save()
 
