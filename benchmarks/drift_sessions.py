@@ -22,7 +22,10 @@ detector, unchanged: a second, untouched estimate. Both were then looked at. ``h
 the next detector was frozen, then looked at; ``holdout5`` (``drift_holdout5.py``) and
 ``holdout6`` (``drift_holdout6.py``) likewise, each for the detector after the previous one; ``holdout7``
 (``drift_holdout7.py``) was then run on holdout6's frozen detector, unchanged: a second,
-untouched estimate of it.
+untouched estimate of it. ``holdout8`` and ``holdout9`` (``drift_holdout8.py``,
+``drift_holdout9.py``) were written blind in a later stop by two authors working at the same
+time (each told not to read the other's file; they chose some themes alike) and run once on
+the same detector, still unchanged.
 Slot values (prices, days, names) are drawn per session with a seeded RNG. Text uses
 ``string.Template`` slots (``$ask``), so code with braces needs no escaping.
 """
@@ -38,7 +41,7 @@ Turn = tuple[str, str]  # (user query, teacher answer)
 
 DOMAINS = ("negotiation", "medical", "math", "trip", "code", "roleplay")
 # written blind by authors who saw neither the detector nor a result
-BLIND = ("holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7")
+BLIND = ("holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7", "holdout8", "holdout9")
 SPLITS = ("dev", "test", "holdout", *BLIND)
 
 
