@@ -41,8 +41,9 @@ looked at when the language-model term was chosen; ``holdout4``, written blind l
 once on that frozen detector, then looked at when the pair rule's thresholds were chosen;
 ``holdout5``, written blind after that, was run once on the next detector, then looked at when
 the doubted-turn rule and its thresholds were chosen; ``holdout6``, written blind after that and
-run once on the frozen detector, and ``holdout7``, written blind later and run once on the
-same detector, are the splits that count now. A split's sessions
+run once on the frozen detector, and ``holdout7``, ``holdout8`` and ``holdout9``, written blind
+later and each run once on the same detector, are the splits that count now (:data:`COUNTED`,
+pooled in ``by_split.blind_pooled``). A split's sessions
 reuse its scenarios' follow-ups, so errors cluster by text: the false rollbacks of a split are
 often one or two follow-ups repeated in several sessions. ``early_*`` sets: the shift comes
 right after the warm window (0-1 follow-ups). ``--tune`` picks the locality thresholds on
@@ -706,9 +707,9 @@ def main() -> None:
             "the word-based detector, then looked at when the language-model (PMI) term was chosen; holdout4, "
             "written blind later, was run once on that detector, then looked at when the thresholds of the pair "
             "rule were chosen; holdout5 likewise for the next detector; holdout6 and holdout7, written blind after "
-            "that, were each run once on the frozen detector: the figures that count; early_* are shift sessions "
-            "whose shift comes 0-1 "
-            "turns after the warm window",
+            "that, and holdout8 and holdout9, written blind in a later stop, were each run once on the frozen "
+            "detector: the figures that count (by_split.blind_pooled); early_* are shift sessions whose shift "
+            "comes 0-1 turns after the warm window",
             "rule": "locality: x_t > threshold + severe_margin, or x_(t-1) + x_t > 2 threshold (this turn goes to "
             "the teacher); audits: gate.consecutive audited Gaps in a row > drift_threshold (from the next turn)",
         },
@@ -794,13 +795,34 @@ def pick_drift_threshold(sessions: list[ds.Session], feats: Features, base: Gate
     return base.model_copy(update={"drift_threshold": DRIFT_SWEEP[-1]})
 
 
+def pooled(by_set: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any] | None:
+    """Detection and false rollback over several session sets together (None: one is missing)."""
+    if not all(n in by_set for n in names):
+        return None
+    fields = ("detected", "shift_sessions", "false_rollbacks", "sessions")
+    det, ns, fr, n = (sum(by_set[k][f] for k in names) for f in fields)
+    return {
+        "sets": list(names),
+        "detected": det,
+        "shift_sessions": ns,
+        "detection_rate": round(det / ns, 4),
+        "detection_ci95": wilson(det, ns),
+        "false_rollbacks": fr,
+        "sessions": n,
+        "false_rollback_rate": round(fr / n, 4),
+        "false_rollback_ci95": wilson(fr, n),
+    }
+
+
 def summary(result: dict[str, Any], configs: dict[str, GateConfig], sets: dict[str, Any]) -> dict[str, Any]:
     """Headline figures per session set: each configuration's locality + audits (where
-    simulated) and locality alone."""
+    simulated) and locality alone; locality alone pooled over the blind splits that count."""
     keys = ("detection_rate", "detection_ci95", "false_rollback_rate", "false_rollback_ci95", "turns_to_detect_mean")
-    out: dict[str, Any] = {
-        "splits_that_count": "holdout6, holdout7 and their early_ sets (written blind, run once, frozen detector)"
-    }
+    out: dict[str, Any] = {"splits_that_count": f"{', '.join(COUNTED)} and their early_ sets ({COUNTED_WHY})"}
+    local = result["default"]["locality_only"]
+    for key, names in (("blind_pooled", COUNTED), ("blind_pooled_early", tuple(f"early_{k}" for k in COUNTED))):
+        if (p := pooled(local, names)) is not None:
+            out[key] = {"locality_only": p}
     for sp in sets:
         entry: dict[str, Any] = {"locality_only": {k: result["default"]["locality_only"][sp][k] for k in keys}}
         for name in configs:
@@ -815,6 +837,9 @@ def summary(result: dict[str, Any], configs: dict[str, GateConfig], sets: dict[s
     return out
 
 
+# The blind splits run once on the current detector, frozen before each was run.
+COUNTED = ("holdout6", "holdout7", "holdout8", "holdout9")
+COUNTED_WHY = "written blind, each run once on the frozen detector"
 KINDS = (("locality_only", "locality"), ("locality_and_audits[drift_threshold_from_dev]", "+ audits"))
 
 

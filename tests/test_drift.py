@@ -547,6 +547,32 @@ def _drift_sessions() -> Any:
     return module
 
 
+def _drift_benchmark() -> Any:
+    import importlib.util
+    import sys
+
+    _drift_sessions()  # registers drift_sessions, which drift.py imports
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "drift.py"
+    spec = importlib.util.spec_from_file_location("drift_bench", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("drift_bench", module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_blind_splits_pool_by_counts_not_by_averaging_rates() -> None:
+    drift = _drift_benchmark()
+    a = {"detected": 41, "shift_sessions": 48, "false_rollbacks": 6, "sessions": 96}
+    b = {"detected": 9, "shift_sessions": 10, "false_rollbacks": 0, "sessions": 20}
+    p = drift.pooled({"a": a, "b": b, "c": a}, ("a", "b"))
+    assert (p["detected"], p["shift_sessions"], p["false_rollbacks"], p["sessions"]) == (50, 58, 6, 116)
+    assert p["detection_rate"] == round(50 / 58, 4) != round((41 / 48 + 9 / 10) / 2, 4)
+    assert p["detection_ci95"] == drift.wilson(50, 58) and p["false_rollback_ci95"] == drift.wilson(6, 116)
+    assert drift.pooled({"a": a}, ("a", "b")) is None
+    assert set(drift.COUNTED) <= set(drift.ds.BLIND)
+
+
 def test_holdout_split_has_new_texts_and_the_benchmark_shape() -> None:
     """The held-out split of benchmarks/drift.py shares no query with dev/test, has >= 8
     sessions per domain, half with an abrupt shift 3-8 follow-ups after the warm window."""
