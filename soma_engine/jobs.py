@@ -419,10 +419,17 @@ class JobRunner:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def teacher_turns(engine: SomaEngine, key: SessionKey, since: int) -> list[TurnRecord]:
+    """The session's teacher-served turns after turn ``since``: the contexts adaptation trains
+    and the gate measures on."""
+    return [r for r in engine.store.turns(key, since=since) if r.served_by == "teacher" and r.messages]
+
+
 def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., Any] | None = None) -> None:
     """Mine/select (strategy), train the adapter (Eq. 4), gate it (Thm 4.2 / Cor. 4.3) on
-    held-out warm turns, switch the session to ``serving`` or ``rejected``, and record the
-    adapter in the registry (shareable if accepted)."""
+    held-out warm turns and the teacher turns that arrived while it trained, switch the session
+    to ``serving`` or ``rejected``, and record the adapter in the registry (shareable if
+    accepted)."""
     from .sharing import lineage_agents, record_adapter
 
     cfg = engine.config
@@ -430,7 +437,7 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
     state = engine.store.get(key)
     if state is None:
         return
-    records = [r for r in engine.store.turns(key, since=state.adapt_from) if r.served_by == "teacher" and r.messages]
+    records = teacher_turns(engine, key, state.adapt_from)
     parent = AdapterRef.from_dict(state.adapter) if state.adapter else None
     # A shared adapter the session was refused (sharing.adopt): its weights are the warm
     # start, while the gate still compares against the base model the session serves by now.
@@ -469,7 +476,7 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
         metrics={"steps": result.steps, "val_nll": result.best_val_nll, "strategy": cfg.strategy}
         | ({"warm_start": donor.adapter_id} if donor else {}),
     )
-    outcome = _gate(engine, plan, ref, parent, records)
+    outcome = _gate(engine, plan, ref, parent, records, teacher_turns(engine, key, records[-1].turn))
     decision = outcome.decision
     seconds = time.perf_counter() - started
     with engine.store.session(key, cfg.session_ttl) as st:
@@ -637,10 +644,13 @@ def _gate(
     ref: AdapterRef,
     parent: AdapterRef | None,
     records: list[TurnRecord],
+    later: list[TurnRecord],
 ) -> GateOutcome:
-    """Gap of the old and new surrogate on the held-out warm turns (never trained on), the
-    locality model and check of the session, and the decision (``gate.mode``)."""
-    batch = plan.holdout or records[-1:]
+    """Gap of the old and new surrogate on contexts never trained on: the held-out warm turns
+    and ``later``, the teacher turns that arrived while the adapter trained; the locality model
+    and check of the session; the decision (``gate.mode``). The later turns are follow-ups like
+    the ones the surrogate would serve, where the long warm turns alone flatter a candidate."""
+    batch = [*(plan.holdout or records[-1:]), *later][: engine.config.gate.max_batch]
     gap_old, gap_new = held_out_gaps(engine, ref, parent, batch)
     model, locality_ok, _ = session_locality(engine, records)
     decision = _decide(engine, gap_old, gap_new, locality_ok)
@@ -705,7 +715,7 @@ def shadow_step(engine: SomaEngine, key: SessionKey) -> gate.AcceptanceDecision 
     parent = AdapterRef.from_dict(job["parent"]) if job.get("parent") else None
     through = int(job["through"])
     room = cfg.gate.max_batch - len(job["gap_old"])
-    fresh = [r for r in engine.store.turns(key, since=through) if r.served_by == "teacher" and r.messages][:room]
+    fresh = teacher_turns(engine, key, through)[:room]
     if not fresh:
         return None
     try:
@@ -721,7 +731,7 @@ def shadow_step(engine: SomaEngine, key: SessionKey) -> gate.AcceptanceDecision 
                 }
                 st.next_adapt_at = st.turn_count + 1
         return None
-    records = [r for r in engine.store.turns(key, since=state.adapt_from) if r.served_by == "teacher" and r.messages]
+    records = teacher_turns(engine, key, state.adapt_from)
     model, locality_ok, x_last = session_locality(engine, records)
 
     gap_old, gap_new, turns = list(job["gap_old"]), list(job["gap_new"]), list(job["turns"])

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .adapters import AdapterRef, CorruptAdapter
-from .jobs import _decide, held_out_gaps, push_decision, session_locality
+from .jobs import _decide, held_out_gaps, push_decision, session_locality, teacher_turns
 from .types import Phase, SessionKey, TurnRecord
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def adopt(engine: SomaEngine, key: SessionKey) -> dict[str, Any] | None:
     state = engine.store.get(key)
     if state is None or not due(engine, state):
         return None
-    records = [r for r in engine.store.turns(key, since=state.adapt_from) if r.served_by == "teacher" and r.messages]
+    records = teacher_turns(engine, key, state.adapt_from)
     centroid = warm_centroid(engine, records) if len(records) >= cfg.share_min_turns else None
     if centroid is None:
         return None
