@@ -427,9 +427,8 @@ def teacher_turns(engine: SomaEngine, key: SessionKey, since: int) -> list[TurnR
 
 def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., Any] | None = None) -> None:
     """Mine/select (strategy), train the adapter (Eq. 4), gate it (Thm 4.2 / Cor. 4.3) on
-    held-out warm turns and the teacher turns that arrived while it trained, switch the session
-    to ``serving`` or ``rejected``, and record the adapter in the registry (shareable if
-    accepted)."""
+    held-out warm turns, switch the session to ``serving`` or ``rejected``, and record the
+    adapter in the registry (shareable if accepted)."""
     from .sharing import lineage_agents, record_adapter
 
     cfg = engine.config
@@ -476,7 +475,7 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
         metrics={"steps": result.steps, "val_nll": result.best_val_nll, "strategy": cfg.strategy}
         | ({"warm_start": donor.adapter_id} if donor else {}),
     )
-    outcome = _gate(engine, plan, ref, parent, records, teacher_turns(engine, key, records[-1].turn))
+    outcome = _gate(engine, plan, ref, parent, records)
     decision = outcome.decision
     seconds = time.perf_counter() - started
     with engine.store.session(key, cfg.session_ttl) as st:
@@ -644,13 +643,10 @@ def _gate(
     ref: AdapterRef,
     parent: AdapterRef | None,
     records: list[TurnRecord],
-    later: list[TurnRecord],
 ) -> GateOutcome:
-    """Gap of the old and new surrogate on contexts never trained on: the held-out warm turns
-    and ``later``, the teacher turns that arrived while the adapter trained; the locality model
-    and check of the session; the decision (``gate.mode``). The later turns are follow-ups like
-    the ones the surrogate would serve, where the long warm turns alone flatter a candidate."""
-    batch = [*(plan.holdout or records[-1:]), *later][: engine.config.gate.max_batch]
+    """Gap of the old and new surrogate on the held-out warm turns (never trained on), the
+    locality model and check of the session, and the decision (``gate.mode``)."""
+    batch = plan.holdout or records[-1:]
     gap_old, gap_new = held_out_gaps(engine, ref, parent, batch)
     model, locality_ok, _ = session_locality(engine, records)
     decision = _decide(engine, gap_old, gap_new, locality_ok)

@@ -445,42 +445,6 @@ def test_decisions_survive_a_restart(new_engine: Any, permissive_config: Any, st
         assert reply.soma["decision"]["n"] == gate_record["n"]
 
 
-def test_teacher_turns_that_arrive_while_the_adapter_trains_join_the_acceptance_batch(
-    new_engine: Any, permissive_config: Any, store: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The user goes on while the adapter trains; those teacher turns were never trained on
-    and are follow-ups like the turns the surrogate will serve, so B has them besides the
-    held-out warm turn, and the stored fidelity is measured on both."""
-    from soma_engine.types import TurnRecord
-
-    real_train = jobs_module.train_adapter
-    arrived: list[TurnRecord] = []
-
-    def train_while_the_teacher_serves(*args: Any, **kwargs: Any) -> Any:
-        key = engine.key("busy")
-        last = engine.store.turns(key)[-1]
-        query = ON_TOPIC[0]
-        messages = [*last.messages, {"role": "assistant", "content": last.answer}, {"role": "user", "content": query}]
-        with engine.store.session(key, engine.config.session_ttl) as st:
-            arrived.append(
-                st.add_turn(TurnRecord(0, "teacher", query, "Then weigh it against the warranty he offers.", messages))
-            )
-        return real_train(*args, **kwargs)
-
-    monkeypatch.setattr(jobs_module, "train_adapter", train_while_the_teacher_serves)
-    with new_engine(store, config=drift_config(permissive_config)) as engine:
-        convo = Conversation(engine, "busy")
-        for q, _ in WARM:
-            convo.say(q)
-        key = engine.key("busy")
-        decision = next(d for d in engine.session("busy").decisions if d.get("kind") == "adaptation")
-        assert arrived and decision["n"] == 2  # the held-out warm turn and the turn that arrived
-        warm = [r for r in engine.store.turns(key) if r.turn < arrived[0].turn]
-        ref = AdapterRef.from_dict(engine.store.get(key).adapter)
-        _, gap_new = jobs_module.held_out_gaps(engine, ref, None, [warm[-1], arrived[0]])
-        assert decision["fidelity"] == pytest.approx(1.0 - float(np.mean(gap_new)), abs=1e-6)
-
-
 # ------------------------------------------------------------------------------- bound mode
 
 
