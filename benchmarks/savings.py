@@ -44,9 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import drift_sessions as ds  # noqa: E402
 
 from soma_engine import SomaConfig, SomaEngine  # noqa: E402
-from soma_engine.demo import SCRIPT, SYSTEM, ScriptedTeacher, run_demo, teacher_only_tokens  # noqa: E402
+from soma_engine.demo import SCRIPT, SYSTEM, run_demo  # noqa: E402
 from soma_engine.encoder import Encoder  # noqa: E402
 from soma_engine.models import resolve_encoder  # noqa: E402
+from soma_engine.testing import ScriptedTeacher, teacher_only_tokens  # noqa: E402
 from soma_engine.types import Reply, normalize_messages  # noqa: E402
 
 # The adaptation budget of `soma demo --quick` (soma_engine/cli.py DEMO_QUICK), at the serving

@@ -31,13 +31,13 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-# The demo's adaptation budget. Quick: short enough that the job (LoRA + gate) ends within the
-# default think time after the warm window on a 2-core CPU, so turn W+1 is served locally.
+# The demo's adaptation budget: the default strategy (soma) at small step counts. Quick: short
+# enough that the job (mining, LoRA, gate) ends within a few turns' think time on a 2-core CPU.
 # A fixed audit seed makes a run repeatable; the audit rate stays the default.
-DEMO_FULL: dict[str, Any] = {"max_new_tokens": 48, "gate": {"audit_seed": 0}}
+DEMO_FULL: dict[str, Any] = {"max_new_tokens": 64, "gate": {"audit_seed": 0}}
 DEMO_QUICK: dict[str, Any] = {
-    "max_new_tokens": 32,
-    "strategy": "history-ft",  # no mining pass: the full demo runs the paper's method
+    "max_new_tokens": 48,
+    "mining": {"steps": 4, "candidates": 2},
     "lora": {"steps": 6, "batch_size": 1, "max_seq_len": 256},
     "gate": {"audit_seed": 0},
 }
@@ -63,17 +63,50 @@ def _quiet_third_parties() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 
+def _excerpt(text: str) -> str:
+    return " ".join(text.split())
+
+
+def turn_lines(row: Any) -> list[str]:
+    """One demo turn as short lines (rich markup), each cut to the terminal's width when printed:
+    a header, the question, and for a local turn its answer beside the recorded one."""
+    color = "green" if row.served_by == "surrogate" else "cyan"
+    head = f"turn {row.turn:>2} [{color}]{row.served_by:<9}[/{color}] {row.latency_ms:>6.0f} ms"
+    if row.served_by == "teacher":
+        head += f"  {row.teacher_tokens:>5} tok billed"
+    else:
+        head += f"  {row.surrogate_tokens:>5} tok local"
+    if row.similarity is not None and row.served_by == "surrogate":
+        head += f"  sim {row.similarity:.2f}"
+    if row.locality is not None:
+        head += f"  loc {row.locality:.2f}"
+    if row.reason:
+        head += f"  [dim]{escape(row.reason)}[/dim]"
+    lines = [head, f"   [dim]Q[/dim] {escape(_excerpt(row.query))}"]
+    if row.served_by == "surrogate":
+        lines.append(f"   [green]served  [/green] {escape(_excerpt(row.text))}")
+        if row.reference:
+            lines.append(f"   [dim]recorded[/dim] {escape(_excerpt(row.reference))}")
+    return lines
+
+
 @app.command()
 def demo(
     quick: Annotated[
-        bool, typer.Option("--quick", help="short adaptation and answers (about 2 CPU-minutes of work)")
+        bool, typer.Option("--quick", help="small adaptation budget and short answers (about 3 CPU-minutes)")
     ] = False,
     teacher: Annotated[
         str | None,
         typer.Option(
-            help="provider:model for init_chat_model (e.g. openai:gpt-4o-mini); 'scripted' for fixed coach "
-            "answers; default: local stand-in (SmolLM2 base)"
+            help="default: a ShareGPT conversation replayed with its recorded ChatGPT answers; 'scripted' for a "
+            "scripted coach; 'local' for the SmolLM2 base model; provider:model for init_chat_model"
         ),
+    ] = None,
+    conversation: Annotated[
+        str, typer.Option(help="ShareGPT conversation id to replay (see soma_engine.datasets.sharegpt)")
+    ] = "saRnwpk_0",
+    surrogate: Annotated[
+        str | None, typer.Option(help="surrogate: HF id or path (default: the bundled SmolLM2-135M-Instruct)")
     ] = None,
     out: Annotated[Path, typer.Option(help="folder for report.json and tokens.png")] = Path("soma-demo"),
     store: Annotated[str | None, typer.Option(help="store URL, e.g. sqlite:///path.db (default: user cache)")] = None,
@@ -84,10 +117,12 @@ def demo(
         int, typer.Option(min=0, help="torch CPU threads; 0: half the cores (the teacher and adaptation share them)")
     ] = 0,
 ) -> None:
-    """Run the bundled 20-turn conversation through SomaChatModel on the embedded defaults."""
+    """Replay a real multi-turn conversation through SomaChatModel on the embedded defaults."""
     from .config import SomaConfig
-    from .demo import CONVERSATION, TurnRow, run_demo
+    from .datasets.sharegpt import DatasetMissing
+    from .demo import TurnRow, run_demo
     from .engine import SomaEngine
+    from .gate import gap
     from .types import normalize_messages
 
     try:
@@ -97,35 +132,25 @@ def demo(
         _fail(f"the demo needs the LangChain integration: {exc}")
     _set_threads(threads)
     _quiet_third_parties()
-    overrides = DEMO_QUICK if quick else DEMO_FULL
     try:
-        cfg = SomaConfig.load(**overrides)
-        engine = SomaEngine(config=cfg, store=store, namespace="demo")
-    except ValueError as exc:
-        _fail(str(exc))
-    teacher_model, teacher_note = make_teacher(teacher, engine, cfg.max_new_tokens)
+        cfg = SomaConfig.load(**(DEMO_QUICK if quick else DEMO_FULL))
+        engine = SomaEngine(config=cfg, store=store, namespace="demo", surrogate=surrogate)
+        played = make_teacher(teacher, engine, cfg.max_new_tokens, conversation)
+    except (ValueError, KeyError, DatasetMissing) as exc:
+        _fail(str(exc).strip("\"'"))
     session_id = f"demo-{uuid.uuid4().hex[:8]}"
-    model = SomaChatModel(teacher=teacher_model, engine=engine)
-    console.print(f"[bold]SOMA demo[/bold] — {len(CONVERSATION)} turns, warm window W={cfg.warm_window}.")
-    console.print(f"[yellow]{teacher_note}[/yellow]. Surrogate: SmolLM2 + a session LoRA, on the compressed context.")
-
-    table = Table("turn", "served by", "phase", "latency ms", "teacher tok", "surrogate tok", "locality", "note")
+    model = SomaChatModel(teacher=played.model, engine=engine)
+    console.print(f"[bold]SOMA demo[/bold]: {len(played.queries)} turns, warm window W={cfg.warm_window}.")
+    console.print(f"[yellow]{escape(played.note)}[/yellow].")
+    console.print(f"Surrogate: {escape(engine.surrogate.model_path)} + a session LoRA (strategy {cfg.strategy}).")
 
     def on_turn(row: TurnRow) -> None:
-        color = "green" if row.served_by == "surrogate" else "cyan"
-        table.add_row(
-            str(row.turn),
-            f"[{color}]{row.served_by}[/{color}]",
-            row.phase,
-            f"{row.latency_ms:.0f}",
-            str(row.teacher_tokens),
-            str(row.surrogate_tokens),
-            "" if row.locality is None else f"{row.locality:.2f}",
-            row.reason[:40],
-        )
-        console.print(
-            f"turn {row.turn:>2} [{color}]{row.served_by:>9}[/{color}] {row.latency_ms:>7.0f} ms  {row.text[:70]!r}"
-        )
+        for line in turn_lines(row):
+            console.print(line, no_wrap=True, overflow="ellipsis", crop=True)
+
+    def similarity(served: str, recorded: str) -> float:
+        emb = engine.encoder.encode([served, recorded])
+        return 1.0 - float(gap(emb[0], emb[1]))
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console)
     tasks: dict[str, TaskID] = {}
@@ -147,25 +172,35 @@ def demo(
                     engine.surrogate.render(normalize_messages(msgs))
                 ),
                 settle=think_time,
+                queries=played.queries,
+                system=played.system,
+                references=played.references or None,
+                similarity=similarity if played.references else None,
             )
     finally:
         engine.close()
-        close = getattr(teacher_model, "close", None)
+        close = getattr(played.model, "close", None)
         if close:
             close()
-    report.teacher_is_stand_in = "stand-in" in teacher_note
-    console.print(table)
+    report.teacher_is_stand_in = "stand-in" in played.note
     path = report.write(out)
-    console.print(
-        f"teacher tokens {report.teacher_tokens} vs {report.teacher_only_tokens} teacher-only "
-        f"([bold]{report.tokens_saved:.0%} saved[/bold]); teacher calls {report.teacher_calls} of {len(report.turns)} "
-        f"turns (audits {report.audit_calls}); served locally {report.surrogate_turns}, first at turn "
-        f"{report.first_local_turn}; rollbacks {report.rollbacks}; "
-        f"adaptation {report.adaptation_seconds:.1f}s. Wrote {path} and {out / 'tokens.png'}"
-    )
+    summary = [
+        f"teacher tokens: {report.teacher_tokens} of {report.teacher_only_tokens} teacher-only, "
+        f"[bold]{report.tokens_saved:.0%} saved[/bold] (audits included: {report.audit_calls})",
+        f"served locally: {report.surrogate_turns} of {len(report.turns)} turns, first at turn "
+        f"{report.first_local_turn}; rollbacks {report.rollbacks}; adaptation {report.adaptation_seconds:.0f} s",
+    ]
+    if report.local_similarity is not None:
+        summary.append(
+            f"similarity of local turns to the recorded answers: [bold]{report.local_similarity:.2f}[/bold] "
+            "(MiniLM cosine; 1 = same meaning)"
+        )
+    summary.append(f"wrote {path} and {out / 'tokens.png'}")
+    for line in summary:
+        console.print(line)
     why = report.why_no_local_turn()
     if why:
-        console.print(f"[yellow]No turn was served locally: {why}.[/yellow]")
+        console.print(f"[yellow]No turn was served locally: {escape(why)}.[/yellow]")
 
 
 @app.command()

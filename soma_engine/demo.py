@@ -1,7 +1,10 @@
-"""The bundled demo conversation and the loop that runs it through the engine.
+"""The demo's conversations and the loop that runs one through the engine.
 
-The conversation has the long-tail shape of Sec. 2.2 (long, information-dense opening
-turns, then short dependent follow-ups) and one abrupt topic shift near the end.
+``soma demo`` replays :data:`DEMO_CONVERSATION`, a ShareGPT conversation (``dev`` split) with its
+recorded ChatGPT answers: twenty turns of the long-tail shape of Sec. 2.2 (two long,
+information-dense requests for website copy, then short dependent follow-ups such as "shorter"
+and "same for MLops"). :data:`SCRIPT` is a scripted negotiation coach with one abrupt detour,
+for ``--teacher scripted`` and the savings benchmark.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .types import Reply, Usage
+from .testing.teachers import Counter
+from .types import Reply
+
+DEMO_CONVERSATION = "saRnwpk_0"
 
 SYSTEM = "You are a concise, friendly negotiation coach. Answer in two or three sentences."
 
@@ -78,64 +84,6 @@ SCRIPT: list[tuple[str, str]] = [
 CONVERSATION = [q for q, _ in SCRIPT]
 
 
-Counter = Callable[[list[dict[str, str]]], int]
-
-
-def word_count(msgs: list[dict[str, str]]) -> int:
-    """A stand-in tokenizer (whitespace words) where no real one is at hand."""
-    return sum(len(m["content"].split()) for m in msgs)
-
-
-def _as_dicts(messages: list[Any]) -> list[dict[str, str]]:
-    return [m if isinstance(m, dict) else {"role": m.role, "content": m.content or ""} for m in messages]
-
-
-class ScriptedTeacher:
-    """A deterministic persona teacher: the scripted answer to each query (``fallback`` for a
-    query not in the script), instantly, with honest usage: ``count_prompt`` of the whole
-    history it is given (what an API bills as input) and ``count_answer`` of its answer.
-    Callable as an engine teacher: ``list[Message]`` (or dicts) -> ``(text, Usage)``."""
-
-    def __init__(
-        self,
-        script: list[tuple[str, str]],
-        count_prompt: Counter = word_count,
-        count_answer: Callable[[str], int] | None = None,
-        fallback: str = "Let me think about that and keep it short.",
-    ) -> None:
-        self.answers = dict(script)
-        self.count_prompt = count_prompt
-        self.count_answer = count_answer or (lambda text: word_count([{"role": "assistant", "content": text}]))
-        self.fallback = fallback
-        self.calls = 0
-
-    def answer(self, messages: list[Any]) -> str:
-        query = next((m["content"] for m in reversed(_as_dicts(messages)) if m["role"] == "user"), "")
-        return self.answers.get(query, self.fallback)
-
-    def usage(self, messages: list[Any], text: str) -> Usage:
-        return Usage(self.count_prompt(_as_dicts(messages)), self.count_answer(text))
-
-    def __call__(self, messages: list[Any]) -> tuple[str, Usage]:
-        self.calls += 1
-        text = self.answer(messages)
-        return text, self.usage(messages, text)
-
-
-def teacher_only_tokens(teacher: ScriptedTeacher, system: str, queries: list[str]) -> list[int]:
-    """Per-turn tokens had the teacher served every turn: the whole history with ITS answers
-    re-read each turn, plus its answer (exact for a deterministic teacher)."""
-    history: list[dict[str, str]] = [{"role": "system", "content": system}]
-    out = []
-    for q in queries:
-        history.append({"role": "user", "content": q})
-        text, usage = teacher(history)
-        teacher.calls -= 1  # accounting, not a call the session made
-        out.append(usage.total_tokens)
-        history.append({"role": "assistant", "content": text})
-    return out
-
-
 @dataclass
 class TurnRow:
     turn: int
@@ -148,6 +96,8 @@ class TurnRow:
     reason: str
     text: str
     query: str = ""
+    reference: str = ""  # the recorded answer of this turn, where there is one
+    similarity: float | None = None  # of the served answer to ``reference`` (MiniLM cosine)
     history: list[dict[str, str]] = field(default_factory=list, repr=False)  # S_t as served (not written out)
 
 
@@ -169,6 +119,12 @@ class DemoReport:
     teacher_is_stand_in: bool = True
 
     @property
+    def local_similarity(self) -> float | None:
+        """Mean similarity of the locally served answers to the recorded ones (None: none)."""
+        sims = [r.similarity for r in self.turns if r.served_by == "surrogate" and r.similarity is not None]
+        return sum(sims) / len(sims) if sims else None
+
+    @property
     def tokens_saved(self) -> float:
         return 1 - self.teacher_tokens / self.teacher_only_tokens if self.teacher_only_tokens else 0.0
 
@@ -182,8 +138,8 @@ class DemoReport:
             return None
         if any(r.phase == "rejected" for r in self.turns):
             return (
-                "the gate refused the adapter: its answers on the held-out warm turn were below gate.min_fidelity "
-                "(the small surrogate was not faithful enough this time; the stand-in teacher samples, so runs vary)"
+                "the gate refused the adapter: its answers on the held-out warm turn were not close enough to the "
+                "teacher's (see gate.min_fidelity); the small surrogate was not faithful enough on this conversation"
             )
         phase = self.turns[-1].phase
         if phase == "adapting":
@@ -200,6 +156,7 @@ class DemoReport:
         d["tokens_saved"] = round(self.tokens_saved, 4)
         d["calls_saved"] = len(self.turns) - self.teacher_calls
         d["first_local_turn"] = self.first_local_turn
+        d["local_similarity"] = None if self.local_similarity is None else round(self.local_similarity, 4)
         return d
 
     def write(self, out: Path) -> Path:
@@ -246,6 +203,8 @@ def run_demo(
     queries: list[str] | None = None,
     system: str = SYSTEM,
     before_turn: Callable[[int], None] | None = None,
+    references: list[str] | None = None,
+    similarity: Callable[[str, str], float] | None = None,
 ) -> DemoReport:
     """Play ``queries`` (default: the bundled conversation) through ``chat`` (one turn:
     history -> Reply).
@@ -255,9 +214,11 @@ def run_demo(
     its own count where it served, else the history plus an answer as long as the one given.
     ``settle`` seconds of user "think time" between turns let background adaptation
     progress as it would between a real user's messages (``None``: wait until it is done).
+    ``references``: the recorded answer of each turn; ``similarity(served, recorded)`` scores
+    each served answer against it (the rows' ``similarity``).
     """
     count = count_prompt or (lambda msgs: sum(max(1, len(m["content"]) // 4) for m in msgs))
-    history: list[dict[str, str]] = [{"role": "system", "content": system}]
+    history: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
     report = DemoReport()
     for query in CONVERSATION if queries is None else queries:
         if before_turn:
@@ -283,6 +244,10 @@ def run_demo(
             query=query,
             history=[dict(m) for m in history],
         )
+        if references is not None and len(report.turns) < len(references):
+            row.reference = references[len(report.turns)]
+            if similarity is not None:
+                row.similarity = round(similarity(reply.text, row.reference), 4)
         report.turns.append(row)
         if on_turn:
             on_turn(row)

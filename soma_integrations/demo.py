@@ -1,16 +1,19 @@
-"""What ``soma demo`` runs: the bundled conversation through :class:`SomaChatModel`.
+"""What ``soma demo`` runs: a conversation through :class:`SomaChatModel`.
 
-The teacher is ``--teacher provider:model`` (anything LangChain's ``init_chat_model``
-understands) when its credentials are present; otherwise :class:`LocalChatModel`, a chat
-model over a local HF model given the full history every turn — a stand-in, and said so.
-``--teacher scripted`` is :class:`ScriptedChatModel`: the scripted coach of
-``soma_engine.demo.SCRIPT``, instant and deterministic (what ``benchmarks/savings.py`` uses).
+By default a ShareGPT conversation replayed with its recorded ChatGPT answers
+(``soma_engine.testing.ReplayTeacher``), an offline stand-in for the app's teacher.
+``--teacher scripted`` is the scripted coach of ``soma_engine.demo.SCRIPT``, instant and
+deterministic (what ``benchmarks/savings.py`` uses). ``--teacher provider:model`` is anything
+LangChain's ``init_chat_model`` understands, when its credentials are present; otherwise, and
+with ``--teacher local``, :class:`LocalChatModel`: the bundled SmolLM2 base model given the
+full history every turn, a stand-in, and said so.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -19,11 +22,15 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
+from soma_engine.datasets.sharegpt import get_conversation
+from soma_engine.demo import CONVERSATION, DEMO_CONVERSATION, SCRIPT, SYSTEM
 from soma_engine.engine import SomaEngine
 from soma_engine.surrogate import Generation, SurrogateRuntime
+from soma_engine.testing import ReplayTeacher, ScriptedTeacher
 from soma_engine.types import Reply, Usage
 
 from .langchain import SomaChatModel, to_soma_messages
+from .testing import StandInChatModel
 
 CREDENTIALS = {
     "openai": "OPENAI_API_KEY",
@@ -107,63 +114,57 @@ class LocalChatModel(BaseChatModel):
             self._runtime.close()
 
 
-class ScriptedChatModel(BaseChatModel):
-    """:class:`soma_engine.demo.ScriptedTeacher` as a LangChain chat model (usage included)."""
+@dataclass
+class DemoTeacher:
+    """What ``soma demo`` plays: the teacher model, a line saying what it is, and the
+    conversation (``references``: the recorded answers, when there are any)."""
 
-    teacher: Any
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model: BaseChatModel
+    note: str
+    queries: list[str]
+    system: str = ""
+    references: list[str] = field(default_factory=list)
 
-    @property
-    def _llm_type(self) -> str:
-        return "soma-scripted-teacher"
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        msgs = to_soma_messages(messages)
-        text, usage = self.teacher(msgs)
-        msg = AIMessage(
-            content=text,
-            usage_metadata={
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "total_tokens": usage.total_tokens,
-            },
-            response_metadata={"model_name": "scripted-coach", "finish_reason": "stop"},
+def make_teacher(
+    spec: str | None, engine: SomaEngine, max_new_tokens: int, conversation: str = DEMO_CONVERSATION
+) -> DemoTeacher:
+    """The demo's teacher and conversation. ``spec``: None or ``sharegpt`` (a ShareGPT
+    conversation replayed with its recorded ChatGPT answers), ``scripted``, ``local``, or
+    ``provider:model`` for ``init_chat_model`` (on the bundled coaching script)."""
+    from soma_engine.types import normalize_messages
+
+    rt = engine.surrogate
+
+    def count_prompt(msgs: list[dict[str, str]]) -> int:
+        return rt.count_tokens(rt.render(normalize_messages(msgs)))
+
+    if spec in (None, "sharegpt"):
+        conv = get_conversation(conversation)
+        replay = ReplayTeacher.from_conversation(conv, count_prompt=count_prompt, count_answer=rt.count_tokens)
+        note = (
+            f"teacher: recorded ChatGPT answers (ShareGPT conversation {conv.id}, {len(conv)} turns), "
+            "an offline stand-in"
         )
-        return ChatResult(generations=[ChatGeneration(message=msg)])
-
-
-def make_teacher(spec: str | None, engine: SomaEngine, max_new_tokens: int) -> tuple[BaseChatModel, str]:
-    """The teacher and a line saying what it is."""
+        return DemoTeacher(StandInChatModel(teacher=replay), note, conv.queries, "", [a for _, a in conv.turns])
     if spec == "scripted":
-        from soma_engine.demo import SCRIPT, ScriptedTeacher
-        from soma_engine.types import normalize_messages
-
-        rt = engine.surrogate
-        scripted = ScriptedTeacher(
-            SCRIPT,
-            count_prompt=lambda msgs: rt.count_tokens(rt.render(normalize_messages(msgs))),
-            count_answer=rt.count_tokens,
-        )
+        scripted = ScriptedTeacher(SCRIPT, count_prompt=count_prompt, count_answer=rt.count_tokens)
         note = "the teacher is a scripted stand-in: fixed coach answers, instant (not a real LLM API)"
-        return ScriptedChatModel(teacher=scripted), note
-    if spec and spec != "local":
+        model = StandInChatModel(teacher=scripted, model_name="scripted-coach")
+        return DemoTeacher(model, note, CONVERSATION, SYSTEM, [a for _, a in SCRIPT])
+    if spec != "local":
         provider = spec.split(":", 1)[0]
         env = CREDENTIALS.get(provider)
         if env is None or os.environ.get(env):
             from langchain.chat_models import init_chat_model
 
-            return init_chat_model(spec), f"teacher: {spec}"
+            return DemoTeacher(init_chat_model(spec), f"teacher: {spec}", CONVERSATION, SYSTEM)
         note = f"no {env} set, so the teacher is a local stand-in"
     else:
         note = "the teacher is a local stand-in"
     model = LocalChatModel(model_path=engine.surrogate.model_path, max_new_tokens=max_new_tokens)
-    return model, f"{note}: the bundled SmolLM2 base model given the full history (not a real LLM API)"
+    note += ": the bundled SmolLM2 base model given the full history (not a real LLM API)"
+    return DemoTeacher(model, note, CONVERSATION, SYSTEM)
 
 
 def chat_function(model: SomaChatModel, session_id: str) -> Callable[[list[dict[str, str]]], Reply]:

@@ -45,6 +45,14 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def visible_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny surrogate whose greedy answers are always visible text, so local turns stay local."""
+    from soma_engine.testing import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-visible") / "model", visible_only=True)
+
+
+@pytest.fixture(scope="session")
 def shared_encoder() -> Any:
     """The bundled all-MiniLM encoder, loaded once for every engine of the run."""
     from soma_engine.encoder import Encoder

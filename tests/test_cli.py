@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from typer.testing import CliRunner
 
@@ -112,9 +113,9 @@ def test_scripted_teacher_bills_what_it_reads(new_engine, permissive_config, tmp
     from soma_integrations.demo import make_teacher
 
     engine = new_engine(f"sqlite:///{tmp_path / 'scripted.db'}", config=permissive_config())
-    teacher, note = make_teacher("scripted", engine, 16)
-    assert "scripted stand-in" in note
-    model = SomaChatModel(teacher=teacher, engine=engine)
+    played = make_teacher("scripted", engine, 16)
+    assert "scripted stand-in" in played.note and played.queries == CONVERSATION and played.system == SYSTEM
+    model = SomaChatModel(teacher=played.model, engine=engine)
     rt = engine.surrogate
     report = run_demo(chat_function(model, "scripted"), engine, session_id="scripted", queries=CONVERSATION[:5])
     first = report.turns[0]
@@ -123,3 +124,53 @@ def test_scripted_teacher_bills_what_it_reads(new_engine, permissive_config, tmp
     assert first.text == SCRIPT[0][1]
     assert first.teacher_tokens == rt.count_tokens(rt.render(normalize_messages(prompt))) + rt.count_tokens(first.text)
     assert report.teacher_tokens == sum(r.teacher_tokens for r in report.turns)
+
+
+def test_turn_lines_stay_short_and_show_the_recorded_answer():
+    from soma_engine.cli import turn_lines
+    from soma_engine.demo import TurnRow
+
+    row = TurnRow(7, "surrogate", "serving", 1234.5, 0, 88, 0.91, "", "Our approach: " + "word " * 60, query="q " * 80)
+    row.reference, row.similarity = "At our team we take a collaborative approach " * 5, 0.634
+    lines = turn_lines(row)
+    assert "sim 0.63" in lines[0] and "recorded" in lines[3] and "served" in lines[2]
+    teacher = TurnRow(2, "teacher", "warm", 12.0, 300, 0, None, "", "recorded text", query="Hi")
+    assert len(turn_lines(teacher)) == 2 and "300 tok billed" in turn_lines(teacher)[0]
+
+
+def test_demo_replays_a_recorded_conversation_in_80_columns(tmp_path, visible_model_path, monkeypatch):
+    """`soma demo` end to end on the tiny surrogate: the default teacher replays a ShareGPT
+    conversation (a small file made here), no printed line is wider than 80 columns, and the
+    report scores each served answer against the recorded one."""
+    from rich.console import Console
+
+    from soma_engine import cli
+    from soma_engine.datasets import sharegpt
+
+    long_answer = "Our machine learning service helps organisations turn data into decisions. " * 6
+    convo = {"id": "demo_0", "conversations": []}
+    for i in range(8):
+        convo["conversations"] += [
+            {"from": "human", "value": f"What would be the text for section {i} of our data science website?"},
+            {"from": "gpt", "value": f"Section {i}: {long_answer}"},
+        ]
+    source = tmp_path / "sg.json"
+    source.write_text(json.dumps([convo]))
+    monkeypatch.setattr(sharegpt, "data_file", lambda: source)
+    monkeypatch.setattr(cli, "console", Console(width=80, record=True))
+    monkeypatch.setenv("SOMA_GATE__MIN_FIDELITY", "0")
+    monkeypatch.setenv("SOMA_GATE__LOCALITY_THRESHOLD", "4")
+    out = tmp_path / "demo"
+    args = ["demo", "--quick", "--conversation", "demo_0", "--surrogate", str(visible_model_path)]
+    args += ["--think-time", "120", "--out", str(out), "--store", f"sqlite:///{tmp_path / 'd.db'}"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    screen = cli.console.export_text()
+    assert "recorded ChatGPT answers (ShareGPT conversation demo_0, 8 turns)" in screen.replace("\n", " ")
+    assert max(len(line) for line in screen.splitlines()) <= 80
+    report = json.loads((out / "report.json").read_text())
+    assert [r["reference"] for r in report["turns"]] == [m["value"].strip() for m in convo["conversations"][1::2]]
+    local = [r for r in report["turns"] if r["served_by"] == "surrogate"]
+    assert local and all(0 <= r["similarity"] <= 1 for r in local)
+    assert report["local_similarity"] == pytest.approx(sum(r["similarity"] for r in local) / len(local), abs=1e-3)
+    assert "similarity of local turns to the recorded answers" in screen

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from soma_engine.demo import ScriptedTeacher, run_demo, teacher_only_tokens, word_count
+from soma_engine.demo import run_demo
+from soma_engine.testing import ScriptedTeacher, teacher_only_tokens, word_count
 
 SYSTEM = "You coach."  # 2 words
 # Each query 3 words, each answer 5 words: teacher-only turn t reads 2 + 8(t-1) + 3 words and

@@ -1,0 +1,95 @@
+"""benchmarks/sharegpt.py: its statistics, and its --quick path end to end on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import sharegpt as bench  # noqa: E402
+
+
+def test_mean_ci_matches_the_t_interval_by_hand() -> None:
+    xs = [0.2, 0.4, 0.6, 0.8]
+    ci = bench.mean_ci(xs)
+    sd = math.sqrt(sum((x - 0.5) ** 2 for x in xs) / 3)
+    assert ci["mean"] == 0.5 and ci["n"] == 4
+    assert ci["hi"] - 0.5 == pytest.approx(3.182 * sd / 2, abs=1e-4)
+    assert bench.mean_ci([0.3]) == {"mean": 0.3, "lo": None, "hi": None, "n": 1}
+    assert bench.mean_ci([])["n"] == 0
+
+
+def test_buckets_follow_table_3() -> None:
+    assert [bench.bucket_of(t) for t in (1, 4, 5, 8, 9, 12, 13, 40)] == [
+        "1-4",
+        "1-4",
+        "5-8",
+        "5-8",
+        "9-12",
+        "9-12",
+        "13+",
+        "13+",
+    ]
+    with pytest.raises(ValueError):
+        bench.bucket_of(0)
+
+
+def test_summary_counts_teacher_turns_as_recorded_and_local_turns_apart() -> None:
+    s = bench.Session("c", "soma", billed_tokens=40, teacher_only_tokens=100)
+    s.turns = [bench.Turn(t, "teacher", "", 1.0, 1.0, 10, 10) for t in (1, 2, 3, 4)]
+    s.turns += [bench.Turn(t, "surrogate", "", 0.5, 0.2, 0, 20, paired_cosine=0.4) for t in (5, 6, 7)]
+    out = bench.summarise([s])
+    assert out["all"]["saved"]["mean"] == 0.6
+    assert out["1-4"]["local_cosine"]["n"] == 0 and out["1-4"]["cosine"]["mean"] == 1.0
+    assert out["5-8"]["local_cosine"]["mean"] == 0.5 and out["5-8"]["paired_history_prefix_cosine"]["mean"] == 0.4
+    assert out["5-8"]["saved_without_audits"]["mean"] == 1.0
+    assert out["all"]["local_share"]["mean"] == pytest.approx(3 / 7, abs=1e-4)
+
+
+def _conversation(cid: str, n: int) -> dict:
+    msgs = []
+    for i in range(n):
+        msgs.append({"from": "human", "value": f"Question {i} about the bike I sell, what should I do next?"})
+        msgs.append({"from": "gpt", "value": f"Answer {i}: list it at 900 dollars and keep the pedals for the buyer."})
+    return {"id": cid, "conversations": msgs}
+
+
+@pytest.mark.slow
+def test_quick_path_on_the_tiny_model(tmp_path: Path, visible_model_path: Path) -> None:
+    source = tmp_path / "sg.json"
+    convs = [_conversation(f"conv{i}_0", 6) for i in range(40)]
+    source.write_text(json.dumps(convs))
+    dev_id = next(
+        c["id"]
+        for c in convs
+        if __import__("soma_engine.datasets.sharegpt").datasets.sharegpt.split_of(c["id"]) == "dev"
+    )
+    out = tmp_path / "r.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "sharegpt.py"), "--quick", "--split", "dev", "--sessions", "2"]
+    cmd += ["--min-turns", "6", "--max-turns", "6", "--surrogate", str(visible_model_path), "--source", str(source)]
+    cmd += ["--max-new-tokens", "8", "--lora-steps", "2", "--mining-steps", "1", "--candidates", "1", "--threads", "1"]
+    cmd += ["--gates", "default", "0", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["conversations"][0] == dev_id and len(data["conversations"]) == 2
+    labels = set(data["runs"])
+    assert {"original", "surrogate", "history-prefix"} <= labels
+    assert {
+        f"{m} [settled, {g}]" for m in ("history-ft", "random-ft", "soma") for g in ("default", "min_fidelity=0")
+    } <= labels
+    original = data["runs"]["original"]["summary"]
+    assert original["all"]["saved"]["mean"] == 0.0 and original["all"]["cosine"]["mean"] == 1.0
+    base = data["runs"]["history-prefix"]["summary"]
+    assert base["all"]["saved"]["mean"] > 0 and base["5-8"]["local_share"]["mean"] == 1.0
+    permissive = data["runs"]["soma [settled, min_fidelity=0]"]
+    assert permissive["summary"]["all"]["local_share"]["mean"] > 0  # the gate accepts anything at 0
+    assert all(s["teacher_only_tokens"] > s["billed_tokens"] for s in permissive["sessions"])
+    assert permissive["summary"]["peak_rss_mb"] > 0
+    assert out.with_suffix(".png").stat().st_size > 1000
