@@ -68,7 +68,8 @@ def test_langchain_and_llama_index_forms_report_usage() -> None:
     msg = lc.invoke([("human", TURNS[0][0]), ("ai", "anything"), ("human", TURNS[1][0])])
     assert msg.content == TURNS[1][1]
     assert msg.usage_metadata["output_tokens"] == len(TURNS[1][1].split())
-    assert msg.usage_metadata["total_tokens"] == msg.usage_metadata["input_tokens"] + msg.usage_metadata["output_tokens"]
+    usage = msg.usage_metadata
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
     li = StandInLLM(teacher=ReplayTeacher(TURNS))
     reply = li.chat([ChatMessage(role="user", content=TURNS[0][0])])
     assert reply.message.content == TURNS[0][1]
