@@ -317,6 +317,7 @@ def _config(args: argparse.Namespace, strategy: str, min_fidelity: float | None,
         cfg["gate"]["min_fidelity"] = min_fidelity
     for section, key, value in (
         ("lora", "steps", args.lora_steps),
+        ("lora", "max_seq_len", args.max_seq_len),
         ("mining", "steps", args.mining_steps),
         ("mining", "candidates", args.candidates),
     ):
@@ -329,7 +330,9 @@ def _gate_label(value: float | None) -> str:
     return "default" if value is None else f"min_fidelity={value:g}"
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Every method on every session; ``save(result so far)`` after each method (a long run
+    that is stopped keeps what it measured)."""
     import torch
 
     torch.set_num_threads(args.threads)
@@ -345,10 +348,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     plan: list[tuple[str, str, float | None, str]] = []
     for method in args.methods:
         if method in ADAPTED:
+            gates = args.gates if method in args.gate_methods else [None]
             plan += [
-                (method, regime, g, f"{method} [{regime}, {_gate_label(g)}]")
-                for regime in args.regimes
-                for g in args.gates
+                (method, regime, g, f"{method} [{regime}, {_gate_label(g)}]") for regime in args.regimes for g in gates
             ]
         else:
             plan.append((method, "-", None, method))
@@ -381,6 +383,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"13+ cos {summary['13+']['cosine']['mean']} ({summary['wall_seconds']} s)",
             flush=True,
         )
+        if save:
+            save(_result(args, sessions, started, load_before, points, runs))
+    return _result(args, sessions, started, load_before, points, runs)
+
+
+def _result(
+    args: argparse.Namespace,
+    sessions: list[Conversation],
+    started: float,
+    load_before: tuple[float, float, float],
+    points: list[dict[str, Any]],
+    runs: dict[str, Any],
+) -> dict[str, Any]:
     return {
         "protocol": (__doc__ or "").split("\n\n")[0],
         "similarity_note": "MiniLM cosine and ROUGE-L F1 against the recorded ChatGPT answer; the paper uses LLM "
@@ -413,10 +428,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--gates", nargs="+", default=["default"], help="gate.min_fidelity values for the adapted methods ('default')"
     )
+    ap.add_argument("--gate-methods", nargs="+", default=list(ADAPTED), help="methods run at every --gates value")
     ap.add_argument("--warm-window", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--context", type=int, default=2048, help="token budget of the Surrogate baseline's full history")
     ap.add_argument("--lora-steps", type=int, help="override the default LoRA steps")
+    ap.add_argument("--max-seq-len", type=int, help="override lora.max_seq_len (training sequences are cut to it)")
     ap.add_argument("--mining-steps", type=int, help="override the default mining steps")
     ap.add_argument("--candidates", type=int, help="override the default mining candidates M")
     ap.add_argument("--no-paired", dest="paired", action="store_false", help="skip History-Prefix on the same turns")
@@ -437,10 +454,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    result = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    plot(result["points"], args.out.with_suffix(".png"))
+
+    def save(result: dict[str, Any]) -> None:
+        args.out.write_text(json.dumps(result, indent=1))
+        plot(result["points"], args.out.with_suffix(".png"))
+
+    result = run(args, save)
+    save(result)
     print(f"wrote {args.out} and {args.out.with_suffix('.png')} in {result['seconds']} s")
 
 
