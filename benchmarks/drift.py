@@ -485,7 +485,7 @@ def resume_part(sessions: list[data.Session], embed: Embedder, seed: int = 0) ->
     when a query's ``SessionLocality.resume_statistic`` against the parked bank falls below
     the threshold. Per shift session: every shifted turn after the first (the first one rolled
     back) is a chance of a *false resume*; then the session returns to its scenario with up
-    to three unused follow-ups of it (unannounced: no "back to ..."), the chance of a resume.
+    to two unused follow-ups of it (unannounced: no "back to ..."), the chance of a resume.
     Rates per turn, for each threshold of :data:`RESUME_SWEEP`."""
     rng = random.Random(f"resume-{seed}")
     stats: dict[str, list[float]] = {"detour": [], "return_1": [], "return_2": []}

@@ -2,11 +2,12 @@
 served locally.
 
 Sessions: the bundled demo conversation (20 turns, one detour) and scripted sessions of 16+
-turns in other domains (the dev and test texts of ``benchmarks/data/drift/``: medical intake, code
-review, trip planning, math tutoring, role-play), on-topic or with one abrupt topic shift (a
-detour that comes back, or a switch to another domain that stays). Teacher: :class:`soma_engine.demo.ScriptedTeacher`, a
-deterministic persona teacher (the scripted answer to each query, instant) with honest usage:
-the whole history as SmolLM2's chat template renders it, plus its answer, in SmolLM2 tokens.
+turns in other domains (the dev and test texts of ``benchmarks/data/drift/``: medical intake,
+code review, trip planning, math tutoring, role-play), on-topic or with one abrupt topic shift
+(a detour that comes back, or a switch to another domain that stays). Teacher:
+:class:`soma_engine.demo.ScriptedTeacher`, a deterministic persona teacher (the scripted answer
+to each query, instant) with honest usage: the whole history as SmolLM2's chat template renders
+it, plus its answer, in SmolLM2 tokens.
 Surrogate: the bundled SmolLM2-135M + MiniLM through ``engine.chat``.
 
 Per session: teacher tokens billed (input + output, audits included), teacher-only tokens (every
