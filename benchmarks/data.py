@@ -91,8 +91,11 @@ def sha256(split: str, root: Path = DRIFT) -> str:
 
 def recorded_sha256(root: Path = DRIFT) -> dict[str, str]:
     """``SHA256SUMS``: split name -> the sha256 its file must have."""
+    file = root / "SHA256SUMS"
+    if not file.is_file():
+        raise DataError(f"{file} is missing: it records the sha256 of every split file (sha256sum format)")
     sums: dict[str, str] = {}
-    for line in (root / "SHA256SUMS").read_text(encoding="utf-8").splitlines():
+    for line in file.read_text(encoding="utf-8").splitlines():
         digest, _, name = line.partition("  ")
         sums[name.removesuffix(".jsonl")] = digest
     return sums
@@ -127,7 +130,7 @@ def load_split(split: str, root: Path = DRIFT) -> Split:
                 offtopic.append(_turns(rec["turns"]))
             else:
                 raise ValueError(f"kind {kind!r} is not scenario, followups or offtopic")
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{file}:{n}: {type(exc).__name__}: {exc}") from exc
     return Split(split, tuple(scenarios), followups, tuple(offtopic))
 

@@ -631,11 +631,15 @@ def test_an_edited_split_fails_its_sha256_check(tmp_path: Path) -> None:
 def test_unknown_or_malformed_splits_say_what_to_fix(tmp_path: Path) -> None:
     with pytest.raises(data.DataError, match="unknown drift split 'train': choose one of dev, test, holdout"):
         data.load_split("train")
+    (tmp_path / "dev.jsonl").write_bytes(data.path("dev").read_bytes())
+    with pytest.raises(data.DataError, match="SHA256SUMS is missing"):
+        data.load_split("dev", tmp_path)
     root = _copy_splits(tmp_path)
     for text, error in (
         ('{"kind": "poem"}\n', "dev.jsonl:1: ValueError: kind 'poem' is not scenario, followups or offtopic"),
         ('{"kind": "offtopic", "turns": []}\n{"kind": "scenario"}\n', "dev.jsonl:2: KeyError: 'domain'"),
         ('{"kind": "offtopic", "turns": [["q"]]}\n', r"dev.jsonl:1: ValueError: a turn is \[user query"),
+        ("[1, 2]\n", "dev.jsonl:1: TypeError"),
     ):
         before = data.recorded_sha256(root)["dev"]
         (root / "dev.jsonl").write_text(text, encoding="utf-8")
