@@ -33,10 +33,12 @@ holdout, 75% / 91% above 0.5), so at 0.5 most pairs of audits breach; the engine
 switched to it (held-out fidelity below ``gate.min_fidelity``), which is why the threshold is
 chosen on dev rather than assumed.
 
-Sessions come from ``drift_sessions.py``: six domains, scripted sessions with the long-tail
+Sessions come from ``benchmarks/data/drift/*.jsonl`` (loaded and drawn by ``benchmarks/data.py``;
+how and when each split was written: ``benchmarks/data/DATASHEET.md``; the results record each
+split file's sha256 under ``data``): six domains, scripted sessions with the long-tail
 shape, with and without an abrupt topic shift. ``dev``, ``test`` and ``holdout`` were looked
 at while the locality features and weights were chosen; ``holdout2`` and ``holdout3`` were
-written blind (see ``drift_sessions.py``) and counted for the word-based detector, then were
+written blind and counted for the word-based detector, then were
 looked at when the language-model term was chosen; ``holdout4``, written blind later, was run
 once on that frozen detector, then looked at when the pair rule's thresholds were chosen;
 ``holdout5``, written blind after that, was run once on the next detector, then looked at when
@@ -72,7 +74,6 @@ import math
 import pickle
 import platform
 import random
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -80,25 +81,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import data  # benchmarks/data.py: this script's folder is on sys.path when it runs
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import drift_sessions as ds  # noqa: E402
-
-from soma_engine import gate  # noqa: E402
-from soma_engine.config import GateConfig, SomaConfig  # noqa: E402
-from soma_engine.jobs import (  # noqa: E402
+from soma_engine import gate
+from soma_engine.config import GateConfig, SomaConfig
+from soma_engine.jobs import (
     bank_vocab,
     locality_bank_texts,
     locality_inputs,
     pmi_messages,
     trusted_messages,
 )
-from soma_engine.types import TurnRecord, normalize_messages  # noqa: E402
+from soma_engine.types import TurnRecord, normalize_messages
 
 W = 4  # warm window
-SPLITS = ds.SPLITS
+SPLITS = data.SPLITS
 DRIFT_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
 
@@ -131,10 +129,10 @@ class Embedder:
             self.path.write_bytes(pickle.dumps(self.cache))
 
 
-def warm_records(s: ds.Session) -> list[TurnRecord]:
+def warm_records(s: data.Session) -> list[TurnRecord]:
     out = []
     for t in range(1, W + 1):
-        msgs = ds.messages_at(s, t)
+        msgs = data.messages_at(s, t)
         out.append(
             TurnRecord(turn=t, served_by="teacher", query=s.turns[t - 1][0], answer=s.turns[t - 1][1], messages=msgs)
         )
@@ -194,7 +192,7 @@ class Features:
     bank, its vocabulary and its turns. ``doubted`` gives the same for a turn that follows one
     above the threshold, scored without that exchange (``jobs.trusted_messages``), on demand."""
 
-    def __init__(self, sessions: list[ds.Session], embed: Embedder, scorer: Scorer | None = None) -> None:
+    def __init__(self, sessions: list[data.Session], embed: Embedder, scorer: Scorer | None = None) -> None:
         self.embed = embed
         self.scorer = scorer
         self._doubted: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, int, int, float | None]] = {}
@@ -208,7 +206,7 @@ class Features:
         for s in sessions:
             bank = locality_bank_texts(warm_records(s))
             for t in range(W + 1, len(s.turns) + 1):  # one batched encoding of every text scored below
-                q, prev, hist = locality_inputs(normalize_messages(ds.messages_at(s, t)))
+                q, prev, hist = locality_inputs(normalize_messages(data.messages_at(s, t)))
                 texts += [q, prev, *gate.novel_words(q, hist)]
             self.vocab[s.sid] = bank_vocab(bank)
             self.lm_turns[s.sid] = list(s.turns[:W])
@@ -220,14 +218,14 @@ class Features:
             self.warm_q[s.sid] = embed([q for q, _ in s.turns[:W]])
             lm = self.model(s, GateConfig())
             self.turns[s.sid] = [
-                (t, *self._features(s, normalize_messages(ds.messages_at(s, t)), lm))
+                (t, *self._features(s, normalize_messages(data.messages_at(s, t)), lm))
                 for t in range(W + 1, len(s.turns) + 1)
             ]
         if scorer is not None:
             scorer.save()
 
     def _features(
-        self, s: ds.Session, msgs: list[Any], lm: gate.SessionLocality
+        self, s: data.Session, msgs: list[Any], lm: gate.SessionLocality
     ) -> tuple[np.ndarray, np.ndarray, int, int, float | None]:
         q, prev, hist = locality_inputs(msgs)
         novel = gate.novel_words(q, hist)
@@ -238,15 +236,15 @@ class Features:
         pmi = None if self.scorer is None else self.scorer.pmi(msgs, lm)
         return qe, ce, len(novel), far, pmi
 
-    def doubted(self, s: ds.Session, t: int) -> tuple[np.ndarray, np.ndarray, int, int, float | None]:
+    def doubted(self, s: data.Session, t: int) -> tuple[np.ndarray, np.ndarray, int, int, float | None]:
         """Turn t's features without the exchange of turn t − 1 (whose x was above threshold)."""
         if (s.sid, t) not in self._doubted:
             lm = self.model(s, GateConfig())
-            msgs = trusted_messages(normalize_messages(ds.messages_at(s, t)), math.inf, lm)
+            msgs = trusted_messages(normalize_messages(data.messages_at(s, t)), math.inf, lm)
             self._doubted[s.sid, t] = self._features(s, msgs, lm)
         return self._doubted[s.sid, t]
 
-    def model(self, s: ds.Session, cfg: GateConfig) -> gate.SessionLocality:
+    def model(self, s: data.Session, cfg: GateConfig) -> gate.SessionLocality:
         """The session's locality model, as ``jobs.session_locality`` builds it."""
         return gate.SessionLocality.from_config(
             self.bank[s.sid], cfg, self.vocab[s.sid], turns=self.lm_turns[s.sid], system=s.system
@@ -262,22 +260,22 @@ class Generator(_SmolLM2Cache):
         self.batch = batch
         self.seconds = 0.0
 
-    def context(self, s: ds.Session, t: int) -> list[Any]:
+    def context(self, s: data.Session, t: int) -> list[Any]:
         cfg = SomaConfig()
         from soma_engine.compress import compress_context
 
         return compress_context(
-            normalize_messages(ds.messages_at(s, t)),
+            normalize_messages(data.messages_at(s, t)),
             recent_turns=cfg.recent_turns,
             summary_tokens=cfg.summary_tokens,
             count_tokens=self.runtime.count_tokens,
         )
 
-    def key(self, s: ds.Session, t: int) -> str:
-        msgs = json.dumps(ds.messages_at(s, t), sort_keys=True)
+    def key(self, s: data.Session, t: int) -> str:
+        msgs = json.dumps(data.messages_at(s, t), sort_keys=True)
         return hashlib.sha1(f"{self.max_new_tokens}|{msgs}".encode()).hexdigest()
 
-    def answers(self, items: list[tuple[ds.Session, int]]) -> dict[str, str]:
+    def answers(self, items: list[tuple[data.Session, int]]) -> dict[str, str]:
         """Answer (session, turn) items not in the cache (batched, left-padded, greedy)."""
         todo = list({self.key(s, t): (s, t) for s, t in items if self.key(s, t) not in self.cache}.items())
         if todo:
@@ -335,17 +333,19 @@ class Outcome:
     on_topic_audited: int = 0
 
 
-def audit_draws(s: ds.Session, seed: int) -> dict[int, float]:
+def audit_draws(s: data.Session, seed: int) -> dict[int, float]:
     """One uniform draw per post-warm turn, seeded per session: the audit sample does not
     depend on the detector's thresholds, so configurations are compared on the same audits."""
     rng = random.Random(f"audit-{seed}-{s.sid}")
     return {t: rng.random() for t in range(W + 1, len(s.turns) + 1)}
 
 
-GapFn = Callable[[ds.Session, int], float | None]
+GapFn = Callable[[data.Session, int], float | None]
 
 
-def run_session(s: ds.Session, feats: Features, cfg: GateConfig, gap_of: GapFn | None = None, seed: int = 0) -> Outcome:
+def run_session(
+    s: data.Session, feats: Features, cfg: GateConfig, gap_of: GapFn | None = None, seed: int = 0
+) -> Outcome:
     """Serve the post-warm turns as the engine would: locality first (a rollback serves this
     turn by the teacher), then the surrogate; audited turns feed their Gap to the monitor (a
     rollback takes effect from the next turn). ``gap_of`` None: locality alone, audits only
@@ -375,8 +375,8 @@ def run_session(s: ds.Session, feats: Features, cfg: GateConfig, gap_of: GapFn |
 
 
 def needed_audits(
-    sessions: list[ds.Session], feats: Features, cfg: GateConfig, seed: int
-) -> list[tuple[ds.Session, int]]:
+    sessions: list[data.Session], feats: Features, cfg: GateConfig, seed: int
+) -> list[tuple[data.Session, int]]:
     """Audited turns that can change an outcome: those of sessions with at least
     ``cfg.consecutive`` audited turns before locality rolls back (a superset of what any
     drift_threshold needs, since audits stop at the first rollback)."""
@@ -396,7 +396,7 @@ class Gaps:
         self.embed = embed
         self.values: dict[tuple[str, int], float] = {}
 
-    def prepare(self, items: list[tuple[ds.Session, int]]) -> None:
+    def prepare(self, items: list[tuple[data.Session, int]]) -> None:
         answers = self.gen.answers(items)
         pairs = [(s, t, answers[self.gen.key(s, t)], s.turns[t - 1][1]) for s, t in items]
         emb = self.embed([x for _, _, a, b in pairs for x in (a or " ", b)])
@@ -404,10 +404,10 @@ class Gaps:
             self.values[(s.sid, t)] = float(gate.gap(emb[2 * i], emb[2 * i + 1]))
         self.embed.save()
 
-    def __call__(self, s: ds.Session, t: int) -> float | None:
+    def __call__(self, s: data.Session, t: int) -> float | None:
         return self.values.get((s.sid, t))
 
-    def distribution(self, sessions: list[ds.Session], threshold: float) -> dict[str, Any]:
+    def distribution(self, sessions: list[data.Session], threshold: float) -> dict[str, Any]:
         """Gaps of the generated audits, on-topic vs shifted turns."""
         by: dict[str, list[float]] = {"on_topic": [], "shifted": []}
         for s in sessions:
@@ -427,7 +427,7 @@ class Gaps:
         return out
 
 
-def run_centroid(s: ds.Session, feats: Features, threshold: float = 0.9) -> int | None:
+def run_centroid(s: data.Session, feats: Features, threshold: float = 0.9) -> int | None:
     """The paper's reference rule: the bare query's distance to the warm queries' centroid."""
     c = feats.warm_q[s.sid].mean(axis=0)
     c /= np.linalg.norm(c)
@@ -445,20 +445,20 @@ def _previous_engine_text(messages: list[dict[str, str]]) -> str:
     return "\n".join(p for p in [*users[-2:-1], prev_answer[:200], users[-1]] if p)
 
 
-def run_locality_model(s: ds.Session, feats: Features) -> int | None:
+def run_locality_model(s: data.Session, feats: Features) -> int | None:
     """The engine before this benchmark: gate.LocalityModel (nearest neighbour + warm-spread
     z-score, centroid ceiling 0.9) on its locality text, borderline streak of 2."""
     embed = feats.embed
-    warm = embed([_previous_engine_text(ds.messages_at(s, t)) for t in range(1, W + 1)])
+    warm = embed([_previous_engine_text(data.messages_at(s, t)) for t in range(1, W + 1)])
     model = gate.LocalityModel(warm, threshold=0.9)
     monitor = gate.DriftMonitor(consecutive=2)
     for t in range(W + 1, len(s.turns) + 1):
-        if monitor.observe_locality(model.score(embed([_previous_engine_text(ds.messages_at(s, t))])[0])):
+        if monitor.observe_locality(model.score(embed([_previous_engine_text(data.messages_at(s, t))])[0])):
             return t
     return None
 
 
-def false_rollback_resumes(sessions: list[ds.Session], feats: Features, cfg: GateConfig) -> dict[str, Any]:
+def false_rollback_resumes(sessions: list[data.Session], feats: Features, cfg: GateConfig) -> dict[str, Any]:
     """What a false rollback costs once the adapter is parked: of the locality-only false
     rollbacks, how many resume at the next on-topic turn or the one after
     (``SessionLocality.resume_statistic`` < ``cfg.resume_threshold``)."""
@@ -480,15 +480,16 @@ def false_rollback_resumes(sessions: list[ds.Session], feats: Features, cfg: Gat
 RESUME_SWEEP = (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0)
 
 
-def resume_part(sessions: list[ds.Session], embed: Embedder, seed: int = 0) -> dict[str, Any]:
+def resume_part(sessions: list[data.Session], embed: Embedder, seed: int = 0) -> dict[str, Any]:
     """``gate.resume_threshold``: after a shift, the engine parks the adapter and resumes it
     when a query's ``SessionLocality.resume_statistic`` against the parked bank falls below
     the threshold. Per shift session: every shifted turn after the first (the first one rolled
     back) is a chance of a *false resume*; then the session returns to its scenario with up
-    to three unused follow-ups of it (unannounced: no "back to ..."), the chance of a resume.
+    to two unused follow-ups of it (unannounced: no "back to ..."), the chance of a resume.
     Rates per turn, for each threshold of :data:`RESUME_SWEEP`."""
     rng = random.Random(f"resume-{seed}")
     stats: dict[str, list[float]] = {"detour": [], "return_1": [], "return_2": []}
+    splits = {sp: data.load_split(sp) for sp in {s.split for s in sessions}}
     for s in sessions:
         if s.shift_turn is None:
             continue
@@ -497,8 +498,9 @@ def resume_part(sessions: list[ds.Session], embed: Embedder, seed: int = 0) -> d
         model = gate.SessionLocality(embed(texts), vocab=vocab)
         vocab_emb = embed(vocab)
         used = {q for q, _ in s.turns}
-        scenario = next(sc for sc in ds._split_data(s.domain, s.split)[0] if sc.name == s.scenario)
-        pool = [t for t in (*scenario.followups, *ds._split_data(s.domain, s.split)[1]) if t[0] not in used]
+        scenarios, generic = splits[s.split].of(s.domain)
+        scenario = next(sc for sc in scenarios if sc.name == s.scenario)
+        pool = [t for t in (*scenario.followups, *generic) if t[0] not in used]
         turns = s.turns + rng.sample(pool, min(2, len(pool)))
         for j in range(s.shift_turn, len(turns)):  # 0-based: the turn after the first shifted one
             query, previous = turns[j][0], turns[j - 1][0]
@@ -522,7 +524,7 @@ def resume_part(sessions: list[ds.Session], embed: Embedder, seed: int = 0) -> d
     }
 
 
-def summarise(sessions: list[ds.Session], outcomes: dict[str, Outcome]) -> dict[str, Any]:
+def summarise(sessions: list[data.Session], outcomes: dict[str, Outcome]) -> dict[str, Any]:
     det = det_any = false_rb = 0
     ttd: list[int] = []
     served = audited = 0
@@ -572,12 +574,12 @@ def summarise(sessions: list[ds.Session], outcomes: dict[str, Outcome]) -> dict[
 
 
 def evaluate(
-    sessions: list[ds.Session], feats: Features, cfg: GateConfig, gap_of: GapFn | None = None, seed: int = 0
+    sessions: list[data.Session], feats: Features, cfg: GateConfig, gap_of: GapFn | None = None, seed: int = 0
 ) -> dict[str, Any]:
     return summarise(sessions, {s.sid: run_session(s, feats, cfg, gap_of, seed) for s in sessions})
 
 
-def tune(sessions: list[ds.Session], feats: Features, base: GateConfig) -> GateConfig:
+def tune(sessions: list[data.Session], feats: Features, base: GateConfig) -> GateConfig:
     """Locality thresholds by grid on the dev split: most detections with false rollback ≤ 2%
     (headroom below the 5% target), then the fewest false rollbacks, then the fastest
     detection, then the widest threshold; the audit margin is the widest band keeping audits
@@ -603,18 +605,24 @@ def tune(sessions: list[ds.Session], feats: Features, base: GateConfig) -> GateC
 
 def build_sets(
     per_domain: int, holdout_per_domain: int, seed: int, splits: tuple[str, ...] = SPLITS
-) -> dict[str, list[ds.Session]]:
+) -> dict[str, list[data.Session]]:
     sets = {
-        sp: ds.make_sessions(sp, per_domain=holdout_per_domain if sp.startswith("holdout") else per_domain, seed=seed)
+        sp: data.make_sessions(sp, per_domain=holdout_per_domain if sp.startswith("holdout") else per_domain, seed=seed)
         for sp in splits
     }
     for sp in splits:
         n = max(1, (holdout_per_domain if sp.startswith("holdout") else per_domain) // 2)
-        early = ds.make_sessions(sp, per_domain=n, seed=seed + 1, shift_after=(0, 1))
+        early = data.make_sessions(sp, per_domain=n, seed=seed + 1, shift_after=(0, 1))
         for s in early:
             s.sid = f"early-{s.sid}"
         sets[f"early_{sp}"] = [s for s in early if s.shift_turn is not None]
     return sets
+
+
+def split_checksums(sets: dict[str, list[data.Session]]) -> dict[str, Any]:
+    """Which split files the results were measured on: each one's sha256 (``early_*`` sets come
+    from the same files)."""
+    return {"dir": "benchmarks/data/drift", "sha256": {sp: data.sha256(sp) for sp in sets if sp in data.SPLITS}}
 
 
 def main() -> None:
@@ -651,7 +659,7 @@ def main() -> None:
     if args.quick:
         args.per_domain = args.holdout_per_domain = 2
         if args.splits == ",".join(SPLITS):  # dev and the newest blind split
-            args.splits = f"dev,{ds.BLIND[-1]}"
+            args.splits = f"dev,{data.BLIND[-1]}"
 
     started = time.perf_counter()
     embed = Embedder(None if args.cache is None else args.cache / "embeddings.pkl")
@@ -694,8 +702,9 @@ def main() -> None:
         else f"SmolLM2-135M-Instruct (bundled), unadapted, greedy, "
         f"max_new_tokens={args.max_new_tokens}, compressed context",
         "warm_window": W,
-        "domains": list(ds.DOMAINS),
+        "domains": list(data.DOMAINS),
         "sessions": {k: len(v) for k, v in sets.items()},
+        "data": split_checksums(sets),
         "definitions": {
             "detection_rate": "shift sessions back on the teacher at the shift turn or the next",
             "detected_any_rate": "shift sessions rolled back by the end of the shifted turns",
@@ -785,7 +794,7 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def pick_drift_threshold(sessions: list[ds.Session], feats: Features, base: GateConfig, gaps: Gaps) -> GateConfig:
+def pick_drift_threshold(sessions: list[data.Session], feats: Features, base: GateConfig, gaps: Gaps) -> GateConfig:
     """The smallest drift_threshold of :data:`DRIFT_SWEEP` whose locality + audits false
     rollback on dev is ≤ 2% (the headroom of the locality tuning), else the largest."""
     for thr in DRIFT_SWEEP:
@@ -859,12 +868,12 @@ def headline(by_split: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _index(s: ds.Session) -> int:
+def _index(s: data.Session) -> int:
     """k of a session id ``{split}-{domain}-{variant}-{k}``."""
     return int(s.sid.rsplit("-", 1)[1])
 
 
-def _baseline_outcome(s: ds.Session, rollback: int | None) -> Outcome:
+def _baseline_outcome(s: data.Session, rollback: int | None) -> Outcome:
     return Outcome(trigger=rollback, effective=rollback, by="locality")
 
 

@@ -2,11 +2,12 @@
 served locally.
 
 Sessions: the bundled demo conversation (20 turns, one detour) and scripted sessions of 16+
-turns in other domains (``drift_sessions.py``: medical intake, code review, trip planning, math
-tutoring, role-play), on-topic or with one abrupt topic shift (a detour that comes back, or a
-switch to another domain that stays). Teacher: :class:`soma_engine.demo.ScriptedTeacher`, a
-deterministic persona teacher (the scripted answer to each query, instant) with honest usage:
-the whole history as SmolLM2's chat template renders it, plus its answer, in SmolLM2 tokens.
+turns in other domains (the dev and test texts of ``benchmarks/data/drift/``: medical intake,
+code review, trip planning, math tutoring, role-play), on-topic or with one abrupt topic shift
+(a detour that comes back, or a switch to another domain that stays). Teacher:
+:class:`soma_engine.demo.ScriptedTeacher`, a deterministic persona teacher (the scripted answer
+to each query, instant) with honest usage: the whole history as SmolLM2's chat template renders
+it, plus its answer, in SmolLM2 tokens.
 Surrogate: the bundled SmolLM2-135M + MiniLM through ``engine.chat``.
 
 Per session: teacher tokens billed (input + output, audits included), teacher-only tokens (every
@@ -31,24 +32,21 @@ import os
 import platform
 import random
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import data  # benchmarks/data.py: this script's folder is on sys.path when it runs
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import drift_sessions as ds  # noqa: E402
-
-from soma_engine import SomaConfig, SomaEngine  # noqa: E402
-from soma_engine.demo import SCRIPT, SYSTEM, run_demo  # noqa: E402
-from soma_engine.encoder import Encoder  # noqa: E402
-from soma_engine.models import resolve_encoder  # noqa: E402
-from soma_engine.testing import ScriptedTeacher, teacher_only_tokens  # noqa: E402
-from soma_engine.types import Reply, normalize_messages  # noqa: E402
+from soma_engine import SomaConfig, SomaEngine
+from soma_engine.demo import SCRIPT, SYSTEM, run_demo
+from soma_engine.encoder import Encoder
+from soma_engine.models import resolve_encoder
+from soma_engine.testing import ScriptedTeacher, teacher_only_tokens
+from soma_engine.types import Reply, normalize_messages
 
 # The adaptation budget of `soma demo --quick` (soma_engine/cli.py DEMO_QUICK), at the serving
 # length of the full demo; gate, audit rate and locality stay the defaults.
@@ -72,12 +70,14 @@ class Spec:
     shift_turn: int | None = None
 
 
-def _scenario(domain: str, index: int, rng: random.Random) -> tuple[ds.Scenario, list[tuple[str, str]], list]:
-    scenarios, generic = ds.DOMAIN_DATA[domain]
+def _scenario(
+    texts: data.Split, domain: str, index: int, rng: random.Random
+) -> tuple[data.Scenario, list[tuple[str, str]], list]:
+    scenarios, generic = texts.of(domain)
     sc = scenarios[index]
-    values = ds._slot_values(rng, sc)
-    warm = [ds._fill(t, values) for t in sc.warm]
-    pool = [ds._fill(t, values) for t in (*sc.followups, *generic)]
+    values = data.slot_values(rng, sc)
+    warm = [data.fill(t, values) for t in sc.warm]
+    pool = [data.fill(t, values) for t in (*sc.followups, *generic)]
     rng.shuffle(pool)
     return sc, warm, list(dict(pool).items())  # one answer per distinct query
 
@@ -85,21 +85,22 @@ def _scenario(domain: str, index: int, rng: random.Random) -> tuple[ds.Scenario,
 def build_sessions(quick: bool, seed: int = 0) -> list[Spec]:
     """The demo conversation and scripted 16+-turn sessions (``quick``: two of them)."""
     rng = random.Random(seed)
+    texts = data.written_pool()
     specs = [Spec("demo", "negotiation", "detour", SYSTEM, list(SCRIPT), 12)]
 
     def on_topic(domain: str, index: int, n: int) -> Spec:
-        sc, warm, pool = _scenario(domain, index, rng)
+        sc, warm, pool = _scenario(texts, domain, index, rng)
         return Spec(f"{domain}/{sc.name}", domain, "on-topic", sc.system, warm + pool[: n - 4])
 
     def detour(domain: str, index: int, before: int, after: int, thread: int) -> Spec:
-        sc, warm, pool = _scenario(domain, index, rng)
-        off = list(ds.OFFTOPIC[thread])
+        sc, warm, pool = _scenario(texts, domain, index, rng)
+        off = list(texts.offtopic[thread])
         script = warm + pool[:before] + off + pool[before : before + after]
         return Spec(f"{domain}/{sc.name}", domain, "detour", sc.system, script, 5 + before)
 
     def switch(domain: str, index: int, before: int, other: str, after: int) -> Spec:
-        sc, warm, pool = _scenario(domain, index, rng)
-        _, o_warm, o_pool = _scenario(other, index, rng)
+        sc, warm, pool = _scenario(texts, domain, index, rng)
+        _, o_warm, o_pool = _scenario(texts, other, index, rng)
         script = warm + pool[:before] + o_warm[:3] + o_pool[:after]
         return Spec(f"{domain}/{sc.name}->{other}", domain, "switch", sc.system, script, 5 + before)
 

@@ -246,7 +246,7 @@ def bench(
 
 
 def _is_benchmark(script: Path) -> bool:
-    """A runnable benchmark takes --out (helper modules such as drift_sessions.py do not)."""
+    """A runnable benchmark takes --out (helper modules such as data.py do not)."""
     return "--out" in script.read_text(encoding="utf-8", errors="replace")
 
 

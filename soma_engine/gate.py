@@ -12,7 +12,7 @@ Pure numpy: embeddings φ(·) arrive as arrays of shape ``[n, d]`` computed else
   nearest neighbours among the session's warm texts for the bare query and for the query with
   its previous user turn, plus lexical novelty (measured in ``benchmarks/drift.py``).
 * :class:`LocalityModel` — the nearest-neighbour + warm-spread (z-score) gate; kept as a
-  building block (NOTES.md, "Drift and locality": the warm-spread calibration measured worse).
+  building block (docs/notes.md, "Drift and locality": the warm-spread calibration measured worse).
 * :class:`DriftMonitor` — audit-Gap breaches, severe locality and the two-turn locality sum
   trigger rollback (Sec. 3.3).
 * :func:`should_audit` — sampled audits, always on borderline locality.
@@ -522,7 +522,7 @@ def _replace(d: AcceptanceDecision, **kw: Any) -> AcceptanceDecision:
 
 
 # --------------------------------------------------------------------------------------------
-# Locality (Sec. 3.3; NOTES.md "Drift and locality")
+# Locality (Sec. 3.3; docs/notes.md "Drift and locality")
 # --------------------------------------------------------------------------------------------
 
 
@@ -574,7 +574,7 @@ class LocalityModel:
     """Per-session locality gate (Sec. 3.3), built from the warm turns' embeddings.
 
     Each row is φ of a warm query *together with its previous turn's context* (the caller
-    embeds the text). NOTES.md measured that a fixed threshold on a bare query's distance to
+    embeds the text). docs/notes.md measured that a fixed threshold on a bare query's distance to
     the centroid cannot separate follow-ups from topic shifts, so a query is judged by
 
     * ``nn_distance``: cosine distance to its nearest session turn (not only the centroid);
@@ -846,7 +846,7 @@ def _rows_from_b64(data: str, dim: int) -> np.ndarray:
 
 class SessionLocality:
     """The locality statistic of a surrogate turn (Sec. 3.3), as measured in
-    ``benchmarks/drift.py`` (six domains, topic-shift stress test, tuned on its dev split).
+    ``benchmarks/drift.py`` (six domains, topic-shift stress test).
 
     ``bank``: φ of the session's local state, one row per text: the system prompt, the warm
     queries and the warm answers (the teacher's); ``vocab``: the content words of those texts.
@@ -862,7 +862,7 @@ class SessionLocality:
     The bare query catches an abrupt question at once; the query with the previous user turn
     keeps short dependent follow-ups ("Should I accept 780?") near the bank; novelty
     separates a specific new subject from a generic follow-up ("Why?"), which embeddings
-    cannot (NOTES.md measured 0.35-0.95 vs 0.84-1.07 for the bare query alone), and far
+    cannot (docs/notes.md measured 0.35-0.95 vs 0.84-1.07 for the bare query alone), and far
     words separate a new subject ("What causes the northern lights?") from a follow-up that
     names something new inside the session's subject ("Is there a linter rule for it?").
     pmi_t = :func:`context_pmi` of q_t under the base surrogate, with ``turns`` (the bank's
@@ -878,20 +878,12 @@ class SessionLocality:
       whose next turn stays off the session, goes back to the teacher one turn later;
     * ``borderline``: ``border`` < x_t ≤ ``severe`` — audited always.
 
-    Weights and thresholds: a grid on benchmarks/drift.py's dev, test and first holdout
-    splits (all looked at), confirmed once on ``holdout2`` (written blind); w_lm, lm_cap and
-    the threshold then on dev, holdout2 and holdout3 (looked at by then), run once on
-    ``holdout4`` (written blind: 87.5% / 6.2%); ``threshold`` and ``severe`` (1.325 and 1.45) then by a grid on
-    the pooled dev, holdout2, holdout3 and holdout4 (most detections with pooled false rollbacks
-    ≤ 2%, then the fewest), run once on ``holdout5`` (written blind: 89.6% / 1.0%); with
-    ``jobs.trusted_messages`` added, the same grid rule (and every split's false rollbacks
-    ≤ 5%) on those five splits gave 1.275 and 1.45, run once on ``holdout6`` (written blind:
-    85.4% / 6.2%, every false rollback one follow-up text) and, unchanged, on ``holdout7``,
-    ``holdout8`` and ``holdout9`` (written blind later: 93.8% / 1.0%, 87.5% / 5.2%, 100% / 2.1%;
-    the four pooled: 91.7% / 3.6% of 192 shifts and 384 sessions).
-    The warm turns' own spread is *not* used for calibration: warm turns are long and
-    information-dense, follow-ups short, so their spread says little about follow-ups (the
-    z-score of :class:`LocalityModel` separated shifts worse than the raw distance).
+    The weights and thresholds were chosen by grids on the drift benchmark's development
+    splits and then run once on splits written blind; how, in which order, and with which
+    results: docs/drift-calibration.md. The warm turns' own spread is *not* used for calibration:
+    warm turns are long and information-dense, follow-ups short, so their spread says little
+    about follow-ups (the z-score of :class:`LocalityModel` separated shifts worse than the raw
+    distance).
     """
 
     threshold: float

@@ -5,7 +5,7 @@ The integrations (LangChain, LlamaIndex) bind tools in OpenAI's function format
 what ``tokenizer.apply_chat_template(messages, tools=...)`` takes. The surrogate answers in
 text; this module reads the tool calls out of that text, checks them against the schemas
 and the tool choice, and says no (:class:`ToolCallError`) when they do not hold up, so that
-the teacher serves the turn instead (DESIGN.md: no turn is lost, no silent wrong answer).
+the teacher serves the turn instead (docs/design.md: no turn is lost, no silent wrong answer).
 
 Formats read (the ones small open models emit):
 

@@ -11,12 +11,15 @@ session switches after its 4th turn, except where a test says otherwise.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 import re
 from pathlib import Path
 from typing import Any
 
+import data  # benchmarks/data.py (pytest's pythonpath holds benchmarks/)
+import drift  # benchmarks/drift.py
 import numpy as np
 import pytest
 
@@ -532,37 +535,7 @@ def test_decision_log_keeps_the_latest_gate_decision() -> None:
 # ------------------------------------------------------------------------------- benchmark splits
 
 
-def _drift_sessions() -> Any:
-    import importlib.util
-    import sys
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "drift_sessions.py"
-    if str(path.parent) not in sys.path:
-        sys.path.append(str(path.parent))  # the blind splits import their own modules
-    spec = importlib.util.spec_from_file_location("drift_sessions", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("drift_sessions", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _drift_benchmark() -> Any:
-    import importlib.util
-    import sys
-
-    _drift_sessions()  # registers drift_sessions, which drift.py imports
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "drift.py"
-    spec = importlib.util.spec_from_file_location("drift_bench", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("drift_bench", module)  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_blind_splits_pool_by_counts_not_by_averaging_rates() -> None:
-    drift = _drift_benchmark()
     a = {"detected": 41, "shift_sessions": 48, "false_rollbacks": 6, "sessions": 96}
     b = {"detected": 9, "shift_sessions": 10, "false_rollbacks": 0, "sessions": 20}
     p = drift.pooled({"a": a, "b": b, "c": a}, ("a", "b"))
@@ -570,17 +543,16 @@ def test_blind_splits_pool_by_counts_not_by_averaging_rates() -> None:
     assert p["detection_rate"] == round(50 / 58, 4) != round((41 / 48 + 9 / 10) / 2, 4)
     assert p["detection_ci95"] == drift.wilson(50, 58) and p["false_rollback_ci95"] == drift.wilson(6, 116)
     assert drift.pooled({"a": a}, ("a", "b")) is None
-    assert set(drift.COUNTED) <= set(drift.ds.BLIND)
+    assert set(drift.COUNTED) <= set(data.BLIND)
 
 
 def test_holdout_split_has_new_texts_and_the_benchmark_shape() -> None:
     """The held-out split of benchmarks/drift.py shares no query with dev/test, has >= 8
     sessions per domain, half with an abrupt shift 3-8 follow-ups after the warm window."""
-    ds = _drift_sessions()
-    seen = {q for sp in ("dev", "test") for s in ds.make_sessions(sp, per_domain=8) for q, _ in s.turns}
-    holdout = ds.make_sessions("holdout", per_domain=4)
+    seen = {q for sp in ("dev", "test") for s in data.make_sessions(sp, per_domain=8) for q, _ in s.turns}
+    holdout = data.make_sessions("holdout", per_domain=4)
     assert not {q for s in holdout for q, _ in s.turns} & seen
-    for domain in ds.DOMAINS:
+    for domain in data.DOMAINS:
         mine = [s for s in holdout if s.domain == domain]
         shifts = [s for s in mine if s.shift_turn is not None]
         assert len(mine) >= 8 and len(shifts) == len(mine) // 2
@@ -588,31 +560,93 @@ def test_holdout_split_has_new_texts_and_the_benchmark_shape() -> None:
             assert 4 + 3 < s.shift_turn <= 4 + 8 + 1 and len(s.turns) == s.shift_turn + 2
         for s in mine:
             assert all(q and a and "$" not in q + a for q, a in s.turns)
-    early = [s for s in ds.make_sessions("holdout", per_domain=2, seed=1, shift_after=(0, 1)) if s.shift_turn]
+    early = [s for s in data.make_sessions("holdout", per_domain=2, seed=1, shift_after=(0, 1)) if s.shift_turn]
     assert early and all(s.shift_turn <= 4 + 2 for s in early)
     with pytest.raises(ValueError, match="split"):
-        ds.make_sessions("train")
+        data.make_sessions("train")
 
 
 def test_blind_splits_are_complete_and_distinct() -> None:
     """Each split written blind fills every slot and has the benchmark's shape; no two
     splits share a scenario or an off-topic opening."""
-    ds = _drift_sessions()
     names: dict[str, set[str]] = {}
     openings: dict[str, set[str]] = {}
-    for split in ds.BLIND:
-        sessions = ds.make_sessions(split, per_domain=4)
+    for split in data.BLIND:
+        texts = data.load_split(split)
+        sessions = data.make_sessions(split, per_domain=4)
         assert len(sessions) == 48 and sum(s.shift_turn is not None for s in sessions) == 24
-        slots = {k for sc in ds._blind(split)[0] for k in ds._slot_values(random.Random(0), sc)}
+        slots = {k for sc in texts.scenarios for k in data.slot_values(random.Random(0), sc)}
         assert all(q and a for s in sessions for q, a in s.turns)
         left = {m for s in sessions for q, a in s.turns for m in re.findall(r"\$\{?([A-Za-z_]\w*)", q + a)}
         assert not left & slots, left & slots  # every slot filled (shell code keeps its own $HOME)
         names[split] = {s.scenario for s in sessions}
-        openings[split] = {thread[0][0] for thread in ds._offtopic(split)}
+        openings[split] = {thread[0][0] for thread in texts.offtopic}
         assert len(names[split]) == 12 and len(openings[split]) == 8
-    for a, b in itertools.combinations(ds.BLIND, 2):
+    for a, b in itertools.combinations(data.BLIND, 2):
         assert not openings[a] & openings[b], (a, b)
         assert len(names[a] & names[b]) <= 2, (a, b)  # two earlier authors chose two themes alike
+
+
+def test_split_files_round_trip_and_match_their_recorded_sha256() -> None:
+    """Every split file is exactly what dump_split writes for what load_split reads, and its
+    sha256 is the one SHA256SUMS records (and drift.py copies into its results)."""
+    recorded = data.recorded_sha256()
+    assert set(recorded) == set(data.SPLITS)
+    for split in data.SPLITS:
+        texts = data.load_split(split)
+        assert data.dump_split(texts) == data.path(split).read_text(encoding="utf-8")
+        assert data.sha256(split) == recorded[split]
+        assert {s.domain for s in texts.scenarios} == set(data.DOMAINS) == set(texts.followups)
+        assert all(len(s.warm) == 4 and len(t) == 3 for s in texts.scenarios for t in texts.offtopic)
+
+
+def test_results_record_the_sha256_of_the_split_files_they_were_measured_on() -> None:
+    sets = drift.build_sets(1, 1, seed=0, splits=("dev", "holdout9"))
+    assert drift.split_checksums(sets) == {
+        "dir": "benchmarks/data/drift",
+        "sha256": {"dev": data.recorded_sha256()["dev"], "holdout9": data.recorded_sha256()["holdout9"]},
+    }
+    committed = json.loads((Path(drift.__file__).parent / "results" / "drift.json").read_text(encoding="utf-8"))
+    measured = [sp for sp in committed["sessions"] if sp in data.SPLITS]
+    assert measured and committed["data"]["sha256"] == {sp: data.sha256(sp) for sp in measured}
+
+
+def _copy_splits(tmp_path: Path) -> Path:
+    root = tmp_path / "drift"
+    root.mkdir()
+    for file in data.DRIFT.iterdir():
+        (root / file.name).write_bytes(file.read_bytes())
+    return root
+
+
+def test_an_edited_split_fails_its_sha256_check(tmp_path: Path) -> None:
+    root = _copy_splits(tmp_path)
+    assert data.load_split("holdout8", root) == data.load_split("holdout8")
+    file = root / "holdout8.jsonl"
+    file.write_text(file.read_text(encoding="utf-8").replace("dinghy", "dingy", 1), encoding="utf-8")
+    with pytest.raises(data.DataError, match=r"holdout8\.jsonl has sha256 [0-9a-f]{64} but SHA256SUMS records"):
+        data.load_split("holdout8", root)
+
+
+def test_unknown_or_malformed_splits_say_what_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(data.DataError, match="unknown drift split 'train': choose one of dev, test, holdout"):
+        data.load_split("train")
+    (tmp_path / "dev.jsonl").write_bytes(data.path("dev").read_bytes())
+    with pytest.raises(data.DataError, match="SHA256SUMS is missing"):
+        data.load_split("dev", tmp_path)
+    root = _copy_splits(tmp_path)
+    for text, error in (
+        ('{"kind": "poem"}\n', "dev.jsonl:1: ValueError: kind 'poem' is not scenario, followups or offtopic"),
+        ('{"kind": "offtopic", "turns": []}\n{"kind": "scenario"}\n', "dev.jsonl:2: KeyError: 'domain'"),
+        ('{"kind": "offtopic", "turns": [["q"]]}\n', r"dev.jsonl:1: ValueError: a turn is \[user query"),
+        ("[1, 2]\n", "dev.jsonl:1: TypeError"),
+    ):
+        before = data.recorded_sha256(root)["dev"]
+        (root / "dev.jsonl").write_text(text, encoding="utf-8")
+        sums = (root / "SHA256SUMS").read_text(encoding="utf-8")
+        (root / "SHA256SUMS").write_text(sums.replace(before, data.sha256("dev", root)), encoding="utf-8")
+        with pytest.raises(data.DataError, match=error):
+            data.load_split("dev", root)
 
 
 def test_word_embeddings_are_cached_and_match_encode(shared_encoder: Any) -> None:

@@ -1,4 +1,4 @@
-"""DESIGN.md invariants on a real engine: tiny random surrogate, real SQLite, real encoder.
+"""docs/design.md invariants on a real engine: tiny random surrogate, real SQLite, real encoder.
 
 * No turn is lost: a surrogate that raises, returns empty text, or meets an input over its
   context length -> the teacher serves that same turn and the reply says so.

@@ -10,11 +10,10 @@ the surrogate runtime's generation methods; everything else runs the real model.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import importlib
 import inspect
 import json
 import re
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -62,7 +61,6 @@ from soma_engine.tools import (
 )
 from soma_integrations.langchain import SomaChatModel, to_soma_messages
 
-ROOT = Path(__file__).resolve().parents[1]
 SUITE_DIR = Path(tempfile.mkdtemp(prefix="soma-lc-suite-"))
 WARM = 4
 
@@ -1023,21 +1021,12 @@ def test_langgraph_agent_thread_id(engine: SomaEngine) -> None:
 # ----------------------------------------------------------------------------- examples
 
 
-def _load_example(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("name", ["langchain_app", "langgraph_agent"])
 def test_examples_run_offline(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    module = _load_example(name)
+    module = importlib.import_module(name)  # examples/ is on pytest's pythonpath
     module.main(["--tiny", "--home", str(tmp_path), "--turns", "6"])
     out = capsys.readouterr().out
     assert "stand-in" in out

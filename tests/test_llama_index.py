@@ -14,11 +14,9 @@ others come from the real (tiny) model.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
 import re
-import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,7 +64,6 @@ from soma_engine.surrogate import Generation
 from soma_engine.testing import save_tiny_model
 from soma_integrations.llama_index import EncoderEmbedding, SomaLLM, to_soma_messages
 
-ROOT = Path(__file__).resolve().parents[1]
 WARM = 4
 SYSTEM = "You are a cycling coach."
 
@@ -976,14 +973,9 @@ def test_example_runs_offline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    spec = importlib.util.spec_from_file_location(
-        "llama_index_chat_engine", ROOT / "examples" / "llama_index_chat_engine.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    module.main(["--tiny", "--home", str(tmp_path), "--turns", "5"])
+    import llama_index_chat_engine  # examples/ is on pytest's pythonpath
+
+    llama_index_chat_engine.main(["--tiny", "--home", str(tmp_path), "--turns", "5"])
     out = capsys.readouterr().out
     assert "stand-in" in out and "5 turns recorded for 5 questions" in out  # condensing is not a turn
     # served by the surrogate after the warm window, or by the teacher after a locality rollback

@@ -10,15 +10,12 @@ needs a tool must get the right tool call, whoever makes it.
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 TURNS = 12
 WARM = 4  # the example's warm window on SmolLM2
 
@@ -31,10 +28,12 @@ def _served(row: dict[str, Any]) -> list[str]:
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the offline stand-in teacher
-    monkeypatch.syspath_prepend(str(ROOT / "examples"))
     try:
-        example = importlib.import_module("llama_index_chat_engine")
-        return example.run(tiny=False, home=tmp_path_factory.mktemp("smollm2"), session="smollm2", turns=TURNS)
+        import llama_index_chat_engine  # examples/ is on pytest's pythonpath
+
+        return llama_index_chat_engine.run(
+            tiny=False, home=tmp_path_factory.mktemp("smollm2"), session="smollm2", turns=TURNS
+        )
     finally:
         monkeypatch.undo()
 

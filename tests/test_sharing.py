@@ -346,16 +346,9 @@ def test_share_min_turns_must_leave_room_before_the_window_fills() -> None:
 
 
 def test_agents_sharing_example_runs_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import importlib.util
-    import sys
+    import agents_sharing  # examples/ is on pytest's pythonpath
 
-    path = Path(__file__).resolve().parent.parent / "examples" / "agents_sharing.py"
-    spec = importlib.util.spec_from_file_location("agents_sharing_example", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    module.main(["--tiny", "--home", str(tmp_path)])
+    agents_sharing.main(["--tiny", "--home", str(tmp_path)])
     out = capsys.readouterr().out
     assert "One base model for both agents: True" in out
     # The second thread's agents adopt their own role's adapter from the first thread.
