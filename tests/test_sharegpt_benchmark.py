@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import sharegpt as bench  # benchmarks/sharegpt.py (benchmarks/ is on pytest's pythonpath)
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import sharegpt as bench  # noqa: E402
 
 
 def test_mean_ci_matches_the_t_interval_by_hand() -> None:
@@ -65,11 +64,7 @@ def test_quick_path_on_the_tiny_model(tmp_path: Path, visible_model_path: Path) 
     source = tmp_path / "sg.json"
     convs = [_conversation(f"conv{i}_0", 6) for i in range(40)]
     source.write_text(json.dumps(convs))
-    dev_id = next(
-        c["id"]
-        for c in convs
-        if __import__("soma_engine.datasets.sharegpt").datasets.sharegpt.split_of(c["id"]) == "dev"
-    )
+    dev_id = next(c["id"] for c in convs if split_of(c["id"]) == "dev")
     out = tmp_path / "r.json"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "sharegpt.py"), "--quick", "--split", "dev", "--sessions", "2"]
     cmd += ["--min-turns", "6", "--max-turns", "6", "--surrogate", str(visible_model_path), "--source", str(source)]
