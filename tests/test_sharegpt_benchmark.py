@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import sharegpt as bench  # benchmarks/sharegpt.py (benchmarks/ is on pytest's pythonpath)
 
+from soma_engine.datasets.sharegpt import split_of
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
