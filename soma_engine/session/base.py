@@ -32,12 +32,20 @@ COUNTERS = (
 )
 
 
+REQUESTS_KEPT = 64  # request ids remembered per session (client retries come within a few turns)
+
+
 class StoreError(RuntimeError):
     pass
 
 
 class LockTimeout(StoreError):
     pass
+
+
+class SessionGone(StoreError):
+    """The session does not exist (never created, deleted or expired) and the writer asked
+    not to create it (``session(..., create=False)``), or it was deleted while held."""
 
 
 @dataclass
@@ -66,6 +74,11 @@ class SessionState:
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
     expires: float = 0.0
+    # Recent request ids -> turn (``SomaEngine.chat(request_id=...)``), the last REQUESTS_KEPT.
+    requests: dict[str, int] = field(default_factory=dict)
+    # Fingerprinted sessions: {"n": messages, "digest": types.transcript_digest} of the
+    # conversation through the last answer; a later turn must start with it.
+    transcript: dict[str, Any] | None = None
     pending: list[TurnRecord] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -89,6 +102,10 @@ class SessionState:
         self.turn_count += 1
         record.turn = self.turn_count
         self.pending.append(record)
+        if record.request_id:
+            self.requests[record.request_id] = record.turn
+            for old in list(self.requests)[:-REQUESTS_KEPT]:
+                del self.requests[old]
         return record
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,10 +127,17 @@ class SessionStore(Protocol):
 
     def get(self, key: SessionKey) -> SessionState | None: ...
 
-    def session(self, key: SessionKey, ttl: float, timeout: float = 30.0) -> AbstractContextManager[SessionState]:
+    def session(
+        self, key: SessionKey, ttl: float, timeout: float = 30.0, *, create: bool = True
+    ) -> AbstractContextManager[SessionState]:
         """Lock the session, load (or create) its state, and on clean exit write the state
         and its pending turns atomically. Turns of one session serialise; different
-        sessions do not wait for each other."""
+        sessions do not wait for each other.
+
+        ``create=False`` is for every writer that is not a new session's first turn (jobs,
+        audits, rollbacks, shadow steps, adoptions, a later turn): a missing session raises
+        :class:`SessionGone` instead of being created, so a delete is final. A delete while
+        the section is held fences the holder: its write raises :class:`SessionGone`."""
         ...
 
     def turns(self, key: SessionKey, since: int = 0, limit: int | None = None) -> list[TurnRecord]: ...

@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..adapters import AdapterStore
 from ..types import SessionKey, TurnRecord, hash_id
-from .base import LockTimeout, SessionState, StoreError
+from .base import LockTimeout, SessionGone, SessionState, StoreError
 
 # KEYS: lock, state   ARGV: token, lease_ms  ->  {1, state or false} | {0, pttl}
 _ACQUIRE = """
@@ -266,7 +266,11 @@ class RedisStore:
                     continue
 
     @contextmanager
-    def session(self, key: SessionKey, ttl: float, timeout: float = 30.0) -> Iterator[SessionState]:
+    def session(
+        self, key: SessionKey, ttl: float, timeout: float = 30.0, *, create: bool = True
+    ) -> Iterator[SessionState]:
+        """See :meth:`SessionStore.session`; ``create=False`` raises :class:`SessionGone` for a
+        missing (deleted, expired) session instead of creating it."""
         deadline = time.monotonic() + timeout
         digest = key.digest
         with self._thread_lock(digest, timeout):
@@ -277,6 +281,8 @@ class RedisStore:
             self._start_renewer()
             try:
                 try:
+                    if not raw and not create:
+                        raise SessionGone(f"session {digest[:12]}... does not exist (deleted or expired)")
                     state = SessionState.from_dict(json.loads(raw)) if raw else SessionState.new(key, ttl)
                     yield state
                     self._save(state, ttl, token)
@@ -314,6 +320,9 @@ class RedisStore:
             raise
         if ok != 1:
             state.pending = pending + state.pending
+            if not self.redis.exists(self._k("l", state.key), self._k("s", state.key)):
+                # No holder at all: a delete removed the session and its lock.
+                raise SessionGone(f"session {state.key[:12]}... was deleted while held; state not written")
             # Fencing: the lock expired and another process may have taken the session; our
             # state is stale, and writing it would silently undo that process's turns.
             raise LockTimeout(f"lock on session {state.key[:12]}... was lost; state not written")
