@@ -17,8 +17,10 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENV_PREFIX = "SOMA_"
-# SOMA_* variables that are not config fields (paths and switches read elsewhere).
-RESERVED_ENV = {"SOMA_CONFIG", "SOMA_HOME", "SOMA_LOG_LEVEL"}
+# SOMA_* variables that are not config fields (paths and switches read elsewhere, and the
+# test suite's Redis URL); documented in the README, so an operator exporting one must not
+# break SomaConfig.load().
+RESERVED_ENV = {"SOMA_CONFIG", "SOMA_HOME", "SOMA_LOG_LEVEL", "SOMA_ADAPTERS_URL", "SOMA_TEST_REDIS_URL"}
 
 
 class ConfigError(ValueError):
@@ -26,7 +28,8 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf is refused like NaN: an infinite TTL, temperature or learning rate is a typo, not a setting.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class MiningConfig(_Section):

@@ -464,6 +464,7 @@ class JobRunner:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
+                self._prune()
                 pending = [f for f in [*self._active.values(), *self._looks.values()] if not f.done()]
             if not pending:
                 return True

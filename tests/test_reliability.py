@@ -1,0 +1,420 @@
+"""Sessions you can trust (issue #20), one case per way an app would lose, leak or keep data.
+
+Real engines (tiny random surrogate, the bundled encoder), real stores (SQLite and a real
+``redis-server``) and real adapter files. Faults are injected where the issue puts them: a
+teacher or a training hook that deletes the session mid-turn, a store whose write fails, an
+encoder that raises. Sections follow the issue's numbering:
+
+1. no merged users (fingerprinted sessions)       5. failures on the route fall back
+2. a delete is final, for every writer             8. retention: TTL on read, secure delete
+3. a paid teacher answer is never lost            10. config and bounds
+4. job results are checked before they are written
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from soma_engine import Phase, SessionKey, SomaEngine
+from soma_engine.adapters import AdapterStore
+from soma_engine.config import ConfigError, SomaConfig
+from soma_engine.session import SessionGone, SQLiteStore
+from soma_engine.types import TurnRecord
+
+QUERY = "Can you lower the price of the red bicycle?"
+ANSWER = "The red bicycle costs eight hundred dollars."
+SYSTEM = {"role": "system", "content": "You are a helpful shop assistant."}
+
+
+class Teacher:
+    """A scripted teacher: a fixed answer (or ``answer(n)`` for call n); ``hook`` runs inside
+    the call, where a real teacher would be waiting on the network."""
+
+    def __init__(self, answer: str | Callable[[int], str] = ANSWER, hook: Callable[[], None] | None = None) -> None:
+        self.answer, self.hook = answer, hook
+        self.calls: list[Any] = []
+
+    def __call__(self, messages: Any) -> str:
+        self.calls.append(messages)
+        if self.hook is not None:
+            self.hook()
+        return self.answer(len(self.calls)) if callable(self.answer) else self.answer
+
+
+def history(n_turns: int, query: str = QUERY) -> list[dict[str, str]]:
+    msgs: list[dict[str, str]] = []
+    for _ in range(n_turns):
+        msgs += [{"role": "user", "content": QUERY}, {"role": "assistant", "content": ANSWER}]
+    return [*msgs, {"role": "user", "content": query}]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "redis":
+        url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+        return f"{url}?prefix={prefix}&adapters={tmp_path / 'adapters'}"
+    return f"sqlite:///{tmp_path / 'soma.db'}"
+
+
+def _session_adapters(engine: SomaEngine, sid: str) -> list[Any]:
+    k = engine.key(sid)
+    return [r for r in engine.adapters.list(k.namespace_digest) if r.session == k.digest]
+
+
+def _registry_rows(engine: SomaEngine, sid: str) -> list[Any]:
+    k = engine.key(sid)
+    return engine.registry.entries(k.namespace_digest, k.digest)
+
+
+def _assert_gone(engine: SomaEngine, sid: str) -> None:
+    k = engine.key(sid)
+    assert engine.store.get(k) is None
+    assert engine.store.turns(k) == []
+    assert _session_adapters(engine, sid) == []
+    assert _registry_rows(engine, sid) == []
+
+
+def _serve(engine: SomaEngine, sid: str, teacher: Teacher | None = None) -> None:
+    """Four teacher turns: the session switches to the surrogate (permissive gate)."""
+    teacher = teacher or Teacher()
+    for t in range(4):
+        engine.chat(sid, history(t), teacher)
+    assert engine.session(sid).phase is Phase.SERVING
+
+
+# ------------------------------------------------------------------------ 1. no merged users
+
+
+def test_two_users_with_the_same_opening_get_two_sessions(
+    new_engine: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}")
+    answers = Teacher(lambda n: f"answer number {n}")
+    opening = [SYSTEM, {"role": "user", "content": "Hi"}]
+    with caplog.at_level(logging.WARNING, logger="soma.engine"):
+        a1 = engine.chat(None, opening, answers)
+        b1 = engine.chat(None, opening, answers)  # a second user, same opening
+        a2 = engine.chat(
+            None, [*opening, {"role": "assistant", "content": a1.text}, {"role": "user", "content": "A2"}], answers
+        )
+        b2 = engine.chat(
+            None, [*opening, {"role": "assistant", "content": b1.text}, {"role": "user", "content": "B2"}], answers
+        )
+    assert a1.soma["session_source"] == "fingerprint"
+    assert a1.soma["session_id"] != b1.soma["session_id"]
+    assert (a2.soma["session_id"], a2.soma["turn"]) == (a1.soma["session_id"], 2)
+    assert (b2.soma["session_id"], b2.soma["turn"]) == (b1.soma["session_id"], 2)
+    assert [t.query for t in engine.session(a1.soma["session_id"]).turns] == ["Hi", "A2"]
+    assert [t.query for t in engine.session(b1.soma["session_id"]).turns] == ["Hi", "B2"]
+    warnings = [r for r in caplog.records if "no session id given" in r.getMessage()]
+    assert len(warnings) == 1  # once per engine, not per turn
+
+
+def test_explicit_id_reports_its_source(new_engine: Any, tmp_path: Path) -> None:
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}")
+    assert engine.chat("s", history(0), Teacher()).soma["session_source"] == "id"
+
+
+# ------------------------------------------------------------------------ 2. a delete is final
+
+
+def test_store_writer_without_create_never_creates(store_url: str, new_engine: Any) -> None:
+    engine = new_engine(store_url)
+    k = engine.key("never-existed")
+    with pytest.raises(SessionGone), engine.store.session(k, 60.0, create=False) as st:
+        st.add("rollbacks")
+    assert engine.store.get(k) is None
+
+
+def test_rollback_of_a_session_that_never_existed_creates_nothing(store_url: str, new_engine: Any) -> None:
+    engine = new_engine(store_url)
+    assert engine.rollback("never-existed", "operator") is False
+    assert engine.store.get(engine.key("never-existed")) is None
+
+
+def test_delete_fences_the_current_holder(store_url: str, new_engine: Any) -> None:
+    """A delete while another writer holds the session: that writer's state is not written."""
+    engine = new_engine(store_url)
+    k = engine.key("held")
+    with engine.store.session(k, 60.0) as st:
+        st.add_turn(TurnRecord(turn=0, served_by="teacher", query="secret", answer="a"))
+    with pytest.raises(SessionGone), engine.store.session(k, 60.0) as st:
+        st.add_turn(TurnRecord(turn=0, served_by="teacher", query="secret 2", answer="b"))
+        threading.Thread(target=engine.store.delete, args=(k,)).start()
+        time.sleep(0.3)
+    assert engine.store.get(k) is None
+    assert engine.store.turns(k) == []
+
+
+def test_delete_during_a_teacher_turn_is_final_and_the_answer_returned(store_url: str, new_engine: Any) -> None:
+    engine = new_engine(store_url)
+    engine.chat("s", history(0), Teacher())
+    reply = engine.chat("s", history(1), Teacher(hook=lambda: engine.delete("s")))
+    assert reply.text == ANSWER
+    assert reply.soma["recorded"] is False
+    _assert_gone(engine, "s")
+
+
+def test_delete_during_training_leaves_no_session_adapter_or_registry_row(store_url: str, new_engine: Any) -> None:
+    engine = new_engine(store_url)
+    deleted: list[bool] = []
+
+    def progress(stage: str, step: int, total: int) -> None:
+        if stage == "lora" and not deleted:
+            deleted.append(engine.delete("s"))
+
+    engine.on_progress = progress
+    teacher = Teacher()
+    for t in range(4):  # the 4th turn trains inline; the delete lands mid-training
+        engine.chat("s", history(t), teacher)
+    assert deleted == [True]
+    _assert_gone(engine, "s")
+
+
+def test_delete_during_an_audit_is_final(store_url: str, new_engine: Any, permissive_config: Any) -> None:
+    engine = new_engine(store_url, config=permissive_config(gate={"audit_rate": 1.0}))
+    _serve(engine, "s")
+    auditor = Teacher(hook=lambda: engine.delete("s"))
+    reply = engine.chat("s", history(4), auditor)
+    assert reply.served_by == "surrogate"
+    assert engine.wait_idle(60)
+    assert len(auditor.calls) == 1  # the audit ran (and deleted the session from inside)
+    _assert_gone(engine, "s")
+
+
+# ------------------------------------------------------------------------ 3. a paid answer is never lost
+
+
+def test_malformed_message_is_refused_before_the_teacher_is_paid(new_engine: Any, tmp_path: Path) -> None:
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}")
+    teacher = Teacher()
+    with pytest.raises(ValueError, match="tool_calls"):
+        engine.chat("s", [{"role": "user", "content": "hi", "tool_calls": "oops"}], teacher)
+    with pytest.raises(ValueError, match="tool_call_id"):
+        engine.chat("s", [{"role": "tool", "content": "42", "tool_call_id": 7}], teacher)
+    assert teacher.calls == []
+
+
+class FlakyStore(SQLiteStore):
+    """A real SQLite store whose next ``failures`` writes fail, as a full disk would."""
+
+    failures = 0
+
+    def _save(self, db: sqlite3.Connection, state: Any, ttl: float, release: bool) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        super()._save(db, state, ttl, release)
+
+
+@pytest.mark.parametrize(("failures", "recorded"), [(1, True), (2, False)])
+def test_a_failed_record_is_retried_once_and_the_answer_returned(
+    new_engine: Any, tmp_path: Path, failures: int, recorded: bool
+) -> None:
+    store = FlakyStore(tmp_path / "soma.db", adapters=AdapterStore(tmp_path / "adapters"))
+    engine = new_engine(store)
+    engine.chat("s", history(0), Teacher())
+    store.failures = failures
+    teacher = Teacher("paid for")
+    reply = engine.chat("s", history(1), teacher)
+    assert reply.text == "paid for" and len(teacher.calls) == 1
+    assert reply.soma.get("recorded", True) is recorded
+    assert len(engine.session("s").turns) == (2 if recorded else 1)
+
+
+def test_request_id_makes_a_retry_idempotent(store_url: str, new_engine: Any) -> None:
+    engine = new_engine(store_url)
+    teacher = Teacher(lambda n: f"answer {n}")
+    first = engine.chat("s", history(0), teacher, request_id="req-1")
+    again = engine.chat("s", history(0), teacher, request_id="req-1")
+    other = engine.chat("s", history(1), teacher, request_id="req-2")
+    assert len(teacher.calls) == 2
+    assert again.text == first.text == "answer 1" and again.soma["replayed"] is True
+    assert again.soma["turn"] == first.soma["turn"] == 1
+    assert other.soma["turn"] == 2
+    assert [t.request_id for t in engine.session("s").turns] == ["req-1", "req-2"]
+
+
+# ------------------------------------------------------------------------ 4. job results are checked
+
+
+def test_a_superseded_job_does_not_write_its_result(new_engine: Any, tmp_path: Path) -> None:
+    """A newer attempt of the job (a retried queue job, a restart) owns the session while an
+    old one trains: the old one's result is not written and its adapter is removed."""
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}")
+    k = engine.key("s")
+    bumped: list[dict[str, Any]] = []
+
+    def progress(stage: str, step: int, total: int) -> None:
+        if stage == "lora" and not bumped:
+            with engine.store.session(k, 60.0, create=False) as st:
+                st.job = {**(st.job or {}), "attempt": int((st.job or {}).get("attempt", 0)) + 1}
+                bumped.append(dict(st.job))
+
+    engine.on_progress = progress
+    teacher = Teacher()
+    for t in range(4):
+        engine.chat("s", history(t), teacher)
+    state = engine.store.get(k)
+    assert state is not None and bumped
+    assert state.phase == Phase.ADAPTING.value and state.job == bumped[0]
+    assert state.adapter is None
+    assert _session_adapters(engine, "s") == []
+    assert _registry_rows(engine, "s") == []
+
+
+def test_two_engines_on_one_sqlite_file_run_one_job_per_session(
+    new_engine: Any, permissive_config: Any, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'soma.db'}"
+    config = permissive_config(adaptation="background")
+    a, b = new_engine(url, config=config), new_engine(url, config=config)
+    release, started = threading.Event(), threading.Event()
+
+    def hold(stage: str, step: int, total: int) -> None:
+        started.set()
+        release.wait(60)
+
+    a.on_progress = hold
+    teacher = Teacher()
+    for t in range(4):
+        a.chat("s", history(t), teacher)
+    assert started.wait(60)  # a's job is training
+    b.chat("s", history(4), teacher)  # b sees the session adapting under a's live job
+    release.set()
+    assert a.wait_idle(120) and b.wait_idle(120)
+    assert b.jobs._active == {}  # b never started a job of its own
+    view = a.session("s")
+    assert view.metrics["adaptations"] == 1
+    assert view.phase is Phase.SERVING
+
+
+# ------------------------------------------------------------------------ 5. route failures fall back
+
+
+class BrokenEncoder:
+    def encode(self, texts: Any) -> Any:
+        raise RuntimeError("encoder crashed")
+
+    def encode_words(self, words: Any) -> Any:
+        raise RuntimeError("encoder crashed")
+
+
+def test_an_encoder_failure_on_the_route_serves_by_the_teacher_and_records(new_engine: Any, tmp_path: Path) -> None:
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}")
+    _serve(engine, "s")
+    engine.encoder = BrokenEncoder()
+    teacher = Teacher()
+    reply = engine.chat("s", history(4), teacher)
+    assert reply.served_by == "teacher" and len(teacher.calls) == 1
+    assert "encoder crashed" in reply.soma["fallback"]
+    view = engine.session("s")
+    assert len(view.turns) == 5 and view.turns[-1].served_by == "teacher"
+    assert view.phase is Phase.SERVING  # a route failure is not a reason to drop the adapter
+
+
+# ------------------------------------------------------------------------ 8. retention
+
+
+def test_sqlite_expired_session_is_gone_on_read(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "soma.db")
+    k = SessionKey("default", "s")
+    with store.session(k, ttl=0.05) as st:
+        st.add_turn(TurnRecord(turn=0, served_by="teacher", query="old secret", answer="a"))
+    time.sleep(0.1)
+    assert store.get(k) is None
+    assert store.turns(k) == []
+    assert list(store.list_sessions()) == []
+    with store.session(k, ttl=60.0) as st:  # the id starts afresh, without the expired turns
+        assert st.turn_count == 0
+        st.add_turn(TurnRecord(turn=0, served_by="teacher", query="new", answer="b"))
+    assert [t.query for t in store.turns(k)] == ["new"]
+    store.close()
+
+
+def test_sqlite_delete_leaves_no_text_on_disk(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "soma.db")
+    k = SessionKey("default", "s")
+    marker = "confidential-marker-" + "x" * 200
+    with store.session(k, ttl=60.0) as st:
+        st.add_turn(TurnRecord(turn=0, served_by="teacher", query=marker, answer=marker))
+    with store.session(SessionKey("default", "other"), ttl=60.0) as st:
+        st.add_turn(TurnRecord(turn=0, served_by="teacher", query="keep", answer="keep"))
+    assert store.delete(k)
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.glob("soma.db*"))
+    assert marker.encode() not in on_disk
+    assert [t.query for t in store.turns(SessionKey("default", "other"))] == ["keep"]
+    store.close()
+
+
+# ------------------------------------------------------------------------ 10. config and bounds
+
+
+def test_documented_environment_variables_do_not_break_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOMA_ADAPTERS_URL", "s3://bucket/soma-adapters")
+    monkeypatch.setenv("SOMA_LOG_LEVEL", "INFO")
+    monkeypatch.setenv("SOMA_TEST_REDIS_URL", "redis://localhost:6379/0")
+    assert SomaConfig.load().warm_window == SomaConfig().warm_window
+    monkeypatch.setenv("SOMA_NOT_A_FIELD", "1")
+    with pytest.raises(ConfigError, match="not_a_field"):
+        SomaConfig.load()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"session_ttl": math.inf},
+        {"temperature": math.inf},
+        {"repetition_penalty": math.inf},
+        {"lora": {"lr": math.inf}},
+        {"mining": {"lr": math.inf}},
+        {"temperature": math.nan},
+    ],
+)
+def test_infinite_values_are_rejected_like_nan(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        SomaConfig.load(**overrides)
+
+
+def test_sqlite_lock_map_stays_bounded(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "soma.db")
+    for i in range(50):
+        with store.session(SessionKey("default", f"s{i}"), ttl=60.0) as st:
+            st.add("teacher_calls")
+    assert store._locks == {}
+    store.close()
+
+
+def test_job_runner_maps_stay_bounded(new_engine: Any, permissive_config: Any, tmp_path: Path) -> None:
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}", config=permissive_config(adaptation="background"))
+    for i in range(30):
+        engine.jobs.submit(engine.key(f"gone-{i}"))
+        engine.jobs.submit_look(engine.key(f"gone-{i}"))
+    assert engine.wait_idle(60)
+    assert engine.jobs._active == {} and engine.jobs._looks == {}
+
+
+def test_audit_backlog_is_bounded(new_engine: Any, tmp_path: Path) -> None:
+    from soma_engine.engine import AUDIT_BACKLOG
+    from soma_engine.types import Route
+
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}")
+    gate = threading.Event()
+    slow = Teacher(hook=lambda: gate.wait(30))
+    route = Route(key=engine.key("s"), target="surrogate", messages=[], phase=Phase.SERVING, turn=1)
+    for turn in range(AUDIT_BACKLOG + 20):
+        engine._submit_audit(route, turn, "answer", slow)
+    assert engine._audit_backlog == AUDIT_BACKLOG
+    assert engine.audits_dropped == 20
+    gate.set()
+    assert engine.wait_idle(60)
+    assert engine._audit_backlog == 0
