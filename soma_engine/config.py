@@ -185,6 +185,9 @@ class SomaConfig(_Section):
     serving_batch: int = Field(
         8, ge=1, description="most greedy surrogate turns of different sessions served in one forward pass (1: off)"
     )
+    surrogate_deadline: float = Field(
+        30.0, gt=0, description="seconds a surrogate answer may take; past it the teacher serves the turn"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mining: MiningConfig = Field(default_factory=MiningConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)

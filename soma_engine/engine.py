@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
 from typing import Any
 
@@ -101,6 +102,8 @@ class SomaEngine:
         self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(resolve=lambda: resolve_encoder(encoder))
         self.jobs = JobRunner(self)
         self._audits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soma-audit")
+        # Surrogate generations run here so that a turn can stop waiting at its deadline.
+        self._generations = ThreadPoolExecutor(max_workers=64, thread_name_prefix="soma-generate")
         # Optional hook for progress bars: on_progress(stage, step, total), stage "mining" | "lora".
         self.on_progress: Callable[[str, int, int], None] | None = None
         self._rng = random.Random()
@@ -506,13 +509,20 @@ class SomaEngine:
         self._check_surrogate_route(route)
         try:
             ref = self._adapter(route)
-            gen = self.surrogate.generate(
-                self.compressed(route.messages),
+            context = self.compressed(route.messages)
+            pending = self._generations.submit(
+                self.surrogate.generate,
+                context,
                 ref,
                 max_new_tokens=self.config.max_new_tokens,
                 temperature=self.config.temperature,
                 tools=route.tools,
             )
+            try:
+                gen = pending.result(timeout=self.config.surrogate_deadline)
+            except FutureTimeout:
+                pending.cancel()
+                raise SurrogateError(self._deadline_note()) from None
         except Exception as exc:
             raise self._surrogate_failure(route, exc) from exc
         return self._record_surrogate(route, ref, gen, audit)
@@ -522,13 +532,19 @@ class SomaEngine:
         try:
             ref = self._adapter(route)
             context = self.compressed(route.messages)
-            gen = await self.surrogate.agenerate(
-                context,
-                ref,
-                max_new_tokens=self.config.max_new_tokens,
-                temperature=self.config.temperature,
-                tools=route.tools,
-            )
+            try:
+                gen = await asyncio.wait_for(
+                    self.surrogate.agenerate(
+                        context,
+                        ref,
+                        max_new_tokens=self.config.max_new_tokens,
+                        temperature=self.config.temperature,
+                        tools=route.tools,
+                    ),
+                    self.config.surrogate_deadline,
+                )
+            except asyncio.TimeoutError:
+                raise SurrogateError(self._deadline_note()) from None
         except Exception as exc:
             raise self._surrogate_failure(route, exc) from exc
         return self._record_surrogate(route, ref, gen, audit)
@@ -574,6 +590,9 @@ class SomaEngine:
             return
         async for item in pieces:
             yield self._record_surrogate(route, ref, item, audit) if isinstance(item, Generation) else item
+
+    def _deadline_note(self) -> str:
+        return f"the surrogate did not answer within surrogate_deadline ({self.config.surrogate_deadline:g} s)"
 
     def _check_surrogate_route(self, route: Route) -> None:
         if route.target != "surrogate":
@@ -960,6 +979,7 @@ class SomaEngine:
         self._closed = True
         self.jobs.close()
         self._audits.shutdown(wait=True)
+        self._generations.shutdown(wait=True, cancel_futures=True)
         self.surrogate.close()
         self.store.close()
 

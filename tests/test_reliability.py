@@ -418,3 +418,25 @@ def test_audit_backlog_is_bounded(new_engine: Any, tmp_path: Path) -> None:
     gate.set()
     assert engine.wait_idle(60)
     assert engine._audit_backlog == 0
+
+
+def test_a_surrogate_past_its_deadline_falls_back_to_the_teacher(
+    new_engine: Any, permissive_config: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soma_engine.surrogate import Generation
+
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}", config=permissive_config(surrogate_deadline=0.3))
+    _serve(engine, "s")
+
+    def hung(*args: Any, **kwargs: Any) -> Generation:
+        time.sleep(3)
+        return Generation("too late", 10, 2, "stop")
+
+    monkeypatch.setattr(engine.surrogate, "generate", hung)
+    teacher = Teacher()
+    started = time.monotonic()
+    reply = engine.chat("s", history(4), teacher)
+    assert time.monotonic() - started < 2.5
+    assert reply.served_by == "teacher" and reply.text == ANSWER
+    assert "surrogate_deadline" in reply.soma["fallback"]
+    assert engine.session("s").turns[-1].served_by == "teacher"
