@@ -62,15 +62,20 @@ def config() -> SomaConfig:
     )
 
 
-def history(n_turns: int) -> list[dict[str, str]]:
+def history(n_turns: int, sid: str) -> list[dict[str, str]]:
+    """The conversation at turn ``n_turns + 1``; each session its own order number, so that
+    sessions train different adapters (identical ones would share a content-addressed folder)."""
+    query = f"{QUERY} Order {sid}."
     msgs: list[dict[str, str]] = []
     for _ in range(n_turns):
-        msgs += [{"role": "user", "content": QUERY}, {"role": "assistant", "content": ANSWER}]
-    return [*msgs, {"role": "user", "content": QUERY}]
+        msgs += [{"role": "user", "content": query}, {"role": "assistant", "content": teacher([query])}]
+    return [*msgs, {"role": "user", "content": query}]
 
 
 def teacher(messages: Any) -> str:
-    return ANSWER
+    last = messages[-1]
+    text = last if isinstance(last, str) else getattr(last, "content", None) or last["content"]
+    return f"{ANSWER} ({text.rsplit('Order ', 1)[-1]})"
 
 
 class Peaks:
@@ -108,20 +113,23 @@ class Peaks:
         self._thread.join()
 
 
-def client(engine: SomaEngine, sids: list[str], turns: int, rng: random.Random, log: dict[str, Any]) -> None:
-    """One thread: ``turns`` turns on each of its sessions, round robin, with injections."""
+def client(
+    engine: SomaEngine, sids: list[str], turns: int, rng: random.Random, log: dict[str, Any], inject: bool = True
+) -> None:
+    """One thread: ``turns`` turns on each of its sessions, round robin, with injections
+    (none during the warm-up)."""
     for _ in range(turns):
         for sid in sids:
             s = log[sid]
             rid = uuid.uuid4().hex
-            reply = engine.chat(sid, history(len(s["replies"])), teacher, request_id=rid)
-            if rng.random() < 0.05:  # the client retries (a timeout on its side): same request id
-                again = engine.chat(sid, history(len(s["replies"])), teacher, request_id=rid)
+            reply = engine.chat(sid, history(len(s["replies"]), sid), teacher, request_id=rid)
+            if inject and rng.random() < 0.05:  # the client retries (a timeout on its side): same request id
+                again = engine.chat(sid, history(len(s["replies"]), sid), teacher, request_id=rid)
                 s["retries"] += 1
                 s["retry_mismatch"] += again.soma["turn"] != reply.soma["turn"] or not again.soma.get("replayed")
             s["replies"].append((reply.soma["turn"], reply.text, rid, reply.soma.get("recorded", True)))
             s["served"][reply.served_by] += 1
-            roll = rng.random()
+            roll = rng.random() if inject else 1.0
             if roll < 0.03:
                 s["rollbacks"] += engine.rollback(sid, "soak: injected rollback")
             elif roll < 0.06:
@@ -129,7 +137,7 @@ def client(engine: SomaEngine, sids: list[str], turns: int, rng: random.Random, 
                 s["deletes"] += 1
                 s["replies"] = []  # a new conversation on the same id
     for sid in sids:  # half the sessions end deleted: nothing of them may survive
-        if rng.random() < 0.5:
+        if inject and rng.random() < 0.5:
             engine.delete(sid)
             log[sid]["deletes"] += 1
             log[sid]["replies"] = []
@@ -176,25 +184,30 @@ def run(name: str, spec: str, model: Path, encoder: Encoder, args: argparse.Name
         for i in range(args.sessions)
     }
     started = time.perf_counter()
+    warm = min(args.turns, engine.config.warm_window)
     with Peaks(engine) as peaks:
-        threads = [
-            threading.Thread(
-                target=client,
-                args=(
-                    engine,
-                    [f"soak-{t}-{i}" for i in range(args.sessions)],
-                    args.turns,
-                    random.Random(args.seed * 1000 + t),
-                    log,
-                ),
-            )
-            for t in range(args.threads)
-        ]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        idle = engine.wait_idle(600)
+        # Warm-up: every session's first warm window, then its adaptation (one job thread on a
+        # shared CPU would otherwise still be training when the soak ends), then the soak.
+        for turns, inject in ((warm, False), (args.turns - warm, True)):
+            threads = [
+                threading.Thread(
+                    target=client,
+                    args=(
+                        engine,
+                        [f"soak-{t}-{i}" for i in range(args.sessions)],
+                        turns,
+                        random.Random(args.seed * 1000 + t),
+                        log,
+                        inject,
+                    ),
+                )
+                for t in range(args.threads)
+            ]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            idle = engine.wait_idle(600)
     seconds = time.perf_counter() - started
     result = check(engine, log)
     totals: Counter[str] = Counter()

@@ -147,3 +147,8 @@ class RemoteAdapterStore(AdapterStore):
         super().delete(ref)
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self._remote(ref.namespace, ref.adapter_id), recursive=True)
+
+    def remove_files(self, ref: AdapterRef) -> None:
+        super().remove_files(ref)
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._remote(ref.namespace, ref.adapter_id), recursive=True)

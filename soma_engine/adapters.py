@@ -181,6 +181,27 @@ class AdapterStore:
         if registry is not None:
             registry.delete_adapter(ref.namespace, ref.adapter_id)
 
+    def prune_superseded(self, namespace: str, session: str, keep: set[str]) -> int:
+        """Remove the session's adapter folders not in ``keep`` (the ones its state still
+        points to) and that no other session adopted; returns how many went."""
+        registry = self._open_registry()
+        refs = [r for r in self.list(namespace) if r.session == session and r.adapter_id not in keep]
+        gone = 0
+        for r in refs:
+            if registry is not None and any(
+                e.session != session for e in registry.entries(namespace) if e.adapter_id == r.adapter_id
+            ):
+                continue  # another session serves these weights
+            self.remove_files(r)
+            if registry is not None:  # the row stays for lineage, never offered for sharing again
+                registry.retire(namespace, r.adapter_id, session)
+            gone += 1
+        return gone
+
+    def remove_files(self, ref: AdapterRef) -> None:
+        """The adapter's folder only (its registry rows stay)."""
+        shutil.rmtree(self._dir(ref.namespace, ref.adapter_id), ignore_errors=True)
+
     def delete_session(self, namespace: str, session: str) -> int:
         """The session's adapter folders and registry rows; an adapter it trained goes with
         every row that adopted it (those sessions fall back to the teacher and re-adapt)."""
@@ -198,6 +219,7 @@ class AdapterStore:
 # --------------------------------------------------------------------------------------------
 
 REGISTRY = "registry.db"
+INDEXES_KEPT = 64  # namespaces whose faiss index stays cached (rebuilt from the rows on demand)
 SHARE_POLICIES = ("none", "agent", "namespace")
 
 REGISTRY_SCHEMA = """
@@ -403,6 +425,14 @@ class AdapterRegistry:
             n += self.delete_adapter(namespace, adapter_id)
         return n
 
+    def retire(self, namespace: str, adapter_id: str, session: str) -> int:
+        """A superseded adapter whose files are gone: kept for lineage, not shareable."""
+        return self._write(
+            namespace,
+            "UPDATE adapters SET shareable=0 WHERE namespace=? AND adapter_id=? AND session=?",
+            (namespace, adapter_id, session),
+        )
+
     def delete_adapter(self, namespace: str, adapter_id: str) -> int:
         return self._write(
             namespace, "DELETE FROM adapters WHERE namespace=? AND adapter_id=?", (namespace, adapter_id)
@@ -461,8 +491,9 @@ class AdapterRegistry:
         row = db.execute("SELECT gen FROM generations WHERE namespace=?", (namespace,)).fetchone()
         gen = row[0] if row else 0
         with self._index_lock:
-            cached = self._indexes.get(namespace)
+            cached = self._indexes.pop(namespace, None)
             if cached is not None and cached[0] == gen:
+                self._indexes[namespace] = cached  # most recently used last
                 return cached[1], cached[2]
         rows = db.execute(
             "SELECT rowid, centroid FROM adapters WHERE namespace=? AND shareable=1 AND centroid IS NOT NULL",
@@ -476,6 +507,8 @@ class AdapterRegistry:
         ids = {i: int(r[0]) for i, r in enumerate(rows)}
         with self._index_lock:
             self._indexes[namespace] = (gen, index, ids)
+            while len(self._indexes) > INDEXES_KEPT:  # least recently used namespace first
+                del self._indexes[next(iter(self._indexes))]
         return index, ids
 
     def nearest(

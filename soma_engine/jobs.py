@@ -550,6 +550,7 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
         _discard(engine, key, ref)
         return
     record_adapter(engine, key, ref, records, accepted=outcome.decision.accepted, agents=lineage_agents(engine, start))
+    prune_adapters(engine, key)
     if shadow:
         engine._start_shadow(key)
     decision = outcome.decision
@@ -578,16 +579,37 @@ def same_job(st: Any, job: dict[str, Any]) -> bool:
     )
 
 
+def _in_use(state: Any) -> set[str]:
+    """Adapter ids a session's state points to: serving, parked, shadow candidate, donor."""
+    return {
+        i
+        for i in (
+            (state.adapter or {}).get("adapter_id"),
+            ((state.parked or {}).get("adapter") or {}).get("adapter_id"),
+            ((state.job or {}).get("candidate") or {}).get("adapter_id"),
+            (state.donor or {}).get("adapter_id"),
+        )
+        if i
+    }
+
+
+def prune_adapters(engine: SomaEngine, key: SessionKey) -> None:
+    """Remove the session's superseded adapter folders (older versions, rejected candidates)
+    after a job's write; a failure only leaves files behind."""
+    state = engine.store.get(key)
+    if state is None:
+        return
+    try:
+        engine.adapters.prune_superseded(key.namespace_digest, key.digest, _in_use(state))
+    except Exception:
+        log.exception("could not remove superseded adapters of session %s", key.digest[:12])
+
+
 def _discard(engine: SomaEngine, key: SessionKey, ref: AdapterRef) -> None:
     """Remove an adapter whose result was not written, unless the session (if any) uses it
     (adapter ids are content hashes: an identical one may have been installed)."""
     state = engine.store.get(key)
-    used = state is not None and ref.adapter_id in {
-        (state.adapter or {}).get("adapter_id"),
-        ((state.parked or {}).get("adapter") or {}).get("adapter_id"),
-        ((state.job or {}).get("candidate") or {}).get("adapter_id"),
-    }
-    if not used:
+    if state is None or ref.adapter_id not in _in_use(state):
         engine.adapters.delete(ref)
 
 

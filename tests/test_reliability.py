@@ -356,6 +356,20 @@ def test_sqlite_delete_leaves_no_text_on_disk(tmp_path: Path) -> None:
     store.close()
 
 
+def test_superseded_adapter_folders_are_removed(new_engine: Any, tmp_path: Path) -> None:
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}")
+    _serve(engine, "s")
+    first = engine.session("s").adapter_id
+    assert engine.rollback("s", "operator")
+    teacher = Teacher()
+    for t in range(4, 8):  # readapt_window (= warm_window) fresh teacher turns: a new adapter
+        engine.chat("s", history(t), teacher)
+    view = engine.session("s")
+    assert view.phase is Phase.SERVING and view.adapter_id != first
+    assert [r.adapter_id for r in _session_adapters(engine, "s")] == [view.adapter_id]
+    assert [x["adapter_id"] for x in view.metrics["lineage"]][:2] == [view.adapter_id, first]  # lineage kept
+
+
 # ------------------------------------------------------------------------ 10. config and bounds
 
 
