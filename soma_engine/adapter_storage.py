@@ -21,7 +21,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .adapters import CONFIG, META, WEIGHTS, AdapterRef, AdapterStore, CorruptAdapter, _content_hash
+from .adapters import (
+    CONFIG,
+    META,
+    WEIGHTS,
+    AdapterRef,
+    AdapterStore,
+    CorruptAdapter,
+    _content_hash,
+    read_with_retry,
+)
 from .types import hash_id
 
 __all__ = ["RemoteAdapterStore", "open_adapter_store"]
@@ -77,15 +86,18 @@ class RemoteAdapterStore(AdapterStore):
     # -- reads -----------------------------------------------------------------------------
     def fetch(self, ref: AdapterRef) -> Path:
         """Download the adapter into the cache, verified; :class:`CorruptAdapter` if it is
-        missing remotely or fails its content hash."""
+        missing remotely or fails its content hash; a transient storage error is retried with
+        backoff, then raises :class:`~soma_engine.adapters.AdapterUnavailable` (the adapter is
+        kept: it is not known to be bad)."""
         remote = self._remote(ref.namespace, ref.adapter_id)
+        weights, config, meta_bytes = read_with_retry(
+            f"adapter {ref.adapter_id} at {self.url}",
+            lambda: tuple(self.fs.cat_file(f"{remote}/{name}") for name in (WEIGHTS, CONFIG, META)),
+        )
         try:
-            weights = self.fs.cat_file(f"{remote}/{WEIGHTS}")
-            config = self.fs.cat_file(f"{remote}/{CONFIG}")
-            meta_bytes = self.fs.cat_file(f"{remote}/{META}")
             meta = json.loads(meta_bytes)
-        except (OSError, ValueError) as exc:
-            raise CorruptAdapter(f"adapter {ref.adapter_id} is missing or unreadable at {self.url}: {exc}") from exc
+        except ValueError as exc:
+            raise CorruptAdapter(f"adapter {ref.adapter_id} at {self.url} is unreadable: {exc}") from exc
         digest = _content_hash(weights, config)
         if digest != meta.get("sha256") or not digest.startswith(ref.adapter_id):
             raise CorruptAdapter(f"adapter {ref.adapter_id} at {self.url} failed verification (content hash mismatch)")

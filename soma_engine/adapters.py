@@ -23,9 +23,10 @@ import sqlite3
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -39,6 +40,32 @@ META = "soma.json"
 
 class CorruptAdapter(RuntimeError):
     """An adapter's files are missing or do not match their recorded content hash."""
+
+
+class AdapterUnavailable(RuntimeError):
+    """The adapter storage failed for a reason other than a missing or corrupt adapter (an
+    I/O or network error, after retries): the teacher serves meanwhile; the adapter stays."""
+
+
+T = TypeVar("T")
+
+# Backoff (seconds) between the attempts of a storage read that fails with a transient OSError.
+READ_BACKOFF = (0.05, 0.2, 0.8)
+
+
+def read_with_retry(what: str, read: Callable[[], T]) -> T:
+    """``read()``, retried with backoff on an OSError other than a missing file; a missing
+    file raises :class:`CorruptAdapter`, errors that persist :class:`AdapterUnavailable`."""
+    for attempt in range(len(READ_BACKOFF) + 1):
+        try:
+            return read()
+        except FileNotFoundError as exc:
+            raise CorruptAdapter(f"{what} is missing: {exc}") from exc
+        except OSError as exc:
+            if attempt == len(READ_BACKOFF):
+                raise AdapterUnavailable(f"{what} could not be read: {exc}") from exc
+            time.sleep(READ_BACKOFF[attempt])
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -144,12 +171,14 @@ class AdapterStore:
         from safetensors.torch import load as load_bytes
 
         d = self._dir(ref.namespace, ref.adapter_id)
+        weights, config, meta_text = read_with_retry(
+            f"adapter {ref.adapter_id}",
+            lambda: ((d / WEIGHTS).read_bytes(), (d / CONFIG).read_bytes(), (d / META).read_text()),
+        )
         try:
-            weights = (d / WEIGHTS).read_bytes()
-            config = (d / CONFIG).read_bytes()
-            meta = json.loads((d / META).read_text())
-        except (OSError, ValueError) as exc:
-            raise CorruptAdapter(f"adapter {ref.adapter_id} is missing or unreadable: {exc}") from exc
+            meta = json.loads(meta_text)
+        except ValueError as exc:
+            raise CorruptAdapter(f"adapter {ref.adapter_id} is unreadable: {exc}") from exc
         digest = _content_hash(weights, config)
         if digest != meta.get("sha256") or not digest.startswith(ref.adapter_id):
             raise CorruptAdapter(f"adapter {ref.adapter_id} failed verification (content hash mismatch)")

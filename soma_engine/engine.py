@@ -599,8 +599,10 @@ class SomaEngine:
             raise ValueError("this route is for the teacher: call the teacher, then record_teacher(route, text)")
 
     def _surrogate_failure(self, route: Route, exc: BaseException) -> SurrogateError:
+        # Only a missing or corrupt adapter resets the session; a storage error
+        # (AdapterUnavailable) or any other failure keeps the adapter for the next turn.
         if isinstance(exc, CorruptAdapter):
-            self._reset_adapter(route.key, str(exc))
+            self._reset_adapter(route.key, str(exc), route.adapter_id)
         return exc if isinstance(exc, SurrogateError) else SurrogateError(f"{type(exc).__name__}: {exc}")
 
     def _record_surrogate(self, route: Route, ref: AdapterRef, gen: Generation, audit: Teacher | None) -> Reply:
@@ -823,9 +825,12 @@ class SomaEngine:
         except Exception:
             log.exception("shadow evaluation failed for session %s", key.digest[:12])
 
-    def _reset_adapter(self, key: SessionKey, reason: str) -> None:
-        """A corrupt adapter: back to the teacher, and re-adapt on the next teacher turn."""
+    def _reset_adapter(self, key: SessionKey, reason: str, adapter_id: str | None) -> None:
+        """A corrupt adapter: back to the teacher, and re-adapt on the next teacher turn; only
+        while ``adapter_id`` is still the session's adapter (a job may have replaced it)."""
         with suppress(SessionGone), self.store.session(key, self.config.session_ttl, create=False) as st:
+            if (st.adapter or {}).get("adapter_id") != adapter_id:
+                return
             st.phase = Phase.ROLLED_BACK.value
             st.adapter = st.parked = None
             st.next_adapt_at = st.turn_count + 1

@@ -322,6 +322,85 @@ def test_an_encoder_failure_on_the_route_serves_by_the_teacher_and_records(new_e
     assert view.phase is Phase.SERVING  # a route failure is not a reason to drop the adapter
 
 
+# ------------------------------------------------------------------------ 7. transient storage errors
+
+
+def _remote_store(tmp_path: Path, failures: int) -> tuple[Any, Any, Any]:
+    """A memory:// adapter store whose next ``failures`` reads raise a network error, and a
+    second replica (empty cache) that must fetch; returns (writer, reader, ref)."""
+    import torch
+
+    from soma_engine.adapter_storage import RemoteAdapterStore
+
+    url = f"memory://soma-{tmp_path.name}"
+    writer = RemoteAdapterStore(url, tmp_path / "cache-a")
+    reader = RemoteAdapterStore(url, tmp_path / "cache-b")
+    ref = writer.save(
+        {"base_model.model.layer.lora_A.weight": torch.ones(2, 4)},
+        {"r": 2},
+        namespace=SessionKey("default", "s").namespace_digest,
+        session=SessionKey("default", "s").digest,
+    )
+    reader.fs = FlakyFS(reader.fs, failures)
+    return writer, reader, ref
+
+
+class FlakyFS:
+    """The real fsspec filesystem, except that its next ``failures`` reads raise a network error."""
+
+    def __init__(self, fs: Any, failures: int) -> None:
+        self.fs, self.failures = fs, failures
+
+    def cat_file(self, path: str, *args: Any, **kwargs: Any) -> bytes:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionResetError("connection reset by peer")
+        return self.fs.cat_file(path, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fs, name)
+
+
+def test_a_transient_storage_error_is_retried_not_taken_for_corruption(tmp_path: Path) -> None:
+    _, reader, ref = _remote_store(tmp_path, failures=2)
+    tensors, _ = reader.load(ref)
+    assert list(tensors) == ["base_model.model.layer.lora_A.weight"]
+
+
+def test_a_persistent_storage_error_is_unavailable_not_corrupt(tmp_path: Path) -> None:
+    from soma_engine.adapters import AdapterUnavailable, CorruptAdapter
+
+    _, reader, ref = _remote_store(tmp_path, failures=100)
+    with pytest.raises(AdapterUnavailable):
+        reader.load(ref)
+    _, reader, ref = _remote_store(tmp_path / "missing", failures=0)
+    reader.fs.rm(f"{reader.base}/{ref.namespace}/{ref.adapter_id}/{'adapter_model.safetensors'}")
+    with pytest.raises(CorruptAdapter):  # a missing file is not transient
+        reader.load(ref)
+
+
+def test_a_corrupt_adapter_resets_only_if_it_is_still_current(
+    new_engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The adapter fails while a job installs a newer one: the newer one is not thrown away."""
+    from soma_engine.adapters import CorruptAdapter
+
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}")
+    _serve(engine, "s")
+    k = engine.key("s")
+
+    def replaced_then_fails(*args: Any, **kwargs: Any) -> Any:
+        with engine.store.session(k, 60.0) as st:
+            st.adapter = {**(st.adapter or {}), "adapter_id": "f" * 32}
+        raise CorruptAdapter("adapter failed verification (content hash mismatch)")
+
+    monkeypatch.setattr(engine.surrogate, "generate", replaced_then_fails)
+    reply = engine.chat("s", history(4), Teacher())
+    assert reply.served_by == "teacher" and "content hash" in reply.soma["fallback"]
+    view = engine.session("s")
+    assert view.phase is Phase.SERVING and view.adapter_id == "f" * 32
+
+
 # ------------------------------------------------------------------------ 8. retention
 
 
