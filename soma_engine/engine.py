@@ -52,6 +52,7 @@ from .types import (
     Usage,
     fingerprint,
     last_query,
+    messages_digest,
     normalize_messages,
     transcript_digest,
 )
@@ -362,14 +363,23 @@ class SomaEngine:
         latency = latency_ms if latency_ms is not None else (time.perf_counter() - route.started) * 1000
         fallback = route.fallback
 
+        context = [m.to_dict() for m in route.messages] if route.raw is None else []
+
         def write(st: SessionState) -> tuple[TurnRecord, str, dict[str, Any], bool, bool, bool]:
+            # Stored as a delta after the previous teacher context when it starts with it
+            # (TurnRecord.base_turn): a long conversation is not written again every turn.
+            stored, base, last = context, None, st.last_context
+            n = int(last["n"]) if last else 0
+            if context and last and len(context) > n and messages_digest(context[:n]) == last["digest"]:
+                stored, base = context[n:], last["turn"]
             record = st.add_turn(
                 TurnRecord(
                     turn=0,
                     served_by="teacher",
                     query=last_query(route.messages),
                     answer=text,
-                    messages=[m.to_dict() for m in route.messages] if route.raw is None else [],
+                    messages=stored,
+                    base_turn=base,
                     input_tokens=usage.input_tokens,
                     output_tokens=usage.output_tokens,
                     latency_ms=latency,
@@ -378,6 +388,8 @@ class SomaEngine:
                     request_id=route.request_id,
                 )
             )
+            if context:
+                st.last_context = {"turn": record.turn, "n": len(context), "digest": messages_digest(context)}
             st.add("teacher_calls")
             st.add("teacher_input_tokens", usage.input_tokens)
             st.add("teacher_output_tokens", usage.output_tokens)

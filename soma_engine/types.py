@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -142,6 +143,11 @@ def transcript_digest(messages: list[Message]) -> str:
     return hash_id(*(f"{m.role}\n{m.content.strip()}" for m in messages))
 
 
+def messages_digest(messages: list[dict[str, Any]]) -> str:
+    """Exact digest of stored message dicts (a delta's base must match byte for byte)."""
+    return hash_id(*(json.dumps(m, sort_keys=True, default=str) for m in messages))
+
+
 def last_query(messages: list[Message]) -> str:
     for m in reversed(messages):
         if m.role == "user":
@@ -210,7 +216,9 @@ class Usage:
 @dataclass
 class TurnRecord:
     """One turn of a session. ``messages`` (the context S_t = D_{t-1} + q_t as the app sent
-    it) is kept for teacher turns, which are the training and acceptance data."""
+    it) is kept for teacher turns, which are the training and acceptance data. Stored as a
+    delta: with ``base_turn`` set, ``messages`` holds only what follows that earlier teacher
+    turn's context (the stores join them on read, so readers always see the full S_t)."""
 
     turn: int
     served_by: Served
@@ -227,6 +235,7 @@ class TurnRecord:
     adapter_id: str | None = None
     created: float = field(default_factory=time.time)
     request_id: str | None = None  # the client's idempotency key (``SomaEngine.chat(request_id=...)``)
+    base_turn: int | None = None  # stored as a delta after this turn's context (see above)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

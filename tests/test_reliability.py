@@ -449,6 +449,32 @@ def test_superseded_adapter_folders_are_removed(new_engine: Any, tmp_path: Path)
     assert [x["adapter_id"] for x in view.metrics["lineage"]][:2] == [view.adapter_id, first]  # lineage kept
 
 
+def _stored_turn_bytes(engine: SomaEngine, sid: str) -> int:
+    """Bytes of the session's turn records as the store keeps them (SQLite rows, Redis list)."""
+    k = engine.key(sid)
+    if isinstance(engine.store, SQLiteStore):
+        rows = engine.store._conn().execute("SELECT record FROM turns WHERE key=?", (k.digest,)).fetchall()
+        return sum(len(r[0].encode()) for r in rows)
+    return sum(len(r) for r in engine.store.redis.lrange(engine.store._k("t", k.digest), 0, -1))
+
+
+def test_turn_records_store_the_delta_of_each_turn(store_url: str, new_engine: Any, permissive_config: Any) -> None:
+    engine = new_engine(store_url, config=permissive_config(warm_window=64))
+    document = "word " * 40_000  # one 200 kB message
+    convo: list[dict[str, str]] = [SYSTEM, {"role": "user", "content": f"Summarise this: {document}"}]
+    for t in range(10):
+        engine.chat("s", convo, Teacher(f"answer {t}"))
+        convo += [{"role": "assistant", "content": f"answer {t}"}, {"role": "user", "content": f"question {t}"}]
+    assert _stored_turn_bytes(engine, "s") < 3 * len(document)  # turn 1 (context and query), not 10 copies
+    turns = engine.store.turns(engine.key("s"))
+    assert [len(t.messages) for t in turns] == [2 + 2 * t for t in range(10)]  # read back whole
+    assert turns[-1].messages == convo[:-2]
+    assert [t.messages for t in engine.store.turns(engine.key("s"), since=7)] == [x.messages for x in turns[7:]]
+    edited = [SYSTEM, {"role": "user", "content": "Summarise this: something else"}, *convo[2:]]
+    engine.chat("s", edited, Teacher("after an edit"))  # not a continuation: stored whole
+    assert engine.store.turns(engine.key("s"), since=10)[0].messages == edited
+
+
 # ------------------------------------------------------------------------ 10. config and bounds
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -79,6 +79,9 @@ class SessionState:
     # Fingerprinted sessions: {"n": messages, "digest": types.transcript_digest} of the
     # conversation through the last answer; a later turn must start with it.
     transcript: dict[str, Any] | None = None
+    # {"turn", "n", "digest"} of the latest stored teacher context: the next one that starts
+    # with it is stored as a delta (TurnRecord.base_turn).
+    last_context: dict[str, Any] | None = None
     pending: list[TurnRecord] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -119,6 +122,30 @@ class SessionState:
         for c in COUNTERS:
             state.counters.setdefault(c, 0)
         return state
+
+
+def expand_contexts(records: list[TurnRecord], load: Callable[[int], TurnRecord | None]) -> list[TurnRecord]:
+    """Turn records as stored -> full contexts: a delta record's ``messages`` joined to its
+    base turn's context (``load(turn)`` reads a base outside ``records``)."""
+    by_turn = {r.turn: r for r in records}
+    full: dict[int, list[dict[str, Any]]] = {}
+    for record in records:
+        chain: list[TurnRecord] = []
+        r: TurnRecord | None = record
+        while r is not None and r.turn not in full and r.base_turn is not None:
+            chain.append(r)
+            r = by_turn.get(r.base_turn) or load(r.base_turn)
+            if r is not None:
+                by_turn.setdefault(r.turn, r)
+        prefix = [] if r is None else full.get(r.turn, r.messages)
+        if r is not None:
+            full[r.turn] = prefix
+        for link in reversed(chain):
+            prefix = [*prefix, *link.messages]
+            full[link.turn] = prefix
+    for record in records:
+        record.messages = full.get(record.turn, record.messages)
+    return records
 
 
 @runtime_checkable

@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..adapters import AdapterStore
 from ..types import SessionKey, TurnRecord, hash_id
-from .base import LockTimeout, SessionGone, SessionState, StoreError
+from .base import LockTimeout, SessionGone, SessionState, StoreError, expand_contexts
 
 # KEYS: lock, state   ARGV: token, lease_ms  ->  {1, state or false} | {0, pttl}
 _ACQUIRE = """
@@ -348,7 +348,12 @@ class RedisStore:
         out = [TurnRecord.from_dict(json.loads(r)) for r in rows]
         if any(r.turn <= since for r in out):  # never expected (turn n sits at index n-1); be safe
             out = [r for r in self._all_turns(key) if r.turn > since][: limit if limit is not None else None]
-        return out
+        return expand_contexts(out, lambda turn: self._turn(key.digest, turn))
+
+    def _turn(self, digest: str, turn: int) -> TurnRecord | None:
+        raw = self.redis.lindex(self._k("t", digest), turn - 1)
+        record = TurnRecord.from_dict(json.loads(raw)) if raw else None
+        return record if record is not None and record.turn == turn else None
 
     def _all_turns(self, key: SessionKey) -> list[TurnRecord]:
         rows = self.redis.lrange(self._k("t", key.digest), 0, -1)

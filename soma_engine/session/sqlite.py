@@ -25,7 +25,7 @@ from typing import Any
 from ..adapters import AdapterStore
 from ..types import SessionKey, TurnRecord, hash_id
 from ..wal import wal_connection
-from .base import LockTimeout, SessionGone, SessionState
+from .base import LockTimeout, SessionGone, SessionState, expand_contexts
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -187,7 +187,12 @@ class SQLiteStore:
             "WHERE t.key=? AND t.turn>? AND s.expires >= ? ORDER BY t.turn LIMIT ?",
             (key.digest, since, time.time(), -1 if limit is None else limit),
         )
-        return [TurnRecord.from_dict(json.loads(r[0])) for r in rows]
+        records = [TurnRecord.from_dict(json.loads(r[0])) for r in rows]
+        return expand_contexts(records, lambda turn: self._turn(key.digest, turn))
+
+    def _turn(self, digest: str, turn: int) -> TurnRecord | None:
+        row = self._conn().execute("SELECT record FROM turns WHERE key=? AND turn=?", (digest, turn)).fetchone()
+        return TurnRecord.from_dict(json.loads(row[0])) if row else None
 
     def list_sessions(self, namespace: str | None = None) -> Iterator[SessionState]:
         now = time.time()
