@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,10 @@ from .adapters import (
 from .types import hash_id
 
 __all__ = ["RemoteAdapterStore", "open_adapter_store"]
+
+# Seconds a replica trusts that an adapter it saw in shared storage is still there: a delete
+# on another replica reaches its surrogate turns within this.
+RECHECK_SECONDS = 5.0
 
 
 def open_adapter_store(base: str | os.PathLike[str] | None, home: Path) -> AdapterStore:
@@ -59,6 +64,7 @@ class RemoteAdapterStore(AdapterStore):
         self.url = url.rstrip("/")
         self.fs, base = fsspec.core.url_to_fs(self.url, **storage_options)
         self.base = base.rstrip("/")
+        self._seen: dict[tuple[str, str], float] = {}  # (namespace, adapter id) -> last seen remotely
 
     def __repr__(self) -> str:
         return f"RemoteAdapterStore({self.url!r}, cache={str(self.root)!r})"
@@ -129,7 +135,20 @@ class RemoteAdapterStore(AdapterStore):
         return super().load(ref)
 
     def exists(self, ref: AdapterRef) -> bool:
-        return super().exists(ref) or self.fs.exists(f"{self._remote(ref.namespace, ref.adapter_id)}/{META}")
+        """Whether the adapter is in shared storage (the authority: another replica may have
+        deleted it, its session's data gone). A positive answer is trusted for
+        ``RECHECK_SECONDS``; a negative one drops the local cached copy."""
+        key = (ref.namespace, ref.adapter_id)
+        if time.monotonic() - self._seen.get(key, -RECHECK_SECONDS) < RECHECK_SECONDS and super().exists(ref):
+            return True
+        if self.fs.exists(f"{self._remote(ref.namespace, ref.adapter_id)}/{META}"):
+            self._seen[key] = time.monotonic()
+            if len(self._seen) > 10_000:  # bounded: forgetting only costs one more remote check
+                self._seen.clear()
+            return True
+        self._seen.pop(key, None)
+        super().remove_files(ref)
+        return False
 
     def list(self, namespace: str | None = None) -> list[AdapterRef]:
         found = {r.adapter_id: r for r in super().list(namespace)}

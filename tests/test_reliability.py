@@ -401,6 +401,24 @@ def test_a_corrupt_adapter_resets_only_if_it_is_still_current(
     assert view.phase is Phase.SERVING and view.adapter_id == "f" * 32
 
 
+# ------------------------------------------------------------------------ 9. several replicas
+
+
+def test_a_delete_on_one_replica_reaches_the_others_adapter_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soma_engine import adapter_storage
+
+    monkeypatch.setattr(adapter_storage, "RECHECK_SECONDS", 0.2)
+    writer, reader, ref = _remote_store(tmp_path, failures=0)
+    reader.load(ref)  # the second replica has it in its cache
+    assert reader.exists(ref)
+    writer.delete_session(ref.namespace, ref.session)  # deleted on the first replica
+    time.sleep(0.3)
+    assert not reader.exists(ref)
+    assert not (reader.root / ref.namespace / ref.adapter_id).exists()  # its cached copy went too
+
+
 # ------------------------------------------------------------------------ 8. retention
 
 
