@@ -563,7 +563,8 @@ class SomaEngine:
 
     def stream(self, route: Route, audit: Teacher | None = None) -> Iterator[str | Reply]:
         """Text pieces token by token, then the final :class:`Reply`. A failure before the
-        first piece raises :class:`SurrogateError` (serve by the teacher)."""
+        first piece, or no first piece within ``surrogate_deadline``, raises
+        :class:`SurrogateError` (serve by the teacher)."""
         self._check_surrogate_route(route)
         try:
             ref = self._adapter(route)
@@ -574,7 +575,12 @@ class SomaEngine:
                 temperature=self.config.temperature,
                 tools=route.tools,
             )
-            first = next(pieces)
+            pending = self._generations.submit(next, pieces)
+            try:
+                first = pending.result(timeout=self.config.surrogate_deadline)
+            except FutureTimeout:
+                pending.cancel()
+                raise SurrogateError(self._deadline_note()) from None
         except Exception as exc:
             raise self._surrogate_failure(route, exc) from exc
         for item in _chain(first, pieces):
@@ -594,7 +600,10 @@ class SomaEngine:
                 temperature=self.config.temperature,
                 tools=route.tools,
             )
-            first = await pieces.__anext__()
+            try:
+                first = await asyncio.wait_for(pieces.__anext__(), self.config.surrogate_deadline)
+            except asyncio.TimeoutError:
+                raise SurrogateError(self._deadline_note()) from None
         except Exception as exc:
             raise self._surrogate_failure(route, exc) from exc
         yield first if not isinstance(first, Generation) else self._record_surrogate(route, ref, first, audit)

@@ -560,7 +560,7 @@ def test_audit_backlog_is_bounded(new_engine: Any, tmp_path: Path) -> None:
 def test_a_surrogate_past_its_deadline_falls_back_to_the_teacher(
     new_engine: Any, permissive_config: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from soma_engine.surrogate import Generation
+    from soma_engine.surrogate import Generation, SurrogateError
 
     engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}", config=permissive_config(surrogate_deadline=0.3))
     _serve(engine, "s")
@@ -577,3 +577,13 @@ def test_a_surrogate_past_its_deadline_falls_back_to_the_teacher(
     assert reply.served_by == "teacher" and reply.text == ANSWER
     assert "surrogate_deadline" in reply.soma["fallback"]
     assert engine.session("s").turns[-1].served_by == "teacher"
+
+    def hung_stream(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(3)
+        yield "too late"
+
+    monkeypatch.setattr(engine.surrogate, "stream", hung_stream)
+    route = engine.route("s", history(5))
+    assert route.target == "surrogate"
+    with pytest.raises(SurrogateError, match="surrogate_deadline"):
+        next(engine.stream(route))
