@@ -165,7 +165,7 @@ class SomaEngine:
         answer even if recording it fails (retried once, logged, ``soma["recorded"]`` False)."""
         route = self.route(session_id, messages, agent=agent, request_id=request_id)
         if route.replay is not None:
-            return self._replayed(route)
+            return self.replayed(route)
         if route.target == "surrogate":
             try:
                 return self.generate(route, audit=teacher)
@@ -188,7 +188,7 @@ class SomaEngine:
         """:meth:`chat` for async teachers."""
         route = self.route(session_id, messages, agent=agent, request_id=request_id)
         if route.replay is not None:
-            return self._replayed(route)
+            return self.replayed(route)
         if route.target == "surrogate":
             try:
                 return await self.agenerate(route, audit=teacher)
@@ -409,7 +409,7 @@ class SomaEngine:
             record = TurnRecord(turn=route.turn, served_by="teacher", query=last_query(route.messages), answer=text)
             return Reply(text, "teacher", usage, self._meta(route, record, route.phase.value, recorded=False), "stop")
         if isinstance(done, TurnRecord):  # the same request id was recorded meanwhile
-            return self._replayed(route, done)
+            return self.replayed(route, done)
         record, phase, info, start_job, shadow, look = done
         if start_job:
             self._start_adaptation(route.key, teacher)
@@ -460,8 +460,9 @@ class SomaEngine:
         log.error("turn of session %s was answered but not recorded", route.key.digest[:12])
         return None
 
-    def _replayed(self, route: Route, record: TurnRecord | None = None) -> Reply:
-        """The reply of a turn already recorded under the route's request id."""
+    def replayed(self, route: Route, record: TurnRecord | None = None) -> Reply:
+        """The reply of a turn already recorded under the route's request id: what callers of
+        :meth:`route` return when ``route.replay`` is set (no teacher, no surrogate call)."""
         record = record or route.replay
         assert record is not None
         route.adapter_id = record.adapter_id
@@ -672,7 +673,7 @@ class SomaEngine:
             meta = self._meta(route, record, route.phase.value, recorded=False)
             return Reply(gen.text, "surrogate", usage, meta, gen.finish_reason)
         if isinstance(done, TurnRecord):
-            return self._replayed(route, done)
+            return self.replayed(route, done)
         record, phase, info = done
         if audit is not None and self._should_audit(route, record.turn):
             self._submit_audit(route, record.turn, gen.text, audit)

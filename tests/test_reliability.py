@@ -438,6 +438,31 @@ def test_sqlite_expired_session_is_gone_on_read(tmp_path: Path) -> None:
     store.close()
 
 
+class RacingStore(SQLiteStore):
+    """A real SQLite store in which a turn starts the session afresh right after a purge
+    listed it as expired (the interleaving of two processes, made deterministic)."""
+
+    raced = False
+
+    def _delete_digest(self, db: sqlite3.Connection, state: Any, **kw: Any) -> bool:
+        if not self.raced:
+            self.raced = True
+            with self.session(SessionKey(state.namespace, state.session_id, state.agent), ttl=60.0) as st:
+                st.add_turn(TurnRecord(turn=0, served_by="teacher", query="fresh", answer="b"))
+        return super()._delete_digest(db, state, **kw)
+
+
+def test_sqlite_purge_spares_a_session_started_afresh(tmp_path: Path) -> None:
+    store = RacingStore(tmp_path / "soma.db")
+    k = SessionKey("default", "s")
+    with store.session(k, ttl=0.05) as st:
+        st.add_turn(TurnRecord(turn=0, served_by="teacher", query="old", answer="a"))
+    time.sleep(0.1)
+    assert store.purge_expired() == []
+    assert store.raced and [t.query for t in store.turns(k)] == ["fresh"]
+    store.close()
+
+
 def test_sqlite_delete_leaves_no_text_on_disk(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "soma.db")
     k = SessionKey("default", "s")

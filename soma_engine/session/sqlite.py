@@ -215,12 +215,21 @@ class SQLiteStore:
             yield SessionState.from_dict(json.loads(s))
 
     # -- retention ---------------------------------------------------------------------
-    def _delete_digest(self, db: sqlite3.Connection, state: SessionState, *, fence: bool = False) -> None:
+    def _delete_digest(
+        self, db: sqlite3.Connection, state: SessionState, *, fence: bool = False, cutoff: float | None = None
+    ) -> bool:
         """Remove the session's rows (and with ``fence`` its lease: a holder's write then
-        fails), then its adapters. ``secure_delete`` (wal.py) zeroes the freed pages and the
-        checkpoint moves them out of the ``-wal`` file, so the text does not linger on disk."""
+        fails), then its adapters; with ``cutoff``, only if it still expires before it (a turn
+        may have started the id afresh since it was listed). ``secure_delete`` (wal.py) zeroes
+        the freed pages and the checkpoint moves them out of the ``-wal`` file, so the text
+        does not linger on disk."""
         db.execute("BEGIN IMMEDIATE")
         try:
+            if cutoff is not None:
+                cur = db.execute("DELETE FROM sessions WHERE key=? AND expires < ?", (state.key, cutoff))
+                if cur.rowcount == 0:
+                    db.execute("ROLLBACK")
+                    return False
             db.execute("DELETE FROM sessions WHERE key=?", (state.key,))
             db.execute("DELETE FROM turns WHERE key=?", (state.key,))
             if fence:
@@ -232,6 +241,7 @@ class SQLiteStore:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if self.adapters is not None:
             self.adapters.delete_session(hash_id(state.namespace), state.key)
+        return True
 
     def delete(self, key: SessionKey) -> bool:
         """Remove the session's state, turns, lease (a holder's pending write then fails with
@@ -246,9 +256,7 @@ class SQLiteStore:
         now = time.time() if now is None else now
         rows = db.execute("SELECT state FROM sessions WHERE expires < ?", (now,)).fetchall()
         expired = [SessionState.from_dict(json.loads(r[0])) for r in rows]
-        for state in expired:
-            self._delete_digest(db, state)
-        return expired
+        return [state for state in expired if self._delete_digest(db, state, cutoff=now)]
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
