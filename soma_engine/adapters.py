@@ -372,27 +372,10 @@ class AdapterRegistry:
     ) -> RegistryEntry:
         """Record (or update) ``ref`` as held by ``key``'s session. Only accepted adapters are
         shareable. ``agents``: the agent digests of the lineage (default: this agent only)."""
-        if ref.namespace != key.namespace_digest or ref.session != key.digest:
-            raise ValueError("an adapter is recorded under its own session's key only")
-        now = time.time()
-        vec = None if centroid is None else _unit(centroid)
-        entry = RegistryEntry(
-            namespace=ref.namespace,
-            adapter_id=ref.adapter_id,
-            session=ref.session,
-            agent=agent_digest(key),
-            agents=sorted(set(agents or []) | {agent_digest(key)}),
-            kind=kind,
-            parent=ref.parent,
-            donor=donor,
-            accepted=accepted,
-            shareable=accepted,
-            centroid=vec,
-            metrics=dict(metrics or {}),
-            size_bytes=ref.size_bytes,
-            created=ref.created,
-            last_used=now,
+        entry = new_entry(
+            ref, key, centroid=centroid, accepted=accepted, kind=kind, donor=donor, agents=agents, metrics=metrics
         )
+        vec, now = entry.centroid, entry.last_used
         self._write(
             entry.namespace,
             "INSERT INTO adapters(namespace, adapter_id, session, agent, agents, kind, parent, donor, accepted, "
@@ -406,9 +389,9 @@ class AdapterRegistry:
                 entry.session,
                 entry.agent,
                 ",".join(entry.agents),
-                kind,
+                entry.kind,
                 entry.parent,
-                donor,
+                entry.donor,
                 int(accepted),
                 int(accepted),
                 None if vec is None else vec.astype(np.float32).tobytes(),
@@ -498,19 +481,22 @@ class AdapterRegistry:
             if entry.kind == "adopted" and entry.donor:
                 entry = self.get(namespace, entry.adapter_id, entry.donor)
             elif entry.parent:
-                row = (
-                    self._conn()
-                    .execute(
-                        "SELECT * FROM adapters WHERE namespace=? AND adapter_id=? ORDER BY kind != 'trained', created "
-                        "LIMIT 1",
-                        (namespace, entry.parent),
-                    )
-                    .fetchone()
-                )
-                entry = _entry(row) if row else None
+                entry = self._origin(namespace, entry.parent)
             else:
                 entry = None
         return out
+
+    def _origin(self, namespace: str, adapter_id: str) -> RegistryEntry | None:
+        """The row an adapter id's weights come from: its trained row, else the oldest."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT * FROM adapters WHERE namespace=? AND adapter_id=? ORDER BY kind != 'trained', created LIMIT 1",
+                (namespace, adapter_id),
+            )
+            .fetchone()
+        )
+        return _entry(row) if row else None
 
     def _index(self, namespace: str) -> tuple[Any, dict[int, int]] | None:
         """The namespace's faiss index of shareable centroids (faiss id -> rowid)."""
@@ -567,28 +553,68 @@ class AdapterRegistry:
             .execute(f"SELECT rowid, * FROM adapters WHERE rowid IN ({marks})", list(by_rowid))  # noqa: S608
             .fetchall()
         )
-        me = agent_digest(key)
-        best: dict[str, Match] = {}
-        for row in rows:
-            entry = _entry(row[1:])
-            sim = by_rowid[int(row[0])]
-            # The namespace check repeats the index's scope on purpose: a row of another
-            # namespace must never come back, whatever the index holds.
-            if entry.namespace != namespace or entry.session == key.digest or not entry.shareable:
-                continue
-            if share == "agent" and entry.agents != [me]:
-                continue
-            if sim < min_similarity:
-                continue
-            if entry.adapter_id not in best or sim > best[entry.adapter_id].similarity:
-                best[entry.adapter_id] = Match(entry, sim)
-        return sorted(best.values(), key=lambda m: (-m.similarity, m.entry.created))[:k]
+        scored = [(_entry(row[1:]), by_rowid[int(row[0])]) for row in rows]
+        return best_matches(key, scored, share, k=k, min_similarity=min_similarity)
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()
             self._local.db = None
+
+
+def new_entry(
+    ref: AdapterRef,
+    key: SessionKey,
+    *,
+    centroid: np.ndarray | None,
+    accepted: bool,
+    kind: str,
+    donor: str | None,
+    agents: list[str] | None,
+    metrics: dict[str, Any] | None,
+) -> RegistryEntry:
+    """The registry row of ``ref`` held by ``key``'s session (every registry backend's)."""
+    if ref.namespace != key.namespace_digest or ref.session != key.digest:
+        raise ValueError("an adapter is recorded under its own session's key only")
+    return RegistryEntry(
+        namespace=ref.namespace,
+        adapter_id=ref.adapter_id,
+        session=ref.session,
+        agent=agent_digest(key),
+        agents=sorted(set(agents or []) | {agent_digest(key)}),
+        kind=kind,
+        parent=ref.parent,
+        donor=donor,
+        accepted=accepted,
+        shareable=accepted,
+        centroid=None if centroid is None else _unit(centroid),
+        metrics=dict(metrics or {}),
+        size_bytes=ref.size_bytes,
+        created=ref.created,
+        last_used=time.time(),
+    )
+
+
+def best_matches(
+    key: SessionKey, scored: list[tuple[RegistryEntry, float]], share: str, *, k: int, min_similarity: float
+) -> list[Match]:
+    """The ``k`` best (entry, similarity) pairs ``key``'s session may use under ``share``, one
+    per adapter id (every registry backend's sharing rule)."""
+    me = agent_digest(key)
+    best: dict[str, Match] = {}
+    for entry, sim in scored:
+        # The namespace check repeats the index's scope on purpose: a row of another
+        # namespace must never come back, whatever the index holds.
+        if entry.namespace != key.namespace_digest or entry.session == key.digest or not entry.shareable:
+            continue
+        if share == "agent" and entry.agents != [me]:
+            continue
+        if sim < min_similarity:
+            continue
+        if entry.adapter_id not in best or sim > best[entry.adapter_id].similarity:
+            best[entry.adapter_id] = Match(entry, sim)
+    return sorted(best.values(), key=lambda m: (-m.similarity, m.entry.created))[:k]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

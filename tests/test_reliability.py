@@ -419,6 +419,40 @@ def test_a_delete_on_one_replica_reaches_the_others_adapter_cache(
     assert not (reader.root / ref.namespace / ref.adapter_id).exists()  # its cached copy went too
 
 
+def test_two_replicas_on_one_redis_share_one_registry_and_its_deletes(
+    redis_url: str, redis_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+    import torch
+
+    from soma_engine import adapter_storage
+    from soma_engine.session import open_store
+
+    monkeypatch.setattr(adapter_storage, "RECHECK_SECONDS", 0.0)
+    url = f"{redis_url}?prefix={redis_prefix}&adapters=memory://soma-{tmp_path.name}"
+    (store_a, adapters_a), (store_b, adapters_b) = open_store(url, tmp_path / "a"), open_store(url, tmp_path / "b")
+    owner, other = SessionKey("default", "owner"), SessionKey("default", "other")
+    ref = adapters_a.save(
+        {"base_model.model.layer.lora_A.weight": torch.ones(2, 4)},
+        {"r": 2},
+        namespace=owner.namespace_digest,
+        session=owner.digest,
+    )
+    with store_a.session(owner, 60.0) as st:
+        st.adapter = ref.to_dict()
+    centroid = np.ones(8, dtype=np.float32)
+    adapters_a.registry.record(ref, owner, centroid=centroid, accepted=True)
+    found = adapters_b.registry.nearest(other, centroid, "namespace")  # replica b sees replica a's adapter
+    assert [m.entry.adapter_id for m in found] == [ref.adapter_id]
+    assert adapters_b.exists(ref)
+    assert store_b.delete(owner)  # deleted on replica b ...
+    assert adapters_a.registry.entries(owner.namespace_digest) == []  # ... gone for replica a too
+    assert not adapters_a.exists(ref)
+    assert adapters_b.registry.nearest(other, centroid, "namespace") == []
+    store_a.close()
+    store_b.close()
+
+
 # ------------------------------------------------------------------------ 8. retention
 
 
