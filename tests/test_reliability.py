@@ -191,6 +191,47 @@ def test_delete_during_an_audit_is_final(store_url: str, new_engine: Any, permis
     _assert_gone(engine, "s")
 
 
+def _delete_before_gaps(engine: SomaEngine, monkeypatch: pytest.MonkeyPatch, sid: str) -> list[bool]:
+    """The next held-out generations (a shadow step's, an adoption look's) start with a delete
+    of ``sid``: the delete lands while that writer computes."""
+    real, deleted = engine.surrogate.generate_many, []
+
+    def generate_many(*args: Any, **kwargs: Any) -> Any:
+        if not deleted:
+            deleted.append(engine.delete(sid))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine.surrogate, "generate_many", generate_many)
+    return deleted
+
+
+def test_delete_during_a_shadow_step_is_final(
+    store_url: str, new_engine: Any, permissive_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = new_engine(store_url, config=permissive_config(gate={"mode": "bound"}))
+    teacher = Teacher()
+    for t in range(4):
+        engine.chat("s", history(t), teacher)
+    assert (engine.store.get(engine.key("s")).job or {}).get("status") == "shadow"
+    deleted = _delete_before_gaps(engine, monkeypatch, "s")
+    engine.chat("s", history(4), teacher)  # the next teacher turn grows the batch: a shadow step
+    assert deleted == [True]
+    _assert_gone(engine, "s")
+
+
+def test_delete_during_an_adoption_look_is_final(
+    store_url: str, new_engine: Any, permissive_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = new_engine(store_url, config=permissive_config(share="namespace", share_min_turns=2))
+    _serve(engine, "donor")
+    deleted = _delete_before_gaps(engine, monkeypatch, "s")
+    teacher = Teacher()
+    for t in range(2):  # the second turn looks for a shared adapter (the donor's is near)
+        engine.chat("s", history(t), teacher)
+    assert deleted == [True]
+    _assert_gone(engine, "s")
+
+
 # ------------------------------------------------------------------------ 3. a paid answer is never lost
 
 
