@@ -213,7 +213,16 @@ def test_delete_during_a_shadow_step_is_final(
     for t in range(4):
         engine.chat("s", history(t), teacher)
     assert (engine.store.get(engine.key("s")).job or {}).get("status") == "shadow"
-    deleted = _delete_before_gaps(engine, monkeypatch, "s")
+    from soma_engine import jobs
+
+    real, deleted = jobs._decide, []
+
+    def decide(*args: Any, **kwargs: Any) -> Any:  # the step's last computation before its write
+        if not deleted:
+            deleted.append(engine.delete("s"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "_decide", decide)
     engine.chat("s", history(4), teacher)  # the next teacher turn grows the batch: a shadow step
     assert deleted == [True]
     _assert_gone(engine, "s")
