@@ -18,13 +18,27 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from .adapters import CONFIG, META, WEIGHTS, AdapterRef, AdapterStore, CorruptAdapter, _content_hash
+from .adapters import (
+    CONFIG,
+    META,
+    WEIGHTS,
+    AdapterRef,
+    AdapterStore,
+    CorruptAdapter,
+    _content_hash,
+    read_with_retry,
+)
 from .types import hash_id
 
 __all__ = ["RemoteAdapterStore", "open_adapter_store"]
+
+# Seconds a replica trusts that an adapter it saw in shared storage is still there: a delete
+# on another replica reaches its surrogate turns within this.
+RECHECK_SECONDS = 5.0
 
 
 def open_adapter_store(base: str | os.PathLike[str] | None, home: Path) -> AdapterStore:
@@ -50,6 +64,7 @@ class RemoteAdapterStore(AdapterStore):
         self.url = url.rstrip("/")
         self.fs, base = fsspec.core.url_to_fs(self.url, **storage_options)
         self.base = base.rstrip("/")
+        self._seen: dict[tuple[str, str], float] = {}  # (namespace, adapter id) -> last seen remotely
 
     def __repr__(self) -> str:
         return f"RemoteAdapterStore({self.url!r}, cache={str(self.root)!r})"
@@ -77,15 +92,18 @@ class RemoteAdapterStore(AdapterStore):
     # -- reads -----------------------------------------------------------------------------
     def fetch(self, ref: AdapterRef) -> Path:
         """Download the adapter into the cache, verified; :class:`CorruptAdapter` if it is
-        missing remotely or fails its content hash."""
+        missing remotely or fails its content hash; a transient storage error is retried with
+        backoff, then raises :class:`~soma_engine.adapters.AdapterUnavailable` (the adapter is
+        kept: it is not known to be bad)."""
         remote = self._remote(ref.namespace, ref.adapter_id)
+        weights, config, meta_bytes = read_with_retry(
+            f"adapter {ref.adapter_id} at {self.url}",
+            lambda: tuple(self.fs.cat_file(f"{remote}/{name}") for name in (WEIGHTS, CONFIG, META)),
+        )
         try:
-            weights = self.fs.cat_file(f"{remote}/{WEIGHTS}")
-            config = self.fs.cat_file(f"{remote}/{CONFIG}")
-            meta_bytes = self.fs.cat_file(f"{remote}/{META}")
             meta = json.loads(meta_bytes)
-        except (OSError, ValueError) as exc:
-            raise CorruptAdapter(f"adapter {ref.adapter_id} is missing or unreadable at {self.url}: {exc}") from exc
+        except ValueError as exc:
+            raise CorruptAdapter(f"adapter {ref.adapter_id} at {self.url} is unreadable: {exc}") from exc
         digest = _content_hash(weights, config)
         if digest != meta.get("sha256") or not digest.startswith(ref.adapter_id):
             raise CorruptAdapter(f"adapter {ref.adapter_id} at {self.url} failed verification (content hash mismatch)")
@@ -117,7 +135,20 @@ class RemoteAdapterStore(AdapterStore):
         return super().load(ref)
 
     def exists(self, ref: AdapterRef) -> bool:
-        return super().exists(ref) or self.fs.exists(f"{self._remote(ref.namespace, ref.adapter_id)}/{META}")
+        """Whether the adapter is in shared storage (the authority: another replica may have
+        deleted it, its session's data gone). A positive answer is trusted for
+        ``RECHECK_SECONDS``; a negative one drops the local cached copy."""
+        key = (ref.namespace, ref.adapter_id)
+        if time.monotonic() - self._seen.get(key, -RECHECK_SECONDS) < RECHECK_SECONDS and super().exists(ref):
+            return True
+        if self.fs.exists(f"{self._remote(ref.namespace, ref.adapter_id)}/{META}"):
+            self._seen[key] = time.monotonic()
+            if len(self._seen) > 10_000:  # bounded: forgetting only costs one more remote check
+                self._seen.clear()
+            return True
+        self._seen.pop(key, None)
+        super().remove_files(ref)
+        return False
 
     def list(self, namespace: str | None = None) -> list[AdapterRef]:
         found = {r.adapter_id: r for r in super().list(namespace)}
@@ -145,5 +176,10 @@ class RemoteAdapterStore(AdapterStore):
 
     def delete(self, ref: AdapterRef) -> None:
         super().delete(ref)
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._remote(ref.namespace, ref.adapter_id), recursive=True)
+
+    def remove_files(self, ref: AdapterRef) -> None:
+        super().remove_files(ref)
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self._remote(ref.namespace, ref.adapter_id), recursive=True)

@@ -23,9 +23,10 @@ import sqlite3
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -39,6 +40,32 @@ META = "soma.json"
 
 class CorruptAdapter(RuntimeError):
     """An adapter's files are missing or do not match their recorded content hash."""
+
+
+class AdapterUnavailable(RuntimeError):
+    """The adapter storage failed for a reason other than a missing or corrupt adapter (an
+    I/O or network error, after retries): the teacher serves meanwhile; the adapter stays."""
+
+
+T = TypeVar("T")
+
+# Backoff (seconds) between the attempts of a storage read that fails with a transient OSError.
+READ_BACKOFF = (0.05, 0.2, 0.8)
+
+
+def read_with_retry(what: str, read: Callable[[], T]) -> T:
+    """``read()``, retried with backoff on an OSError other than a missing file; a missing
+    file raises :class:`CorruptAdapter`, errors that persist :class:`AdapterUnavailable`."""
+    for attempt in range(len(READ_BACKOFF) + 1):
+        try:
+            return read()
+        except FileNotFoundError as exc:
+            raise CorruptAdapter(f"{what} is missing: {exc}") from exc
+        except OSError as exc:
+            if attempt == len(READ_BACKOFF):
+                raise AdapterUnavailable(f"{what} could not be read: {exc}") from exc
+            time.sleep(READ_BACKOFF[attempt])
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -144,12 +171,14 @@ class AdapterStore:
         from safetensors.torch import load as load_bytes
 
         d = self._dir(ref.namespace, ref.adapter_id)
+        weights, config, meta_text = read_with_retry(
+            f"adapter {ref.adapter_id}",
+            lambda: ((d / WEIGHTS).read_bytes(), (d / CONFIG).read_bytes(), (d / META).read_text()),
+        )
         try:
-            weights = (d / WEIGHTS).read_bytes()
-            config = (d / CONFIG).read_bytes()
-            meta = json.loads((d / META).read_text())
-        except (OSError, ValueError) as exc:
-            raise CorruptAdapter(f"adapter {ref.adapter_id} is missing or unreadable: {exc}") from exc
+            meta = json.loads(meta_text)
+        except ValueError as exc:
+            raise CorruptAdapter(f"adapter {ref.adapter_id} is unreadable: {exc}") from exc
         digest = _content_hash(weights, config)
         if digest != meta.get("sha256") or not digest.startswith(ref.adapter_id):
             raise CorruptAdapter(f"adapter {ref.adapter_id} failed verification (content hash mismatch)")
@@ -181,6 +210,27 @@ class AdapterStore:
         if registry is not None:
             registry.delete_adapter(ref.namespace, ref.adapter_id)
 
+    def prune_superseded(self, namespace: str, session: str, keep: set[str]) -> int:
+        """Remove the session's adapter folders not in ``keep`` (the ones its state still
+        points to) and that no other session adopted; returns how many went."""
+        registry = self._open_registry()
+        refs = [r for r in self.list(namespace) if r.session == session and r.adapter_id not in keep]
+        gone = 0
+        for r in refs:
+            if registry is not None and any(
+                e.session != session for e in registry.entries(namespace) if e.adapter_id == r.adapter_id
+            ):
+                continue  # another session serves these weights
+            self.remove_files(r)
+            if registry is not None:  # the row stays for lineage, never offered for sharing again
+                registry.retire(namespace, r.adapter_id, session)
+            gone += 1
+        return gone
+
+    def remove_files(self, ref: AdapterRef) -> None:
+        """The adapter's folder only (its registry rows stay)."""
+        shutil.rmtree(self._dir(ref.namespace, ref.adapter_id), ignore_errors=True)
+
     def delete_session(self, namespace: str, session: str) -> int:
         """The session's adapter folders and registry rows; an adapter it trained goes with
         every row that adopted it (those sessions fall back to the teacher and re-adapt)."""
@@ -198,6 +248,7 @@ class AdapterStore:
 # --------------------------------------------------------------------------------------------
 
 REGISTRY = "registry.db"
+INDEXES_KEPT = 64  # namespaces whose faiss index stays cached (rebuilt from the rows on demand)
 SHARE_POLICIES = ("none", "agent", "namespace")
 
 REGISTRY_SCHEMA = """
@@ -321,27 +372,10 @@ class AdapterRegistry:
     ) -> RegistryEntry:
         """Record (or update) ``ref`` as held by ``key``'s session. Only accepted adapters are
         shareable. ``agents``: the agent digests of the lineage (default: this agent only)."""
-        if ref.namespace != key.namespace_digest or ref.session != key.digest:
-            raise ValueError("an adapter is recorded under its own session's key only")
-        now = time.time()
-        vec = None if centroid is None else _unit(centroid)
-        entry = RegistryEntry(
-            namespace=ref.namespace,
-            adapter_id=ref.adapter_id,
-            session=ref.session,
-            agent=agent_digest(key),
-            agents=sorted(set(agents or []) | {agent_digest(key)}),
-            kind=kind,
-            parent=ref.parent,
-            donor=donor,
-            accepted=accepted,
-            shareable=accepted,
-            centroid=vec,
-            metrics=dict(metrics or {}),
-            size_bytes=ref.size_bytes,
-            created=ref.created,
-            last_used=now,
+        entry = new_entry(
+            ref, key, centroid=centroid, accepted=accepted, kind=kind, donor=donor, agents=agents, metrics=metrics
         )
+        vec, now = entry.centroid, entry.last_used
         self._write(
             entry.namespace,
             "INSERT INTO adapters(namespace, adapter_id, session, agent, agents, kind, parent, donor, accepted, "
@@ -355,9 +389,9 @@ class AdapterRegistry:
                 entry.session,
                 entry.agent,
                 ",".join(entry.agents),
-                kind,
+                entry.kind,
                 entry.parent,
-                donor,
+                entry.donor,
                 int(accepted),
                 int(accepted),
                 None if vec is None else vec.astype(np.float32).tobytes(),
@@ -403,6 +437,14 @@ class AdapterRegistry:
             n += self.delete_adapter(namespace, adapter_id)
         return n
 
+    def retire(self, namespace: str, adapter_id: str, session: str) -> int:
+        """A superseded adapter whose files are gone: kept for lineage, not shareable."""
+        return self._write(
+            namespace,
+            "UPDATE adapters SET shareable=0 WHERE namespace=? AND adapter_id=? AND session=?",
+            (namespace, adapter_id, session),
+        )
+
     def delete_adapter(self, namespace: str, adapter_id: str) -> int:
         return self._write(
             namespace, "DELETE FROM adapters WHERE namespace=? AND adapter_id=?", (namespace, adapter_id)
@@ -439,19 +481,22 @@ class AdapterRegistry:
             if entry.kind == "adopted" and entry.donor:
                 entry = self.get(namespace, entry.adapter_id, entry.donor)
             elif entry.parent:
-                row = (
-                    self._conn()
-                    .execute(
-                        "SELECT * FROM adapters WHERE namespace=? AND adapter_id=? ORDER BY kind != 'trained', created "
-                        "LIMIT 1",
-                        (namespace, entry.parent),
-                    )
-                    .fetchone()
-                )
-                entry = _entry(row) if row else None
+                entry = self._origin(namespace, entry.parent)
             else:
                 entry = None
         return out
+
+    def _origin(self, namespace: str, adapter_id: str) -> RegistryEntry | None:
+        """The row an adapter id's weights come from: its trained row, else the oldest."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT * FROM adapters WHERE namespace=? AND adapter_id=? ORDER BY kind != 'trained', created LIMIT 1",
+                (namespace, adapter_id),
+            )
+            .fetchone()
+        )
+        return _entry(row) if row else None
 
     def _index(self, namespace: str) -> tuple[Any, dict[int, int]] | None:
         """The namespace's faiss index of shareable centroids (faiss id -> rowid)."""
@@ -461,8 +506,9 @@ class AdapterRegistry:
         row = db.execute("SELECT gen FROM generations WHERE namespace=?", (namespace,)).fetchone()
         gen = row[0] if row else 0
         with self._index_lock:
-            cached = self._indexes.get(namespace)
+            cached = self._indexes.pop(namespace, None)
             if cached is not None and cached[0] == gen:
+                self._indexes[namespace] = cached  # most recently used last
                 return cached[1], cached[2]
         rows = db.execute(
             "SELECT rowid, centroid FROM adapters WHERE namespace=? AND shareable=1 AND centroid IS NOT NULL",
@@ -476,6 +522,8 @@ class AdapterRegistry:
         ids = {i: int(r[0]) for i, r in enumerate(rows)}
         with self._index_lock:
             self._indexes[namespace] = (gen, index, ids)
+            while len(self._indexes) > INDEXES_KEPT:  # least recently used namespace first
+                del self._indexes[next(iter(self._indexes))]
         return index, ids
 
     def nearest(
@@ -505,28 +553,68 @@ class AdapterRegistry:
             .execute(f"SELECT rowid, * FROM adapters WHERE rowid IN ({marks})", list(by_rowid))  # noqa: S608
             .fetchall()
         )
-        me = agent_digest(key)
-        best: dict[str, Match] = {}
-        for row in rows:
-            entry = _entry(row[1:])
-            sim = by_rowid[int(row[0])]
-            # The namespace check repeats the index's scope on purpose: a row of another
-            # namespace must never come back, whatever the index holds.
-            if entry.namespace != namespace or entry.session == key.digest or not entry.shareable:
-                continue
-            if share == "agent" and entry.agents != [me]:
-                continue
-            if sim < min_similarity:
-                continue
-            if entry.adapter_id not in best or sim > best[entry.adapter_id].similarity:
-                best[entry.adapter_id] = Match(entry, sim)
-        return sorted(best.values(), key=lambda m: (-m.similarity, m.entry.created))[:k]
+        scored = [(_entry(row[1:]), by_rowid[int(row[0])]) for row in rows]
+        return best_matches(key, scored, share, k=k, min_similarity=min_similarity)
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()
             self._local.db = None
+
+
+def new_entry(
+    ref: AdapterRef,
+    key: SessionKey,
+    *,
+    centroid: np.ndarray | None,
+    accepted: bool,
+    kind: str,
+    donor: str | None,
+    agents: list[str] | None,
+    metrics: dict[str, Any] | None,
+) -> RegistryEntry:
+    """The registry row of ``ref`` held by ``key``'s session (every registry backend's)."""
+    if ref.namespace != key.namespace_digest or ref.session != key.digest:
+        raise ValueError("an adapter is recorded under its own session's key only")
+    return RegistryEntry(
+        namespace=ref.namespace,
+        adapter_id=ref.adapter_id,
+        session=ref.session,
+        agent=agent_digest(key),
+        agents=sorted(set(agents or []) | {agent_digest(key)}),
+        kind=kind,
+        parent=ref.parent,
+        donor=donor,
+        accepted=accepted,
+        shareable=accepted,
+        centroid=None if centroid is None else _unit(centroid),
+        metrics=dict(metrics or {}),
+        size_bytes=ref.size_bytes,
+        created=ref.created,
+        last_used=time.time(),
+    )
+
+
+def best_matches(
+    key: SessionKey, scored: list[tuple[RegistryEntry, float]], share: str, *, k: int, min_similarity: float
+) -> list[Match]:
+    """The ``k`` best (entry, similarity) pairs ``key``'s session may use under ``share``, one
+    per adapter id (every registry backend's sharing rule)."""
+    me = agent_digest(key)
+    best: dict[str, Match] = {}
+    for entry, sim in scored:
+        # The namespace check repeats the index's scope on purpose: a row of another
+        # namespace must never come back, whatever the index holds.
+        if entry.namespace != key.namespace_digest or entry.session == key.digest or not entry.shareable:
+            continue
+        if share == "agent" and entry.agents != [me]:
+            continue
+        if sim < min_similarity:
+            continue
+        if entry.adapter_id not in best or sim > best[entry.adapter_id].similarity:
+            best[entry.adapter_id] = Match(entry, sim)
+    return sorted(best.values(), key=lambda m: (-m.similarity, m.entry.created))[:k]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -17,8 +17,10 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENV_PREFIX = "SOMA_"
-# SOMA_* variables that are not config fields (paths and switches read elsewhere).
-RESERVED_ENV = {"SOMA_CONFIG", "SOMA_HOME", "SOMA_LOG_LEVEL"}
+# SOMA_* variables that are not config fields (paths and switches read elsewhere, and the
+# test suite's Redis URL); documented in the README, so an operator exporting one must not
+# break SomaConfig.load().
+RESERVED_ENV = {"SOMA_CONFIG", "SOMA_HOME", "SOMA_LOG_LEVEL", "SOMA_ADAPTERS_URL", "SOMA_TEST_REDIS_URL"}
 
 
 class ConfigError(ValueError):
@@ -26,7 +28,8 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf is refused like NaN: an infinite TTL, temperature or learning rate is a typo, not a setting.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class MiningConfig(_Section):
@@ -181,6 +184,9 @@ class SomaConfig(_Section):
     max_adapters_in_memory: int = Field(16, ge=1, description="LRU bound of loaded adapters")
     serving_batch: int = Field(
         8, ge=1, description="most greedy surrogate turns of different sessions served in one forward pass (1: off)"
+    )
+    surrogate_deadline: float = Field(
+        30.0, gt=0, description="seconds a surrogate answer may take; past it the teacher serves the turn"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mining: MiningConfig = Field(default_factory=MiningConfig)

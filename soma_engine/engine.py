@@ -19,6 +19,8 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import suppress
 from typing import Any
 
 from . import gate, sharing
@@ -36,7 +38,7 @@ from .jobs import (
     trusted_messages,
 )
 from .models import resolve_encoder, resolve_surrogate, soma_home
-from .session import SessionState, SessionStore, open_store
+from .session import SessionGone, SessionState, SessionStore, open_store
 from .surrogate import Generation, SurrogateError, SurrogateRuntime
 from .types import (
     Message,
@@ -50,7 +52,9 @@ from .types import (
     Usage,
     fingerprint,
     last_query,
+    messages_digest,
     normalize_messages,
+    transcript_digest,
 )
 
 log = logging.getLogger("soma.engine")
@@ -99,10 +103,15 @@ class SomaEngine:
         self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(resolve=lambda: resolve_encoder(encoder))
         self.jobs = JobRunner(self)
         self._audits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soma-audit")
+        # Surrogate generations run here so that a turn can stop waiting at its deadline.
+        self._generations = ThreadPoolExecutor(max_workers=64, thread_name_prefix="soma-generate")
         # Optional hook for progress bars: on_progress(stage, step, total), stage "mining" | "lora".
         self.on_progress: Callable[[str, int, int], None] | None = None
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
+        self._fingerprint_warned = False
+        self._audit_backlog = 0  # audits submitted and not finished (bounded: AUDIT_BACKLOG)
+        self.audits_dropped = 0
         self._closed = False
 
     @property
@@ -114,7 +123,17 @@ class SomaEngine:
     def key(
         self, session_id: str | SessionKey | None, messages: list[Message] | None = None, agent: str = ""
     ) -> SessionKey:
-        """The session key; without an id, the fingerprint of the conversation's opening."""
+        """The session key.
+
+        How a session is found: an explicit ``session_id`` (best: stable, cheap, and never
+        shared by two users) or, without one, the fingerprint of the conversation's opening
+        (system prompt + first user message, ``types.fingerprint``). Two users who open the
+        same way share that fingerprint, so :meth:`route` continues a fingerprinted session
+        only when its stored transcript is a prefix of the incoming messages, and otherwise
+        opens the next free slot (``<fingerprint>~1``, ``~2``...). A fingerprint also breaks
+        when the app edits earlier messages (each edit starts a new session), which is why an
+        explicit id is best; the first fingerprinted turn of an engine logs a warning.
+        Here, without an id, the opening's fingerprint itself (slot 0)."""
         if isinstance(session_id, SessionKey):
             if session_id.namespace != self.namespace:
                 raise ValueError("session key belongs to another namespace")
@@ -128,9 +147,25 @@ class SomaEngine:
         return SessionKey(self.namespace, session_id, agent or "")
 
     # -- the public conveniences -------------------------------------------------------------
-    def chat(self, session_id: str | None, messages: Any, teacher: Teacher, *, agent: str = "") -> Reply:
-        """Serve one turn: the teacher or the adapted surrogate, never losing the turn."""
-        route = self.route(session_id, messages, agent=agent)
+    def chat(
+        self,
+        session_id: str | None,
+        messages: Any,
+        teacher: Teacher,
+        *,
+        agent: str = "",
+        request_id: str | None = None,
+    ) -> Reply:
+        """Serve one turn: the teacher or the adapted surrogate, never losing the turn.
+
+        ``request_id`` (optional, any string unique per client request) makes a client retry
+        idempotent: a second call with the same id returns the turn already recorded
+        (``soma["replayed"]``) without calling the teacher again. Messages are validated
+        before the teacher is called. Once the teacher has answered, ``chat`` returns the
+        answer even if recording it fails (retried once, logged, ``soma["recorded"]`` False)."""
+        route = self.route(session_id, messages, agent=agent, request_id=request_id)
+        if route.replay is not None:
+            return self.replayed(route)
         if route.target == "surrogate":
             try:
                 return self.generate(route, audit=teacher)
@@ -141,8 +176,19 @@ class SomaEngine:
         latency = (time.perf_counter() - started) * 1000
         return self.record_teacher(route, text, usage, latency_ms=latency, teacher=teacher)
 
-    async def achat(self, session_id: str | None, messages: Any, teacher: Teacher, *, agent: str = "") -> Reply:
-        route = self.route(session_id, messages, agent=agent)
+    async def achat(
+        self,
+        session_id: str | None,
+        messages: Any,
+        teacher: Teacher,
+        *,
+        agent: str = "",
+        request_id: str | None = None,
+    ) -> Reply:
+        """:meth:`chat` for async teachers."""
+        route = self.route(session_id, messages, agent=agent, request_id=request_id)
+        if route.replay is not None:
+            return self.replayed(route)
         if route.target == "surrogate":
             try:
                 return await self.agenerate(route, audit=teacher)
@@ -164,22 +210,47 @@ class SomaEngine:
         request: dict[str, Any] | None = None,
         *,
         agent: str = "",
+        request_id: str | None = None,
     ) -> Route:
-        """Decide who serves this turn. Never loads a model on the teacher path."""
+        """Decide who serves this turn. Never loads a model on the teacher path. Validates
+        the messages (``ValueError`` naming the problem) before anyone is paid. ``route.key``
+        is the session the turn is recorded in (see :meth:`key` for how it is found);
+        ``request_id``: see :meth:`chat`. An encoder or locality failure on a serving session
+        sends the turn to the teacher (``route.fallback`` says why)."""
         request = request or {}
+        if request_id is not None and (not isinstance(request_id, str) or not request_id):
+            raise ValueError("request_id must be a non-empty string (or None)")
         try:
             msgs = normalize_messages(messages)
             non_text = None
         except NonTextContent as exc:
             msgs, non_text = _text_only(messages), str(exc)
-        key = self.key(session_id, msgs, agent)
-        state = self.store.get(key)
+        fingerprinted = not isinstance(session_id, SessionKey) and not session_id
+        if fingerprinted:
+            key, state = self._fingerprint_slot(msgs, agent)
+        else:
+            key = self.key(session_id, msgs, agent)
+            state = self.store.get(key)
         phase = Phase(state.phase) if state else Phase.WARM
         turn = (state.turn_count if state else 0) + 1
         route = Route(key=key, target="teacher", messages=msgs, phase=phase, turn=turn, tools=request.get("tools"))
+        route.existed, route.fingerprinted, route.request_id = state is not None, fingerprinted, request_id
+        if request_id and state is not None and request_id in state.requests:
+            done = self.store.turns(key, since=state.requests[request_id] - 1, limit=1)
+            if done:
+                route.replay = done[0]
+                return route
         if non_text:
             route.reason, route.raw = non_text, messages  # the teacher gets the non-text parts
             return route
+        try:
+            return self._route_serving(route, state, request)
+        except Exception as exc:  # encoder, locality: the teacher serves this turn, and it is recorded
+            return self.fallback(route, f"routing failed: {type(exc).__name__}: {exc}")
+
+    def _route_serving(self, route: Route, state: SessionState | None, request: dict[str, Any]) -> Route:
+        """The part of :meth:`route` that needs models: resume a parked adapter, locality."""
+        key, msgs, phase = route.key, route.messages, route.phase
         score = None
         resumable = state is not None and state.parked and phase in _RESUMABLE and self.config.gate.resume_threshold
         if resumable and not request.get("teacher_only"):
@@ -206,6 +277,24 @@ class SomaEngine:
         route.target = "surrogate"
         return route
 
+    def _fingerprint_slot(self, msgs: list[Message], agent: str) -> tuple[SessionKey, SessionState | None]:
+        """The fingerprinted session this conversation continues (its stored transcript is a
+        prefix of ``msgs``), else the first free slot of the opening's fingerprint."""
+        if not self._fingerprint_warned:
+            self._fingerprint_warned = True
+            log.warning(
+                "no session id given: sessions are found by the fingerprint of the conversation's opening; "
+                "pass an explicit session id (stable, and never shared by two users)"
+            )
+        base = fingerprint(msgs)
+        for slot in range(FINGERPRINT_SLOTS):
+            key = SessionKey(self.namespace, base if slot == 0 else f"{base}~{slot}", agent or "")
+            state = self.store.get(key)
+            if state is None or _continues(state, msgs):
+                return key, state
+        # Every slot holds another conversation: this one gets a slot of its own content.
+        return SessionKey(self.namespace, f"{base}~{transcript_digest(msgs)[:16]}", agent or ""), None
+
     def _locality(
         self, state: SessionState, msgs: list[Message], previous: float | None = None
     ) -> gate.LocalityScore | None:
@@ -230,7 +319,7 @@ class SomaEngine:
         y = model.resume_statistic(score)
         if not y < self.config.gate.resume_threshold:
             return None
-        with self.store.session(key, self.config.session_ttl) as st:
+        with self.store.session(key, self.config.session_ttl, create=False) as st:
             if Phase(st.phase) not in _RESUMABLE or st.parked != parked:
                 return None  # another turn or a job got there first
             st.phase, st.adapter, st.locality = Phase.SERVING.value, parked["adapter"], parked["locality"]
@@ -273,22 +362,34 @@ class SomaEngine:
         usage = _usage(usage, route.messages, text)
         latency = latency_ms if latency_ms is not None else (time.perf_counter() - route.started) * 1000
         fallback = route.fallback
-        start_job = False
-        with self.store.session(route.key, self.config.session_ttl) as st:
+
+        context = [m.to_dict() for m in route.messages] if route.raw is None else []
+
+        def write(st: SessionState) -> tuple[TurnRecord, str, dict[str, Any], bool, bool, bool]:
+            # Stored as a delta after the previous teacher context when it starts with it
+            # (TurnRecord.base_turn): a long conversation is not written again every turn.
+            stored, base, last = context, None, st.last_context
+            n = int(last["n"]) if last else 0
+            if context and last and len(context) > n and messages_digest(context[:n]) == last["digest"]:
+                stored, base = context[n:], last["turn"]
             record = st.add_turn(
                 TurnRecord(
                     turn=0,
                     served_by="teacher",
                     query=last_query(route.messages),
                     answer=text,
-                    messages=[m.to_dict() for m in route.messages] if route.raw is None else [],
+                    messages=stored,
+                    base_turn=base,
                     input_tokens=usage.input_tokens,
                     output_tokens=usage.output_tokens,
                     latency_ms=latency,
                     phase=st.phase,
                     fallback=fallback,
+                    request_id=route.request_id,
                 )
             )
+            if context:
+                st.last_context = {"turn": record.turn, "n": len(context), "digest": messages_digest(context)}
             st.add("teacher_calls")
             st.add("teacher_input_tokens", usage.input_tokens)
             st.add("teacher_output_tokens", usage.output_tokens)
@@ -299,10 +400,17 @@ class SomaEngine:
             if start_job:
                 st.phase = Phase.ADAPTING.value
                 st.job = self.jobs.new_job(route.key)
-            phase = st.phase
             shadow = (st.job or {}).get("status") == "shadow"
             look = not start_job and sharing.due(self, st)  # a shared adapter to adopt early?
-            info = self._gate_info(st)
+            return record, st.phase, self._gate_info(st), start_job, shadow, look
+
+        done = self._commit_turn(route, text, write)
+        if done is None:  # not recorded: the answer is returned all the same
+            record = TurnRecord(turn=route.turn, served_by="teacher", query=last_query(route.messages), answer=text)
+            return Reply(text, "teacher", usage, self._meta(route, record, route.phase.value, recorded=False), "stop")
+        if isinstance(done, TurnRecord):  # the same request id was recorded meanwhile
+            return self.replayed(route, done)
+        record, phase, info, start_job, shadow, look = done
         if start_job:
             self._start_adaptation(route.key, teacher)
         elif shadow or look:
@@ -316,14 +424,59 @@ class SomaEngine:
                     phase, info = state.phase, self._gate_info(state)
         return Reply(text, "teacher", usage, self._meta(route, record, phase, info), "stop")
 
+    def _commit_turn(self, route: Route, answer: str, write: Callable[[SessionState], Any]) -> Any:
+        """Record a turn whose answer is in hand: ``write(state)`` inside the session's locked
+        write. Returns what ``write`` returned; the earlier turn when ``route.request_id`` was
+        recorded already; None when the turn could not be recorded (the session was deleted
+        during the turn, or the store failed twice: logged). Never raises, so a paid answer
+        is never lost. A session that existed at ``route()`` is never created again here (a
+        delete is final); a fingerprinted route whose slot another conversation took
+        meanwhile moves to the next free slot."""
+        for attempt in (1, 2):
+            try:
+                with self.store.session(route.key, self.config.session_ttl, create=not route.existed) as st:
+                    if route.fingerprinted and st.turn_count and not _continues(st, route.messages):
+                        raise _SlotTaken
+                    if route.request_id and route.request_id in st.requests:
+                        done = self.store.turns(route.key, since=st.requests[route.request_id] - 1, limit=1)
+                        if done:
+                            return done[0]
+                    out = write(st)
+                    if route.fingerprinted:
+                        convo = [*route.messages, Message("assistant", answer)]
+                        st.transcript = {"n": len(convo), "digest": transcript_digest(convo)}
+                    return out
+            except _SlotTaken:
+                route.key, state = self._fingerprint_slot(route.messages, route.key.agent)
+                route.existed = state is not None
+            except SessionGone:
+                log.warning(
+                    "session %s was deleted during this turn: the answer is returned, not recorded",
+                    route.key.digest[:12],
+                )
+                return None
+            except Exception:
+                log.exception("could not record turn of session %s (attempt %d of 2)", route.key.digest[:12], attempt)
+        log.error("turn of session %s was answered but not recorded", route.key.digest[:12])
+        return None
+
+    def replayed(self, route: Route, record: TurnRecord | None = None) -> Reply:
+        """The reply of a turn already recorded under the route's request id: what callers of
+        :meth:`route` return when ``route.replay`` is set (no teacher, no surrogate call)."""
+        record = record or route.replay
+        assert record is not None
+        route.adapter_id = record.adapter_id
+        state = self.store.get(route.key)
+        meta = self._meta(route, record, state.phase if state else route.phase.value)
+        meta["replayed"] = True
+        usage = Usage(record.input_tokens, record.output_tokens)
+        return Reply(record.answer, record.served_by, usage, meta, "stop")
+
     def _due_for_adaptation(self, st: SessionState) -> bool:
         phase = Phase(st.phase)
         if phase is Phase.ADAPTING:
             # A job that died with its process (restart) is started again.
-            job = st.job or {}
-            return job.get("owner") != self.jobs.owner or not self.jobs.is_active(
-                self.key(st.session_id, agent=st.agent)
-            )
+            return not self.jobs.job_alive(self.key(st.session_id, agent=st.agent), st.job or {})
         if phase is Phase.SERVING:
             return False
         due = st.next_adapt_at or (st.adapt_from + self.config.warm_window)
@@ -369,13 +522,20 @@ class SomaEngine:
         self._check_surrogate_route(route)
         try:
             ref = self._adapter(route)
-            gen = self.surrogate.generate(
-                self.compressed(route.messages),
+            context = self.compressed(route.messages)
+            pending = self._generations.submit(
+                self.surrogate.generate,
+                context,
                 ref,
                 max_new_tokens=self.config.max_new_tokens,
                 temperature=self.config.temperature,
                 tools=route.tools,
             )
+            try:
+                gen = pending.result(timeout=self.config.surrogate_deadline)
+            except FutureTimeout:
+                pending.cancel()
+                raise SurrogateError(self._deadline_note()) from None
         except Exception as exc:
             raise self._surrogate_failure(route, exc) from exc
         return self._record_surrogate(route, ref, gen, audit)
@@ -385,20 +545,27 @@ class SomaEngine:
         try:
             ref = self._adapter(route)
             context = self.compressed(route.messages)
-            gen = await self.surrogate.agenerate(
-                context,
-                ref,
-                max_new_tokens=self.config.max_new_tokens,
-                temperature=self.config.temperature,
-                tools=route.tools,
-            )
+            try:
+                gen = await asyncio.wait_for(
+                    self.surrogate.agenerate(
+                        context,
+                        ref,
+                        max_new_tokens=self.config.max_new_tokens,
+                        temperature=self.config.temperature,
+                        tools=route.tools,
+                    ),
+                    self.config.surrogate_deadline,
+                )
+            except asyncio.TimeoutError:
+                raise SurrogateError(self._deadline_note()) from None
         except Exception as exc:
             raise self._surrogate_failure(route, exc) from exc
         return self._record_surrogate(route, ref, gen, audit)
 
     def stream(self, route: Route, audit: Teacher | None = None) -> Iterator[str | Reply]:
         """Text pieces token by token, then the final :class:`Reply`. A failure before the
-        first piece raises :class:`SurrogateError` (serve by the teacher)."""
+        first piece, or no first piece within ``surrogate_deadline``, raises
+        :class:`SurrogateError` (serve by the teacher)."""
         self._check_surrogate_route(route)
         try:
             ref = self._adapter(route)
@@ -409,7 +576,12 @@ class SomaEngine:
                 temperature=self.config.temperature,
                 tools=route.tools,
             )
-            first = next(pieces)
+            pending = self._generations.submit(next, pieces)
+            try:
+                first = pending.result(timeout=self.config.surrogate_deadline)
+            except FutureTimeout:
+                pending.cancel()
+                raise SurrogateError(self._deadline_note()) from None
         except Exception as exc:
             raise self._surrogate_failure(route, exc) from exc
         for item in _chain(first, pieces):
@@ -429,7 +601,10 @@ class SomaEngine:
                 temperature=self.config.temperature,
                 tools=route.tools,
             )
-            first = await pieces.__anext__()
+            try:
+                first = await asyncio.wait_for(pieces.__anext__(), self.config.surrogate_deadline)
+            except asyncio.TimeoutError:
+                raise SurrogateError(self._deadline_note()) from None
         except Exception as exc:
             raise self._surrogate_failure(route, exc) from exc
         yield first if not isinstance(first, Generation) else self._record_surrogate(route, ref, first, audit)
@@ -438,13 +613,18 @@ class SomaEngine:
         async for item in pieces:
             yield self._record_surrogate(route, ref, item, audit) if isinstance(item, Generation) else item
 
+    def _deadline_note(self) -> str:
+        return f"the surrogate did not answer within surrogate_deadline ({self.config.surrogate_deadline:g} s)"
+
     def _check_surrogate_route(self, route: Route) -> None:
         if route.target != "surrogate":
             raise ValueError("this route is for the teacher: call the teacher, then record_teacher(route, text)")
 
     def _surrogate_failure(self, route: Route, exc: BaseException) -> SurrogateError:
+        # Only a missing or corrupt adapter resets the session; a storage error
+        # (AdapterUnavailable) or any other failure keeps the adapter for the next turn.
         if isinstance(exc, CorruptAdapter):
-            self._reset_adapter(route.key, str(exc))
+            self._reset_adapter(route.key, str(exc), route.adapter_id)
         return exc if isinstance(exc, SurrogateError) else SurrogateError(f"{type(exc).__name__}: {exc}")
 
     def _record_surrogate(self, route: Route, ref: AdapterRef, gen: Generation, audit: Teacher | None) -> Reply:
@@ -457,7 +637,8 @@ class SomaEngine:
                 raise SurrogateError(f"invalid surrogate output: {exc}") from exc
         latency = (time.perf_counter() - route.started) * 1000
         usage = Usage(gen.input_tokens, gen.output_tokens)
-        with self.store.session(route.key, self.config.session_ttl) as st:
+
+        def write(st: SessionState) -> tuple[TurnRecord, str, dict[str, Any]]:
             record = st.add_turn(
                 TurnRecord(
                     turn=0,
@@ -470,6 +651,7 @@ class SomaEngine:
                     phase=st.phase,
                     locality=route.locality,
                     adapter_id=ref.adapter_id,
+                    request_id=route.request_id,
                 )
             )
             st.add("surrogate_calls")
@@ -481,10 +663,20 @@ class SomaEngine:
                 # landed since route() read the state)
                 current = st.drift or {}
                 st.drift = {**route.drift, **{k: current[k] for k in ("gaps", "gap_streak") if k in current}}
-            phase = st.phase
-            info = self._gate_info(st)
+            return record, st.phase, self._gate_info(st)
+
+        done = self._commit_turn(route, gen.text, write)
+        if done is None:
+            record = TurnRecord(
+                turn=route.turn, served_by="surrogate", query=last_query(route.messages), answer=gen.text
+            )
+            meta = self._meta(route, record, route.phase.value, recorded=False)
+            return Reply(gen.text, "surrogate", usage, meta, gen.finish_reason)
+        if isinstance(done, TurnRecord):
+            return self.replayed(route, done)
+        record, phase, info = done
         if audit is not None and self._should_audit(route, record.turn):
-            self._audits.submit(self._audit, route, record.turn, gen.text, audit)
+            self._submit_audit(route, record.turn, gen.text, audit)
         self._audits.submit(self._touch, ref)
         return Reply(gen.text, "surrogate", usage, self._meta(route, record, phase, info), gen.finish_reason)
 
@@ -508,6 +700,27 @@ class SomaEngine:
         with self._rng_lock:
             return gate.should_audit(self._rng, rate, route.audit)
 
+    def _submit_audit(self, route: Route, turn: int, answer: str, teacher: Teacher) -> None:
+        """Queue a background audit; when ``AUDIT_BACKLOG`` are already waiting (a slow or
+        failing teacher) this one is dropped and counted, so the backlog stays bounded."""
+        with self._rng_lock:
+            if self._audit_backlog >= AUDIT_BACKLOG:
+                self.audits_dropped += 1
+                log.warning(
+                    "audit backlog full (%d): audit of session %s dropped", AUDIT_BACKLOG, route.key.digest[:12]
+                )
+                return
+            self._audit_backlog += 1
+
+        def run() -> None:
+            try:
+                self._audit(route, turn, answer, teacher)
+            finally:
+                with self._rng_lock:
+                    self._audit_backlog -= 1
+
+        self._audits.submit(run)
+
     def _audit(self, route: Route, turn: int, answer: str, teacher: Teacher) -> None:
         """Background audit: the teacher answers the same turn (the user already has the
         surrogate's answer). Its tokens count as teacher tokens (``audit_*`` counters; the
@@ -530,32 +743,41 @@ class SomaEngine:
             g = None
             log.exception("audit Gap failed for session %s", route.key.digest[:12])
         rollback = False
-        with self.store.session(route.key, self.config.session_ttl) as st:
-            st.add("audit_calls")
-            st.add("audit_input_tokens", usage.input_tokens)
-            st.add("audit_output_tokens", usage.output_tokens)
-            if g is None:
-                return
-            serving = st.phase == Phase.SERVING.value and (st.adapter or {}).get("adapter_id") == route.adapter_id
-            if serving:  # an audit that lands after a rollback or a new adapter is only recorded
-                monitor = self._monitor(st)
-                rollback = monitor.observe_gap(g)
-                st.drift = monitor.state()
-            push_decision(
-                st,
-                {
-                    "kind": "audit",
-                    "audit_turn": turn,
-                    "gap": g,
-                    "borderline": route.audit,
-                    "breach": g > self.config.gate.drift_threshold,
-                    "rollback": rollback,
-                    "turn": st.turn_count,
-                    "time": time.time(),
-                },
-            )
-        if rollback:
+        try:
+            with self.store.session(route.key, self.config.session_ttl, create=False) as st:
+                rollback = self._audit_write(st, route, turn, g, usage)
+        except SessionGone:
+            return  # deleted meanwhile: nothing to record
+        if rollback and g is not None:
             self._rollback(route.key, f"audit Gap {g:.3f} > drift_threshold {self.config.gate.drift_threshold}")
+
+    def _audit_write(self, st: SessionState, route: Route, turn: int, g: float | None, usage: Usage) -> bool:
+        """Record an audit in the session's locked write; True when it rolls the session back."""
+        rollback = False
+        st.add("audit_calls")
+        st.add("audit_input_tokens", usage.input_tokens)
+        st.add("audit_output_tokens", usage.output_tokens)
+        if g is None:
+            return False
+        serving = st.phase == Phase.SERVING.value and (st.adapter or {}).get("adapter_id") == route.adapter_id
+        if serving:  # an audit that lands after a rollback or a new adapter is only recorded
+            monitor = self._monitor(st)
+            rollback = monitor.observe_gap(g)
+            st.drift = monitor.state()
+        push_decision(
+            st,
+            {
+                "kind": "audit",
+                "audit_turn": turn,
+                "gap": g,
+                "borderline": route.audit,
+                "breach": g > self.config.gate.drift_threshold,
+                "rollback": rollback,
+                "turn": st.turn_count,
+                "time": time.time(),
+            },
+        )
+        return rollback
 
     def _touch(self, ref: AdapterRef) -> None:
         """The adapter's registry row: last used now (throttled; off the surrogate path)."""
@@ -566,7 +788,8 @@ class SomaEngine:
 
     def rollback(self, session_id: str, reason: str, *, agent: str = "") -> bool:
         """Send a serving session back to the teacher (it re-adapts after ``readapt_window``,
-        default ``warm_window``, fresh teacher turns). False when the session is not serving."""
+        default ``warm_window``, fresh teacher turns). False when the session is not serving or
+        does not exist (a rollback never creates a session)."""
         return self._rollback(self.key(session_id, agent=agent), reason)
 
     def _rollback(self, key: SessionKey, reason: str, *, park: bool = False) -> bool:
@@ -576,31 +799,39 @@ class SomaEngine:
         rebuilt from those turns, and the gate must pass again before the surrogate serves.
         ``park`` (a locality rollback: the topic left, the answers were not shown wrong) keeps
         the adapter and its bank aside so that a return to the topic resumes it (:meth:`_resume`)."""
-        with self.store.session(key, self.config.session_ttl) as st:
-            if st.phase != Phase.SERVING.value:
-                return False
-            st.phase = Phase.ROLLED_BACK.value
-            st.add("rollbacks")
-            st.parked = (
-                {"adapter": st.adapter, "locality": st.locality, "turn": st.turn_count}
-                if park and st.adapter and st.locality
-                else None
-            )
-            st.adapt_from = st.turn_count
-            # Re-adaptation starts from the current adapter, so it may need fewer fresh turns.
-            st.next_adapt_at = st.turn_count + (self.config.readapt_window or self.config.warm_window)
-            st.drift = {}
-            push_decision(
-                st,
-                {
-                    "kind": "rollback",
-                    "rollback": reason,
-                    "adapter_id": (st.adapter or {}).get("adapter_id"),
-                    "turn": st.turn_count,
-                    "time": time.time(),
-                },
-            )
+        try:
+            with self.store.session(key, self.config.session_ttl, create=False) as st:
+                if not self._rollback_write(st, reason, park):
+                    return False
+        except SessionGone:
+            return False
         log.info("session %s rolled back to the teacher: %s", key.digest[:12], reason)
+        return True
+
+    def _rollback_write(self, st: SessionState, reason: str, park: bool) -> bool:
+        if st.phase != Phase.SERVING.value:
+            return False
+        st.phase = Phase.ROLLED_BACK.value
+        st.add("rollbacks")
+        st.parked = (
+            {"adapter": st.adapter, "locality": st.locality, "turn": st.turn_count}
+            if park and st.adapter and st.locality
+            else None
+        )
+        st.adapt_from = st.turn_count
+        # Re-adaptation starts from the current adapter, so it may need fewer fresh turns.
+        st.next_adapt_at = st.turn_count + (self.config.readapt_window or self.config.warm_window)
+        st.drift = {}
+        push_decision(
+            st,
+            {
+                "kind": "rollback",
+                "rollback": reason,
+                "adapter_id": (st.adapter or {}).get("adapter_id"),
+                "turn": st.turn_count,
+                "time": time.time(),
+            },
+        )
         return True
 
     def _start_shadow(self, key: SessionKey) -> None:
@@ -616,9 +847,12 @@ class SomaEngine:
         except Exception:
             log.exception("shadow evaluation failed for session %s", key.digest[:12])
 
-    def _reset_adapter(self, key: SessionKey, reason: str) -> None:
-        """A corrupt adapter: back to the teacher, and re-adapt on the next teacher turn."""
-        with self.store.session(key, self.config.session_ttl) as st:
+    def _reset_adapter(self, key: SessionKey, reason: str, adapter_id: str | None) -> None:
+        """A corrupt adapter: back to the teacher, and re-adapt on the next teacher turn; only
+        while ``adapter_id`` is still the session's adapter (a job may have replaced it)."""
+        with suppress(SessionGone), self.store.session(key, self.config.session_ttl, create=False) as st:
+            if (st.adapter or {}).get("adapter_id") != adapter_id:
+                return
             st.phase = Phase.ROLLED_BACK.value
             st.adapter = st.parked = None
             st.next_adapt_at = st.turn_count + 1
@@ -647,14 +881,26 @@ class SomaEngine:
             info["adoption"] = adoption
         return info
 
-    def _meta(self, route: Route, record: TurnRecord, phase: str, info: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _meta(
+        self,
+        route: Route,
+        record: TurnRecord,
+        phase: str,
+        info: dict[str, Any] | None = None,
+        *,
+        recorded: bool = True,
+    ) -> dict[str, Any]:
         meta: dict[str, Any] = {
             "served_by": record.served_by,
             "session_id": route.key.session_id,
             "namespace": route.key.namespace,
             "phase": phase,
             "turn": record.turn,
+            # How the session was found (``SomaEngine.key``): integrations surface a fingerprint.
+            "session_source": "fingerprint" if route.fingerprinted else "id",
         }
+        if not recorded:
+            meta["recorded"] = False
         if route.key.agent:
             meta["agent"] = route.key.agent
         if route.reason:
@@ -760,6 +1006,7 @@ class SomaEngine:
         self._closed = True
         self.jobs.close()
         self._audits.shutdown(wait=True)
+        self._generations.shutdown(wait=True, cancel_futures=True)
         self.surrogate.close()
         self.store.close()
 
@@ -772,6 +1019,22 @@ class SomaEngine:
 
 # Phases from which a parked adapter may resume (not while a re-adaptation job runs).
 _RESUMABLE = (Phase.ROLLED_BACK, Phase.REJECTED)
+AUDIT_BACKLOG = 64  # background audits waiting at most; more are dropped (engine.audits_dropped)
+FINGERPRINT_SLOTS = 8  # conversations with one opening kept apart before a content-keyed slot
+
+
+class _SlotTaken(Exception):
+    """A fingerprinted slot was taken by another conversation between route() and the write."""
+
+
+def _continues(state: SessionState, msgs: list[Message]) -> bool:
+    """Does ``msgs`` continue the fingerprinted session ``state``: is its stored transcript a
+    prefix of them? A session stored before transcripts were kept continues (no way to tell)."""
+    t = state.transcript
+    if t is None:
+        return True
+    n = int(t["n"])
+    return len(msgs) > n and transcript_digest(msgs[:n]) == t["digest"]
 
 
 def _locality_reason(score: gate.LocalityScore, monitor: gate.DriftMonitor) -> str:

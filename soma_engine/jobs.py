@@ -8,12 +8,15 @@ so live turns are served in between. ``adaptation="inline"`` runs the job in the
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +25,7 @@ import numpy as np
 from . import gate
 from .adapters import AdapterRef, CorruptAdapter
 from .distiller import Example, train_adapter
+from .session import SessionGone
 from .types import Message, Phase, SessionKey, TurnRecord
 
 if TYPE_CHECKING:
@@ -327,6 +331,24 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
     )
 
 
+# Owners of the JobRunners open in this process, to tell a live job of another engine (two
+# engines on one SQLite file) from one that died with a closed engine.
+_LIVE_OWNERS: set[str] = set()
+_HOST = socket.gethostname()
+# A job of an engine on another host counts as alive this long after it started.
+REMOTE_JOB_LEASE = 3600.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class JobRunner:
     def __init__(self, engine: SomaEngine) -> None:
         self.engine = engine
@@ -341,6 +363,7 @@ class JobRunner:
 
             self.queue = JobQueue.for_engine(engine)
             self.owner = "queue"
+        _LIVE_OWNERS.add(self.owner)
 
     def new_job(self, key: SessionKey) -> dict[str, Any]:
         """The session's job record for a job about to start (called inside the session's
@@ -351,7 +374,15 @@ class JobRunner:
             except Exception as exc:  # the turn is recorded anyway; the next turn enqueues again
                 log.exception("could not enqueue adaptation for session %s", key.digest[:12])
                 return {"status": "failed", "owner": self.owner, "error": f"enqueue: {type(exc).__name__}: {exc}"}
-        return {"status": "queued", "owner": self.owner, "since": time.time()}
+        return {
+            "status": "queued",
+            "id": uuid.uuid4().hex,
+            "owner": self.owner,
+            "pid": os.getpid(),
+            "host": _HOST,
+            "since": time.time(),
+            "attempt": 0,
+        }
 
     def is_active(self, key: SessionKey) -> bool:
         if self.queue is not None:
@@ -361,10 +392,30 @@ class JobRunner:
             fut = self._active.get(key.digest)
             return fut is not None and not fut.done()
 
+    def job_alive(self, key: SessionKey, job: dict[str, Any]) -> bool:
+        """Is the job of this session record still running somewhere: here, in another
+        engine of this process or another process on this host (both sharing the SQLite
+        file), or on another host within ``REMOTE_JOB_LEASE``? One job per session."""
+        owner = job.get("owner")
+        if owner == self.owner:
+            return self.is_active(key)
+        if job.get("host") != _HOST:
+            return job.get("host") is not None and time.time() - float(job.get("since", 0)) < REMOTE_JOB_LEASE
+        if job.get("pid") == os.getpid():
+            return owner in _LIVE_OWNERS
+        return isinstance(job.get("pid"), int) and _pid_alive(job["pid"])
+
+    def _prune(self) -> None:
+        """Drop finished futures (under ``_lock``): the maps stay as small as the jobs running."""
+        for table in (self._active, self._looks):
+            for digest in [d for d, f in table.items() if f.done()]:
+                del table[digest]
+
     def submit(self, key: SessionKey, teacher: Callable[..., Any] | None = None) -> Future[None] | None:
         if self.queue is not None:
             return None  # enqueued by new_job, with the turn's write
         with self._lock:
+            self._prune()
             fut = self._active.get(key.digest)
             if fut is not None and not fut.done():
                 return None
@@ -376,6 +427,7 @@ class JobRunner:
         """An adoption look on the job thread (after any job queued before it); also with
         ``adaptation="queue"``: a look is a few generations, not a training run."""
         with self._lock:
+            self._prune()
             fut = self._looks.get(key.digest)
             if fut is not None and not fut.done():
                 return None
@@ -398,7 +450,12 @@ class JobRunner:
             run_adaptation(self.engine, key, teacher)
         except Exception as exc:
             log.exception("adaptation failed for session %s", key.digest[:12])
-            with self.engine.store.session(key, self.engine.config.session_ttl) as st:
+            with (
+                suppress(SessionGone),
+                self.engine.store.session(key, self.engine.config.session_ttl, create=False) as st,
+            ):
+                if st.phase != Phase.ADAPTING.value:
+                    return  # moved on (rolled back, another job finished) while this one failed
                 st.phase = Phase.REJECTED.value
                 st.job = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "owner": self.owner}
                 st.next_adapt_at = st.turn_count + max(1, self.engine.config.warm_window // 2)
@@ -407,6 +464,7 @@ class JobRunner:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
+                self._prune()
                 pending = [f for f in [*self._active.values(), *self._looks.values()] if not f.done()]
             if not pending:
                 return True
@@ -417,6 +475,7 @@ class JobRunner:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        _LIVE_OWNERS.discard(self.owner)
 
 
 def teacher_turns(engine: SomaEngine, key: SessionKey, since: int) -> list[TurnRecord]:
@@ -436,13 +495,16 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
     state = engine.store.get(key)
     if state is None:
         return
+    started_job = dict(state.job or {})
     records = teacher_turns(engine, key, state.adapt_from)
     parent = AdapterRef.from_dict(state.adapter) if state.adapter else None
     # A shared adapter the session was refused (sharing.adopt): its weights are the warm
     # start, while the gate still compares against the base model the session serves by now.
     donor = AdapterRef.from_dict(state.donor) if state.donor and parent is None else None
     if len(records) < 2:
-        with engine.store.session(key, cfg.session_ttl) as st:
+        with suppress(SessionGone), engine.store.session(key, cfg.session_ttl, create=False) as st:
+            if not same_job(st, started_job):
+                return
             st.phase = Phase.REJECTED.value
             st.next_adapt_at = st.turn_count + 1
             st.job = {"status": "done", "reason": "fewer than 2 teacher turns"}
@@ -476,34 +538,22 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
         | ({"warm_start": donor.adapter_id} if donor else {}),
     )
     outcome = _gate(engine, plan, ref, parent, records)
-    decision = outcome.decision
     seconds = time.perf_counter() - started
-    with engine.store.session(key, cfg.session_ttl) as st:
-        st.add("adaptations")
-        st.add("adaptation_seconds", seconds)
-        st.add("probe_calls", plan.probe_calls)
-        record = {
-            **decision.to_dict(),
-            "kind": "adaptation",
-            "adapter_id": ref.adapter_id,
-            "version": ref.version,
-            "parent": start.adapter_id if start else None,
-            "turn": st.turn_count,
-            "seconds": round(seconds, 3),
-            "strategy": cfg.strategy,
-            "train_turns": len(plan.fit),
-            "time": time.time(),
-        }
-        if donor is not None:
-            record["warm_start"] = donor.adapter_id
-        push_decision(st, record)
-        st.job = {"status": "done", "owner": engine.jobs.owner, "seconds": round(seconds, 3)}
-        shadow = _apply_decision(engine, st, decision, ref, outcome, parent)
-        if decision.accepted:
-            st.donor = None
-    record_adapter(engine, key, ref, records, accepted=decision.accepted, agents=lineage_agents(engine, start))
+    try:
+        with engine.store.session(key, cfg.session_ttl, create=False) as st:
+            if not same_job(st, started_job):
+                raise _Superseded
+            shadow = _record_adaptation(engine, st, plan, ref, outcome, parent, donor, start, seconds)
+    except (SessionGone, _Superseded) as exc:
+        # Deleted, or a newer job / rollback owns the session now: this result is not written.
+        log.info("session %s: adaptation result dropped (%s)", key.digest[:12], type(exc).__name__)
+        _discard(engine, key, ref)
+        return
+    record_adapter(engine, key, ref, records, accepted=outcome.decision.accepted, agents=lineage_agents(engine, start))
+    prune_adapters(engine, key)
     if shadow:
         engine._start_shadow(key)
+    decision = outcome.decision
     log.info(
         "session %s: adapter %s %s (fidelity %.3f, Δ̂ %.3f) in %.1fs",
         key.digest[:12],
@@ -513,6 +563,93 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
         decision.delta_hat,
         seconds,
     )
+
+
+class _Superseded(Exception):
+    """The session's job record is no longer the one this job started with."""
+
+
+def same_job(st: Any, job: dict[str, Any]) -> bool:
+    """Is the session (inside its locked write) still adapting under the job record ``job``
+    (same id and attempt)? A job's final write checks this, as ``shadow_step`` checks its
+    candidate: a rollback, a newer job or a retried queue job must not be overwritten."""
+    now = st.job or {}
+    return (
+        st.phase == Phase.ADAPTING.value and now.get("id") == job.get("id") and now.get("attempt") == job.get("attempt")
+    )
+
+
+def _in_use(state: Any) -> set[str]:
+    """Adapter ids a session's state points to: serving, parked, shadow candidate, donor."""
+    return {
+        i
+        for i in (
+            (state.adapter or {}).get("adapter_id"),
+            ((state.parked or {}).get("adapter") or {}).get("adapter_id"),
+            ((state.job or {}).get("candidate") or {}).get("adapter_id"),
+            (state.donor or {}).get("adapter_id"),
+        )
+        if i
+    }
+
+
+def prune_adapters(engine: SomaEngine, key: SessionKey) -> None:
+    """Remove the session's superseded adapter folders (older versions, rejected candidates)
+    after a job's write; a failure only leaves files behind."""
+    state = engine.store.get(key)
+    if state is None:
+        return
+    try:
+        engine.adapters.prune_superseded(key.namespace_digest, key.digest, _in_use(state))
+    except Exception:
+        log.exception("could not remove superseded adapters of session %s", key.digest[:12])
+
+
+def _discard(engine: SomaEngine, key: SessionKey, ref: AdapterRef) -> None:
+    """Remove an adapter whose result was not written, unless the session (if any) uses it
+    (adapter ids are content hashes: an identical one may have been installed)."""
+    state = engine.store.get(key)
+    if state is None or ref.adapter_id not in _in_use(state):
+        engine.adapters.delete(ref)
+
+
+def _record_adaptation(
+    engine: SomaEngine,
+    st: Any,
+    plan: Plan,
+    ref: AdapterRef,
+    outcome: GateOutcome,
+    parent: AdapterRef | None,
+    donor: AdapterRef | None,
+    start: AdapterRef | None,
+    seconds: float,
+) -> bool:
+    """The job's final write (inside the session's lock); True when shadow evaluation follows."""
+    cfg = engine.config
+    decision = outcome.decision
+    st.add("adaptations")
+    st.add("adaptation_seconds", seconds)
+    st.add("probe_calls", plan.probe_calls)
+    record = {
+        **decision.to_dict(),
+        "kind": "adaptation",
+        "adapter_id": ref.adapter_id,
+        "version": ref.version,
+        "parent": start.adapter_id if start else None,
+        "turn": st.turn_count,
+        "seconds": round(seconds, 3),
+        "strategy": cfg.strategy,
+        "train_turns": len(plan.fit),
+        "time": time.time(),
+    }
+    if donor is not None:
+        record["warm_start"] = donor.adapter_id
+    push_decision(st, record)
+    st.job = {"status": "done", "owner": engine.jobs.owner, "seconds": round(seconds, 3)}
+    shadow = _apply_decision(engine, st, decision, ref, outcome, parent)
+    if decision.accepted:
+        st.donor = None
+    return shadow
 
 
 # --------------------------------------------------------------------------------------------
@@ -718,7 +855,7 @@ def shadow_step(engine: SomaEngine, key: SessionKey) -> gate.AcceptanceDecision 
         g_old, g_new = held_out_gaps(engine, cand, parent, fresh)
     except Exception as exc:  # a corrupt candidate or a surrogate failure: retrain instead
         log.exception("shadow evaluation failed for session %s", key.digest[:12])
-        with engine.store.session(key, cfg.session_ttl) as st:
+        with suppress(SessionGone), engine.store.session(key, cfg.session_ttl, create=False) as st:
             if (st.job or {}).get("status") == "shadow":
                 st.job = {
                     "status": "failed",
@@ -743,7 +880,29 @@ def shadow_step(engine: SomaEngine, key: SessionKey) -> gate.AcceptanceDecision 
         if decision.final:
             break
     assert decision is not None
-    with engine.store.session(key, cfg.session_ttl) as st:
+    try:
+        return _shadow_write(engine, key, cand, job, through, looks, decision, gap_old, gap_new, turns, model, x_last)
+    except SessionGone:
+        return None  # deleted while we computed
+
+
+def _shadow_write(
+    engine: SomaEngine,
+    key: SessionKey,
+    cand: AdapterRef,
+    job: dict[str, Any],
+    through: int,
+    looks: list[gate.AcceptanceDecision],
+    decision: gate.AcceptanceDecision,
+    gap_old: list[float],
+    gap_new: list[float],
+    turns: list[int],
+    model: gate.SessionLocality,
+    x_last: float | None,
+) -> gate.AcceptanceDecision | None:
+    """A shadow step's write: only for the candidate and batch it started from."""
+    cfg = engine.config
+    with engine.store.session(key, cfg.session_ttl, create=False) as st:
         now = st.job or {}
         if now.get("status") != "shadow" or now.get("candidate", {}).get("adapter_id") != cand.adapter_id:
             return None  # superseded (rollback, new adaptation) while we computed

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import SomaConfig
+from .session import SessionGone
 from .types import Phase, SessionKey
 
 if TYPE_CHECKING:
@@ -153,17 +154,20 @@ def adapt_job(digest: str, job_id: str, config: dict[str, Any], surrogate: str |
     if surrogate and mine and surrogate != mine:
         log.warning("job %s was enqueued by an app on surrogate %s; this worker runs %s", job_id, surrogate, mine)
     rq_job = get_current_job()
-    with store.session(key, cfg.session_ttl) as st:
-        job = st.job or {}
-        if st.phase != Phase.ADAPTING.value or job.get("id") != job_id:
-            return {"status": "skipped", "reason": "the session moved on"}
-        st.job = {
-            **job,
-            "status": "running",
-            "worker": getattr(rq_job, "worker_name", None) or _worker_name,
-            "attempt": int(job.get("attempt", 0)) + 1,
-            "started": time.time(),
-        }
+    try:
+        with store.session(key, cfg.session_ttl, create=False) as st:
+            job = st.job or {}
+            if st.phase != Phase.ADAPTING.value or job.get("id") != job_id:
+                return {"status": "skipped", "reason": "the session moved on"}
+            st.job = {
+                **job,
+                "status": "running",
+                "worker": getattr(rq_job, "worker_name", None) or _worker_name,
+                "attempt": int(job.get("attempt", 0)) + 1,
+                "started": time.time(),
+            }
+    except SessionGone:
+        return {"status": "skipped", "reason": "session gone"}
     saved = engine.config
     engine.config = cfg  # the app's settings for this job; one job at a time per worker
     try:

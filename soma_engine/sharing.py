@@ -27,6 +27,7 @@ import numpy as np
 
 from .adapters import AdapterRef, CorruptAdapter
 from .jobs import _decide, held_out_gaps, push_decision, session_locality, teacher_turns
+from .session import SessionGone
 from .types import Phase, SessionKey, TurnRecord
 
 if TYPE_CHECKING:
@@ -137,9 +138,46 @@ def adopt(engine: SomaEngine, key: SessionKey) -> dict[str, Any] | None:
         decision = _decide(engine, gap_old, gap_new, locality_ok)
         record = {**decision.to_dict(), **record}
         locality = model.to_dict()
+    try:
+        adopted = _adoption_write(engine, key, state.adapt_from, record, donor, locality)
+    except SessionGone:
+        return None  # deleted during the look: nothing is recorded, no registry row
+    if adopted is not None:
+        record_adapter(
+            engine,
+            key,
+            adopted,
+            records,
+            accepted=True,
+            kind="adopted",
+            donor=donor.session,
+            agents=entry.agents,
+            metrics={"fidelity": record.get("fidelity"), "similarity": record["similarity"]},
+        )
+    log.info(
+        "session %s: %s shared adapter %s (similarity %.3f): %s",
+        key.digest[:12],
+        "adopted" if adopted is not None else "did not adopt",
+        entry.adapter_id[:8],
+        match.similarity,
+        record.get("reason", ""),
+    )
+    return record
+
+
+def _adoption_write(
+    engine: SomaEngine,
+    key: SessionKey,
+    adapt_from: int,
+    record: dict[str, Any],
+    donor: AdapterRef,
+    locality: dict[str, Any] | None,
+) -> AdapterRef | None:
+    """A look's write (never creates the session: :class:`SessionGone` if it was deleted);
+    returns the adopted adapter, if any."""
     adopted: AdapterRef | None = None
-    with engine.store.session(key, cfg.session_ttl) as st:
-        on_time = st.phase == Phase.WARM.value and not st.adapter and st.adapt_from == state.adapt_from
+    with engine.store.session(key, engine.config.session_ttl, create=False) as st:
+        on_time = st.phase == Phase.WARM.value and not st.adapter and st.adapt_from == adapt_from
         if record["accepted"] and on_time and locality is not None:
             adopted = AdapterRef(
                 adapter_id=donor.adapter_id,
@@ -164,27 +202,7 @@ def adopt(engine: SomaEngine, key: SessionKey) -> dict[str, Any] | None:
                 st.donor = donor.to_dict()  # the session's own adaptation starts from these weights
         record |= {"adopted": adopted is not None, "turn": st.turn_count, "time": time.time()}
         push_decision(st, record)
-    if adopted is not None:
-        record_adapter(
-            engine,
-            key,
-            adopted,
-            records,
-            accepted=True,
-            kind="adopted",
-            donor=donor.session,
-            agents=entry.agents,
-            metrics={"fidelity": record.get("fidelity"), "similarity": record["similarity"]},
-        )
-    log.info(
-        "session %s: %s shared adapter %s (similarity %.3f): %s",
-        key.digest[:12],
-        "adopted" if adopted is not None else "did not adopt",
-        entry.adapter_id[:8],
-        match.similarity,
-        record.get("reason", ""),
-    )
-    return record
+    return adopted
 
 
 def adoption_summary(st: SessionState) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -89,6 +90,7 @@ def normalize_messages(messages: Iterable[Any]) -> list[Message]:
             extra = {}
         if not isinstance(role, str):
             raise ValueError(f"message {i} has no 'role'; expected one of {', '.join(ROLES)}")
+        _check_extras(i, extra)
         role = ROLE_ALIASES.get(role.lower(), role.lower())
         if role not in ROLES:
             raise ValueError(f"message {i} has unknown role {role!r}; expected one of {', '.join(ROLES)}")
@@ -122,6 +124,28 @@ def normalize_messages(messages: Iterable[Any]) -> list[Message]:
     if non_text:
         raise NonTextContent("a message holds non-text content (image, audio or file parts)")
     return out
+
+
+def _check_extras(i: int, extra: Mapping[str, Any]) -> None:
+    """The optional fields a turn record stores: checked before the teacher is paid, so a
+    malformed message fails here and not inside the turn's write."""
+    calls = extra.get("tool_calls")
+    if calls is not None and (not isinstance(calls, (list, tuple)) or not all(isinstance(c, Mapping) for c in calls)):
+        raise ValueError(f"message {i} 'tool_calls' must be a list of objects, not {type(calls).__name__}")
+    for name in ("tool_call_id", "name"):
+        if extra.get(name) is not None and not isinstance(extra[name], str):
+            raise ValueError(f"message {i} {name!r} must be a string, not {type(extra[name]).__name__}")
+
+
+def transcript_digest(messages: list[Message]) -> str:
+    """Digest of a conversation's messages (role and text), to tell whether a stored
+    transcript is a prefix of an incoming conversation."""
+    return hash_id(*(f"{m.role}\n{m.content.strip()}" for m in messages))
+
+
+def messages_digest(messages: list[dict[str, Any]]) -> str:
+    """Exact digest of stored message dicts (a delta's base must match byte for byte)."""
+    return hash_id(*(json.dumps(m, sort_keys=True, default=str) for m in messages))
 
 
 def last_query(messages: list[Message]) -> str:
@@ -169,7 +193,9 @@ def hash_id(*parts: str) -> str:
 
 def fingerprint(messages: list[Message]) -> str:
     """Session id of last resort: the conversation's opening (system prompt + first user
-    message), so every later turn of the same conversation maps to the same session."""
+    message), so every later turn of the same conversation maps to the same session. Two
+    users with the same opening get the same fingerprint: ``SomaEngine.route`` keeps them
+    apart by checking the stored transcript (see ``SomaEngine.key``)."""
     first = next((i for i, m in enumerate(messages) if m.role == "user"), len(messages))
     system = "\n".join(m.content for m in messages[:first] if m.role == "system")  # the opening's only
     first_user = messages[first].content if first < len(messages) else ""
@@ -190,7 +216,9 @@ class Usage:
 @dataclass
 class TurnRecord:
     """One turn of a session. ``messages`` (the context S_t = D_{t-1} + q_t as the app sent
-    it) is kept for teacher turns, which are the training and acceptance data."""
+    it) is kept for teacher turns, which are the training and acceptance data. Stored as a
+    delta: with ``base_turn`` set, ``messages`` holds only what follows that earlier teacher
+    turn's context (the stores join them on read, so readers always see the full S_t)."""
 
     turn: int
     served_by: Served
@@ -206,6 +234,8 @@ class TurnRecord:
     locality: float | None = None
     adapter_id: str | None = None
     created: float = field(default_factory=time.time)
+    request_id: str | None = None  # the client's idempotency key (``SomaEngine.chat(request_id=...)``)
+    base_turn: int | None = None  # stored as a delta after this turn's context (see above)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -240,6 +270,10 @@ class Route:
     # Called with the surrogate's text before the turn is recorded; raising (bad tool call,
     # invalid structured output) turns the answer into a SurrogateError: the teacher serves.
     validate: Callable[[str], Any] | None = None
+    existed: bool = False  # the session existed when routed: its write must not create it again
+    fingerprinted: bool = False  # no session id was given: the key is the opening's fingerprint
+    request_id: str | None = None  # the client's idempotency key: the same id twice gives one turn
+    replay: TurnRecord | None = None  # the turn already recorded under ``request_id``
 
     @property
     def teacher_messages(self) -> Any:

@@ -17,5 +17,6 @@ def wal_connection(local: threading.local, path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=30000")
+        db.execute("PRAGMA secure_delete=ON")  # deleted conversations are zeroed, not left in free pages
         local.db = db
     return db

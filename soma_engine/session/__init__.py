@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..adapters import AdapterStore
-from .base import COUNTERS, LockTimeout, SessionState, SessionStore, StoreError
+from .base import COUNTERS, LockTimeout, SessionGone, SessionState, SessionStore, StoreError
 from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ __all__ = [
     "LockTimeout",
     "RedisStore",
     "SQLiteStore",
+    "SessionGone",
     "SessionState",
     "SessionStore",
     "StoreError",

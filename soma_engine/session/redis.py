@@ -34,9 +34,21 @@ from dataclasses import asdict, is_dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..adapters import AdapterStore
+import numpy as np
+
+from ..adapters import (
+    SHARE_POLICIES,
+    AdapterRef,
+    AdapterRegistry,
+    AdapterStore,
+    Match,
+    RegistryEntry,
+    _unit,
+    best_matches,
+    new_entry,
+)
 from ..types import SessionKey, TurnRecord, hash_id
-from .base import LockTimeout, SessionState, StoreError
+from .base import LockTimeout, SessionGone, SessionState, StoreError, expand_contexts
 
 # KEYS: lock, state   ARGV: token, lease_ms  ->  {1, state or false} | {0, pttl}
 _ACQUIRE = """
@@ -178,6 +190,9 @@ class RedisStore:
             client.ping()
         except redis.RedisError as exc:
             raise StoreError(f"cannot reach Redis at {self._where()}: {exc}") from exc
+        if adapters is not None and adapters._registry is None:
+            # One registry for every replica: sharing and deletes see the same rows.
+            adapters._registry = RedisRegistry(client, prefix)
 
     def _where(self) -> str:
         kw = self.redis.connection_pool.connection_kwargs
@@ -266,7 +281,11 @@ class RedisStore:
                     continue
 
     @contextmanager
-    def session(self, key: SessionKey, ttl: float, timeout: float = 30.0) -> Iterator[SessionState]:
+    def session(
+        self, key: SessionKey, ttl: float, timeout: float = 30.0, *, create: bool = True
+    ) -> Iterator[SessionState]:
+        """See :meth:`SessionStore.session`; ``create=False`` raises :class:`SessionGone` for a
+        missing (deleted, expired) session instead of creating it."""
         deadline = time.monotonic() + timeout
         digest = key.digest
         with self._thread_lock(digest, timeout):
@@ -277,6 +296,8 @@ class RedisStore:
             self._start_renewer()
             try:
                 try:
+                    if not raw and not create:
+                        raise SessionGone(f"session {digest[:12]}... does not exist (deleted or expired)")
                     state = SessionState.from_dict(json.loads(raw)) if raw else SessionState.new(key, ttl)
                     yield state
                     self._save(state, ttl, token)
@@ -314,6 +335,9 @@ class RedisStore:
             raise
         if ok != 1:
             state.pending = pending + state.pending
+            if not self.redis.exists(self._k("l", state.key), self._k("s", state.key)):
+                # No holder at all: a delete removed the session and its lock.
+                raise SessionGone(f"session {state.key[:12]}... was deleted while held; state not written")
             # Fencing: the lock expired and another process may have taken the session; our
             # state is stale, and writing it would silently undo that process's turns.
             raise LockTimeout(f"lock on session {state.key[:12]}... was lost; state not written")
@@ -339,7 +363,12 @@ class RedisStore:
         out = [TurnRecord.from_dict(json.loads(r)) for r in rows]
         if any(r.turn <= since for r in out):  # never expected (turn n sits at index n-1); be safe
             out = [r for r in self._all_turns(key) if r.turn > since][: limit if limit is not None else None]
-        return out
+        return expand_contexts(out, lambda turn: self._turn(key.digest, turn))
+
+    def _turn(self, digest: str, turn: int) -> TurnRecord | None:
+        raw = self.redis.lindex(self._k("t", digest), turn - 1)
+        record = TurnRecord.from_dict(json.loads(raw)) if raw else None
+        return record if record is not None and record.turn == turn else None
 
     def _all_turns(self, key: SessionKey) -> list[TurnRecord]:
         rows = self.redis.lrange(self._k("t", key.digest), 0, -1)
@@ -408,3 +437,124 @@ class RedisStore:
             self._renewer.join(timeout=2)
         with suppress(Exception):
             self.redis.close()
+
+
+class RedisRegistry(AdapterRegistry):
+    """The adapter registry in the store's Redis, shared by every replica and worker (a
+    per-replica ``registry.db`` would not see the others' adapters or deletes). One hash per
+    namespace, ``P:reg:{N}``: field ``<adapter id>:<session digest>`` -> the row as JSON.
+    Sharing queries score the namespace's shareable centroids with numpy (a namespace holds
+    few enough adapters that an index is not worth keeping in step across replicas)."""
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        self.redis, self.prefix = client, prefix
+        self._indexes: dict[str, Any] = {}  # none kept; the attribute the SQLite registry bounds
+        self._touched: dict[tuple[str, str, str], float] = {}
+        self.touch_every = 60.0
+
+    def __repr__(self) -> str:
+        return f"RedisRegistry(prefix={self.prefix!r})"
+
+    def _h(self, namespace: str) -> str:
+        if not namespace.isalnum():
+            raise ValueError("invalid namespace digest")
+        return f"{self.prefix}:reg:{{{namespace}}}"
+
+    def _put(self, entry: RegistryEntry) -> None:
+        self.redis.hset(self._h(entry.namespace), f"{entry.adapter_id}:{entry.session}", json.dumps(entry.to_dict()))
+
+    def _rows(self, namespace: str) -> list[RegistryEntry]:
+        rows = [_from_json(v) for v in self.redis.hvals(self._h(namespace))]
+        return sorted(rows, key=lambda e: (e.created, e.session))
+
+    def record(
+        self,
+        ref: AdapterRef,
+        key: SessionKey,
+        *,
+        centroid: np.ndarray | None,
+        accepted: bool,
+        kind: str = "trained",
+        donor: str | None = None,
+        agents: list[str] | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> RegistryEntry:
+        entry = new_entry(
+            ref, key, centroid=centroid, accepted=accepted, kind=kind, donor=donor, agents=agents, metrics=metrics
+        )
+        old = self.get(entry.namespace, entry.adapter_id, entry.session)
+        if old is not None:  # an update keeps the row's creation
+            entry.created = old.created
+        self._put(entry)
+        return entry
+
+    def _update(self, namespace: str, adapter_id: str, session: str, **fields: Any) -> bool:
+        entry = self.get(namespace, adapter_id, session)
+        if entry is None:
+            return False
+        for name, value in fields.items():
+            setattr(entry, name, value)
+        self._put(entry)
+        return True
+
+    def mark(self, namespace: str, adapter_id: str, session: str, *, accepted: bool) -> bool:
+        return self._update(namespace, adapter_id, session, accepted=accepted, shareable=accepted)
+
+    def retire(self, namespace: str, adapter_id: str, session: str) -> int:
+        return int(self._update(namespace, adapter_id, session, shareable=False))
+
+    def touch(self, namespace: str, adapter_id: str, session: str, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        k = (namespace, adapter_id, session)
+        if now - self._touched.get(k, 0.0) < self.touch_every:
+            return False
+        if len(self._touched) > 10_000:  # bounded: forgetting only costs an early write
+            self._touched.clear()
+        self._touched[k] = now
+        return self._update(namespace, adapter_id, session, last_used=now)
+
+    def delete_session(self, namespace: str, session: str, adapter_ids: list[str] | None = None) -> int:
+        ids = set(adapter_ids or [])
+        fields = [
+            f"{e.adapter_id}:{e.session}" for e in self._rows(namespace) if e.session == session or e.adapter_id in ids
+        ]
+        return int(self.redis.hdel(self._h(namespace), *fields)) if fields else 0
+
+    def delete_adapter(self, namespace: str, adapter_id: str) -> int:
+        return self.delete_session(namespace, "", [adapter_id])
+
+    def entries(self, namespace: str, session: str | None = None) -> list[RegistryEntry]:
+        return [e for e in self._rows(namespace) if session is None or e.session == session]
+
+    def get(self, namespace: str, adapter_id: str, session: str) -> RegistryEntry | None:
+        raw = self.redis.hget(self._h(namespace), f"{adapter_id}:{session}")
+        return _from_json(raw) if raw else None
+
+    def _origin(self, namespace: str, adapter_id: str) -> RegistryEntry | None:
+        rows = [e for e in self._rows(namespace) if e.adapter_id == adapter_id]
+        return min(rows, key=lambda e: (e.kind != "trained", e.created), default=None)
+
+    def nearest(
+        self, key: SessionKey, centroid: np.ndarray, share: str, *, k: int = 4, min_similarity: float = -1.0
+    ) -> list[Match]:
+        if share not in SHARE_POLICIES:
+            raise ValueError(f"unknown share policy {share!r}: use one of {', '.join(SHARE_POLICIES)}")
+        if share == "none":
+            return []
+        q = _unit(centroid)
+        rows = [
+            e
+            for e in self._rows(key.namespace_digest)
+            if e.shareable and e.centroid is not None and e.centroid.shape == q.shape
+        ]
+        scored = [(e, float(np.dot(e.centroid, q))) for e in rows if e.centroid is not None]
+        return best_matches(key, scored, share, k=k, min_similarity=min_similarity)
+
+    def close(self) -> None:
+        return None
+
+
+def _from_json(raw: bytes | str) -> RegistryEntry:
+    d = json.loads(raw)
+    d["centroid"] = None if d.get("centroid") is None else np.asarray(d["centroid"], dtype=np.float32)
+    return RegistryEntry(**d)
