@@ -363,7 +363,7 @@ class SomaEngine:
             raise CorruptAdapter(f"adapter {ref.adapter_id} was deleted")
         return ref
 
-    def generate(self, route: Route, audit: Teacher | None = None) -> Reply:
+    def generate(self, route: Route, audit: Teacher | None = None, options: dict[str, Any] | None = None) -> Reply:
         """Serve by the adapted surrogate. Raises :class:`SurrogateError` on any failure
         (the caller then serves the turn by the teacher, see :meth:`fallback`)."""
         self._check_surrogate_route(route)
@@ -372,15 +372,16 @@ class SomaEngine:
             gen = self.surrogate.generate(
                 self.compressed(route.messages),
                 ref,
-                max_new_tokens=self.config.max_new_tokens,
-                temperature=self.config.temperature,
                 tools=route.tools,
+                **self._generation(options),
             )
         except Exception as exc:
             raise self._surrogate_failure(route, exc) from exc
         return self._record_surrogate(route, ref, gen, audit)
 
-    async def agenerate(self, route: Route, audit: Teacher | None = None) -> Reply:
+    async def agenerate(
+        self, route: Route, audit: Teacher | None = None, options: dict[str, Any] | None = None
+    ) -> Reply:
         self._check_surrogate_route(route)
         try:
             ref = self._adapter(route)
@@ -388,15 +389,16 @@ class SomaEngine:
             gen = await self.surrogate.agenerate(
                 context,
                 ref,
-                max_new_tokens=self.config.max_new_tokens,
-                temperature=self.config.temperature,
                 tools=route.tools,
+                **self._generation(options),
             )
         except Exception as exc:
             raise self._surrogate_failure(route, exc) from exc
         return self._record_surrogate(route, ref, gen, audit)
 
-    def stream(self, route: Route, audit: Teacher | None = None) -> Iterator[str | Reply]:
+    def stream(
+        self, route: Route, audit: Teacher | None = None, options: dict[str, Any] | None = None
+    ) -> Iterator[str | Reply]:
         """Text pieces token by token, then the final :class:`Reply`. A failure before the
         first piece raises :class:`SurrogateError` (serve by the teacher)."""
         self._check_surrogate_route(route)
@@ -405,9 +407,8 @@ class SomaEngine:
             pieces = self.surrogate.stream(
                 self.compressed(route.messages),
                 ref,
-                max_new_tokens=self.config.max_new_tokens,
-                temperature=self.config.temperature,
                 tools=route.tools,
+                **self._generation(options),
             )
             first = next(pieces)
         except Exception as exc:
@@ -418,16 +419,17 @@ class SomaEngine:
             else:
                 yield item
 
-    async def astream(self, route: Route, audit: Teacher | None = None) -> AsyncIterator[str | Reply]:
+    async def astream(
+        self, route: Route, audit: Teacher | None = None, options: dict[str, Any] | None = None
+    ) -> AsyncIterator[str | Reply]:
         self._check_surrogate_route(route)
         try:
             ref = self._adapter(route)
             pieces = self.surrogate.astream(
                 self.compressed(route.messages),
                 ref,
-                max_new_tokens=self.config.max_new_tokens,
-                temperature=self.config.temperature,
                 tools=route.tools,
+                **self._generation(options),
             )
             first = await pieces.__anext__()
         except Exception as exc:
@@ -437,6 +439,13 @@ class SomaEngine:
             return
         async for item in pieces:
             yield self._record_surrogate(route, ref, item, audit) if isinstance(item, Generation) else item
+
+    def _generation(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        """The surrogate's generation settings: the config's, narrowed by the caller's
+        ``max_new_tokens`` (never above the config's), ``temperature`` and ``stop``."""
+        options = {k: v for k, v in (options or {}).items() if v is not None}
+        limit = min(int(options.pop("max_new_tokens", self.config.max_new_tokens)), self.config.max_new_tokens)
+        return {"max_new_tokens": limit, "temperature": self.config.temperature, **options}
 
     def _check_surrogate_route(self, route: Route) -> None:
         if route.target != "surrogate":

@@ -423,7 +423,9 @@ def test_construction_is_lazy_and_validated() -> None:
     assert model._engine is None and model.engine is None
     assert model._llm_type == "soma-chat"
     params = model._get_ls_params(stop=["\n"])
-    assert params["ls_provider"] == "soma" and params["ls_model_type"] == "chat" and params["ls_stop"] == ["\n"]
+    teacher_provider = model.teacher._get_ls_params()["ls_provider"]  # a teacher turn is priced as the teacher's
+    assert params["ls_provider"] == teacher_provider and params["ls_model_type"] == "chat"
+    assert params["ls_stop"] == ["\n"]
     assert params["ls_model_name"] == "fake-list-chat-model"
     assert model._get_ls_params(model="gpt-x")["ls_model_name"] == "gpt-x"
     assert model._identifying_params["teacher_type"] == "fake-list-chat-model"
@@ -544,31 +546,60 @@ def test_stream_teacher_path(engine: SomaEngine, teacher: ScriptedTeacher) -> No
     assert len(counter.starts) == 1  # the app's handlers see one model
 
 
-def test_teacher_run_is_traced_as_child(engine: SomaEngine, teacher: ScriptedTeacher) -> None:
-    """Tracers see the teacher's run under ours; the app's other handlers see one model run."""
+class LLMRuns(BaseTracer):
+    """A tracer keeping the LLM runs it sees (with their metadata and outputs)."""
 
-    class Runs(BaseTracer):
-        def __init__(self) -> None:
-            super().__init__()
-            self.runs: list[Any] = []
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[Any] = []
 
-        def _persist_run(self, run: Any) -> None:
-            pass
+    def _persist_run(self, run: Any) -> None:
+        pass
 
-        def _start_trace(self, run: Any) -> None:
-            super()._start_trace(run)
-            if run.run_type == "llm":
-                self.runs.append(run)
+    def _end_trace(self, run: Any) -> None:
+        super()._end_trace(run)
+        if run.run_type == "llm":
+            self.runs.append(run)
 
-    tracer, counter = Runs(), TokenCounter()
-    model = make_model(engine, teacher)
-    model.invoke(ask(None, "Invoke please"), session_id="trace-t", config={"callbacks": [tracer, counter]})
-    ours, child = tracer.runs
-    assert child.parent_run_id == ours.id
-    assert {"soma:teacher", "nostream"} <= set(child.tags)
-    assert child.extra["metadata"]["ls_provider"] == "scriptedteacher"
-    assert ours.extra["metadata"]["ls_provider"] == "soma"
+    def usage(self, run: Any) -> dict[str, Any]:
+        return run.outputs["generations"][0][0]["message"]["kwargs"]["usage_metadata"]
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream", "ainvoke", "astream"])
+def test_teacher_turn_is_one_traced_run(engine: SomaEngine, teacher: ScriptedTeacher, how: str) -> None:
+    """A teacher turn is one LLM run, traced as the teacher's model with its usage once, for
+    the app's tracers and its other handlers alike."""
+    tracer, counter = LLMRuns(), TokenCounter()
+    out = _call(
+        make_model(engine, teacher),
+        how,
+        ask(None, "Trace me"),
+        session_id=f"trace-{how}",
+        config={"callbacks": [tracer, counter]},
+    )
+    assert served(out) == "teacher"
+    (run,) = tracer.runs
+    assert run.extra["metadata"]["ls_model_name"] == "scripted-teacher-1" == out.response_metadata["model_name"]
+    assert run.extra["metadata"]["ls_provider"] == teacher._get_ls_params()["ls_provider"]
+    assert tracer.usage(run)["total_tokens"] == 18 == out.usage_metadata["total_tokens"]
     assert len(counter.starts) == 1
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream", "ainvoke", "astream"])
+def test_surrogate_turn_is_traced_as_the_surrogate(engine: SomaEngine, serving: str, how: str) -> None:
+    tracer = LLMRuns()
+    out = _call(
+        make_model(engine, ScriptedTeacher(calls=[])),
+        how,
+        ask(None, "Question 30 about bicycles?"),
+        session_id=serving,
+        config={"callbacks": [tracer]},
+    )
+    assert served(out) == "surrogate"
+    (run,) = tracer.runs
+    assert run.extra["metadata"]["ls_model_name"] == out.response_metadata["model_name"] == "model"  # tiny's folder
+    assert run.extra["metadata"]["ls_provider"] == "soma"
+    assert out.usage_metadata["output_tokens"] > 0 and tracer.usage(run) == out.usage_metadata
 
 
 def test_stream_surrogate_path(engine: SomaEngine, serving: str) -> None:
