@@ -49,6 +49,7 @@ from langchain_core.runnables import (
     RunnablePassthrough,
     RunnableSequence,
 )
+from langchain_core.runnables.base import RunnableBindingBase
 from langchain_core.runnables.config import RunnableConfig, ensure_config, var_child_runnable_config
 from langchain_core.runnables.configurable import DynamicRunnable
 from langchain_core.tools import BaseTool
@@ -965,7 +966,7 @@ def _check_n(value: int | None) -> int | None:
 
 
 def _is_dynamic(teacher: Runnable) -> bool:
-    while isinstance(teacher, RunnableBinding):
+    while isinstance(teacher, RunnableBindingBase):
         teacher = teacher.bound
     return isinstance(teacher, DynamicRunnable) or _is_configurable_model(teacher)
 
@@ -981,7 +982,7 @@ def _shape(teacher: Runnable, config: RunnableConfig, fn: Callable[[BaseChatMode
     teachers resolved with the call's ``configurable`` values."""
     if isinstance(teacher, BaseChatModel):
         return fn(teacher)
-    if isinstance(teacher, RunnableBinding):
+    if isinstance(teacher, RunnableBindingBase):  # bind, with_retry, with_config, with_listeners
         return teacher.model_copy(update={"bound": _shape(teacher.bound, config, fn)})
     if isinstance(teacher, DynamicRunnable):
         return _shape(teacher._prepare(config)[0], config, fn)
@@ -1010,7 +1011,7 @@ def _with_kwargs(runnable: Runnable, chat: BaseChatModel, kwargs: dict[str, Any]
     of ``chat`` in it."""
     if not kwargs:
         return runnable
-    if isinstance(runnable, RunnableBinding) and runnable.bound is chat:
+    if isinstance(runnable, RunnableBindingBase) and runnable.bound is chat:
         return runnable.model_copy(update={"kwargs": {**kwargs, **runnable.kwargs}})
     if isinstance(runnable, RunnableSequence):
         return RunnableSequence(*[_with_kwargs(step, chat, kwargs) for step in runnable.steps])

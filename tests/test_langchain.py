@@ -60,6 +60,7 @@ from soma_engine.tools import (
     truncate_at_stop,
     validate_json,
 )
+from soma_engine.types import normalize_messages
 from soma_integrations.langchain import SomaChatModel, to_soma_messages
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,8 +129,10 @@ class ScriptedTeacher(BaseChatModel):
     def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
 
-    def _answer(self, messages: list[BaseMessage], kwargs: dict[str, Any], how: str) -> AIMessage:
-        self.calls.append({"how": how, "messages": messages, "kwargs": kwargs})
+    def _answer(
+        self, messages: list[BaseMessage], kwargs: dict[str, Any], how: str, stop: list[str] | None = None
+    ) -> AIMessage:
+        self.calls.append({"how": how, "messages": messages, "kwargs": kwargs, "stop": stop})
         if self.error is not None:
             raise self.error
         msg = self.reply(messages, kwargs)
@@ -138,21 +141,21 @@ class ScriptedTeacher(BaseChatModel):
         return msg
 
     def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
-        return ChatResult(generations=[ChatGeneration(message=self._answer(messages, kwargs, "generate"))])
+        return ChatResult(generations=[ChatGeneration(message=self._answer(messages, kwargs, "generate", stop))])
 
     def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:  # type: ignore[override]
-        msg = self._answer(messages, kwargs, "stream")
+        msg = self._answer(messages, kwargs, "stream", stop)
         yield from _chunks(msg)
 
     async def _astream(self, messages, stop=None, run_manager=None, **kwargs) -> AsyncIterator[ChatGenerationChunk]:  # type: ignore[override]
-        msg = self._answer(messages, kwargs, "astream")
+        msg = self._answer(messages, kwargs, "astream", stop)
         for chunk in _chunks(msg):
             await asyncio.sleep(0)
             yield chunk
 
     async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
         await asyncio.sleep(0)
-        return ChatResult(generations=[ChatGeneration(message=self._answer(messages, kwargs, "agenerate"))])
+        return ChatResult(generations=[ChatGeneration(message=self._answer(messages, kwargs, "agenerate", stop))])
 
 
 def _chunks(msg: AIMessage) -> Iterator[ChatGenerationChunk]:
@@ -1184,3 +1187,258 @@ class TestSomaChatModelIntegration(ChatModelIntegrationTests):
     @property
     def model_override_value(self) -> str | None:
         return "scripted-teacher-2"
+
+
+# ----------------------------------------------------------------------------- drop-in habits (issue 21)
+
+
+class RuntimeSpy:
+    """Records the generation settings the real surrogate runtime is called with (and runs it)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, engine: SomaEngine) -> None:
+        self.seen: list[dict[str, Any]] = []
+        rt = engine.surrogate
+        for name in ("generate", "agenerate", "stream", "astream"):
+            monkeypatch.setattr(rt, name, self._spy(getattr(rt, name)))
+
+    def _spy(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(messages: Any, adapter: Any = None, **kw: Any) -> Any:
+            self.seen.append(kw)
+            return fn(messages, adapter, **kw)
+
+        return call
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream", "ainvoke", "astream"])
+def test_settings_reach_the_teacher(engine: SomaEngine, teacher: ScriptedTeacher, how: str) -> None:
+    model = make_model(engine, teacher, temperature=0.3, max_tokens=50, model_kwargs={"seed": 7})
+    _call(model, how, ask(None, "Settings?"), session_id=f"settings-{how}", temperature=0.9, stop=["END"])
+    kwargs = teacher.calls[-1]["kwargs"]
+    assert kwargs["temperature"] == 0.9 and kwargs["max_tokens"] == 50 and kwargs["seed"] == 7
+    assert teacher.calls[-1]["stop"] == ["END"]
+    params = model._get_ls_params(temperature=0.9)
+    assert params["ls_temperature"] == 0.9 and params["ls_max_tokens"] == 50
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream", "ainvoke", "astream"])
+def test_surrogate_honours_max_tokens_temperature_and_stop(
+    engine: SomaEngine, serving: str, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    spy = RuntimeSpy(monkeypatch, engine)
+    model = make_model(engine, ScriptedTeacher(calls=[]), temperature=0.7)
+    out = _call(model, how, ask(None, "Question 31 about bicycles?"), session_id=serving, max_tokens=3, stop=["zz"])
+    assert served(out) == "surrogate"
+    assert out.usage_metadata["output_tokens"] <= 3  # the engine's own limit is 16
+    assert spy.seen[-1]["max_new_tokens"] == 3 and spy.seen[-1]["temperature"] == 0.7
+    assert spy.seen[-1]["stop"] == ["zz"]
+
+
+def test_surrogate_runtime_stops_generating_at_a_stop_sequence(engine: SomaEngine) -> None:
+    import torch
+
+    rt = engine.surrogate
+    msgs = normalize_messages([{"role": "user", "content": "Tell me about bicycles."}])
+    torch.manual_seed(0)  # sampled (the tiny model's greedy answer repeats one byte): same draws twice
+    full = rt.generate(msgs, max_new_tokens=16, temperature=1.0)
+    pieces = [rt.tokenizer.decode([i]) for i in full.token_ids]
+    k = next(i for i in range(2, 12) if pieces[i].strip().isascii() and pieces[i].strip().isalnum())
+    torch.manual_seed(0)
+    cut = rt.generate(msgs, max_new_tokens=16, temperature=1.0, stop=[pieces[k].strip()])
+    assert pieces[k].strip() in cut.text and cut.output_tokens <= k + 1 < full.output_tokens  # generation ended
+
+
+def test_unknown_settings_and_several_answers_are_refused(engine: SomaEngine, teacher: ScriptedTeacher) -> None:
+    with pytest.raises(ValueError, match="model_kwargs"):
+        SomaChatModel(teacher=teacher, top_p=0.5)
+    with pytest.raises(ValueError, match="set them on the teacher"):
+        SomaChatModel(teacher=teacher, timeout=30)
+    with pytest.raises(ValueError, match="n=2"):
+        SomaChatModel(teacher=teacher, n=2)
+    with pytest.raises(ValueError, match="n=3"):
+        make_model(engine, teacher).invoke(ask(None, "Three?"), n=3)
+    assert SomaChatModel(teacher=teacher, model_kwargs={"top_p": 0.5}).model_kwargs == {"top_p": 0.5}
+
+
+def test_logprobs_turns_are_served_by_the_teacher(engine: SomaEngine, serving: str) -> None:
+    teacher = ScriptedTeacher(calls=[])
+    out = make_model(engine, teacher, logprobs=True).invoke(
+        ask(None, "Question 32 about bicycles?"), session_id=serving
+    )
+    assert served(out) == "teacher" and teacher.calls[-1]["kwargs"]["logprobs"] is True
+
+
+class ProfiledTeacher(ScriptedTeacher):
+    """A teacher with its own token counter and model profile."""
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Any = None) -> int:
+        return 100 * len(messages)
+
+
+def test_token_counting_and_profile_are_the_teachers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from langchain_core.messages import trim_messages
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    msgs = [HumanMessage("one two three four five six"), AIMessage("seven eight nine"), HumanMessage("ten")]
+    own = SomaChatModel(teacher=ProfiledTeacher(calls=[], profile={"max_input_tokens": 4096}))
+    assert own.get_num_tokens_from_messages(msgs) == 300
+    assert own.profile == {"max_input_tokens": 4096}
+    plain = SomaChatModel(teacher=FakeListChatModel(responses=["x"]))  # LangChain's GPT-2 default needs the hub
+    assert plain.get_num_tokens_from_messages(msgs) > 5
+    trimmed = trim_messages(msgs, max_tokens=250, token_counter=own, strategy="last")
+    assert trimmed == msgs[1:]
+
+
+def teacher_setups() -> dict[str, Callable[[ScriptedTeacher], Any]]:
+    from langchain_core.runnables import ConfigurableField
+
+    return {
+        "with_retry": lambda t: t.with_retry(stop_after_attempt=2),
+        "bind": lambda t: t.bind(max_tokens=9),
+        "configurable_fields": lambda t: t.configurable_fields(
+            model_name=ConfigurableField(id="teacher_model", name="Teacher model")
+        ),
+        "configurable_alternatives": lambda t: t.configurable_alternatives(
+            ConfigurableField(id="teacher"), default_key="main", other=ScriptedTeacher(model_name="other", calls=[])
+        ),
+    }
+
+
+@pytest.mark.parametrize("setup", list(teacher_setups()))
+@pytest.mark.parametrize("how", ["invoke", "astream"])
+def test_any_chat_runnable_as_teacher(engine: SomaEngine, setup: str, how: str) -> None:
+    base = ScriptedTeacher(calls=[])
+    model = make_model(engine, teacher_setups()[setup](base))
+    out = _call(model, how, ask(None, "What is 2 plus 3?"), session_id=f"runnable-{setup}-{how}")
+    assert out.content == "Teacher answer to: What is 2 plus 3?" and served(out) == "teacher"
+    tools = model.bind_tools([add])
+    called = _call(tools, how, ask(None, "What is 2 plus 3?"), session_id=f"runnable-tools-{setup}-{how}")
+    assert called.tool_calls[0]["name"] == "add"
+    assert base.calls[-1]["kwargs"]["tools"][0]["function"]["name"] == "add"
+    if setup == "bind":
+        assert base.calls[-1]["kwargs"]["max_tokens"] == 9  # the teacher's own bound kwargs kept
+
+
+def test_configurable_teachers_follow_the_call_config(engine: SomaEngine) -> None:
+    setups = teacher_setups()
+    fields = make_model(engine, setups["configurable_fields"](ScriptedTeacher(calls=[])))
+    config = {"configurable": {"teacher_model": "picked-model", "session_id": "conf-fields"}}
+    assert fields.invoke(ask(None, "Who?"), config=config).response_metadata["model_name"] == "picked-model"
+    alts = make_model(engine, setups["configurable_alternatives"](ScriptedTeacher(calls=[])))
+    config = {"configurable": {"teacher": "other", "session_id": "conf-alts"}}
+    assert alts.invoke(ask(None, "Who?"), config=config).response_metadata["model_name"] == "other"
+
+
+def test_init_chat_model_configurable_teacher(engine: SomaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import langchain.chat_models.base as chat_models
+    from langchain.chat_models import init_chat_model
+
+    made: list[str] = []
+
+    def helper(model: str, *, model_provider: str | None = None, **kw: Any) -> BaseChatModel:
+        made.append(model)  # stands in for the provider package (no network here)
+        return ScriptedTeacher(model_name=model, calls=[])
+
+    monkeypatch.setattr(chat_models, "_init_chat_model_helper", helper)
+    teacher = init_chat_model(configurable_fields=("model",), model_provider="openai")
+    model = make_model(engine, teacher)
+    config = {"configurable": {"model": "gpt-picked", "session_id": "init-chat"}}
+    out = model.invoke(ask(None, "Which?"), config=config)
+    assert out.response_metadata["model_name"] == "gpt-picked" and made[-1] == "gpt-picked"
+    called = model.bind_tools([add]).invoke(ask(None, "What is 1 plus 2?"), config=config)
+    assert called.tool_calls[0]["name"] == "add"
+
+
+def test_configurable_fields_of_the_model_take_effect(engine: SomaEngine, teacher: ScriptedTeacher) -> None:
+    from langchain_core.runnables import ConfigurableField
+
+    model = make_model(engine, teacher).configurable_fields(temperature=ConfigurableField(id="temp"))
+    model.invoke(ask(None, "Hot?"), config={"configurable": {"temp": 0.42, "session_id": "conf-temp"}})
+    assert teacher.calls[-1]["kwargs"]["temperature"] == 0.42
+
+
+class StreamingTeacher(ScriptedTeacher):
+    streaming: bool = True
+
+
+@pytest.mark.parametrize("how", ["invoke", "ainvoke"])
+def test_streaming_teacher_streams_through_invoke(engine: SomaEngine, how: str) -> None:
+    teacher, counter = StreamingTeacher(calls=[]), TokenCounter()
+    out = _call(
+        make_model(engine, teacher),
+        how,
+        ask(None, "Tokens please"),
+        session_id=f"stream-teacher-{how}",
+        config={"callbacks": [counter]},
+    )
+    assert teacher.calls[-1]["how"] in ("stream", "astream")
+    assert "".join(counter.tokens) == out.content == "Teacher answer to: Tokens please"
+
+
+class AsyncOnlyTeacher(ScriptedTeacher):
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
+        raise NotImplementedError("async only")
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
+        raise NotImplementedError("async only")
+
+
+def test_audits_of_an_async_only_teacher_use_ainvoke(
+    engine: SomaEngine, serving: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine.config.gate, "audit_rate", 1.0)
+    teacher = AsyncOnlyTeacher(calls=[])
+    before = engine.session(serving).metrics.get("audit_calls", 0)
+    out = asyncio.run(make_model(engine, teacher).ainvoke(ask(None, "Question 33 about bicycles?"), session_id=serving))
+    assert served(out) == "surrogate"
+    assert engine.wait_idle(timeout=60)
+    assert engine.session(serving).metrics.get("audit_calls", 0) == before + 1
+    assert [c["how"] for c in teacher.calls] == ["agenerate"]
+
+
+def test_model_engine_is_the_engine_in_use(tiny: Path, tmp_path: Path) -> None:
+    model = SomaChatModel(
+        teacher=ScriptedTeacher(calls=[]), surrogate=str(tiny), store=f"sqlite:///{tmp_path}/e.db", namespace="own"
+    )
+    assert model.engine is None  # construction loads nothing
+    model.invoke(ask(None, "Hello"), session_id="own-1")
+    assert isinstance(model.engine, SomaEngine) and model.engine is model.get_engine()
+    assert len(model.engine.session("own-1").turns) == 1
+    model.engine.close()
+    model.invoke(ask(None, "Hello again"), session_id="own-2")  # a closed engine it built is replaced
+    assert not model.engine._closed and model.engine is model.get_engine()
+    model.engine.close()
+
+
+def test_session_travels_through_events_structured_output_and_batch(engine: SomaEngine) -> None:
+    model = make_model(engine, ScriptedTeacher(calls=[]))
+
+    def turns_of(session: str) -> int:
+        state = engine.store.get(engine.key(session, [], ""))
+        return state.turn_count if state else 0
+
+    async def events_v2() -> list[Any]:
+        config = {"configurable": {"session_id": "ev-v2"}}
+        return [e async for e in model.astream_events(ask(None, "v2?"), config=config, version="v2")]
+
+    assert any(e["event"] == "on_chat_model_stream" for e in asyncio.run(events_v2()))
+    assert turns_of("ev-v2") == 1
+    stream = model.stream_events(ask(None, "v3?"), config={"configurable": {"session_id": "ev-v3"}}, version="v3")
+    assert "v3?" in str(stream.output.content) and turns_of("ev-v3") == 1
+
+    async def events_v3() -> Any:
+        stream = await model.astream_events(
+            ask(None, "v3?"), config={"configurable": {"session_id": "aev-v3"}}, version="v3"
+        )
+        return await stream
+
+    asyncio.run(events_v3())
+    assert turns_of("aev-v3") == 1
+    structured = model.with_structured_output(Person)
+    structured.invoke("Ann is 31", config={"configurable": {"session_id": "so-1"}})
+    assert turns_of("so-1") == 1
+    raw = model.with_structured_output(Person, include_raw=True).invoke(
+        "Ann is 31", config={"configurable": {"session_id": "so-raw"}}
+    )
+    assert raw["raw"].response_metadata["soma"]["session_id"] == "so-raw" and turns_of("so-raw") == 1
+    model.batch([ask(None, "b1"), ask(None, "b2")], config=[{"configurable": {"session_id": s}} for s in ("ba", "bb")])
+    assert turns_of("ba") == 1 and turns_of("bb") == 1
