@@ -1437,8 +1437,8 @@ def test_session_travels_through_events_structured_output_and_batch(engine: Soma
     structured.invoke("Ann is 31", config={"configurable": {"session_id": "so-1"}})
     assert turns_of("so-1") == 1
     raw = model.with_structured_output(Person, include_raw=True).invoke(
-        "Ann is 31", config={"configurable": {"session_id": "so-raw"}}
+        "Ann is 31", config={"configurable": {"session_id": "so-raw-2"}}
     )
-    assert raw["raw"].response_metadata["soma"]["session_id"] == "so-raw" and turns_of("so-raw") == 1
+    assert raw["raw"].response_metadata["soma"]["session_id"] == "so-raw-2" and turns_of("so-raw-2") == 1
     model.batch([ask(None, "b1"), ask(None, "b2")], config=[{"configurable": {"session_id": s}} for s in ("ba", "bb")])
     assert turns_of("ba") == 1 and turns_of("bb") == 1
