@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from llama_index.core.agent.react import ReActOutputParser
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.types import (
     CachePoint,
@@ -38,6 +39,7 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+from llama_index.core.callbacks import CallbackManager
 from llama_index.core.chat_engine.types import BaseChatEngine
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.dispatcher import active_instrument_tags, instrument_tags
@@ -203,6 +205,13 @@ class SomaLLM(FunctionCallingLLM):
     _warned_completion: bool = PrivateAttr(default=False)
 
     def __init__(self, teacher: LLM, **kwargs: Any) -> None:
+        unknown = sorted(k for k in kwargs if k not in type(self).model_fields)
+        if unknown:
+            raise ValueError(
+                f"SomaLLM got unknown settings {unknown}: set them on the teacher (e.g. OpenAI(temperature=0.2, "
+                "max_tokens=256)). Per call, chat(..., temperature=..., max_tokens=...) reaches the teacher, and "
+                "on surrogate turns max_tokens caps generation and temperature samples."
+            )
         # Prompt formatting follows the teacher's (LLM.predict formats with this LLM's
         # functions and passes ``formatted=True`` on to the teacher).
         for name in (
@@ -252,10 +261,11 @@ class SomaLLM(FunctionCallingLLM):
 
     # -- engine --------------------------------------------------------------------------
     def get_engine(self) -> SomaEngine:
-        """The engine serving this LLM (built on first use when not given)."""
+        """The engine serving this LLM (built on first use when not given; ``llm.engine`` is
+        then that engine too)."""
         engine = turns.model_engine(self, self._engine)
-        if self.engine is None:
-            self._engine = engine
+        if self.engine is None or self.engine is self._engine:
+            self._engine = self.engine = engine
         return engine
 
     # -- chat: sync ----------------------------------------------------------------------
@@ -336,14 +346,14 @@ class SomaLLM(FunctionCallingLLM):
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         kwargs = self._completion_kwargs(formatted, kwargs)
         with _teacher_tags():
-            resp = self.teacher.complete(prompt, formatted=formatted, **kwargs)
+            resp = _quiet(self.teacher).complete(prompt, formatted=formatted, **kwargs)
         return _untracked(resp)
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
         kwargs = self._completion_kwargs(formatted, kwargs)
         with _teacher_tags():
-            source = self.teacher.stream_complete(prompt, formatted=formatted, **kwargs)
+            source = _quiet(self.teacher).stream_complete(prompt, formatted=formatted, **kwargs)
 
         def gen() -> Iterator[CompletionResponse]:
             while True:
@@ -360,14 +370,14 @@ class SomaLLM(FunctionCallingLLM):
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         kwargs = self._completion_kwargs(formatted, kwargs)
         with _teacher_tags():
-            resp = await self.teacher.acomplete(prompt, formatted=formatted, **kwargs)
+            resp = await _quiet(self.teacher).acomplete(prompt, formatted=formatted, **kwargs)
         return _untracked(resp)
 
     @llm_completion_callback()
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
         kwargs = self._completion_kwargs(formatted, kwargs)
         with _teacher_tags():
-            source = await self.teacher.astream_complete(prompt, formatted=formatted, **kwargs)
+            source = await _quiet(self.teacher).astream_complete(prompt, formatted=formatted, **kwargs)
 
         async def gen() -> AsyncIterator[CompletionResponse]:
             while True:
@@ -461,8 +471,9 @@ class SomaLLM(FunctionCallingLLM):
             parallel=bool(kwargs.pop("allow_parallel_tool_calls", False)),
             choice_arg=kwargs.pop("tool_choice", None),
             teacher_kwargs=kwargs,
-            output_check=self.output_check,
+            output_check=self.output_check or (_react_step if _is_react(messages) else None),
             buffered=self.buffer_stream,
+            options={"max_new_tokens": kwargs.get("max_tokens"), "temperature": kwargs.get("temperature")},
         )
         session, internal = context or self._context(explicit)
         if internal:
@@ -495,14 +506,14 @@ class SomaLLM(FunctionCallingLLM):
     def _call_teacher(self, turn: _Turn, *, stream: bool) -> Any:
         """The teacher's native call for this turn: ``(stream_)chat_with_tools`` with the
         tools, else ``(stream_)chat``."""
-        t = self.teacher
+        t = _quiet(self.teacher)
         if turn.tools and isinstance(t, FunctionCallingLLM):
             fn = t.stream_chat_with_tools if stream else t.chat_with_tools
             return fn(turn.tools, chat_history=list(turn.messages), **self._tool_kwargs(turn))
         return (t.stream_chat if stream else t.chat)(list(turn.messages), **turn.teacher_kwargs)
 
     async def _acall_teacher(self, turn: _Turn, *, stream: bool) -> Any:
-        t = self.teacher
+        t = _quiet(self.teacher)
         if turn.tools and isinstance(t, FunctionCallingLLM):
             fn = t.astream_chat_with_tools if stream else t.achat_with_tools
             return await fn(turn.tools, chat_history=list(turn.messages), **self._tool_kwargs(turn))
@@ -659,6 +670,29 @@ class _Turn(turns.Turn):
         if self.output_check is not None and not (parsed and parsed.tool_calls):
             self.output_check(parsed.content if parsed is not None else text.strip())
         return parsed
+
+
+def _quiet(teacher: LLM) -> LLM:
+    """The teacher without callback handlers: our LLM event carries the teacher's response
+    and usage, so a handler counting LLM events (``TokenCountingHandler``) counts a teacher
+    turn once. Its instrumentation events still fire, tagged ``soma.call="teacher"``."""
+    return teacher.model_copy(update={"callback_manager": CallbackManager([])})
+
+
+REACT_MARKERS = ("Action Input:", "Thought:")  # in the format instructions of ReActAgent's system prompt
+
+
+def _is_react(messages: Sequence[ChatMessage]) -> bool:
+    """Whether the call is a ReAct agent's (its system prompt describes the ReAct format)."""
+    return any(m.role == MessageRole.SYSTEM and all(k in (m.content or "") for k in REACT_MARKERS) for m in messages)
+
+
+def _react_step(text: str) -> None:
+    """A ReAct step or it does not hold up: a surrogate answer in another shape is served by
+    the teacher (LlamaIndex's parser alone reads any text as a final answer)."""
+    if not text.lstrip().startswith("Thought:"):
+        raise ValueError("not a ReAct step: it does not start with 'Thought:'")
+    ReActOutputParser().parse(text.strip(), is_streaming=False)
 
 
 # ----------------------------------------------------------------------------- sessions from spans

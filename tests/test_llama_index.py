@@ -988,3 +988,87 @@ def test_example_runs_offline(
     assert "stand-in" in out and "5 turns recorded for 5 questions" in out  # condensing is not a turn
     # served by the surrogate after the warm window, or by the teacher after a locality rollback
     assert "served by surrogate" in out or "rolled_back" in out
+
+
+# ----------------------------------------------------------------------------- drop-in habits (issue 21)
+
+
+@pytest.mark.parametrize("how", ["chat", "stream_chat", "achat", "astream_chat"])
+def test_token_counting_handler_counts_each_turn_once(engine: SomaEngine, how: str) -> None:
+    from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
+
+    counter = TokenCountingHandler(tokenizer=lambda text: text.split())
+    manager = CallbackManager([counter])
+    llm = SomaLLM(teacher=ScriptedTeacher(callback_manager=manager), engine=engine, callback_manager=manager)
+
+    def call(messages: list[ChatMessage], session: str) -> ChatResponse:
+        if how == "chat":
+            return llm.chat(messages, session_id=session)
+        if how == "stream_chat":
+            return list(llm.stream_chat(messages, session_id=session))[-1]
+
+        async def run() -> ChatResponse:
+            if how == "achat":
+                return await llm.achat(messages, session_id=session)
+            return [r async for r in await llm.astream_chat(messages, session_id=session)][-1]
+
+        return asyncio.run(run())
+
+    first = call(ask("Count me"), f"count-{how}")
+    assert served(first) == "teacher" and len(counter.llm_token_counts) == 1
+    second = call(ask("Question 40 about training?"), SERVING)
+    assert served(second) == "surrogate" and len(counter.llm_token_counts) == 2
+
+
+def test_llm_engine_is_the_engine_in_use(tiny: Path, tmp_path: Path) -> None:
+    llm = SomaLLM(teacher=ScriptedTeacher(), surrogate=str(tiny), store=f"sqlite:///{tmp_path}/e.db", namespace="own")
+    assert llm.engine is None  # construction loads nothing
+    llm.chat(ask("Hello"), session_id="own-1")
+    assert isinstance(llm.engine, SomaEngine) and llm.engine is llm.get_engine()
+    assert len(llm.engine.session("own-1").turns) == 1
+    llm.engine.close()
+
+
+def test_unknown_settings_refused_and_call_settings_honoured(
+    engine: SomaEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ValueError, match="set them on the teacher"):
+        SomaLLM(teacher=ScriptedTeacher(), temperature=0.2)
+    with pytest.raises(ValueError, match="model"):
+        SomaLLM(teacher=ScriptedTeacher(), model="gpt-4o")
+    teacher = ScriptedTeacher()
+    llm = SomaLLM(teacher=teacher, engine=engine)
+    llm.chat(ask("Settings?"), session_id="li-settings", max_tokens=3, temperature=0.5)
+    assert teacher.calls[-1]["kwargs"]["max_tokens"] == 3 and teacher.calls[-1]["kwargs"]["temperature"] == 0.5
+    seen: list[dict[str, Any]] = []
+    real = engine.surrogate.generate
+
+    def spy(messages: Any, adapter: Any = None, **kw: Any) -> Any:
+        seen.append(kw)
+        return real(messages, adapter, **kw)
+
+    monkeypatch.setattr(engine.surrogate, "generate", spy)
+    out = llm.chat(ask("Question 41 about training?"), session_id=SERVING, max_tokens=3, temperature=0.5)
+    assert served(out) == "surrogate" and out.additional_kwargs["completion_tokens"] <= 3
+    assert seen[-1]["max_new_tokens"] == 3 and seen[-1]["temperature"] == 0.5
+
+
+def test_react_agent_output_is_checked_by_default(
+    engine: SomaEngine, teacher: ScriptedTeacher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    llm = SomaLLM(teacher=teacher, engine=engine)  # no output_check
+    memory = Memory.from_defaults(session_id="react-default", token_limit=3000)
+
+    async def conversation() -> None:
+        for question in ("What is 2 plus 3?", "What is 3 times 4?"):
+            await _run(ReActAgent(tools=TOOLS, llm=llm, timeout=None), question, memory)
+        assert history_of(engine, "react-default") == ["teacher"] * 4
+        ScriptSurrogate(monkeypatch, engine, "eeee to to to")  # not a ReAct step
+        out, events = await _run(ReActAgent(tools=TOOLS, llm=llm, timeout=None), "What is 1 plus 2?", memory)
+        assert _tool_results(events) == [("add", "3")] and "It is 3" in str(out.response.content)
+        assert history_of(engine, "react-default")[-2:] == ["teacher", "teacher"]
+        ScriptSurrogate(monkeypatch, engine, "Thought: I can answer without using any more tools.\nAnswer: Forty-two.")
+        out, _ = await _run(ReActAgent(tools=TOOLS, llm=llm, timeout=None), "What is 20 plus 22?", memory)
+        assert "Forty-two" in str(out.response.content) and history_of(engine, "react-default")[-1] == "surrogate"
+
+    asyncio.run(conversation())
