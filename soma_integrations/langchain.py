@@ -824,11 +824,17 @@ class SomaChatModel(BaseChatModel):
         )
 
     def _surrogate_final(self, turn: _Turn) -> Callable[[Reply, str, _StopFilter], ChatGenerationChunk]:
-        return lambda reply, _sent, filt: ChatGenerationChunk(message=self._surrogate_final_chunk(turn, reply, filt))
+        return lambda reply, sent, filt: ChatGenerationChunk(
+            message=self._surrogate_final_chunk(turn, reply, sent, filt)
+        )
 
-    def _surrogate_final_chunk(self, turn: _Turn, reply: Reply, filt: _StopFilter) -> AIMessageChunk:
+    def _surrogate_final_chunk(self, turn: _Turn, reply: Reply, sent: str, filt: _StopFilter) -> AIMessageChunk:
         text, calls, finish = self._surrogate_parts(turn, reply)
         content = text if turn.buffered else filt.flush()
+        streamed = (sent + content).strip()
+        if not turn.buffered and not calls and text.startswith(streamed):
+            # text the token streamer held back (an incomplete UTF-8 sequence) is in the reply
+            content += text[len(streamed) :]
         return AIMessageChunk(
             content=content,
             tool_call_chunks=[
@@ -952,7 +958,7 @@ def _teacher_config(*, is_async: bool = False) -> RunnableConfig:
 
 
 _SETTINGS = ("temperature", "max_tokens", "logprobs", "top_logprobs")
-_TEACHER_ONLY = ("logprobs", "top_logprobs", "response_format")
+_TEACHER_ONLY = ("model", "logprobs", "top_logprobs", "response_format")  # asks for the teacher itself
 _CLIENT_SETTINGS = {"timeout", "request_timeout", "max_retries", "api_key", "base_url", "organization", "rate_limiter"}
 
 

@@ -10,8 +10,8 @@ the surrogate runtime's generation methods; everything else runs the real model.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
-import inspect
 import json
 import re
 import sys
@@ -1148,19 +1148,17 @@ def _fill(schema: dict[str, Any], text: str) -> dict[str, Any]:
     return args
 
 
-# The suite's async tests need pytest-asyncio's mark (pyproject sets no asyncio_mode=auto);
-# marking the inherited functions themselves keeps the suite's no-override check happy.
-for _cls in ChatModelIntegrationTests.__mro__:
-    for _name, _fn in vars(_cls).items():
-        marked = any(m.name == "asyncio" for m in getattr(_fn, "pytestmark", []))
-        if _name.startswith("test_") and inspect.iscoroutinefunction(_fn) and not marked:
-            pytest.mark.asyncio(_fn)
-
-
 class TestSomaChatModelIntegration(ChatModelIntegrationTests):
     """The standard integration suite on the teacher path (warm window 64: no switch), with
     a local scripted teacher. What it checks is that the wrapper passes calls, tools,
     histories, structured output, usage and metadata through as a drop-in model."""
+
+    # pyproject sets no asyncio_mode=auto: the suite's async tests get pytest-asyncio's mark
+    # here, on this class, not by patching the upstream functions.
+    pytestmark = [
+        pytest.mark.asyncio,
+        pytest.mark.filterwarnings("ignore:.*is marked with '@pytest.mark.asyncio' but it is not an async function"),
+    ]
 
     @property
     def chat_model_class(self) -> type[BaseChatModel]:
@@ -1442,3 +1440,52 @@ def test_session_travels_through_events_structured_output_and_batch(engine: Soma
     assert raw["raw"].response_metadata["soma"]["session_id"] == "so-raw-2" and turns_of("so-raw-2") == 1
     model.batch([ask(None, "b1"), ask(None, "b2")], config=[{"configurable": {"session_id": s}} for s in ("ba", "bb")])
     assert turns_of("ba") == 1 and turns_of("bb") == 1
+
+
+SUITE_SERVING = "suite-serving"
+
+
+@functools.cache
+def suite_engine() -> SomaEngine:
+    """An engine whose session ``SUITE_SERVING`` has passed its gate (tiny surrogate, four
+    scripted teacher turns, a permissive gate, locality off as in the module's engine)."""
+    tiny = save_tiny_model(SUITE_DIR / "tiny", visible_only=True)
+    engine = SomaEngine(
+        config=soma_config(), surrogate=str(tiny), store=f"sqlite:///{SUITE_DIR}/serving.db", namespace="suite"
+    )
+    engine._locality = lambda state, messages, previous=None: None  # type: ignore[method-assign]
+    warm_up(make_model(engine, ScriptedTeacher(calls=[], reply=suite_reply)), SUITE_SERVING)
+    assert engine.session(SUITE_SERVING).phase.value == "serving"
+    return engine
+
+
+class TestSomaChatModelIntegrationSurrogate(TestSomaChatModelIntegration):
+    """The same suite with every call in a session served by the (tiny, random) surrogate.
+    Turns it cannot serve well (tool calls, structured output: its output does not
+    validate) are served by the teacher, as in production; what is xfailed below is what a
+    surrogate answer cannot honestly pass."""
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {
+            "teacher": ScriptedTeacher(calls=[], reply=suite_reply),
+            "engine": suite_engine(),
+            "session_id": SUITE_SERVING,
+        }
+
+    @pytest.mark.xfail(
+        reason="with tool_choice='auto' the surrogate may answer in text: it must call a tool only in sessions "
+        "whose teacher always did (turns.open_turn), and this session's teacher answered in text",
+        strict=True,
+    )
+    @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)
+    def test_agent_loop(self, model: BaseChatModel) -> None:
+        super().test_agent_loop(model)
+
+
+def test_the_surrogate_suite_is_served_by_the_surrogate() -> None:
+    """What the second suite run checks is the surrogate's path: its session does switch."""
+    params = TestSomaChatModelIntegrationSurrogate().chat_model_params
+    assert served(SomaChatModel(**params).invoke("Hello")) == "surrogate"
+    chunks = list(SomaChatModel(**params).stream("Hello"))
+    assert served(merge(chunks)) == "surrogate" and merge(chunks).content  # held-back bytes are sent at the end
