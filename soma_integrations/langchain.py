@@ -438,7 +438,7 @@ class SomaChatModel(BaseChatModel):
         self,
         schema: dict[str, Any] | type | None = None,
         *,
-        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
+        method: Literal["function_calling", "json_schema", "json_mode"] = "json_schema",
         include_raw: bool = False,
         strict: bool | None = None,
         **kwargs: Any,
@@ -455,11 +455,16 @@ class SomaChatModel(BaseChatModel):
         if method not in ("function_calling", "json_schema", "json_mode"):
             raise ValueError(f"method must be 'function_calling', 'json_schema' or 'json_mode', not {method!r}")
         is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
-        if method == "json_mode":
+        if method in ("json_mode", "json_schema"):
+            if schema is None and method == "json_schema":
+                raise ValueError("schema must be given when method is 'json_schema'")
             json_schema = convert_to_json_schema(schema) if schema is not None else None
-            bound: dict[str, Any] = {"soma_json_mode": {"schema": json_schema}}
+            bound: dict[str, Any] = {"soma_json_mode": {"schema": json_schema, "method": method, "strict": strict}}
             if schema is not None:
-                bound["ls_structured_output_format"] = {"kwargs": {"method": "json_mode"}, "schema": schema}
+                bound["ls_structured_output_format"] = {
+                    "kwargs": {"method": method, "strict": strict},
+                    "schema": schema,
+                }
             llm = self.bind(**bound)
             parser: Runnable = (
                 PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()  # type: ignore[arg-type]
@@ -723,16 +728,22 @@ class SomaChatModel(BaseChatModel):
             kwargs["stop"] = turn.stop
         config = RunnableConfig(configurable=turn.configurable or {})
         if turn.json_mode is not None:
-            schema = turn.json_mode.get("schema")
+            schema, method = turn.json_mode.get("schema"), turn.json_mode.get("method", "json_mode")
+            # The teacher's native method (``response_format`` for json_schema / json_mode), else
+            # its default structured output (tool calling), whose arguments become the JSON.
+            tries = [{"method": method}, {}] if schema is not None else [{"method": method}]
+            if turn.json_mode.get("strict") is not None:
+                tries[0]["strict"] = turn.json_mode["strict"]
+            for extra in tries:
 
-            def structured(chat: BaseChatModel) -> Runnable:
-                out = chat.with_structured_output(schema, method="json_mode", include_raw=True)
-                return _with_kwargs(out, chat, kwargs)  # the call's settings reach the model inside
+                def structured(chat: BaseChatModel, extra: dict[str, Any] = extra) -> Runnable:
+                    out = chat.with_structured_output(schema, include_raw=True, **extra)
+                    return _with_kwargs(out, chat, kwargs)  # the call's settings reach the model inside
 
-            try:
-                return _Isolated(_shape(self.teacher, config, structured) | RunnableLambda(_json_mode_raw)), {}
-            except (NotImplementedError, ValueError, TypeError):
-                pass  # a teacher without a JSON mode: the prompt asks for JSON
+                try:
+                    return _Isolated(_shape(self.teacher, config, structured) | RunnableLambda(_json_mode_raw)), {}
+                except (NotImplementedError, ValueError, TypeError):
+                    continue  # a teacher without this method: the next, else the prompt asks for JSON
         if turn.tools:
             bind: dict[str, Any] = dict(turn.bind_kwargs)
             if turn.tool_choice is not None:

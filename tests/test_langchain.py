@@ -37,7 +37,7 @@ from langchain_core.messages import (
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import RunnableLambda, RunnableMap, RunnablePassthrough
 from langchain_core.runnables.history import RunnableWithMessageHistory
 from langchain_core.tools import tool
 from langchain_core.tracers.base import BaseTracer
@@ -928,14 +928,16 @@ def test_structured_output_teacher(engine: SomaEngine, teacher: ScriptedTeacher,
 
 
 def test_structured_output_include_raw_and_strict(engine: SomaEngine, teacher: ScriptedTeacher) -> None:
-    structured = make_model(engine, teacher).with_structured_output(Person, include_raw=True, strict=True)
+    structured = make_model(engine, teacher).with_structured_output(
+        Person, method="function_calling", include_raw=True, strict=True
+    )
     out = structured.invoke(ask(None, "Who is it?"), config={"configurable": {"session_id": "so-raw"}})
     assert out["parsing_error"] is None and out["parsed"] == Person(name="Ann", age=31)
     assert served(out["raw"]) == "teacher"
     assert teacher.calls[-1]["kwargs"]["tool_choice"] == "Person" and teacher.calls[-1]["kwargs"]["strict"] is True
 
 
-@pytest.mark.parametrize("method", ["function_calling", "json_mode"])
+@pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
 def test_structured_output_surrogate(
     engine: SomaEngine, serving: str, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
@@ -950,6 +952,34 @@ def test_structured_output_surrogate(
     ScriptSurrogate(monkeypatch, engine, '{"name": "Bob"}')
     out = structured.invoke(ask(None, "Who is it?"), config={"configurable": {"session_id": serving}})
     assert served(out["raw"]) == "teacher" and out["parsed"] == Person(name="Ann", age=31)
+
+
+def json_reply(messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+    fmt = kwargs.get("response_format")
+    if fmt is not None:
+        return AIMessage(json.dumps(_example_args(fmt["json_schema"]["schema"])))
+    return default_reply(messages, kwargs)
+
+
+class JsonSchemaTeacher(ScriptedTeacher):
+    """Answers JSON in its content under a ``response_format`` (as ChatOpenAI's json_schema)."""
+
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Any:
+        if kwargs.get("method") != "json_schema":
+            return super().with_structured_output(schema, include_raw=include_raw, **kwargs)
+        fmt = {"type": "json_schema", "json_schema": {"name": "out", "schema": schema, "strict": kwargs.get("strict")}}
+        parse = RunnableLambda(lambda d: json.loads(d["raw"].content))
+        return RunnableMap(raw=self.bind(response_format=fmt)) | RunnablePassthrough.assign(parsed=parse)
+
+
+def test_structured_output_json_schema_is_the_teachers_native_and_default(engine: SomaEngine) -> None:
+    teacher = JsonSchemaTeacher(calls=[], reply=json_reply)
+    structured = make_model(engine, teacher, temperature=0.2).with_structured_output(Person)  # ChatOpenAI's default
+    out = structured.invoke(ask(None, "Who?"), config={"configurable": {"session_id": "so-native"}})
+    assert out == Person(name="Ann", age=31)
+    kwargs = teacher.calls[-1]["kwargs"]
+    assert kwargs["response_format"]["type"] == "json_schema" and "tools" not in kwargs
+    assert kwargs["temperature"] == 0.2  # the call's settings reach the structured teacher call
 
 
 # ----------------------------------------------------------------------------- session identity
