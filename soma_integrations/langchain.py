@@ -90,9 +90,24 @@ class SomaChatModel(BaseChatModel):
         ```
 
     Key init args — wrapping:
-        teacher: BaseChatModel
-            The expensive chat model (``ChatOpenAI(...)``, ``ChatAnthropic(...)``, …). It is
-            called natively, so its own streaming, callbacks, retries and rate limiter apply.
+        teacher: BaseChatModel | Runnable
+            The expensive chat model (``ChatOpenAI(...)``, ``ChatAnthropic(...)``, …), or a
+            runnable around one (``.with_retry()``, ``.bind(...)``, ``configurable_fields`` /
+            ``configurable_alternatives``, ``init_chat_model(configurable_fields=...)``,
+            resolved with each call's ``configurable``). It is called natively, so its own
+            streaming, retries and rate limiter apply; a teacher set to stream
+            (``streaming=True``) streams ``invoke`` too.
+
+    Key init args — settings:
+        temperature, max_tokens, stop, logprobs, model_kwargs
+            Set here or per call, they reach the teacher as call kwargs (per call wins;
+            ``model_kwargs`` are sent on every teacher call). On surrogate turns
+            ``max_tokens`` caps generation (within the engine's ``max_new_tokens``),
+            ``temperature`` samples and ``stop`` ends generation. ``logprobs``, ``model=``
+            and ``response_format`` turns are served by the teacher; ``n`` > 1 is refused,
+            and so are unknown settings (client settings such as ``timeout`` belong on the
+            teacher). Token counting (``get_num_tokens_from_messages``) and ``profile`` are
+            the teacher's.
         engine: SomaEngine | None
             A shared engine; several models (agents) can use one. When omitted, one is built
             on first use from ``surrogate``, ``encoder``, ``store``, ``namespace``, ``config``
@@ -184,9 +199,11 @@ class SomaChatModel(BaseChatModel):
         structured.invoke("3 days in Lisbon", config=config)  # -> Trip(city='Lisbon', days=3)
         ```
 
-        ``method`` is ``"function_calling"`` (default) or ``"json_schema"`` (both by tool
-        calling, forced to the schema) or ``"json_mode"``; ``include_raw`` as usual.
-        Surrogate output that does not validate is served by the teacher.
+        ``method`` is ``"json_schema"`` (default, as ChatOpenAI's: the teacher's native
+        structured output, JSON in the content), ``"function_calling"`` (a forced tool
+        call) or ``"json_mode"``; ``include_raw`` as usual. The surrogate's output is
+        validated against the same schema; output that does not validate is served by the
+        teacher.
 
     Response metadata:
         Every ``AIMessage`` has ``usage_metadata`` (the teacher's as it reports it, the
@@ -203,11 +220,12 @@ class SomaChatModel(BaseChatModel):
         skip the turn's record. A cache on the teacher works as usual.
 
     Tracing:
-        On ``invoke`` the teacher runs as a child of this model's run, tagged
-        ``soma:teacher`` and ``nostream`` (LangGraph streams this run's tokens, not the
-        inner run's). langchain-core calls ``_stream`` without a run manager, so on
-        ``stream`` the teacher's run attaches to the enclosing runnable (a chain step or
-        graph node) instead.
+        A turn is one LLM run, routed before it starts: a teacher turn is traced with the
+        teacher's ``ls_provider`` / ``ls_model_name`` and its usage (counted once: the
+        inner teacher call gets none of the app's handlers, only its own ``callbacks``), a
+        surrogate turn with provider ``soma`` and the surrogate's name. A surrogate turn
+        that falls back to the teacher keeps the surrogate's run labels; its message's
+        ``response_metadata["model_name"]`` and usage are the teacher's.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
