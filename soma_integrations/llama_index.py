@@ -69,6 +69,7 @@ __all__ = ["EncoderEmbedding", "SomaLLM", "internal_prompt", "session_from_conte
 
 UNTRACKED_COMPLETION = "completion calls are not conversation turns (e.g. a chat engine condensing the question)"
 UNTRACKED_PROMPT = "a chat engine's own prompt (e.g. condensing the question), not a conversation turn"
+UNTRACKED_ONE_OFF = "a one-off structured call (structured_predict, as_structured_llm) without a session"
 TEACHER_TAG = "soma.call"  # instrumentation tag on the teacher's own events: "teacher" or "audit"
 DEFAULT_CHAT_STORE_KEY = "chat_history"  # ChatMemoryBuffer's default key: shared by every buffer, not an identity
 
@@ -456,7 +457,7 @@ class SomaLLM(FunctionCallingLLM):
 
     # -- one turn ------------------------------------------------------------------------
     def _begin(
-        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], context: tuple[str | None, bool] | None = None
+        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], context: tuple[str | None, str] | None = None
     ) -> _Turn:
         """Split the call's kwargs, resolve the session and ask the engine who serves."""
         kwargs = dict(kwargs)
@@ -475,9 +476,9 @@ class SomaLLM(FunctionCallingLLM):
             buffered=self.buffer_stream,
             options={"max_new_tokens": kwargs.get("max_tokens"), "temperature": kwargs.get("temperature")},
         )
-        session, internal = context or self._context(explicit)
-        if internal:
-            turn.untracked = UNTRACKED_PROMPT
+        session, untracked = context or self._context(explicit)
+        if untracked:
+            turn.untracked = untracked
             return turn
         request: dict[str, Any] = {}
         if turn.tools:
@@ -492,16 +493,21 @@ class SomaLLM(FunctionCallingLLM):
         context = self._context(kwargs.get("session_id"))
         return await asyncio.to_thread(self._begin, messages, kwargs, context)
 
-    def _context(self, explicit: Any) -> tuple[str | None, bool]:
-        """The call's session, and whether the call is a chat engine's own prompt (condensing)
-        rather than a turn: such a call is served by the teacher and not recorded."""
+    def _context(self, explicit: Any) -> tuple[str | None, str]:
+        """The call's session, and why it is not a turn, if it is not: a chat engine's own
+        prompt (condensing), or a one-off structured call without a session (each would
+        otherwise be a stored session of its own). Such calls are served by the teacher and
+        not recorded."""
         if internal_prompt():
-            return None, True
+            return None, UNTRACKED_PROMPT
         if explicit not in (None, ""):
-            return str(explicit), False
+            return str(explicit), ""
         if self.session_id:
-            return self.session_id, False
-        return session_from_context(), False
+            return self.session_id, ""
+        session = session_from_context()
+        if session is None and _SPANS.structured(active_span_id.get()):
+            return None, UNTRACKED_ONE_OFF
+        return session, ""
 
     def _call_teacher(self, turn: _Turn, *, stream: bool) -> Any:
         """The teacher's native call for this turn: ``(stream_)chat_with_tools`` with the
@@ -710,8 +716,8 @@ class _SessionSpans(BaseSpanHandler[Any]):
     span (a chat engine's streamed answer is generated after its ``stream_chat`` span has
     returned, in a thread or task that inherited the span as current), in a bounded LRU."""
 
-    # span id -> (parent span id, session id or a marker, the span is a chat engine's)
-    _spans: OrderedDict[str, tuple[str | None, Any, bool]] = PrivateAttr(default_factory=OrderedDict)
+    # span id -> (parent span id, session id or a marker, the span is a chat engine's, a structured call's)
+    _spans: OrderedDict[str, tuple[str | None, Any, bool, bool]] = PrivateAttr(default_factory=OrderedDict)
     _lk: Any = PrivateAttr(default_factory=threading.Lock)
     _limit: int = PrivateAttr(default=20000)
 
@@ -733,7 +739,8 @@ class _SessionSpans(BaseSpanHandler[Any]):
             parent = self._spans.get(parent_id) if parent_id else None
             if parent is not None and parent[2] and isinstance(instance, LLM) and _method(id_) in _PROMPT_METHODS:
                 session = _ENGINE_PROMPT
-            self._spans[id_] = (parent_id, session, isinstance(instance, BaseChatEngine))
+            structured = isinstance(instance, LLM) and _method(id_) in _STRUCTURED_METHODS
+            self._spans[id_] = (parent_id, session, isinstance(instance, BaseChatEngine), structured)
             while len(self._spans) > self._limit:
                 self._spans.popitem(last=False)
 
@@ -759,6 +766,20 @@ class _SessionSpans(BaseSpanHandler[Any]):
     def engine_prompt(self, span_id: str | None) -> bool:
         return self._walk(span_id) is _ENGINE_PROMPT
 
+    def structured(self, span_id: str | None) -> bool:
+        """Whether the span is inside a structured-output call (``structured_predict`` and
+        its twins, which ``as_structured_llm`` calls too)."""
+        seen = 0
+        with self._lk:
+            while span_id and seen < 256:
+                entry = self._spans.get(span_id)
+                if entry is None:
+                    return False
+                if entry[3]:
+                    return True
+                span_id, seen = entry[0], seen + 1
+        return False
+
     def _walk(self, span_id: str | None) -> Any:
         """The nearest session id or marker from the span up to the root."""
         seen = 0
@@ -767,7 +788,7 @@ class _SessionSpans(BaseSpanHandler[Any]):
                 entry = self._spans.get(span_id)
                 if entry is None:
                     return None
-                parent, session, _ = entry
+                parent, session = entry[0], entry[1]
                 if session:
                     return session
                 span_id, seen = parent, seen + 1
@@ -782,6 +803,9 @@ def _method(span_id: str) -> str:
 _TOOL: Any = object()  # marks a tool's span: the walk up to a memory stops there
 _ENGINE_PROMPT: Any = object()  # marks an LLM prompt call made by a chat engine itself
 _PROMPT_METHODS = frozenset({"predict", "apredict", "stream", "astream"})
+_STRUCTURED_METHODS = frozenset(
+    {"structured_predict", "astructured_predict", "stream_structured_predict", "astream_structured_predict"}
+)
 _SPANS = _SessionSpans()
 _SPANS_INSTALLED = False
 _SPANS_LOCK = threading.Lock()

@@ -60,6 +60,7 @@ from llama_index.core.llms.mock import MockLLM
 from llama_index.core.memory import ChatMemoryBuffer, Memory
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
+from pydantic import BaseModel
 
 from soma_engine import SomaEngine
 from soma_engine.surrogate import Generation
@@ -1072,3 +1073,52 @@ def test_react_agent_output_is_checked_by_default(
         assert "Forty-two" in str(out.response.content) and history_of(engine, "react-default")[-1] == "surrogate"
 
     asyncio.run(conversation())
+
+
+class PersonOut(BaseModel):
+    """A person."""
+
+    name: str
+    age: int
+
+
+class StructuredTeacher(ScriptedTeacher):
+    """Calls the output class's tool when it is bound (as a function-calling teacher does)."""
+
+    def _answer(self, how: str, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> ChatMessage:
+        tools = kwargs.get("tools") or []
+        if any(t.metadata.name == "PersonOut" for t in tools):
+            self.calls.append({"how": how, "messages": list(messages), "kwargs": kwargs})
+            call = ToolCallBlock(tool_call_id="p1", tool_name="PersonOut", tool_kwargs={"name": "Ann", "age": 31})
+            return ChatMessage(role=MessageRole.ASSISTANT, blocks=[call])
+        return super()._answer(how, messages, kwargs)
+
+
+def _session_count(engine: SomaEngine) -> int:
+    return sum(1 for _ in engine.store.list_sessions(engine.namespace))
+
+
+@pytest.mark.parametrize("how", ["structured_predict", "as_structured_llm"])
+def test_structured_output_on_both_paths(engine: SomaEngine, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    from llama_index.core.prompts import PromptTemplate
+
+    teacher = StructuredTeacher()
+    llm = SomaLLM(teacher=teacher, engine=engine)
+
+    def ask_person(question: str, **llm_kwargs: Any) -> PersonOut:
+        if how == "structured_predict":
+            return llm.structured_predict(PersonOut, PromptTemplate(question), llm_kwargs=llm_kwargs)
+        return llm.as_structured_llm(PersonOut).chat(ask(question), **llm_kwargs).raw
+
+    before = _session_count(engine)
+    for i in range(3):  # one-off calls: the teacher serves, and no session is stored for them
+        assert ask_person(f"Who is person {i}?") == PersonOut(name="Ann", age=31)
+    assert _session_count(engine) == before and len(teacher.calls) == 3
+    ScriptSurrogate(
+        monkeypatch, engine, '<tool_call>{"name": "PersonOut", "arguments": {"name": "Bob", "age": 40}}</tool_call>'
+    )
+    assert ask_person("Question 42 about training?", session_id=SERVING) == PersonOut(name="Bob", age=40)
+    assert history_of(engine, SERVING)[-1] == "surrogate" and len(teacher.calls) == 3
+    ScriptSurrogate(monkeypatch, engine, '<tool_call>{"name": "PersonOut", "arguments": {"name": "Bob"}}</tool_call>')
+    assert ask_person("Question 43 about training?", session_id=SERVING) == PersonOut(name="Ann", age=31)
+    assert history_of(engine, SERVING)[-1] == "teacher"  # invalid against the schema: the teacher served
