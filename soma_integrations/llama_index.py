@@ -542,7 +542,10 @@ class SomaLLM(FunctionCallingLLM):
 
         def audit(_messages: Any) -> tuple[str, Usage | None]:
             with _teacher_tags("audit"):
-                resp = self._call_teacher(turn, stream=False)
+                try:
+                    resp = self._call_teacher(turn, stream=False)
+                except NotImplementedError:  # an async-only teacher
+                    resp = asyncio.run(self._acall_teacher(turn, stream=False))
             return self._teacher_text(turn, resp), _usage_of(resp)
 
         return audit
@@ -795,6 +798,11 @@ class _SessionSpans(BaseSpanHandler[Any]):
         return None
 
 
+# The span walk reads LlamaIndex internals: span ids of the form ``Class.method-<uuid4>`` and
+# chat engines' private ``_memory``. tests/test_llama_index.py pins them for this range.
+LLAMA_INDEX_SUPPORTED = (">=0.12", "<0.15")
+
+
 def _method(span_id: str) -> str:
     """The method name in a span id (``Class.method-<uuid4>``)."""
     return span_id[:-37].rsplit(".", 1)[-1]
@@ -817,8 +825,27 @@ def _install_session_spans() -> None:
         return
     with _SPANS_LOCK:
         if not _SPANS_INSTALLED:
+            if not _supported_llama_index():
+                log.warning(
+                    "llama-index-core %s is outside the range SOMA's session finder is tested on (%s): sessions "
+                    "from chat engines' and agents' memories may not be found; pass session_id= to be sure",
+                    _llama_index_version(),
+                    ", ".join(LLAMA_INDEX_SUPPORTED),
+                )
             get_dispatcher().add_span_handler(_SPANS)
             _SPANS_INSTALLED = True
+
+
+def _llama_index_version() -> str:
+    from importlib.metadata import version
+
+    return version("llama-index-core")
+
+
+def _supported_llama_index() -> bool:
+    from packaging.specifiers import SpecifierSet
+
+    return _llama_index_version() in SpecifierSet(",".join(LLAMA_INDEX_SUPPORTED))
 
 
 def session_from_context() -> str | None:

@@ -1122,3 +1122,40 @@ def test_structured_output_on_both_paths(engine: SomaEngine, monkeypatch: pytest
     ScriptSurrogate(monkeypatch, engine, '<tool_call>{"name": "PersonOut", "arguments": {"name": "Bob"}}</tool_call>')
     assert ask_person("Question 43 about training?", session_id=SERVING) == PersonOut(name="Ann", age=31)
     assert history_of(engine, SERVING)[-1] == "teacher"  # invalid against the schema: the teacher served
+
+
+def test_session_finder_internals_are_pinned(engine: SomaEngine) -> None:
+    """The span walk reads LlamaIndex internals (span ids ``Class.method-<uuid4>``, a chat
+    engine's ``_memory``); this pins them for the range SOMA says it supports, and fails
+    when the installed LlamaIndex leaves it or changes them."""
+    from llama_index.core.chat_engine import SimpleChatEngine
+
+    from soma_integrations import llama_index as li
+
+    assert li._supported_llama_index(), (li._llama_index_version(), li.LLAMA_INDEX_SUPPORTED)
+    llm = SomaLLM(teacher=ScriptedTeacher(), engine=engine)
+    chat_engine = SimpleChatEngine.from_defaults(llm=llm, memory=Memory.from_defaults(session_id="pinned-1"))
+    assert chat_engine._memory.session_id == "pinned-1"
+    chat_engine.chat("Hello there")
+    assert history_of(engine, "pinned-1") == ["teacher"]  # found through the chat engine's span
+    ids = list(li._SPANS._spans)[-20:]
+    assert ids and all(re.fullmatch(r"\w+\.\w+-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", i) for i in ids)
+    assert any(li._method(i) == "chat" and i.startswith("SimpleChatEngine.") for i in ids)
+
+
+class AsyncOnlyTeacher(ScriptedTeacher):
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        raise NotImplementedError("async only")
+
+
+def test_audits_of_an_async_only_teacher_use_achat(engine: SomaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine.config.gate, "audit_rate", 1.0)
+    teacher = AsyncOnlyTeacher()
+    before = engine.session(SERVING).metrics.get("audit_calls", 0)
+    out = asyncio.run(
+        SomaLLM(teacher=teacher, engine=engine).achat(ask("Question 44 about training?"), session_id=SERVING)
+    )
+    assert served(out) == "surrogate"
+    assert engine.wait_idle(timeout=60)
+    assert engine.session(SERVING).metrics.get("audit_calls", 0) == before + 1
+    assert [c["how"] for c in teacher.calls] == ["achat"]
