@@ -485,6 +485,8 @@ class SomaLLM(FunctionCallingLLM):
             default = "required" if turn.tool_required else "auto"
             choice = turn.choice_arg if turn.choice_arg is not None else default
             request = turns.tool_request(turn, (_openai_tool(t) for t in turn.tools), choice)
+        if kwargs.get("model"):  # a call that names a model asks for the teacher itself
+            request.update(teacher_only=True, reason="model= is served by the teacher")
         return turns.open_turn(turn, session, to_soma_messages(turn.messages), request, agent)
 
     async def _abegin(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> _Turn:

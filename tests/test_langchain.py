@@ -1519,3 +1519,13 @@ def test_the_surrogate_suite_is_served_by_the_surrogate() -> None:
     assert served(SomaChatModel(**params).invoke("Hello")) == "surrogate"
     chunks = list(SomaChatModel(**params).stream("Hello"))
     assert served(merge(chunks)) == "surrogate" and merge(chunks).content  # held-back bytes are sent at the end
+
+
+def test_create_agent_uses_the_teachers_structured_output_strategy(engine: SomaEngine) -> None:
+    from langchain.agents import create_agent
+
+    teacher = JsonSchemaTeacher(calls=[], reply=json_reply, profile={"structured_output": True})
+    agent = create_agent(model=make_model(engine, teacher), tools=[], response_format=Person)
+    out = agent.invoke({"messages": [("user", "Who is it?")]}, config={"configurable": {"thread_id": "agent-so"}})
+    assert out["structured_response"] == Person(name="Ann", age=31)
+    assert "response_format" in teacher.calls[-1]["kwargs"]  # the provider strategy, as the teacher's profile says

@@ -1159,3 +1159,13 @@ def test_audits_of_an_async_only_teacher_use_achat(engine: SomaEngine, monkeypat
     assert engine.wait_idle(timeout=60)
     assert engine.session(SERVING).metrics.get("audit_calls", 0) == before + 1
     assert [c["how"] for c in teacher.calls] == ["achat"]
+
+
+def test_responses_name_the_model_that_served(engine: SomaEngine, teacher: ScriptedTeacher) -> None:
+    llm = SomaLLM(teacher=teacher, engine=engine)
+    first = llm.chat(ask("Who serves?"), session_id="li-who")
+    assert served(first) == "teacher" and first.raw["model"] == "scripted-teacher-1"
+    later = llm.chat(ask("Question 45 about training?"), session_id=SERVING)
+    assert served(later) == "surrogate" and later.raw["model"] == "model"  # the tiny surrogate's folder
+    named = llm.chat(ask("Question 46 about training?"), session_id=SERVING, model="scripted-teacher-2")
+    assert served(named) == "teacher" and teacher.calls[-1]["kwargs"]["model"] == "scripted-teacher-2"
