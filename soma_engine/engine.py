@@ -516,7 +516,7 @@ class SomaEngine:
             raise CorruptAdapter(f"adapter {ref.adapter_id} was deleted")
         return ref
 
-    def generate(self, route: Route, audit: Teacher | None = None) -> Reply:
+    def generate(self, route: Route, audit: Teacher | None = None, options: dict[str, Any] | None = None) -> Reply:
         """Serve by the adapted surrogate. Raises :class:`SurrogateError` on any failure
         (the caller then serves the turn by the teacher, see :meth:`fallback`)."""
         self._check_surrogate_route(route)
@@ -527,9 +527,8 @@ class SomaEngine:
                 self.surrogate.generate,
                 context,
                 ref,
-                max_new_tokens=self.config.max_new_tokens,
-                temperature=self.config.temperature,
                 tools=route.tools,
+                **self._generation(options),
             )
             try:
                 gen = pending.result(timeout=self.config.surrogate_deadline)
@@ -540,20 +539,16 @@ class SomaEngine:
             raise self._surrogate_failure(route, exc) from exc
         return self._record_surrogate(route, ref, gen, audit)
 
-    async def agenerate(self, route: Route, audit: Teacher | None = None) -> Reply:
+    async def agenerate(
+        self, route: Route, audit: Teacher | None = None, options: dict[str, Any] | None = None
+    ) -> Reply:
         self._check_surrogate_route(route)
         try:
             ref = self._adapter(route)
             context = self.compressed(route.messages)
             try:
                 gen = await asyncio.wait_for(
-                    self.surrogate.agenerate(
-                        context,
-                        ref,
-                        max_new_tokens=self.config.max_new_tokens,
-                        temperature=self.config.temperature,
-                        tools=route.tools,
-                    ),
+                    self.surrogate.agenerate(context, ref, tools=route.tools, **self._generation(options)),
                     self.config.surrogate_deadline,
                 )
             except asyncio.TimeoutError:
@@ -562,7 +557,9 @@ class SomaEngine:
             raise self._surrogate_failure(route, exc) from exc
         return self._record_surrogate(route, ref, gen, audit)
 
-    def stream(self, route: Route, audit: Teacher | None = None) -> Iterator[str | Reply]:
+    def stream(
+        self, route: Route, audit: Teacher | None = None, options: dict[str, Any] | None = None
+    ) -> Iterator[str | Reply]:
         """Text pieces token by token, then the final :class:`Reply`. A failure before the
         first piece, or no first piece within ``surrogate_deadline``, raises
         :class:`SurrogateError` (serve by the teacher)."""
@@ -572,9 +569,8 @@ class SomaEngine:
             pieces = self.surrogate.stream(
                 self.compressed(route.messages),
                 ref,
-                max_new_tokens=self.config.max_new_tokens,
-                temperature=self.config.temperature,
                 tools=route.tools,
+                **self._generation(options),
             )
             pending = self._generations.submit(next, pieces)
             try:
@@ -590,16 +586,17 @@ class SomaEngine:
             else:
                 yield item
 
-    async def astream(self, route: Route, audit: Teacher | None = None) -> AsyncIterator[str | Reply]:
+    async def astream(
+        self, route: Route, audit: Teacher | None = None, options: dict[str, Any] | None = None
+    ) -> AsyncIterator[str | Reply]:
         self._check_surrogate_route(route)
         try:
             ref = self._adapter(route)
             pieces = self.surrogate.astream(
                 self.compressed(route.messages),
                 ref,
-                max_new_tokens=self.config.max_new_tokens,
-                temperature=self.config.temperature,
                 tools=route.tools,
+                **self._generation(options),
             )
             try:
                 first = await asyncio.wait_for(pieces.__anext__(), self.config.surrogate_deadline)
@@ -615,6 +612,13 @@ class SomaEngine:
 
     def _deadline_note(self) -> str:
         return f"the surrogate did not answer within surrogate_deadline ({self.config.surrogate_deadline:g} s)"
+
+    def _generation(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        """The surrogate's generation settings: the config's, narrowed by the caller's
+        ``max_new_tokens`` (never above the config's), ``temperature`` and ``stop``."""
+        options = {k: v for k, v in (options or {}).items() if v is not None}
+        limit = min(int(options.pop("max_new_tokens", self.config.max_new_tokens)), self.config.max_new_tokens)
+        return {"max_new_tokens": limit, "temperature": self.config.temperature, **options}
 
     def _check_surrogate_route(self, route: Route) -> None:
         if route.target != "surrogate":

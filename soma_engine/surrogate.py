@@ -62,6 +62,7 @@ class _Request:
     max_new_tokens: int
     temperature: float
     tools: list[dict[str, Any]] | None
+    stop: list[str] | None = None
 
 
 def pick_device(device: str = "auto") -> str:
@@ -259,7 +260,9 @@ class SurrogateRuntime:
             )
         return torch.tensor([ids], device=self.device)
 
-    def _generate_kwargs(self, input_ids: Any, max_new_tokens: int, temperature: float) -> dict[str, Any]:
+    def _generate_kwargs(
+        self, input_ids: Any, max_new_tokens: int, temperature: float, stop: list[str] | None = None
+    ) -> dict[str, Any]:
         import torch
 
         tok = self.tokenizer
@@ -274,6 +277,8 @@ class SurrogateRuntime:
             kwargs.update(do_sample=True, temperature=temperature, top_p=0.95)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if stop:  # end generation at a stop sequence (the caller cuts the text at it)
+            kwargs.update(stop_strings=list(stop), tokenizer=tok)
         return {**kwargs, **self.generation_options}
 
     def use(self, ref: AdapterRef | None) -> AbstractContextManager[Any]:
@@ -300,8 +305,9 @@ class SurrogateRuntime:
         max_new_tokens: int = 128,
         temperature: float = 0.0,
         tools: list[dict[str, Any]] | None = None,
+        stop: list[str] | None = None,
     ) -> Generation:
-        return self._submit(_Request(messages, adapter, max_new_tokens, temperature, tools)).result()
+        return self._submit(_Request(messages, adapter, max_new_tokens, temperature, tools, stop)).result()
 
     def generate_many(
         self, requests: Sequence[tuple[list[Message], AdapterRef | None]], *, max_new_tokens: int = 128
@@ -313,19 +319,28 @@ class SurrogateRuntime:
         return [f.result() for f in futures]
 
     async def agenerate(self, messages: list[Message], adapter: AdapterRef | None = None, **kw: Any) -> Generation:
-        req = _Request(messages, adapter, kw.get("max_new_tokens", 128), kw.get("temperature", 0.0), kw.get("tools"))
+        req = _Request(
+            messages,
+            adapter,
+            kw.get("max_new_tokens", 128),
+            kw.get("temperature", 0.0),
+            kw.get("tools"),
+            kw.get("stop"),
+        )
         return await asyncio.wrap_future(self._submit(req))
 
     def _submit(self, req: _Request) -> Future[Generation]:
-        if req.temperature > 0:
-            # Sampling draws from one global RNG stream: a row's draws would depend on its batch.
+        if req.temperature > 0 or req.stop:
+            # Sampling draws from one global RNG stream: a row's draws would depend on its batch;
+            # stop sequences end a single row's generation.
             return self.worker.submit(lambda: self._generate_now(req))
         return self.worker.submit_batchable(GREEDY_BATCH_KEY, req, self._generate_batch)
 
     def _generate_now(self, req: _Request) -> Generation:
         _ = self.model
         input_ids = self._prepare(req.messages, req.tools, req.max_new_tokens)
-        out = self._run_generate(req.adapter, self._generate_kwargs(input_ids, req.max_new_tokens, req.temperature))
+        kwargs = self._generate_kwargs(input_ids, req.max_new_tokens, req.temperature, req.stop)
+        out = self._run_generate(req.adapter, kwargs)
         return self._finish(out[0, input_ids.shape[1] :].tolist(), int(input_ids.shape[1]), req.max_new_tokens)
 
     def _finish(self, new: list[int], input_tokens: int, max_new_tokens: int) -> Generation:
@@ -491,10 +506,11 @@ class SurrogateRuntime:
         max_new_tokens: int = 128,
         temperature: float = 0.0,
         tools: list[dict[str, Any]] | None = None,
+        stop: list[str] | None = None,
     ) -> Iterator[str | Generation]:
         """Yields text pieces as the worker produces them, then the final :class:`Generation`."""
         q: queue.Queue[Any] = queue.Queue()
-        self._start_stream(messages, adapter, max_new_tokens, temperature, tools, q.put)
+        self._start_stream(_Request(messages, adapter, max_new_tokens, temperature, tools, stop), q.put)
         while True:
             item = q.get()
             if isinstance(item, BaseException):
@@ -511,12 +527,12 @@ class SurrogateRuntime:
         max_new_tokens: int = 128,
         temperature: float = 0.0,
         tools: list[dict[str, Any]] | None = None,
+        stop: list[str] | None = None,
     ) -> AsyncIterator[str | Generation]:
         loop = asyncio.get_running_loop()
         q: asyncio.Queue[Any] = asyncio.Queue()
-        self._start_stream(
-            messages, adapter, max_new_tokens, temperature, tools, lambda x: loop.call_soon_threadsafe(q.put_nowait, x)
-        )
+        req = _Request(messages, adapter, max_new_tokens, temperature, tools, stop)
+        self._start_stream(req, lambda x: loop.call_soon_threadsafe(q.put_nowait, x))
         while True:
             item = await q.get()
             if isinstance(item, BaseException):
@@ -525,24 +541,17 @@ class SurrogateRuntime:
             if isinstance(item, Generation):
                 return
 
-    def _start_stream(
-        self,
-        messages: list[Message],
-        adapter: AdapterRef | None,
-        max_new_tokens: int,
-        temperature: float,
-        tools: list[dict[str, Any]] | None,
-        put: Callable[[Any], None],
-    ) -> None:
+    def _start_stream(self, req: _Request, put: Callable[[Any], None]) -> None:
         def task() -> None:
             try:
                 _ = self.model
-                input_ids = self._prepare(messages, tools, max_new_tokens)
+                input_ids = self._prepare(req.messages, req.tools, req.max_new_tokens)
                 streamer = _PieceStreamer(self.tokenizer, put)
-                kwargs = self._generate_kwargs(input_ids, max_new_tokens, temperature)
-                out = self._run_generate(adapter, {**kwargs, "streamer": streamer})
+                kwargs = self._generate_kwargs(input_ids, req.max_new_tokens, req.temperature, req.stop)
+                out = self._run_generate(req.adapter, {**kwargs, "streamer": streamer})
                 streamer.flush()
-                put(self._finish(out[0, input_ids.shape[1] :].tolist(), int(input_ids.shape[1]), max_new_tokens))
+                new = out[0, input_ids.shape[1] :].tolist()
+                put(self._finish(new, int(input_ids.shape[1]), req.max_new_tokens))
             except BaseException as exc:
                 put(exc)
 

@@ -58,6 +58,8 @@ class Turn:
     surrogate_tools: list[dict[str, Any]] = field(default_factory=list)
     choice: ToolChoice = field(default_factory=ToolChoice)
     partial: bool = False
+    # The call's generation settings for the surrogate: max_new_tokens, temperature, stop
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def surrogate(self) -> bool:
@@ -74,9 +76,10 @@ class Turn:
 
 def model_engine(model: Any, built: SomaEngine | None) -> SomaEngine:
     """The engine a wrapper model serves with: its ``engine`` field, else the open engine it
-    built before (``built``), else the shared engine for its ``surrogate``, ``encoder``,
-    ``store``, ``namespace`` and ``config`` fields (built on first use)."""
-    if model.engine is not None:
+    built before (``built``; the model shows it as its ``engine`` too) while open, else the
+    shared engine for its ``surrogate``, ``encoder``, ``store``, ``namespace`` and ``config``
+    fields (built on first use)."""
+    if model.engine is not None and model.engine is not built:
         return model.engine
     if built is not None and not built._closed:
         return built
@@ -158,7 +161,7 @@ def serve_surrogate(turn: Turn, audit: Audit, build: Callable[[Reply], R]) -> R 
     if not turn.surrogate:
         return None
     try:
-        return build(turn.engine.generate(turn.route, audit=audit))  # type: ignore[arg-type]
+        return build(turn.engine.generate(turn.route, audit=audit, options=turn.options))  # type: ignore[arg-type]
     except Exception as exc:  # the surrogate path never surfaces: the teacher serves
         fall_back(turn, exc)
         return None
@@ -168,7 +171,7 @@ async def aserve_surrogate(turn: Turn, audit: Audit, build: Callable[[Reply], R]
     if not turn.surrogate:
         return None
     try:
-        return build(await turn.engine.agenerate(turn.route, audit=audit))  # type: ignore[arg-type]
+        return build(await turn.engine.agenerate(turn.route, audit=audit, options=turn.options))  # type: ignore[arg-type]
     except Exception as exc:
         fall_back(turn, exc)
         return None
@@ -184,7 +187,7 @@ def stream_turn(out: SurrogateStream[R], audit: Audit, teacher: Callable[[], Ite
     turn = out.turn
     if turn.surrogate:
         try:
-            for item in turn.engine.stream(turn.route, audit=audit):  # type: ignore[arg-type]
+            for item in turn.engine.stream(turn.route, audit=audit, options=turn.options):  # type: ignore[arg-type]
                 if (chunk := out.feed(item)) is not None:
                     yield chunk
             yield out.finish()
@@ -200,7 +203,7 @@ async def astream_turn(
     turn = out.turn
     if turn.surrogate:
         try:
-            async for item in turn.engine.astream(turn.route, audit=audit):  # type: ignore[arg-type]
+            async for item in turn.engine.astream(turn.route, audit=audit, options=turn.options):  # type: ignore[arg-type]
                 if (chunk := out.feed(item)) is not None:
                     yield chunk
             yield out.finish()

@@ -13,6 +13,7 @@ import contextvars
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Literal
@@ -20,12 +21,11 @@ from typing import Any, Literal
 from langchain_core.callbacks import (
     AsyncCallbackManager,
     AsyncCallbackManagerForLLMRun,
-    BaseCallbackManager,
     CallbackManager,
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.language_models.base import LangSmithParams
+from langchain_core.language_models.base import BaseLanguageModel, LangSmithParams
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -40,13 +40,22 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableBinding, RunnableLambda, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import (
+    Runnable,
+    RunnableBinding,
+    RunnableLambda,
+    RunnableMap,
+    RunnableParallel,
+    RunnablePassthrough,
+    RunnableSequence,
+)
+from langchain_core.runnables.base import RunnableBindingBase
 from langchain_core.runnables.config import RunnableConfig, ensure_config, var_child_runnable_config
+from langchain_core.runnables.configurable import DynamicRunnable
 from langchain_core.tools import BaseTool
-from langchain_core.tracers.base import BaseTracer
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from soma_engine import turns
 from soma_engine.config import SomaConfig
@@ -64,7 +73,7 @@ log = logging.getLogger("soma.langchain")
 __all__ = ["SomaChatModel", "to_soma_messages"]
 
 LC_ID_PREFIX = "lc_"
-TEACHER_TAGS = ["soma:teacher", "nostream"]  # "nostream": LangGraph streams our run, not the inner teacher run
+TEACHER_TAGS = ["soma:teacher", "nostream"]  # for the teacher's own callbacks; the app's see our run only
 
 
 class SomaChatModel(BaseChatModel):
@@ -81,9 +90,24 @@ class SomaChatModel(BaseChatModel):
         ```
 
     Key init args — wrapping:
-        teacher: BaseChatModel
-            The expensive chat model (``ChatOpenAI(...)``, ``ChatAnthropic(...)``, …). It is
-            called natively, so its own streaming, callbacks, retries and rate limiter apply.
+        teacher: BaseChatModel | Runnable
+            The expensive chat model (``ChatOpenAI(...)``, ``ChatAnthropic(...)``, …), or a
+            runnable around one (``.with_retry()``, ``.bind(...)``, ``configurable_fields`` /
+            ``configurable_alternatives``, ``init_chat_model(configurable_fields=...)``,
+            resolved with each call's ``configurable``). It is called natively, so its own
+            streaming, retries and rate limiter apply; a teacher set to stream
+            (``streaming=True``) streams ``invoke`` too.
+
+    Key init args — settings:
+        temperature, max_tokens, stop, logprobs, model_kwargs
+            Set here or per call, they reach the teacher as call kwargs (per call wins;
+            ``model_kwargs`` are sent on every teacher call). On surrogate turns
+            ``max_tokens`` caps generation (within the engine's ``max_new_tokens``),
+            ``temperature`` samples and ``stop`` ends generation. ``logprobs``, ``model=``
+            and ``response_format`` turns are served by the teacher; ``n`` > 1 is refused,
+            and so are unknown settings (client settings such as ``timeout`` belong on the
+            teacher). Token counting (``get_num_tokens_from_messages``) and ``profile`` are
+            the teacher's.
         engine: SomaEngine | None
             A shared engine; several models (agents) can use one. When omitted, one is built
             on first use from ``surrogate``, ``encoder``, ``store``, ``namespace``, ``config``
@@ -175,9 +199,11 @@ class SomaChatModel(BaseChatModel):
         structured.invoke("3 days in Lisbon", config=config)  # -> Trip(city='Lisbon', days=3)
         ```
 
-        ``method`` is ``"function_calling"`` (default) or ``"json_schema"`` (both by tool
-        calling, forced to the schema) or ``"json_mode"``; ``include_raw`` as usual.
-        Surrogate output that does not validate is served by the teacher.
+        ``method`` is ``"json_schema"`` (default, as ChatOpenAI's: the teacher's native
+        structured output, JSON in the content), ``"function_calling"`` (a forced tool
+        call) or ``"json_mode"``; ``include_raw`` as usual. The surrogate's output is
+        validated against the same schema; output that does not validate is served by the
+        teacher.
 
     Response metadata:
         Every ``AIMessage`` has ``usage_metadata`` (the teacher's as it reports it, the
@@ -194,17 +220,20 @@ class SomaChatModel(BaseChatModel):
         skip the turn's record. A cache on the teacher works as usual.
 
     Tracing:
-        On ``invoke`` the teacher runs as a child of this model's run, tagged
-        ``soma:teacher`` and ``nostream`` (LangGraph streams this run's tokens, not the
-        inner run's). langchain-core calls ``_stream`` without a run manager, so on
-        ``stream`` the teacher's run attaches to the enclosing runnable (a chain step or
-        graph node) instead.
+        A turn is one LLM run, routed before it starts: a teacher turn is traced with the
+        teacher's ``ls_provider`` / ``ls_model_name`` and its usage (counted once: the
+        inner teacher call gets none of the app's handlers, only its own ``callbacks``), a
+        surrogate turn with provider ``soma`` and the surrogate's name. A surrogate turn
+        that falls back to the teacher keeps the surrogate's run labels; its message's
+        ``response_metadata["model_name"]`` and usage are the teacher's.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
-    teacher: BaseChatModel
-    """The wrapped chat model F."""
+    teacher: Runnable
+    """The wrapped chat model F: a chat model, or a runnable around one (``.with_retry()``,
+    ``.bind(...)``, ``configurable_fields`` / ``configurable_alternatives``,
+    ``init_chat_model(configurable_fields=...)``)."""
     engine: Any = Field(default=None, exclude=True)
     """A shared :class:`SomaEngine`; None builds one lazily from the arguments below."""
     surrogate: Any = None
@@ -218,14 +247,19 @@ class SomaChatModel(BaseChatModel):
     """Hold the surrogate's whole answer before streaming it (always on with tools or
     structured output), so even a failure after the first token is invisible."""
 
-    # Standard chat-model parameters (accepted for drop-in use and tracing; the teacher
-    # keeps its own settings, ``stop`` applies on both sides).
+    # Standard chat-model parameters. Those set here or per call reach the teacher as call
+    # kwargs (per call wins); on surrogate turns ``max_tokens`` caps generation (within the
+    # engine's ``max_new_tokens``), ``temperature`` samples and ``stop`` ends generation.
     temperature: float | None = None
     max_tokens: int | None = None
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
-    timeout: float | None = None
-    max_retries: int | None = None
-    api_key: SecretStr | None = None
+    n: int | None = None
+    """One answer per turn: only None or 1."""
+    logprobs: bool | None = None
+    """Log probabilities are the teacher's: turns that ask for them are served by it."""
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Other teacher call kwargs (``top_p``, ``seed``, …), passed on every teacher call and
+    not used by the surrogate."""
     streaming: bool = False
     cache: Any = Field(default=False, exclude=True)
     """Always off: a cached reply would hide which side serves and skip the turn's record.
@@ -234,6 +268,47 @@ class SomaChatModel(BaseChatModel):
     _engine: SomaEngine | None = PrivateAttr(default=None)
 
     # -- validation ----------------------------------------------------------------------
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_settings(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
+        unknown = sorted(k for k in values if k not in known)
+        if unknown:
+            client = [k for k in unknown if k in _CLIENT_SETTINGS]
+            hint = (
+                f"{', '.join(client)} configure the teacher's client: set them on the teacher "
+                "(e.g. ChatOpenAI(timeout=30)). "
+                if client
+                else ""
+            )
+            raise ValueError(
+                f"SomaChatModel got unknown settings {unknown}. {hint}Pass other teacher call settings in "
+                "model_kwargs={...} (sent on every teacher call), or set them on the teacher."
+            )
+        return values
+
+    @field_validator("teacher", mode="before")
+    @classmethod
+    def _check_teacher(cls, value: Any) -> Any:
+        if not isinstance(value, Runnable):
+            raise TypeError(
+                f"teacher must be a LangChain chat model or a runnable around one, not {type(value).__name__}"
+            )
+        return value
+
+    @field_validator("n")
+    @classmethod
+    def _one_answer(cls, value: int | None) -> int | None:
+        return _check_n(value)
+
+    @model_validator(mode="after")
+    def _teacher_profile(self) -> SomaChatModel:
+        if self.profile is None:
+            self.profile = _safe(lambda: _chat_model(self.teacher).profile, None)
+        return self
+
     @field_validator("config", mode="before")
     @classmethod
     def _coerce_config(cls, value: Any) -> Any:
@@ -262,7 +337,7 @@ class SomaChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {
-            "teacher_type": _safe(lambda: self.teacher._llm_type, type(self.teacher).__name__),
+            "teacher_type": _safe(lambda: _chat_model(self.teacher)._llm_type, type(self.teacher).__name__),
             "teacher_model": self._teacher_model_name(),
             "surrogate": _describe(self.engine.surrogate if self.engine is not None else self.surrogate),
             "namespace": self.engine.namespace if self.engine is not None else self.namespace,
@@ -271,39 +346,91 @@ class SomaChatModel(BaseChatModel):
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        model = kwargs.get("model")
-        params = LangSmithParams(
-            ls_provider="soma",
-            ls_model_name=model if isinstance(model, str) and model else self._teacher_model_name(),
-            ls_model_type="chat",
-        )
-        temperature = kwargs.get("temperature", self.temperature)
-        if isinstance(temperature, (int, float)):
-            params["ls_temperature"] = temperature
-        max_tokens = kwargs.get("max_tokens", self.max_tokens)
-        if isinstance(max_tokens, int):
-            params["ls_max_tokens"] = max_tokens
+        """The run's model as tracers price it: the surrogate's on a turn routed to it (the
+        entry points route before the run starts), else the teacher's."""
+        turn = kwargs.get("soma_turn")
+        if isinstance(turn, _Turn) and turn.surrogate:
+            provider, name = "soma", _surrogate_name(turn.engine)
+        else:
+            model = kwargs.get("model")
+            chat = _safe(lambda: _chat_model(self.teacher, kwargs.get("soma_configurable")), None)
+            provider = self._teacher_provider(chat)
+            name = model if isinstance(model, str) and model else self._teacher_model_name(chat)
+        params = LangSmithParams(ls_provider=provider, ls_model_name=name, ls_model_type="chat")
+        settings = self._settings(kwargs)
+        if isinstance(settings.get("temperature"), (int, float)):
+            params["ls_temperature"] = settings["temperature"]
+        if isinstance(settings.get("max_tokens"), int):
+            params["ls_max_tokens"] = settings["max_tokens"]
         if stop or self.stop:
             params["ls_stop"] = list(stop or self.stop or [])
         return params
 
-    def _teacher_model_name(self) -> str:
-        params = _safe(lambda: self.teacher._get_ls_params(), {}) or {}
+    def _get_invocation_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        # the pre-routed turn and the teacher's configurable values are ours, not settings to trace
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("soma_turn", "soma_configurable")}
+        return super()._get_invocation_params(stop=stop, **kwargs)
+
+    def _settings(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """This call's teacher settings: ``model_kwargs``, then the fields set on this model,
+        then the call's kwargs (those of ``_SETTINGS`` only)."""
+        out: dict[str, Any] = dict(self.model_kwargs)
+        out.update({k: getattr(self, k, None) for k in _SETTINGS if getattr(self, k, None) is not None})
+        out.update({k: kwargs[k] for k in _SETTINGS if kwargs.get(k) is not None})
+        return out
+
+    def _teacher_model_name(self, chat: Any = None) -> str:
+        chat = chat if chat is not None else _safe(lambda: _chat_model(self.teacher), self.teacher)
+        params = _safe(lambda: chat._get_ls_params(), {}) or {}
         name = params.get("ls_model_name")
         if not isinstance(name, str) or not name:
-            name = _safe(lambda: self.teacher._llm_type, type(self.teacher).__name__)
+            name = _safe(lambda: chat._llm_type, type(chat).__name__)
         return str(name)
 
-    def _teacher_provider(self) -> str:
-        params = _safe(lambda: self.teacher._get_ls_params(), {}) or {}
-        return str(params.get("ls_provider") or type(self.teacher).__name__.lower())
+    def _teacher_provider(self, chat: Any = None) -> str:
+        chat = chat if chat is not None else _safe(lambda: _chat_model(self.teacher), self.teacher)
+        params = _safe(lambda: chat._get_ls_params(), {}) or {}
+        return str(params.get("ls_provider") or type(chat).__name__.lower())
+
+    def _should_stream(
+        self,
+        *,
+        async_api: bool,
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Also stream when the teacher is set to (``ChatOpenAI(streaming=True)``): ``invoke``
+        then forwards its tokens to the handlers' ``on_llm_new_token``."""
+        if super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs):
+            return True
+        if kwargs.get("stream") is False or self._streaming_disabled(**kwargs):
+            return False
+        chat = _safe(lambda: _chat_model(self.teacher, kwargs.get("soma_configurable")), None)
+        return getattr(chat, "streaming", None) is True and not getattr(chat, "disable_streaming", False)
+
+    # -- token counting: the teacher's ---------------------------------------------------
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Sequence[Any] | None = None) -> int:
+        """The teacher's count (its tokenizer, offline where it has one); a teacher with only
+        LangChain's default GPT-2 counter, which needs the hub, gets the engine's estimate."""
+        chat = _chat_model(self.teacher)
+        if _own_counter(chat):
+            return chat.get_num_tokens_from_messages(messages, tools)
+        return sum(estimate_tokens(str(m.text)) + 3 for m in messages)
+
+    def get_num_tokens(self, text: str) -> int:
+        chat = _chat_model(self.teacher)
+        return chat.get_num_tokens(text) if _own_counter(chat) else estimate_tokens(text)
+
+    def get_token_ids(self, text: str) -> list[int]:
+        return _chat_model(self.teacher).get_token_ids(text)
 
     # -- engine --------------------------------------------------------------------------
     def get_engine(self) -> SomaEngine:
-        """The engine serving this model (built on first use when not given)."""
+        """The engine serving this model (built on first use when not given; ``model.engine``
+        is then that engine too)."""
         engine = turns.model_engine(self, self._engine)
-        if self.engine is None:
-            self._engine = engine
+        if self.engine is None or self.engine is self._engine:
+            self._engine = self.engine = engine
         return engine
 
     # -- tools and structured output -----------------------------------------------------
@@ -329,7 +456,7 @@ class SomaChatModel(BaseChatModel):
         self,
         schema: dict[str, Any] | type | None = None,
         *,
-        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
+        method: Literal["function_calling", "json_schema", "json_mode"] = "json_schema",
         include_raw: bool = False,
         strict: bool | None = None,
         **kwargs: Any,
@@ -346,11 +473,16 @@ class SomaChatModel(BaseChatModel):
         if method not in ("function_calling", "json_schema", "json_mode"):
             raise ValueError(f"method must be 'function_calling', 'json_schema' or 'json_mode', not {method!r}")
         is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
-        if method == "json_mode":
+        if method in ("json_mode", "json_schema"):
+            if schema is None and method == "json_schema":
+                raise ValueError("schema must be given when method is 'json_schema'")
             json_schema = convert_to_json_schema(schema) if schema is not None else None
-            bound: dict[str, Any] = {"soma_json_mode": {"schema": json_schema}}
+            bound: dict[str, Any] = {"soma_json_mode": {"schema": json_schema, "method": method, "strict": strict}}
             if schema is not None:
-                bound["ls_structured_output_format"] = {"kwargs": {"method": "json_mode"}, "schema": schema}
+                bound["ls_structured_output_format"] = {
+                    "kwargs": {"method": method, "strict": strict},
+                    "schema": schema,
+                }
             llm = self.bind(**bound)
             parser: Runnable = (
                 PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()  # type: ignore[arg-type]
@@ -392,7 +524,7 @@ class SomaChatModel(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AIMessage:
-        return super().invoke(input, config, stop=stop, **self._with_session(config, kwargs))
+        return super().invoke(input, config, stop=stop, **self._prepare_call(input, config, stop, kwargs))
 
     async def ainvoke(
         self,
@@ -402,7 +534,8 @@ class SomaChatModel(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AIMessage:
-        return await super().ainvoke(input, config, stop=stop, **self._with_session(config, kwargs))
+        kwargs = await asyncio.to_thread(self._prepare_call, input, config, stop, kwargs)
+        return await super().ainvoke(input, config, stop=stop, **kwargs)
 
     def stream(
         self,
@@ -412,7 +545,7 @@ class SomaChatModel(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> Iterator[AIMessageChunk]:
-        yield from super().stream(input, config, stop=stop, **self._with_session(config, kwargs))
+        yield from super().stream(input, config, stop=stop, **self._prepare_call(input, config, stop, kwargs))
 
     async def astream(
         self,
@@ -422,14 +555,40 @@ class SomaChatModel(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
-        async for chunk in super().astream(input, config, stop=stop, **self._with_session(config, kwargs)):
+        kwargs = await asyncio.to_thread(self._prepare_call, input, config, stop, kwargs)
+        async for chunk in super().astream(input, config, stop=stop, **kwargs):
             yield chunk
 
-    def _with_session(self, config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if kwargs.get("session_id") or self.session_id:
+    def stream_events(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        if kwargs.get("version") == "v3":  # the v3 protocol bypasses invoke/stream
+            call = {k: v for k, v in kwargs.items() if k not in ("version", "stop")}
+            kwargs = {**kwargs, **self._prepare_call(input, config, kwargs.get("stop"), call)}
+        return super().stream_events(input, config, **kwargs)
+
+    def astream_events(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        if kwargs.get("version") == "v3":
+            call = {k: v for k, v in kwargs.items() if k not in ("version", "stop")}
+            kwargs = {**kwargs, **self._prepare_call(input, config, kwargs.get("stop"), call)}
+        return super().astream_events(input, config, **kwargs)
+
+    def _prepare_call(
+        self, input: Any, config: RunnableConfig | None, stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The call's kwargs with its session (from the config), the teacher's configurable
+        values and the turn routed now, before the run starts, so that the run is traced with
+        the model that serves it (:meth:`_get_ls_params`)."""
+        if "soma_turn" in kwargs:  # stream() falling back to invoke()
             return kwargs
-        session = _session_from_config(ensure_config(config))
-        return {**kwargs, "session_id": session} if session else kwargs
+        kwargs = dict(kwargs)
+        config = ensure_config(config)
+        if not kwargs.get("session_id") and not self.session_id:
+            session = _session_from_config(config)
+            if session:
+                kwargs["session_id"] = session
+        if config.get("configurable") and _is_dynamic(self.teacher):
+            kwargs["soma_configurable"] = dict(config["configurable"])
+        kwargs["soma_turn"] = self._begin(self._convert_input(input).to_messages(), stop, kwargs, None)
+        return kwargs
 
     # -- generation: sync ----------------------------------------------------------------
     def _generate(
@@ -439,14 +598,14 @@ class SomaChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        turn = self._begin(messages, stop, kwargs, run_manager)
+        turn = kwargs.get("soma_turn") or self._begin(messages, stop, kwargs, run_manager)
         served = turns.serve_surrogate(
             turn, self._auditor(turn), lambda reply: _result(self._surrogate_message(turn, reply))
         )
         if served is not None:
             return served
         runnable, call_kwargs = self._teacher_call(turn)
-        msg = runnable.invoke(turn.messages, config=_teacher_config(run_manager), **call_kwargs)
+        msg = runnable.invoke(turn.messages, config=_teacher_config(), **call_kwargs)
         return _result(self._teacher_message(turn, _as_ai_message(msg), self._record(turn, msg)))
 
     def _stream(
@@ -456,15 +615,13 @@ class SomaChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        turn = self._begin(messages, stop, kwargs, run_manager)
+        turn = kwargs.get("soma_turn") or self._begin(messages, stop, kwargs, run_manager)
         out = turns.SurrogateStream(turn, _piece_chunk, self._surrogate_final(turn), turn.stop)
-        yield from turns.stream_turn(out, self._auditor(turn), lambda: self._teacher_stream(turn, run_manager))
+        yield from turns.stream_turn(out, self._auditor(turn), lambda: self._teacher_stream(turn))
 
-    def _teacher_stream(
-        self, turn: _Turn, run_manager: CallbackManagerForLLMRun | None
-    ) -> Iterator[ChatGenerationChunk]:
+    def _teacher_stream(self, turn: _Turn) -> Iterator[ChatGenerationChunk]:
         runnable, call_kwargs = self._teacher_call(turn)
-        config = _teacher_config(run_manager)
+        config = _teacher_config()
         acc: AIMessageChunk | None = None
         if turn.json_mode is not None:  # the teacher's JSON mode runs as one call
             source: Any = iter([runnable.invoke(turn.messages, config=config, **call_kwargs)])
@@ -484,14 +641,14 @@ class SomaChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        turn = await self._abegin(messages, stop, kwargs, run_manager)
+        turn = kwargs.get("soma_turn") or await self._abegin(messages, stop, kwargs, run_manager)
         served = await turns.aserve_surrogate(
             turn, self._auditor(turn), lambda reply: _result(self._surrogate_message(turn, reply))
         )
         if served is not None:
             return served
         runnable, call_kwargs = self._teacher_call(turn)
-        msg = await runnable.ainvoke(turn.messages, config=_teacher_config(run_manager, is_async=True), **call_kwargs)
+        msg = await runnable.ainvoke(turn.messages, config=_teacher_config(is_async=True), **call_kwargs)
         soma = await asyncio.to_thread(self._record, turn, msg)
         return _result(self._teacher_message(turn, _as_ai_message(msg), soma))
 
@@ -502,18 +659,14 @@ class SomaChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        turn = await self._abegin(messages, stop, kwargs, run_manager)
+        turn = kwargs.get("soma_turn") or await self._abegin(messages, stop, kwargs, run_manager)
         out = turns.SurrogateStream(turn, _piece_chunk, self._surrogate_final(turn), turn.stop)
-        async for chunk in turns.astream_turn(
-            out, self._auditor(turn), lambda: self._teacher_astream(turn, run_manager)
-        ):
+        async for chunk in turns.astream_turn(out, self._auditor(turn), lambda: self._teacher_astream(turn)):
             yield chunk
 
-    async def _teacher_astream(
-        self, turn: _Turn, run_manager: AsyncCallbackManagerForLLMRun | None
-    ) -> AsyncIterator[ChatGenerationChunk]:
+    async def _teacher_astream(self, turn: _Turn) -> AsyncIterator[ChatGenerationChunk]:
         runnable, call_kwargs = self._teacher_call(turn)
-        config = _teacher_config(run_manager, is_async=True)
+        config = _teacher_config(is_async=True)
         acc: AIMessageChunk | None = None
         if turn.json_mode is not None:
             msg = await runnable.ainvoke(turn.messages, config=config, **call_kwargs)
@@ -539,7 +692,12 @@ class SomaChatModel(BaseChatModel):
         kwargs = dict(kwargs)
         session_id = kwargs.pop("session_id", None) or self.session_id
         agent = kwargs.pop("agent", None) or self.agent
-        kwargs.pop("stream", None)
+        configurable = kwargs.pop("soma_configurable", None)
+        for key in ("stream", "soma_turn", "ls_structured_output_format"):
+            kwargs.pop(key, None)
+        _check_n(kwargs.pop("n", None))
+        settings = self._settings(kwargs)
+        kwargs = {**settings, **kwargs}
         raw_tools = kwargs.pop("tools", None)
         choice_arg = kwargs.pop("tool_choice", None)
         json_mode = kwargs.pop("soma_json_mode", None)
@@ -557,10 +715,17 @@ class SomaChatModel(BaseChatModel):
             call_kwargs=kwargs,
             json_mode=json_mode,
             buffered=self.buffer_stream,
+            configurable=configurable,
+            options={
+                "max_new_tokens": settings.get("max_tokens"),
+                "temperature": settings.get("temperature"),
+                "stop": stop,
+            },
         )
         request = turns.tool_request(turn, tools, choice_arg) if tools else {}
-        if "response_format" in kwargs:
-            request.update(teacher_only=True, reason="response_format is served by the teacher")
+        for key in _TEACHER_ONLY:
+            if kwargs.get(key) not in (None, False):
+                request.update(teacher_only=True, reason=f"{key} is served by the teacher")
         session = _resolve_session(session_id, run_manager)
         return turns.open_turn(turn, session, to_soma_messages(messages), request, agent)
 
@@ -579,25 +744,35 @@ class SomaChatModel(BaseChatModel):
         kwargs = dict(turn.call_kwargs)
         if turn.stop:
             kwargs["stop"] = turn.stop
+        config = RunnableConfig(configurable=turn.configurable or {})
         if turn.json_mode is not None:
-            try:
-                structured = self.teacher.with_structured_output(
-                    turn.json_mode.get("schema"), method="json_mode", include_raw=True
-                )
-                return _Isolated(structured | RunnableLambda(_json_mode_raw)), {}
-            except (NotImplementedError, ValueError, TypeError):
-                pass  # a teacher without a JSON mode: the prompt asks for JSON
+            schema, method = turn.json_mode.get("schema"), turn.json_mode.get("method", "json_mode")
+            # The teacher's native method (``response_format`` for json_schema / json_mode), else
+            # its default structured output (tool calling), whose arguments become the JSON.
+            tries = [{"method": method}, {}] if schema is not None else [{"method": method}]
+            if turn.json_mode.get("strict") is not None:
+                tries[0]["strict"] = turn.json_mode["strict"]
+            for extra in tries:
+
+                def structured(chat: BaseChatModel, extra: dict[str, Any] = extra) -> Runnable:
+                    out = chat.with_structured_output(schema, include_raw=True, **extra)
+                    return _with_kwargs(out, chat, kwargs)  # the call's settings reach the model inside
+
+                try:
+                    return _Isolated(_shape(self.teacher, config, structured) | RunnableLambda(_json_mode_raw)), {}
+                except (NotImplementedError, ValueError, TypeError):
+                    continue  # a teacher without this method: the next, else the prompt asks for JSON
         if turn.tools:
             bind: dict[str, Any] = dict(turn.bind_kwargs)
             if turn.tool_choice is not None:
                 bind["tool_choice"] = turn.tool_choice
-            bound = self.teacher.bind_tools(turn.tools, **bind)
+            bound = _shape(self.teacher, config, lambda chat: chat.bind_tools(turn.tools, **bind))
             # Call the chat model itself with the bound kwargs: a RunnableBinding merges the
             # enclosing context's callbacks back in, and the app's handlers must see one model.
             if isinstance(bound, RunnableBinding) and isinstance(bound.bound, BaseChatModel) and not bound.config:
                 return bound.bound, {**bound.kwargs, **kwargs}
             return bound, kwargs
-        return self.teacher, kwargs
+        return _shape(self.teacher, config, lambda chat: chat), kwargs
 
     def _auditor(self, turn: _Turn) -> Callable[[Any], tuple[str, Any]]:
         """The teacher answering this same turn, for the engine's background audits (run
@@ -605,7 +780,11 @@ class SomaChatModel(BaseChatModel):
 
         def audit(_messages: Any) -> tuple[str, Any]:
             runnable, call_kwargs = self._teacher_call(turn)
-            msg = runnable.invoke(turn.messages, config={"tags": ["soma:audit", "nostream"]}, **call_kwargs)
+            config: RunnableConfig = {"tags": ["soma:audit", "nostream"]}
+            try:
+                msg = runnable.invoke(turn.messages, config=config, **call_kwargs)
+            except NotImplementedError:  # an async-only teacher
+                msg = _run_async(lambda: runnable.ainvoke(turn.messages, config=config, **call_kwargs))
             return _teacher_text(msg)
 
         return audit
@@ -674,11 +853,17 @@ class SomaChatModel(BaseChatModel):
         )
 
     def _surrogate_final(self, turn: _Turn) -> Callable[[Reply, str, _StopFilter], ChatGenerationChunk]:
-        return lambda reply, _sent, filt: ChatGenerationChunk(message=self._surrogate_final_chunk(turn, reply, filt))
+        return lambda reply, sent, filt: ChatGenerationChunk(
+            message=self._surrogate_final_chunk(turn, reply, sent, filt)
+        )
 
-    def _surrogate_final_chunk(self, turn: _Turn, reply: Reply, filt: _StopFilter) -> AIMessageChunk:
+    def _surrogate_final_chunk(self, turn: _Turn, reply: Reply, sent: str, filt: _StopFilter) -> AIMessageChunk:
         text, calls, finish = self._surrogate_parts(turn, reply)
         content = text if turn.buffered else filt.flush()
+        streamed = (sent + content).strip()
+        if not turn.buffered and not calls and text.startswith(streamed):
+            # text the token streamer held back (an incomplete UTF-8 sequence) is in the reply
+            content += text[len(streamed) :]
         return AIMessageChunk(
             content=content,
             tool_call_chunks=[
@@ -703,6 +888,7 @@ class _Turn(turns.Turn):
     bind_kwargs: dict[str, Any]
     call_kwargs: dict[str, Any]
     json_mode: dict[str, Any] | None
+    configurable: dict[str, Any] | None = None
     usage_estimate: UsageMetadata | None = None
 
     @property
@@ -791,42 +977,106 @@ def _session_from_config(config: RunnableConfig, extra_meta: dict[str, Any] | No
     return None
 
 
-def _teacher_config(
-    run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None, *, is_async: bool = False
-) -> dict[str, Any]:
-    """Config for the inner teacher call.
+def _teacher_config(*, is_async: bool = False) -> RunnableConfig:
+    """Config for the inner teacher call: no handlers of the app's. The app sees one model
+    run per turn (its tracers, usage counters and token handlers get this model's run, with
+    the teacher's tokens, usage and model name), so a teacher turn is counted once. The
+    teacher's own ``callbacks`` still apply."""
+    manager = AsyncCallbackManager(handlers=[]) if is_async else CallbackManager(handlers=[])
+    return {"callbacks": manager, "tags": list(TEACHER_TAGS), "metadata": {}}
 
-    The app sees one model: its callback handlers (token streaming, usage counters,
-    LangGraph's message stream, astream_events) get this model's run only, and the teacher's
-    tokens reach them through it. Tracers (LangSmith and other ``BaseTracer``s) also get the
-    teacher's run, as a child of this run, tagged ``soma:teacher``. langchain-core calls
-    ``_stream`` without a run manager; the teacher's run then hangs under the enclosing
-    runnable (chain step, graph node) when there is one.
-    """
-    if run_manager is not None:
-        parent: Any = run_manager.run_id
-        handlers, tags, metadata = (
-            run_manager.inheritable_handlers,
-            run_manager.inheritable_tags,
-            run_manager.inheritable_metadata,
+
+_SETTINGS = ("temperature", "max_tokens", "logprobs", "top_logprobs")
+_TEACHER_ONLY = ("model", "logprobs", "top_logprobs", "response_format")  # asks for the teacher itself
+_CLIENT_SETTINGS = {"timeout", "request_timeout", "max_retries", "api_key", "base_url", "organization", "rate_limiter"}
+
+
+def _check_n(value: int | None) -> int | None:
+    if value not in (None, 1):
+        raise ValueError(
+            f"n={value}: SomaChatModel answers each turn once (a turn is one recorded answer). "
+            "Call the teacher directly for several candidates."
         )
-    else:
-        callbacks = ensure_config().get("callbacks")
-        if isinstance(callbacks, BaseCallbackManager):
-            parent = callbacks.parent_run_id
-            handlers, tags, metadata = (
-                callbacks.inheritable_handlers,
-                callbacks.inheritable_tags,
-                callbacks.inheritable_metadata,
-            )
-        else:
-            parent, handlers, tags, metadata = None, list(callbacks or []), [], {}
-    cls = AsyncCallbackManager if is_async else CallbackManager
-    child = cls(handlers=[], parent_run_id=parent)
-    child.set_handlers([h for h in handlers if isinstance(h, BaseTracer)])
-    child.add_tags(list(tags))
-    child.add_metadata(dict(metadata))
-    return {"callbacks": child, "tags": list(TEACHER_TAGS), "metadata": {}}
+    return value
+
+
+def _is_dynamic(teacher: Runnable) -> bool:
+    while isinstance(teacher, RunnableBindingBase):
+        teacher = teacher.bound
+    return isinstance(teacher, DynamicRunnable) or _is_configurable_model(teacher)
+
+
+def _is_configurable_model(teacher: Any) -> bool:
+    """``init_chat_model(configurable_fields=...)`` (langchain's ``_ConfigurableModel``)."""
+    return type(teacher).__name__ == "_ConfigurableModel" and callable(getattr(teacher, "_model", None))
+
+
+def _shape(teacher: Runnable, config: RunnableConfig, fn: Callable[[BaseChatModel], Runnable]) -> Runnable:
+    """The teacher for this call with ``fn`` (bind tools, structured output) applied to the
+    chat model inside it: wrappers (retry, bound kwargs, config) are kept, configurable
+    teachers resolved with the call's ``configurable`` values."""
+    if isinstance(teacher, BaseChatModel):
+        return fn(teacher)
+    if isinstance(teacher, RunnableBindingBase):  # bind, with_retry, with_config, with_listeners
+        return teacher.model_copy(update={"bound": _shape(teacher.bound, config, fn)})
+    if isinstance(teacher, DynamicRunnable):
+        return _shape(teacher._prepare(config)[0], config, fn)
+    if _is_configurable_model(teacher):
+        return _shape(teacher._model(config), config, fn)  # type: ignore[attr-defined]
+    raise TypeError(
+        f"teacher must be a chat model or a runnable around one (with_retry, bind, configurable_fields), "
+        f"not {type(teacher).__name__}"
+    )
+
+
+def _chat_model(teacher: Runnable, configurable: dict[str, Any] | None = None) -> BaseChatModel:
+    """The chat model inside the teacher (the default one of a configurable teacher)."""
+    found: list[BaseChatModel] = []
+
+    def keep(chat: BaseChatModel) -> Runnable:
+        found.append(chat)
+        return chat
+
+    _shape(teacher, RunnableConfig(configurable=configurable or {}), keep)
+    return found[0]
+
+
+def _with_kwargs(runnable: Runnable, chat: BaseChatModel, kwargs: dict[str, Any]) -> Runnable:
+    """``runnable`` (a teacher's structured-output chain) with ``kwargs`` added to the calls
+    of ``chat`` in it."""
+    if not kwargs:
+        return runnable
+    if isinstance(runnable, RunnableBindingBase) and runnable.bound is chat:
+        return runnable.model_copy(update={"kwargs": {**kwargs, **runnable.kwargs}})
+    if isinstance(runnable, RunnableSequence):
+        return RunnableSequence(*[_with_kwargs(step, chat, kwargs) for step in runnable.steps])
+    if isinstance(runnable, RunnableParallel):
+        return RunnableParallel({k: _with_kwargs(v, chat, kwargs) for k, v in runnable.steps__.items()})
+    if runnable is chat:
+        return chat.bind(**kwargs)
+    return runnable
+
+
+def _own_counter(chat: BaseChatModel) -> bool:
+    """Whether the chat model counts tokens itself (not LangChain's hub-loaded GPT-2 default)."""
+    cls = type(chat)
+    return (
+        chat.custom_get_token_ids is not None
+        or cls.get_num_tokens_from_messages is not BaseChatModel.get_num_tokens_from_messages
+        or cls.get_token_ids is not BaseLanguageModel.get_token_ids
+        or cls.get_num_tokens is not BaseLanguageModel.get_num_tokens
+    )
+
+
+def _run_async(make: Callable[[], Any]) -> Any:
+    """Run a coroutine to completion from sync code, in a thread of its own when this
+    thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 def _openai_tool(tool: Any, strict: bool | None = None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from llama_index.core.agent.react import ReActOutputParser
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.types import (
     CachePoint,
@@ -38,6 +39,7 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+from llama_index.core.callbacks import CallbackManager
 from llama_index.core.chat_engine.types import BaseChatEngine
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.dispatcher import active_instrument_tags, instrument_tags
@@ -67,6 +69,7 @@ __all__ = ["EncoderEmbedding", "SomaLLM", "internal_prompt", "session_from_conte
 
 UNTRACKED_COMPLETION = "completion calls are not conversation turns (e.g. a chat engine condensing the question)"
 UNTRACKED_PROMPT = "a chat engine's own prompt (e.g. condensing the question), not a conversation turn"
+UNTRACKED_ONE_OFF = "a one-off structured call (structured_predict, as_structured_llm) without a session"
 TEACHER_TAG = "soma.call"  # instrumentation tag on the teacher's own events: "teacher" or "audit"
 DEFAULT_CHAT_STORE_KEY = "chat_history"  # ChatMemoryBuffer's default key: shared by every buffer, not an identity
 
@@ -203,6 +206,13 @@ class SomaLLM(FunctionCallingLLM):
     _warned_completion: bool = PrivateAttr(default=False)
 
     def __init__(self, teacher: LLM, **kwargs: Any) -> None:
+        unknown = sorted(k for k in kwargs if k not in type(self).model_fields)
+        if unknown:
+            raise ValueError(
+                f"SomaLLM got unknown settings {unknown}: set them on the teacher (e.g. OpenAI(temperature=0.2, "
+                "max_tokens=256)). Per call, chat(..., temperature=..., max_tokens=...) reaches the teacher, and "
+                "on surrogate turns max_tokens caps generation and temperature samples."
+            )
         # Prompt formatting follows the teacher's (LLM.predict formats with this LLM's
         # functions and passes ``formatted=True`` on to the teacher).
         for name in (
@@ -252,10 +262,11 @@ class SomaLLM(FunctionCallingLLM):
 
     # -- engine --------------------------------------------------------------------------
     def get_engine(self) -> SomaEngine:
-        """The engine serving this LLM (built on first use when not given)."""
+        """The engine serving this LLM (built on first use when not given; ``llm.engine`` is
+        then that engine too)."""
         engine = turns.model_engine(self, self._engine)
-        if self.engine is None:
-            self._engine = engine
+        if self.engine is None or self.engine is self._engine:
+            self._engine = self.engine = engine
         return engine
 
     # -- chat: sync ----------------------------------------------------------------------
@@ -336,14 +347,14 @@ class SomaLLM(FunctionCallingLLM):
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         kwargs = self._completion_kwargs(formatted, kwargs)
         with _teacher_tags():
-            resp = self.teacher.complete(prompt, formatted=formatted, **kwargs)
+            resp = _quiet(self.teacher).complete(prompt, formatted=formatted, **kwargs)
         return _untracked(resp)
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
         kwargs = self._completion_kwargs(formatted, kwargs)
         with _teacher_tags():
-            source = self.teacher.stream_complete(prompt, formatted=formatted, **kwargs)
+            source = _quiet(self.teacher).stream_complete(prompt, formatted=formatted, **kwargs)
 
         def gen() -> Iterator[CompletionResponse]:
             while True:
@@ -360,14 +371,14 @@ class SomaLLM(FunctionCallingLLM):
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         kwargs = self._completion_kwargs(formatted, kwargs)
         with _teacher_tags():
-            resp = await self.teacher.acomplete(prompt, formatted=formatted, **kwargs)
+            resp = await _quiet(self.teacher).acomplete(prompt, formatted=formatted, **kwargs)
         return _untracked(resp)
 
     @llm_completion_callback()
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
         kwargs = self._completion_kwargs(formatted, kwargs)
         with _teacher_tags():
-            source = await self.teacher.astream_complete(prompt, formatted=formatted, **kwargs)
+            source = await _quiet(self.teacher).astream_complete(prompt, formatted=formatted, **kwargs)
 
         async def gen() -> AsyncIterator[CompletionResponse]:
             while True:
@@ -446,7 +457,7 @@ class SomaLLM(FunctionCallingLLM):
 
     # -- one turn ------------------------------------------------------------------------
     def _begin(
-        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], context: tuple[str | None, bool] | None = None
+        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], context: tuple[str | None, str] | None = None
     ) -> _Turn:
         """Split the call's kwargs, resolve the session and ask the engine who serves."""
         kwargs = dict(kwargs)
@@ -461,18 +472,21 @@ class SomaLLM(FunctionCallingLLM):
             parallel=bool(kwargs.pop("allow_parallel_tool_calls", False)),
             choice_arg=kwargs.pop("tool_choice", None),
             teacher_kwargs=kwargs,
-            output_check=self.output_check,
+            output_check=self.output_check or (_react_step if _is_react(messages) else None),
             buffered=self.buffer_stream,
+            options={"max_new_tokens": kwargs.get("max_tokens"), "temperature": kwargs.get("temperature")},
         )
-        session, internal = context or self._context(explicit)
-        if internal:
-            turn.untracked = UNTRACKED_PROMPT
+        session, untracked = context or self._context(explicit)
+        if untracked:
+            turn.untracked = untracked
             return turn
         request: dict[str, Any] = {}
         if turn.tools:
             default = "required" if turn.tool_required else "auto"
             choice = turn.choice_arg if turn.choice_arg is not None else default
             request = turns.tool_request(turn, (_openai_tool(t) for t in turn.tools), choice)
+        if kwargs.get("model"):  # a call that names a model asks for the teacher itself
+            request.update(teacher_only=True, reason="model= is served by the teacher")
         return turns.open_turn(turn, session, to_soma_messages(turn.messages), request, agent)
 
     async def _abegin(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> _Turn:
@@ -481,28 +495,33 @@ class SomaLLM(FunctionCallingLLM):
         context = self._context(kwargs.get("session_id"))
         return await asyncio.to_thread(self._begin, messages, kwargs, context)
 
-    def _context(self, explicit: Any) -> tuple[str | None, bool]:
-        """The call's session, and whether the call is a chat engine's own prompt (condensing)
-        rather than a turn: such a call is served by the teacher and not recorded."""
+    def _context(self, explicit: Any) -> tuple[str | None, str]:
+        """The call's session, and why it is not a turn, if it is not: a chat engine's own
+        prompt (condensing), or a one-off structured call without a session (each would
+        otherwise be a stored session of its own). Such calls are served by the teacher and
+        not recorded."""
         if internal_prompt():
-            return None, True
+            return None, UNTRACKED_PROMPT
         if explicit not in (None, ""):
-            return str(explicit), False
+            return str(explicit), ""
         if self.session_id:
-            return self.session_id, False
-        return session_from_context(), False
+            return self.session_id, ""
+        session = session_from_context()
+        if session is None and _SPANS.structured(active_span_id.get()):
+            return None, UNTRACKED_ONE_OFF
+        return session, ""
 
     def _call_teacher(self, turn: _Turn, *, stream: bool) -> Any:
         """The teacher's native call for this turn: ``(stream_)chat_with_tools`` with the
         tools, else ``(stream_)chat``."""
-        t = self.teacher
+        t = _quiet(self.teacher)
         if turn.tools and isinstance(t, FunctionCallingLLM):
             fn = t.stream_chat_with_tools if stream else t.chat_with_tools
             return fn(turn.tools, chat_history=list(turn.messages), **self._tool_kwargs(turn))
         return (t.stream_chat if stream else t.chat)(list(turn.messages), **turn.teacher_kwargs)
 
     async def _acall_teacher(self, turn: _Turn, *, stream: bool) -> Any:
-        t = self.teacher
+        t = _quiet(self.teacher)
         if turn.tools and isinstance(t, FunctionCallingLLM):
             fn = t.astream_chat_with_tools if stream else t.achat_with_tools
             return await fn(turn.tools, chat_history=list(turn.messages), **self._tool_kwargs(turn))
@@ -525,7 +544,10 @@ class SomaLLM(FunctionCallingLLM):
 
         def audit(_messages: Any) -> tuple[str, Usage | None]:
             with _teacher_tags("audit"):
-                resp = self._call_teacher(turn, stream=False)
+                try:
+                    resp = self._call_teacher(turn, stream=False)
+                except NotImplementedError:  # an async-only teacher
+                    resp = asyncio.run(self._acall_teacher(turn, stream=False))
             return self._teacher_text(turn, resp), _usage_of(resp)
 
         return audit
@@ -661,6 +683,29 @@ class _Turn(turns.Turn):
         return parsed
 
 
+def _quiet(teacher: LLM) -> LLM:
+    """The teacher without callback handlers: our LLM event carries the teacher's response
+    and usage, so a handler counting LLM events (``TokenCountingHandler``) counts a teacher
+    turn once. Its instrumentation events still fire, tagged ``soma.call="teacher"``."""
+    return teacher.model_copy(update={"callback_manager": CallbackManager([])})
+
+
+REACT_MARKERS = ("Action Input:", "Thought:")  # in the format instructions of ReActAgent's system prompt
+
+
+def _is_react(messages: Sequence[ChatMessage]) -> bool:
+    """Whether the call is a ReAct agent's (its system prompt describes the ReAct format)."""
+    return any(m.role == MessageRole.SYSTEM and all(k in (m.content or "") for k in REACT_MARKERS) for m in messages)
+
+
+def _react_step(text: str) -> None:
+    """A ReAct step or it does not hold up: a surrogate answer in another shape is served by
+    the teacher (LlamaIndex's parser alone reads any text as a final answer)."""
+    if not text.lstrip().startswith("Thought:"):
+        raise ValueError("not a ReAct step: it does not start with 'Thought:'")
+    ReActOutputParser().parse(text.strip(), is_streaming=False)
+
+
 # ----------------------------------------------------------------------------- sessions from spans
 
 
@@ -676,8 +721,8 @@ class _SessionSpans(BaseSpanHandler[Any]):
     span (a chat engine's streamed answer is generated after its ``stream_chat`` span has
     returned, in a thread or task that inherited the span as current), in a bounded LRU."""
 
-    # span id -> (parent span id, session id or a marker, the span is a chat engine's)
-    _spans: OrderedDict[str, tuple[str | None, Any, bool]] = PrivateAttr(default_factory=OrderedDict)
+    # span id -> (parent span id, session id or a marker, the span is a chat engine's, a structured call's)
+    _spans: OrderedDict[str, tuple[str | None, Any, bool, bool]] = PrivateAttr(default_factory=OrderedDict)
     _lk: Any = PrivateAttr(default_factory=threading.Lock)
     _limit: int = PrivateAttr(default=20000)
 
@@ -699,7 +744,8 @@ class _SessionSpans(BaseSpanHandler[Any]):
             parent = self._spans.get(parent_id) if parent_id else None
             if parent is not None and parent[2] and isinstance(instance, LLM) and _method(id_) in _PROMPT_METHODS:
                 session = _ENGINE_PROMPT
-            self._spans[id_] = (parent_id, session, isinstance(instance, BaseChatEngine))
+            structured = isinstance(instance, LLM) and _method(id_) in _STRUCTURED_METHODS
+            self._spans[id_] = (parent_id, session, isinstance(instance, BaseChatEngine), structured)
             while len(self._spans) > self._limit:
                 self._spans.popitem(last=False)
 
@@ -725,6 +771,20 @@ class _SessionSpans(BaseSpanHandler[Any]):
     def engine_prompt(self, span_id: str | None) -> bool:
         return self._walk(span_id) is _ENGINE_PROMPT
 
+    def structured(self, span_id: str | None) -> bool:
+        """Whether the span is inside a structured-output call (``structured_predict`` and
+        its twins, which ``as_structured_llm`` calls too)."""
+        seen = 0
+        with self._lk:
+            while span_id and seen < 256:
+                entry = self._spans.get(span_id)
+                if entry is None:
+                    return False
+                if entry[3]:
+                    return True
+                span_id, seen = entry[0], seen + 1
+        return False
+
     def _walk(self, span_id: str | None) -> Any:
         """The nearest session id or marker from the span up to the root."""
         seen = 0
@@ -733,11 +793,16 @@ class _SessionSpans(BaseSpanHandler[Any]):
                 entry = self._spans.get(span_id)
                 if entry is None:
                     return None
-                parent, session, _ = entry
+                parent, session = entry[0], entry[1]
                 if session:
                     return session
                 span_id, seen = parent, seen + 1
         return None
+
+
+# The span walk reads LlamaIndex internals: span ids of the form ``Class.method-<uuid4>`` and
+# chat engines' private ``_memory``. tests/test_llama_index.py pins them for this range.
+LLAMA_INDEX_SUPPORTED = (">=0.12", "<0.15")
 
 
 def _method(span_id: str) -> str:
@@ -748,6 +813,9 @@ def _method(span_id: str) -> str:
 _TOOL: Any = object()  # marks a tool's span: the walk up to a memory stops there
 _ENGINE_PROMPT: Any = object()  # marks an LLM prompt call made by a chat engine itself
 _PROMPT_METHODS = frozenset({"predict", "apredict", "stream", "astream"})
+_STRUCTURED_METHODS = frozenset(
+    {"structured_predict", "astructured_predict", "stream_structured_predict", "astream_structured_predict"}
+)
 _SPANS = _SessionSpans()
 _SPANS_INSTALLED = False
 _SPANS_LOCK = threading.Lock()
@@ -759,8 +827,27 @@ def _install_session_spans() -> None:
         return
     with _SPANS_LOCK:
         if not _SPANS_INSTALLED:
+            if not _supported_llama_index():
+                log.warning(
+                    "llama-index-core %s is outside the range SOMA's session finder is tested on (%s): sessions "
+                    "from chat engines' and agents' memories may not be found; pass session_id= to be sure",
+                    _llama_index_version(),
+                    ", ".join(LLAMA_INDEX_SUPPORTED),
+                )
             get_dispatcher().add_span_handler(_SPANS)
             _SPANS_INSTALLED = True
+
+
+def _llama_index_version() -> str:
+    from importlib.metadata import version
+
+    return version("llama-index-core")
+
+
+def _supported_llama_index() -> bool:
+    from packaging.specifiers import SpecifierSet
+
+    return _llama_index_version() in SpecifierSet(",".join(LLAMA_INDEX_SUPPORTED))
 
 
 def session_from_context() -> str | None:

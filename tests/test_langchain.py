@@ -10,8 +10,9 @@ the surrogate runtime's generation methods; everything else runs the real model.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
-import inspect
+import importlib.util
 import json
 import re
 import tempfile
@@ -36,7 +37,7 @@ from langchain_core.messages import (
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import RunnableLambda, RunnableMap, RunnablePassthrough
 from langchain_core.runnables.history import RunnableWithMessageHistory
 from langchain_core.tools import tool
 from langchain_core.tracers.base import BaseTracer
@@ -59,6 +60,7 @@ from soma_engine.tools import (
     truncate_at_stop,
     validate_json,
 )
+from soma_engine.types import normalize_messages
 from soma_integrations.langchain import SomaChatModel, to_soma_messages
 
 SUITE_DIR = Path(tempfile.mkdtemp(prefix="soma-lc-suite-"))
@@ -126,8 +128,10 @@ class ScriptedTeacher(BaseChatModel):
     def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
 
-    def _answer(self, messages: list[BaseMessage], kwargs: dict[str, Any], how: str) -> AIMessage:
-        self.calls.append({"how": how, "messages": messages, "kwargs": kwargs})
+    def _answer(
+        self, messages: list[BaseMessage], kwargs: dict[str, Any], how: str, stop: list[str] | None = None
+    ) -> AIMessage:
+        self.calls.append({"how": how, "messages": messages, "kwargs": kwargs, "stop": stop})
         if self.error is not None:
             raise self.error
         msg = self.reply(messages, kwargs)
@@ -136,21 +140,21 @@ class ScriptedTeacher(BaseChatModel):
         return msg
 
     def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
-        return ChatResult(generations=[ChatGeneration(message=self._answer(messages, kwargs, "generate"))])
+        return ChatResult(generations=[ChatGeneration(message=self._answer(messages, kwargs, "generate", stop))])
 
     def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:  # type: ignore[override]
-        msg = self._answer(messages, kwargs, "stream")
+        msg = self._answer(messages, kwargs, "stream", stop)
         yield from _chunks(msg)
 
     async def _astream(self, messages, stop=None, run_manager=None, **kwargs) -> AsyncIterator[ChatGenerationChunk]:  # type: ignore[override]
-        msg = self._answer(messages, kwargs, "astream")
+        msg = self._answer(messages, kwargs, "astream", stop)
         for chunk in _chunks(msg):
             await asyncio.sleep(0)
             yield chunk
 
     async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
         await asyncio.sleep(0)
-        return ChatResult(generations=[ChatGeneration(message=self._answer(messages, kwargs, "agenerate"))])
+        return ChatResult(generations=[ChatGeneration(message=self._answer(messages, kwargs, "agenerate", stop))])
 
 
 def _chunks(msg: AIMessage) -> Iterator[ChatGenerationChunk]:
@@ -421,7 +425,9 @@ def test_construction_is_lazy_and_validated() -> None:
     assert model._engine is None and model.engine is None
     assert model._llm_type == "soma-chat"
     params = model._get_ls_params(stop=["\n"])
-    assert params["ls_provider"] == "soma" and params["ls_model_type"] == "chat" and params["ls_stop"] == ["\n"]
+    teacher_provider = model.teacher._get_ls_params()["ls_provider"]  # a teacher turn is priced as the teacher's
+    assert params["ls_provider"] == teacher_provider and params["ls_model_type"] == "chat"
+    assert params["ls_stop"] == ["\n"]
     assert params["ls_model_name"] == "fake-list-chat-model"
     assert model._get_ls_params(model="gpt-x")["ls_model_name"] == "gpt-x"
     assert model._identifying_params["teacher_type"] == "fake-list-chat-model"
@@ -542,31 +548,60 @@ def test_stream_teacher_path(engine: SomaEngine, teacher: ScriptedTeacher) -> No
     assert len(counter.starts) == 1  # the app's handlers see one model
 
 
-def test_teacher_run_is_traced_as_child(engine: SomaEngine, teacher: ScriptedTeacher) -> None:
-    """Tracers see the teacher's run under ours; the app's other handlers see one model run."""
+class LLMRuns(BaseTracer):
+    """A tracer keeping the LLM runs it sees (with their metadata and outputs)."""
 
-    class Runs(BaseTracer):
-        def __init__(self) -> None:
-            super().__init__()
-            self.runs: list[Any] = []
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[Any] = []
 
-        def _persist_run(self, run: Any) -> None:
-            pass
+    def _persist_run(self, run: Any) -> None:
+        pass
 
-        def _start_trace(self, run: Any) -> None:
-            super()._start_trace(run)
-            if run.run_type == "llm":
-                self.runs.append(run)
+    def _end_trace(self, run: Any) -> None:
+        super()._end_trace(run)
+        if run.run_type == "llm":
+            self.runs.append(run)
 
-    tracer, counter = Runs(), TokenCounter()
-    model = make_model(engine, teacher)
-    model.invoke(ask(None, "Invoke please"), session_id="trace-t", config={"callbacks": [tracer, counter]})
-    ours, child = tracer.runs
-    assert child.parent_run_id == ours.id
-    assert {"soma:teacher", "nostream"} <= set(child.tags)
-    assert child.extra["metadata"]["ls_provider"] == "scriptedteacher"
-    assert ours.extra["metadata"]["ls_provider"] == "soma"
+    def usage(self, run: Any) -> dict[str, Any]:
+        return run.outputs["generations"][0][0]["message"]["kwargs"]["usage_metadata"]
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream", "ainvoke", "astream"])
+def test_teacher_turn_is_one_traced_run(engine: SomaEngine, teacher: ScriptedTeacher, how: str) -> None:
+    """A teacher turn is one LLM run, traced as the teacher's model with its usage once, for
+    the app's tracers and its other handlers alike."""
+    tracer, counter = LLMRuns(), TokenCounter()
+    out = _call(
+        make_model(engine, teacher),
+        how,
+        ask(None, "Trace me"),
+        session_id=f"trace-{how}",
+        config={"callbacks": [tracer, counter]},
+    )
+    assert served(out) == "teacher"
+    (run,) = tracer.runs
+    assert run.extra["metadata"]["ls_model_name"] == "scripted-teacher-1" == out.response_metadata["model_name"]
+    assert run.extra["metadata"]["ls_provider"] == teacher._get_ls_params()["ls_provider"]
+    assert tracer.usage(run)["total_tokens"] == 18 == out.usage_metadata["total_tokens"]
     assert len(counter.starts) == 1
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream", "ainvoke", "astream"])
+def test_surrogate_turn_is_traced_as_the_surrogate(engine: SomaEngine, serving: str, how: str) -> None:
+    tracer = LLMRuns()
+    out = _call(
+        make_model(engine, ScriptedTeacher(calls=[])),
+        how,
+        ask(None, "Question 30 about bicycles?"),
+        session_id=serving,
+        config={"callbacks": [tracer]},
+    )
+    assert served(out) == "surrogate"
+    (run,) = tracer.runs
+    assert run.extra["metadata"]["ls_model_name"] == out.response_metadata["model_name"] == "model"  # tiny's folder
+    assert run.extra["metadata"]["ls_provider"] == "soma"
+    assert out.usage_metadata["output_tokens"] > 0 and tracer.usage(run) == out.usage_metadata
 
 
 def test_stream_surrogate_path(engine: SomaEngine, serving: str) -> None:
@@ -892,14 +927,16 @@ def test_structured_output_teacher(engine: SomaEngine, teacher: ScriptedTeacher,
 
 
 def test_structured_output_include_raw_and_strict(engine: SomaEngine, teacher: ScriptedTeacher) -> None:
-    structured = make_model(engine, teacher).with_structured_output(Person, include_raw=True, strict=True)
+    structured = make_model(engine, teacher).with_structured_output(
+        Person, method="function_calling", include_raw=True, strict=True
+    )
     out = structured.invoke(ask(None, "Who is it?"), config={"configurable": {"session_id": "so-raw"}})
     assert out["parsing_error"] is None and out["parsed"] == Person(name="Ann", age=31)
     assert served(out["raw"]) == "teacher"
     assert teacher.calls[-1]["kwargs"]["tool_choice"] == "Person" and teacher.calls[-1]["kwargs"]["strict"] is True
 
 
-@pytest.mark.parametrize("method", ["function_calling", "json_mode"])
+@pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
 def test_structured_output_surrogate(
     engine: SomaEngine, serving: str, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
@@ -914,6 +951,34 @@ def test_structured_output_surrogate(
     ScriptSurrogate(monkeypatch, engine, '{"name": "Bob"}')
     out = structured.invoke(ask(None, "Who is it?"), config={"configurable": {"session_id": serving}})
     assert served(out["raw"]) == "teacher" and out["parsed"] == Person(name="Ann", age=31)
+
+
+def json_reply(messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+    fmt = kwargs.get("response_format")
+    if fmt is not None:
+        return AIMessage(json.dumps(_example_args(fmt["json_schema"]["schema"])))
+    return default_reply(messages, kwargs)
+
+
+class JsonSchemaTeacher(ScriptedTeacher):
+    """Answers JSON in its content under a ``response_format`` (as ChatOpenAI's json_schema)."""
+
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Any:
+        if kwargs.get("method") != "json_schema":
+            return super().with_structured_output(schema, include_raw=include_raw, **kwargs)
+        fmt = {"type": "json_schema", "json_schema": {"name": "out", "schema": schema, "strict": kwargs.get("strict")}}
+        parse = RunnableLambda(lambda d: json.loads(d["raw"].content))
+        return RunnableMap(raw=self.bind(response_format=fmt)) | RunnablePassthrough.assign(parsed=parse)
+
+
+def test_structured_output_json_schema_is_the_teachers_native_and_default(engine: SomaEngine) -> None:
+    teacher = JsonSchemaTeacher(calls=[], reply=json_reply)
+    structured = make_model(engine, teacher, temperature=0.2).with_structured_output(Person)  # ChatOpenAI's default
+    out = structured.invoke(ask(None, "Who?"), config={"configurable": {"session_id": "so-native"}})
+    assert out == Person(name="Ann", age=31)
+    kwargs = teacher.calls[-1]["kwargs"]
+    assert kwargs["response_format"]["type"] == "json_schema" and "tools" not in kwargs
+    assert kwargs["temperature"] == 0.2  # the call's settings reach the structured teacher call
 
 
 # ----------------------------------------------------------------------------- session identity
@@ -1103,19 +1168,17 @@ def _fill(schema: dict[str, Any], text: str) -> dict[str, Any]:
     return args
 
 
-# The suite's async tests need pytest-asyncio's mark (pyproject sets no asyncio_mode=auto);
-# marking the inherited functions themselves keeps the suite's no-override check happy.
-for _cls in ChatModelIntegrationTests.__mro__:
-    for _name, _fn in vars(_cls).items():
-        marked = any(m.name == "asyncio" for m in getattr(_fn, "pytestmark", []))
-        if _name.startswith("test_") and inspect.iscoroutinefunction(_fn) and not marked:
-            pytest.mark.asyncio(_fn)
-
-
 class TestSomaChatModelIntegration(ChatModelIntegrationTests):
     """The standard integration suite on the teacher path (warm window 64: no switch), with
     a local scripted teacher. What it checks is that the wrapper passes calls, tools,
     histories, structured output, usage and metadata through as a drop-in model."""
+
+    # pyproject sets no asyncio_mode=auto: the suite's async tests get pytest-asyncio's mark
+    # here, on this class, not by patching the upstream functions.
+    pytestmark = [
+        pytest.mark.asyncio,
+        pytest.mark.filterwarnings("ignore:.*is marked with '@pytest.mark.asyncio' but it is not an async function"),
+    ]
 
     @property
     def chat_model_class(self) -> type[BaseChatModel]:
@@ -1142,3 +1205,317 @@ class TestSomaChatModelIntegration(ChatModelIntegrationTests):
     @property
     def model_override_value(self) -> str | None:
         return "scripted-teacher-2"
+
+
+# ----------------------------------------------------------------------------- drop-in habits (issue 21)
+
+
+class RuntimeSpy:
+    """Records the generation settings the real surrogate runtime is called with (and runs it)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, engine: SomaEngine) -> None:
+        self.seen: list[dict[str, Any]] = []
+        rt = engine.surrogate
+        for name in ("generate", "agenerate", "stream", "astream"):
+            monkeypatch.setattr(rt, name, self._spy(getattr(rt, name)))
+
+    def _spy(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(messages: Any, adapter: Any = None, **kw: Any) -> Any:
+            self.seen.append(kw)
+            return fn(messages, adapter, **kw)
+
+        return call
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream", "ainvoke", "astream"])
+def test_settings_reach_the_teacher(engine: SomaEngine, teacher: ScriptedTeacher, how: str) -> None:
+    model = make_model(engine, teacher, temperature=0.3, max_tokens=50, model_kwargs={"seed": 7})
+    _call(model, how, ask(None, "Settings?"), session_id=f"settings-{how}", temperature=0.9, stop=["END"])
+    kwargs = teacher.calls[-1]["kwargs"]
+    assert kwargs["temperature"] == 0.9 and kwargs["max_tokens"] == 50 and kwargs["seed"] == 7
+    assert teacher.calls[-1]["stop"] == ["END"]
+    params = model._get_ls_params(temperature=0.9)
+    assert params["ls_temperature"] == 0.9 and params["ls_max_tokens"] == 50
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream", "ainvoke", "astream"])
+def test_surrogate_honours_max_tokens_temperature_and_stop(
+    engine: SomaEngine, serving: str, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    spy = RuntimeSpy(monkeypatch, engine)
+    model = make_model(engine, ScriptedTeacher(calls=[]), temperature=0.7)
+    out = _call(model, how, ask(None, "Question 31 about bicycles?"), session_id=serving, max_tokens=3, stop=["zz"])
+    assert served(out) == "surrogate"
+    assert out.usage_metadata["output_tokens"] <= 3  # the engine's own limit is 16
+    assert spy.seen[-1]["max_new_tokens"] == 3 and spy.seen[-1]["temperature"] == 0.7
+    assert spy.seen[-1]["stop"] == ["zz"]
+
+
+def test_surrogate_runtime_stops_generating_at_a_stop_sequence(engine: SomaEngine) -> None:
+    import torch
+
+    rt = engine.surrogate
+    msgs = normalize_messages([{"role": "user", "content": "Tell me about bicycles."}])
+    torch.manual_seed(0)  # sampled (the tiny model's greedy answer repeats one byte): same draws twice
+    full = rt.generate(msgs, max_new_tokens=16, temperature=1.0)
+    pieces = [rt.tokenizer.decode([i]) for i in full.token_ids]
+    k = next(i for i in range(2, 12) if pieces[i].strip().isascii() and pieces[i].strip().isalnum())
+    torch.manual_seed(0)
+    cut = rt.generate(msgs, max_new_tokens=16, temperature=1.0, stop=[pieces[k].strip()])
+    assert pieces[k].strip() in cut.text and cut.output_tokens <= k + 1 < full.output_tokens  # generation ended
+
+
+def test_unknown_settings_and_several_answers_are_refused(engine: SomaEngine, teacher: ScriptedTeacher) -> None:
+    with pytest.raises(ValueError, match="model_kwargs"):
+        SomaChatModel(teacher=teacher, top_p=0.5)
+    with pytest.raises(ValueError, match="set them on the teacher"):
+        SomaChatModel(teacher=teacher, timeout=30)
+    with pytest.raises(ValueError, match="n=2"):
+        SomaChatModel(teacher=teacher, n=2)
+    with pytest.raises(ValueError, match="n=3"):
+        make_model(engine, teacher).invoke(ask(None, "Three?"), n=3)
+    assert SomaChatModel(teacher=teacher, model_kwargs={"top_p": 0.5}).model_kwargs == {"top_p": 0.5}
+
+
+def test_logprobs_turns_are_served_by_the_teacher(engine: SomaEngine, serving: str) -> None:
+    teacher = ScriptedTeacher(calls=[])
+    out = make_model(engine, teacher, logprobs=True).invoke(
+        ask(None, "Question 32 about bicycles?"), session_id=serving
+    )
+    assert served(out) == "teacher" and teacher.calls[-1]["kwargs"]["logprobs"] is True
+
+
+class ProfiledTeacher(ScriptedTeacher):
+    """A teacher with its own token counter and model profile."""
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Any = None) -> int:
+        return 100 * len(messages)
+
+
+def test_token_counting_and_profile_are_the_teachers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from langchain_core.messages import trim_messages
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    msgs = [HumanMessage("one two three four five six"), AIMessage("seven eight nine"), HumanMessage("ten")]
+    own = SomaChatModel(teacher=ProfiledTeacher(calls=[], profile={"max_input_tokens": 4096}))
+    assert own.get_num_tokens_from_messages(msgs) == 300
+    assert own.profile == {"max_input_tokens": 4096}
+    plain = SomaChatModel(teacher=FakeListChatModel(responses=["x"]))  # LangChain's GPT-2 default needs the hub
+    assert plain.get_num_tokens_from_messages(msgs) > 5
+    trimmed = trim_messages(msgs, max_tokens=250, token_counter=own, strategy="last")
+    assert trimmed == msgs[1:]
+
+
+def teacher_setups() -> dict[str, Callable[[ScriptedTeacher], Any]]:
+    from langchain_core.runnables import ConfigurableField
+
+    return {
+        "with_retry": lambda t: t.with_retry(stop_after_attempt=2),
+        "bind": lambda t: t.bind(max_tokens=9),
+        "configurable_fields": lambda t: t.configurable_fields(
+            model_name=ConfigurableField(id="teacher_model", name="Teacher model")
+        ),
+        "configurable_alternatives": lambda t: t.configurable_alternatives(
+            ConfigurableField(id="teacher"), default_key="main", other=ScriptedTeacher(model_name="other", calls=[])
+        ),
+    }
+
+
+@pytest.mark.parametrize("setup", list(teacher_setups()))
+@pytest.mark.parametrize("how", ["invoke", "astream"])
+def test_any_chat_runnable_as_teacher(engine: SomaEngine, setup: str, how: str) -> None:
+    base = ScriptedTeacher(calls=[])
+    model = make_model(engine, teacher_setups()[setup](base))
+    out = _call(model, how, ask(None, "What is 2 plus 3?"), session_id=f"runnable-{setup}-{how}")
+    assert out.content == "Teacher answer to: What is 2 plus 3?" and served(out) == "teacher"
+    tools = model.bind_tools([add])
+    called = _call(tools, how, ask(None, "What is 2 plus 3?"), session_id=f"runnable-tools-{setup}-{how}")
+    assert called.tool_calls[0]["name"] == "add"
+    assert base.calls[-1]["kwargs"]["tools"][0]["function"]["name"] == "add"
+    if setup == "bind":
+        assert base.calls[-1]["kwargs"]["max_tokens"] == 9  # the teacher's own bound kwargs kept
+
+
+def test_configurable_teachers_follow_the_call_config(engine: SomaEngine) -> None:
+    setups = teacher_setups()
+    fields = make_model(engine, setups["configurable_fields"](ScriptedTeacher(calls=[])))
+    config = {"configurable": {"teacher_model": "picked-model", "session_id": "conf-fields"}}
+    assert fields.invoke(ask(None, "Who?"), config=config).response_metadata["model_name"] == "picked-model"
+    alts = make_model(engine, setups["configurable_alternatives"](ScriptedTeacher(calls=[])))
+    config = {"configurable": {"teacher": "other", "session_id": "conf-alts"}}
+    assert alts.invoke(ask(None, "Who?"), config=config).response_metadata["model_name"] == "other"
+
+
+def test_init_chat_model_configurable_teacher(engine: SomaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import langchain.chat_models.base as chat_models
+    from langchain.chat_models import init_chat_model
+
+    made: list[str] = []
+
+    def helper(model: str, *, model_provider: str | None = None, **kw: Any) -> BaseChatModel:
+        made.append(model)  # stands in for the provider package (no network here)
+        return ScriptedTeacher(model_name=model, calls=[])
+
+    monkeypatch.setattr(chat_models, "_init_chat_model_helper", helper)
+    teacher = init_chat_model(configurable_fields=("model",), model_provider="openai")
+    model = make_model(engine, teacher)
+    config = {"configurable": {"model": "gpt-picked", "session_id": "init-chat"}}
+    out = model.invoke(ask(None, "Which?"), config=config)
+    assert out.response_metadata["model_name"] == "gpt-picked" and made[-1] == "gpt-picked"
+    called = model.bind_tools([add]).invoke(ask(None, "What is 1 plus 2?"), config=config)
+    assert called.tool_calls[0]["name"] == "add"
+
+
+def test_configurable_fields_of_the_model_take_effect(engine: SomaEngine, teacher: ScriptedTeacher) -> None:
+    from langchain_core.runnables import ConfigurableField
+
+    model = make_model(engine, teacher).configurable_fields(temperature=ConfigurableField(id="temp"))
+    model.invoke(ask(None, "Hot?"), config={"configurable": {"temp": 0.42, "session_id": "conf-temp"}})
+    assert teacher.calls[-1]["kwargs"]["temperature"] == 0.42
+
+
+class StreamingTeacher(ScriptedTeacher):
+    streaming: bool = True
+
+
+@pytest.mark.parametrize("how", ["invoke", "ainvoke"])
+def test_streaming_teacher_streams_through_invoke(engine: SomaEngine, how: str) -> None:
+    teacher, counter = StreamingTeacher(calls=[]), TokenCounter()
+    out = _call(
+        make_model(engine, teacher),
+        how,
+        ask(None, "Tokens please"),
+        session_id=f"stream-teacher-{how}",
+        config={"callbacks": [counter]},
+    )
+    assert teacher.calls[-1]["how"] in ("stream", "astream")
+    assert "".join(counter.tokens) == out.content == "Teacher answer to: Tokens please"
+
+
+class AsyncOnlyTeacher(ScriptedTeacher):
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
+        raise NotImplementedError("async only")
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
+        raise NotImplementedError("async only")
+
+
+def test_audits_of_an_async_only_teacher_use_ainvoke(
+    engine: SomaEngine, serving: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine.config.gate, "audit_rate", 1.0)
+    teacher = AsyncOnlyTeacher(calls=[])
+    before = engine.session(serving).metrics.get("audit_calls", 0)
+    out = asyncio.run(make_model(engine, teacher).ainvoke(ask(None, "Question 33 about bicycles?"), session_id=serving))
+    assert served(out) == "surrogate"
+    assert engine.wait_idle(timeout=60)
+    assert engine.session(serving).metrics.get("audit_calls", 0) == before + 1
+    assert [c["how"] for c in teacher.calls] == ["agenerate"]
+
+
+def test_model_engine_is_the_engine_in_use(tiny: Path, tmp_path: Path) -> None:
+    model = SomaChatModel(
+        teacher=ScriptedTeacher(calls=[]), surrogate=str(tiny), store=f"sqlite:///{tmp_path}/e.db", namespace="own"
+    )
+    assert model.engine is None  # construction loads nothing
+    model.invoke(ask(None, "Hello"), session_id="own-1")
+    assert isinstance(model.engine, SomaEngine) and model.engine is model.get_engine()
+    assert len(model.engine.session("own-1").turns) == 1
+    model.engine.close()
+    model.invoke(ask(None, "Hello again"), session_id="own-2")  # a closed engine it built is replaced
+    assert not model.engine._closed and model.engine is model.get_engine()
+    model.engine.close()
+
+
+def test_session_travels_through_events_structured_output_and_batch(engine: SomaEngine) -> None:
+    model = make_model(engine, ScriptedTeacher(calls=[]))
+
+    def turns_of(session: str) -> int:
+        state = engine.store.get(engine.key(session, [], ""))
+        return state.turn_count if state else 0
+
+    async def events_v2() -> list[Any]:
+        config = {"configurable": {"session_id": "ev-v2"}}
+        return [e async for e in model.astream_events(ask(None, "v2?"), config=config, version="v2")]
+
+    assert any(e["event"] == "on_chat_model_stream" for e in asyncio.run(events_v2()))
+    assert turns_of("ev-v2") == 1
+    stream = model.stream_events(ask(None, "v3?"), config={"configurable": {"session_id": "ev-v3"}}, version="v3")
+    assert "v3?" in str(stream.output.content) and turns_of("ev-v3") == 1
+
+    async def events_v3() -> Any:
+        stream = await model.astream_events(
+            ask(None, "v3?"), config={"configurable": {"session_id": "aev-v3"}}, version="v3"
+        )
+        return await stream
+
+    asyncio.run(events_v3())
+    assert turns_of("aev-v3") == 1
+    structured = model.with_structured_output(Person)
+    structured.invoke("Ann is 31", config={"configurable": {"session_id": "so-1"}})
+    assert turns_of("so-1") == 1
+    raw = model.with_structured_output(Person, include_raw=True).invoke(
+        "Ann is 31", config={"configurable": {"session_id": "so-raw-2"}}
+    )
+    assert raw["raw"].response_metadata["soma"]["session_id"] == "so-raw-2" and turns_of("so-raw-2") == 1
+    model.batch([ask(None, "b1"), ask(None, "b2")], config=[{"configurable": {"session_id": s}} for s in ("ba", "bb")])
+    assert turns_of("ba") == 1 and turns_of("bb") == 1
+
+
+SUITE_SERVING = "suite-serving"
+
+
+@functools.cache
+def suite_engine() -> SomaEngine:
+    """An engine whose session ``SUITE_SERVING`` has passed its gate (tiny surrogate, four
+    scripted teacher turns, a permissive gate, locality off as in the module's engine)."""
+    tiny = save_tiny_model(SUITE_DIR / "tiny", visible_only=True)
+    engine = SomaEngine(
+        config=soma_config(), surrogate=str(tiny), store=f"sqlite:///{SUITE_DIR}/serving.db", namespace="suite"
+    )
+    engine._locality = lambda state, messages, previous=None: None  # type: ignore[method-assign]
+    warm_up(make_model(engine, ScriptedTeacher(calls=[], reply=suite_reply)), SUITE_SERVING)
+    assert engine.session(SUITE_SERVING).phase.value == "serving"
+    return engine
+
+
+class TestSomaChatModelIntegrationSurrogate(TestSomaChatModelIntegration):
+    """The same suite with every call in a session served by the (tiny, random) surrogate.
+    Turns it cannot serve well (tool calls, structured output: its output does not
+    validate) are served by the teacher, as in production; what is xfailed below is what a
+    surrogate answer cannot honestly pass."""
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {
+            "teacher": ScriptedTeacher(calls=[], reply=suite_reply),
+            "engine": suite_engine(),
+            "session_id": SUITE_SERVING,
+        }
+
+    @pytest.mark.xfail(
+        reason="with tool_choice='auto' the surrogate may answer in text: it must call a tool only in sessions "
+        "whose teacher always did (turns.open_turn), and this session's teacher answered in text",
+        strict=True,
+    )
+    @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)
+    def test_agent_loop(self, model: BaseChatModel) -> None:
+        super().test_agent_loop(model)
+
+
+def test_the_surrogate_suite_is_served_by_the_surrogate() -> None:
+    """What the second suite run checks is the surrogate's path: its session does switch."""
+    params = TestSomaChatModelIntegrationSurrogate().chat_model_params
+    assert served(SomaChatModel(**params).invoke("Hello")) == "surrogate"
+    chunks = list(SomaChatModel(**params).stream("Hello"))
+    assert served(merge(chunks)) == "surrogate" and merge(chunks).content  # held-back bytes are sent at the end
+
+
+def test_create_agent_uses_the_teachers_structured_output_strategy(engine: SomaEngine) -> None:
+    from langchain.agents import create_agent
+
+    teacher = JsonSchemaTeacher(calls=[], reply=json_reply, profile={"structured_output": True})
+    agent = create_agent(model=make_model(engine, teacher), tools=[], response_format=Person)
+    out = agent.invoke({"messages": [("user", "Who is it?")]}, config={"configurable": {"thread_id": "agent-so"}})
+    assert out["structured_response"] == Person(name="Ann", age=31)
+    assert "response_format" in teacher.calls[-1]["kwargs"]  # the provider strategy, as the teacher's profile says

@@ -58,6 +58,7 @@ from llama_index.core.llms.mock import MockLLM
 from llama_index.core.memory import ChatMemoryBuffer, Memory
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
+from pydantic import BaseModel
 
 from soma_engine import SomaEngine
 from soma_engine.surrogate import Generation
@@ -980,3 +981,183 @@ def test_example_runs_offline(
     assert "stand-in" in out and "5 turns recorded for 5 questions" in out  # condensing is not a turn
     # served by the surrogate after the warm window, or by the teacher after a locality rollback
     assert "served by surrogate" in out or "rolled_back" in out
+
+
+# ----------------------------------------------------------------------------- drop-in habits (issue 21)
+
+
+@pytest.mark.parametrize("how", ["chat", "stream_chat", "achat", "astream_chat"])
+def test_token_counting_handler_counts_each_turn_once(engine: SomaEngine, how: str) -> None:
+    from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
+
+    counter = TokenCountingHandler(tokenizer=lambda text: text.split())
+    manager = CallbackManager([counter])
+    llm = SomaLLM(teacher=ScriptedTeacher(callback_manager=manager), engine=engine, callback_manager=manager)
+
+    def call(messages: list[ChatMessage], session: str) -> ChatResponse:
+        if how == "chat":
+            return llm.chat(messages, session_id=session)
+        if how == "stream_chat":
+            return list(llm.stream_chat(messages, session_id=session))[-1]
+
+        async def run() -> ChatResponse:
+            if how == "achat":
+                return await llm.achat(messages, session_id=session)
+            return [r async for r in await llm.astream_chat(messages, session_id=session)][-1]
+
+        return asyncio.run(run())
+
+    first = call(ask("Count me"), f"count-{how}")
+    assert served(first) == "teacher" and len(counter.llm_token_counts) == 1
+    second = call(ask("Question 40 about training?"), SERVING)
+    assert served(second) == "surrogate" and len(counter.llm_token_counts) == 2
+
+
+def test_llm_engine_is_the_engine_in_use(tiny: Path, tmp_path: Path) -> None:
+    llm = SomaLLM(teacher=ScriptedTeacher(), surrogate=str(tiny), store=f"sqlite:///{tmp_path}/e.db", namespace="own")
+    assert llm.engine is None  # construction loads nothing
+    llm.chat(ask("Hello"), session_id="own-1")
+    assert isinstance(llm.engine, SomaEngine) and llm.engine is llm.get_engine()
+    assert len(llm.engine.session("own-1").turns) == 1
+    llm.engine.close()
+
+
+def test_unknown_settings_refused_and_call_settings_honoured(
+    engine: SomaEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ValueError, match="set them on the teacher"):
+        SomaLLM(teacher=ScriptedTeacher(), temperature=0.2)
+    with pytest.raises(ValueError, match="model"):
+        SomaLLM(teacher=ScriptedTeacher(), model="gpt-4o")
+    teacher = ScriptedTeacher()
+    llm = SomaLLM(teacher=teacher, engine=engine)
+    llm.chat(ask("Settings?"), session_id="li-settings", max_tokens=3, temperature=0.5)
+    assert teacher.calls[-1]["kwargs"]["max_tokens"] == 3 and teacher.calls[-1]["kwargs"]["temperature"] == 0.5
+    seen: list[dict[str, Any]] = []
+    real = engine.surrogate.generate
+
+    def spy(messages: Any, adapter: Any = None, **kw: Any) -> Any:
+        seen.append(kw)
+        return real(messages, adapter, **kw)
+
+    monkeypatch.setattr(engine.surrogate, "generate", spy)
+    out = llm.chat(ask("Question 41 about training?"), session_id=SERVING, max_tokens=3, temperature=0.5)
+    assert served(out) == "surrogate" and out.additional_kwargs["completion_tokens"] <= 3
+    assert seen[-1]["max_new_tokens"] == 3 and seen[-1]["temperature"] == 0.5
+
+
+def test_react_agent_output_is_checked_by_default(
+    engine: SomaEngine, teacher: ScriptedTeacher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    llm = SomaLLM(teacher=teacher, engine=engine)  # no output_check
+    memory = Memory.from_defaults(session_id="react-default", token_limit=3000)
+
+    async def conversation() -> None:
+        for question in ("What is 2 plus 3?", "What is 3 times 4?"):
+            await _run(ReActAgent(tools=TOOLS, llm=llm, timeout=None), question, memory)
+        assert history_of(engine, "react-default") == ["teacher"] * 4
+        ScriptSurrogate(monkeypatch, engine, "eeee to to to")  # not a ReAct step
+        out, events = await _run(ReActAgent(tools=TOOLS, llm=llm, timeout=None), "What is 1 plus 2?", memory)
+        assert _tool_results(events) == [("add", "3")] and "It is 3" in str(out.response.content)
+        assert history_of(engine, "react-default")[-2:] == ["teacher", "teacher"]
+        ScriptSurrogate(monkeypatch, engine, "Thought: I can answer without using any more tools.\nAnswer: Forty-two.")
+        out, _ = await _run(ReActAgent(tools=TOOLS, llm=llm, timeout=None), "What is 20 plus 22?", memory)
+        assert "Forty-two" in str(out.response.content) and history_of(engine, "react-default")[-1] == "surrogate"
+
+    asyncio.run(conversation())
+
+
+class PersonOut(BaseModel):
+    """A person."""
+
+    name: str
+    age: int
+
+
+class StructuredTeacher(ScriptedTeacher):
+    """Calls the output class's tool when it is bound (as a function-calling teacher does)."""
+
+    def _answer(self, how: str, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> ChatMessage:
+        tools = kwargs.get("tools") or []
+        if any(t.metadata.name == "PersonOut" for t in tools):
+            self.calls.append({"how": how, "messages": list(messages), "kwargs": kwargs})
+            call = ToolCallBlock(tool_call_id="p1", tool_name="PersonOut", tool_kwargs={"name": "Ann", "age": 31})
+            return ChatMessage(role=MessageRole.ASSISTANT, blocks=[call])
+        return super()._answer(how, messages, kwargs)
+
+
+def _session_count(engine: SomaEngine) -> int:
+    return sum(1 for _ in engine.store.list_sessions(engine.namespace))
+
+
+@pytest.mark.parametrize("how", ["structured_predict", "as_structured_llm"])
+def test_structured_output_on_both_paths(engine: SomaEngine, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    from llama_index.core.prompts import PromptTemplate
+
+    teacher = StructuredTeacher()
+    llm = SomaLLM(teacher=teacher, engine=engine)
+
+    def ask_person(question: str, **llm_kwargs: Any) -> PersonOut:
+        if how == "structured_predict":
+            return llm.structured_predict(PersonOut, PromptTemplate(question), llm_kwargs=llm_kwargs)
+        return llm.as_structured_llm(PersonOut).chat(ask(question), **llm_kwargs).raw
+
+    before = _session_count(engine)
+    for i in range(3):  # one-off calls: the teacher serves, and no session is stored for them
+        assert ask_person(f"Who is person {i}?") == PersonOut(name="Ann", age=31)
+    assert _session_count(engine) == before and len(teacher.calls) == 3
+    ScriptSurrogate(
+        monkeypatch, engine, '<tool_call>{"name": "PersonOut", "arguments": {"name": "Bob", "age": 40}}</tool_call>'
+    )
+    assert ask_person("Question 42 about training?", session_id=SERVING) == PersonOut(name="Bob", age=40)
+    assert history_of(engine, SERVING)[-1] == "surrogate" and len(teacher.calls) == 3
+    ScriptSurrogate(monkeypatch, engine, '<tool_call>{"name": "PersonOut", "arguments": {"name": "Bob"}}</tool_call>')
+    assert ask_person("Question 43 about training?", session_id=SERVING) == PersonOut(name="Ann", age=31)
+    assert history_of(engine, SERVING)[-1] == "teacher"  # invalid against the schema: the teacher served
+
+
+def test_session_finder_internals_are_pinned(engine: SomaEngine) -> None:
+    """The span walk reads LlamaIndex internals (span ids ``Class.method-<uuid4>``, a chat
+    engine's ``_memory``); this pins them for the range SOMA says it supports, and fails
+    when the installed LlamaIndex leaves it or changes them."""
+    from llama_index.core.chat_engine import SimpleChatEngine
+
+    from soma_integrations import llama_index as li
+
+    assert li._supported_llama_index(), (li._llama_index_version(), li.LLAMA_INDEX_SUPPORTED)
+    llm = SomaLLM(teacher=ScriptedTeacher(), engine=engine)
+    chat_engine = SimpleChatEngine.from_defaults(llm=llm, memory=Memory.from_defaults(session_id="pinned-1"))
+    assert chat_engine._memory.session_id == "pinned-1"
+    chat_engine.chat("Hello there")
+    assert history_of(engine, "pinned-1") == ["teacher"]  # found through the chat engine's span
+    ids = list(li._SPANS._spans)[-20:]
+    assert ids and all(re.fullmatch(r"\w+\.\w+-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", i) for i in ids)
+    assert any(li._method(i) == "chat" and i.startswith("SimpleChatEngine.") for i in ids)
+
+
+class AsyncOnlyTeacher(ScriptedTeacher):
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        raise NotImplementedError("async only")
+
+
+def test_audits_of_an_async_only_teacher_use_achat(engine: SomaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine.config.gate, "audit_rate", 1.0)
+    teacher = AsyncOnlyTeacher()
+    before = engine.session(SERVING).metrics.get("audit_calls", 0)
+    out = asyncio.run(
+        SomaLLM(teacher=teacher, engine=engine).achat(ask("Question 44 about training?"), session_id=SERVING)
+    )
+    assert served(out) == "surrogate"
+    assert engine.wait_idle(timeout=60)
+    assert engine.session(SERVING).metrics.get("audit_calls", 0) == before + 1
+    assert [c["how"] for c in teacher.calls] == ["achat"]
+
+
+def test_responses_name_the_model_that_served(engine: SomaEngine, teacher: ScriptedTeacher) -> None:
+    llm = SomaLLM(teacher=teacher, engine=engine)
+    first = llm.chat(ask("Who serves?"), session_id="li-who")
+    assert served(first) == "teacher" and first.raw["model"] == "scripted-teacher-1"
+    later = llm.chat(ask("Question 45 about training?"), session_id=SERVING)
+    assert served(later) == "surrogate" and later.raw["model"] == "model"  # the tiny surrogate's folder
+    named = llm.chat(ask("Question 46 about training?"), session_id=SERVING, model="scripted-teacher-2")
+    assert served(named) == "teacher" and teacher.calls[-1]["kwargs"]["model"] == "scripted-teacher-2"

@@ -37,6 +37,16 @@ class TestSomaChatModelStandard(ChatModelUnitTests):
         }
 
     @property
+    def standard_chat_model_params(self) -> dict[str, Any]:
+        """Without ``timeout``, ``max_retries`` and ``api_key``: they configure a provider's
+        client, so they belong on the teacher, and SomaChatModel refuses them with a message
+        saying so rather than dropping them (tests/test_langchain.py)."""
+        params = super().standard_chat_model_params
+        for key in ("timeout", "max_retries", "api_key"):
+            params.pop(key, None)
+        return params
+
+    @property
     def has_tool_calling(self) -> bool:
         return True
 
