@@ -896,8 +896,11 @@ def test_untracked_and_non_text_calls_go_to_the_teacher(engine: SomaEngine, teac
 def test_session_identity_order(engine: SomaEngine, teacher: ScriptedTeacher) -> None:
     llm = SomaLLM(teacher=teacher, engine=engine)
     msgs = ask("Which saddle?")
-    fp = llm.chat(msgs).additional_kwargs["soma"]["session_id"]
-    assert fp.startswith("fp-") and llm.chat(msgs).additional_kwargs["soma"]["session_id"] == fp
+    first = llm.chat(msgs)
+    fp = first.additional_kwargs["soma"]["session_id"]
+    follow_up = ask("And pedals?", [*msgs, first.message])  # the fingerprinted session continues
+    assert fp.startswith("fp-") and llm.chat(follow_up).additional_kwargs["soma"]["session_id"] == fp
+    assert llm.chat(msgs).additional_kwargs["soma"]["session_id"] != fp  # another user, same opening
     with instrument_tags({"session_id": "tag-1"}):
         assert llm.chat(msgs).additional_kwargs["soma"]["session_id"] == "tag-1"
         assert llm.chat(msgs, session_id="kw-1").additional_kwargs["soma"]["session_id"] == "kw-1"
