@@ -49,6 +49,15 @@ class MiningConfig(_Section):
     hnsw_above: int = Field(200_000, ge=1, description="vocabularies larger than this use an HNSW index, else exact")
     probe_teacher: bool = Field(False, description="send verbalized V(P) probes to the teacher")
     probe_budget: int = Field(4, ge=0, description="most teacher probe calls per adaptation")
+    row_chunk: int = Field(
+        256, ge=1, description="answer rows whose |V|-wide logits exist at once (recomputed per chunk in the backward)"
+    )
+    activation_budget_mb: int = Field(
+        1024,
+        ge=0,
+        description="estimated decoder activations above this are recomputed in the backward (gradient "
+        "checkpointing), for mining and LoRA steps alike; 0: always",
+    )
 
 
 class LoraConfig(_Section):
@@ -71,6 +80,12 @@ class LoraConfig(_Section):
         description="|H| = ceil(fraction x training turns), at least 2, for soma and random-ft; history-ft uses all",
     )
     max_seq_len: int = Field(1024, ge=32, description="training sequences are cut to this")
+    max_answer_tokens: int = Field(
+        256,
+        ge=1,
+        description="teacher answers are cut to their first this many tokens (and at most max_seq_len // 2) for "
+        "mining and training; the context loses its oldest tokens to fit max_seq_len",
+    )
     seed: int = 0
 
 
