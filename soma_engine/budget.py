@@ -1,0 +1,77 @@
+"""Adaptation time budget (``SomaConfig.adaptation_budget_s``): size mining and LoRA from what
+their first steps cost.
+
+The paper's step counts (appendix C.2: 30 mining steps over M = 3 candidates, 60 LoRA steps)
+take seconds on a GPU and many minutes on a small CPU (SmolLM2-135M on two cores: 5-10 ms per
+token of forward + backward). Under a budget each stage runs its first step at the configured
+size, measures it, and plans the rest:
+
+- **Mining** gets ``MINING_SHARE`` of the budget (``soma`` only). If fewer than
+  ``MIN_MINING_STEPS`` steps of all M candidates fit, candidates are dropped first (a step's cost
+  is about proportional to M), then steps are cut; at least one step always runs.
+- **LoRA** gets what is left of the budget when it starts. Its steps are sized from the first
+  step and the step-0 validation, counting the validations the plan implies; at least one
+  step always runs.
+- The gate's generations are not in the budget: they are the cost of deciding, not of adapting.
+
+On a CPU the budget also caps sequence lengths (``CPU_MAX_SEQ_LEN``): the cost is linear in
+tokens, and at 1024 tokens a single SmolLM2 step takes longer than the whole default budget.
+
+Every stage reports ``planned`` and ``ran`` (steps, candidates) for the decision log.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# Default budget on a CPU: a W = 4 SmolLM2-135M session adapts in at most 60 s on two loaded
+# cores, gate included (benchmarks/adaptation.py --parts budget).
+CPU_BUDGET_S = 40.0
+MINING_SHARE = 0.4
+MIN_MINING_STEPS = 4
+# On a CPU under a budget, training and mining sequences (context + answer) are cut to this.
+CPU_MAX_SEQ_LEN = 256
+
+
+def effective_budget(budget_s: float | None, device: str) -> float | None:
+    """Seconds for one adaptation, or None (no budget: the configured step counts run).
+
+    ``None`` in the config means auto: none on CUDA (the paper's step counts), ``CPU_BUDGET_S``
+    elsewhere; 0 turns the budget off everywhere."""
+    if budget_s is None:
+        return None if device == "cuda" else CPU_BUDGET_S
+    if budget_s < 0 or not math.isfinite(budget_s):
+        raise ValueError(f"adaptation_budget_s must be a finite number >= 0 (0: no budget), got {budget_s}")
+    return float(budget_s) or None
+
+
+@dataclass(frozen=True)
+class MiningPlan:
+    candidates: int
+    steps: int
+
+
+def plan_mining(first_step_s: float, budget_s: float, candidates: int, steps: int) -> MiningPlan:
+    """Candidates and total steps (the first included) that fit ``budget_s`` of mining, given
+    that the first step over ``candidates`` candidates took ``first_step_s``."""
+    if steps <= 1:
+        return MiningPlan(candidates, max(steps, 0))
+    per_candidate = max(first_step_s, 1e-9) / candidates
+    left = budget_s - first_step_s
+    keep = candidates
+    want = min(steps, MIN_MINING_STEPS) - 1
+    while keep > 1 and keep * per_candidate * want > left:
+        keep -= 1
+    fit = math.floor(max(left, 0.0) / (keep * per_candidate))
+    return MiningPlan(keep, int(min(steps, 1 + fit)))
+
+
+def plan_lora(step_s: float, validation_s: float, left_s: float, steps: int, eval_every: int, done: int = 1) -> int:
+    """Total LoRA steps (``done`` already run) that fit ``left_s`` more seconds, given one step's
+    and one validation's cost and a validation every ``eval_every`` steps plus one at the end."""
+    if steps <= done:
+        return steps
+    per_step = max(step_s, 1e-9) + max(validation_s, 0.0) / max(eval_every, 1)
+    more = math.floor(max(left_s - validation_s, 0.0) / per_step)
+    return int(min(steps, done + more))
