@@ -812,6 +812,7 @@ def mine(
     max_answer_tokens: int | None = 256,
     detach_weight: bool = False,
     run_step: Callable[[Callable[[], Any]], Any] | None = None,
+    time_budget_s: float | None = None,
 ) -> MiningResult:
     """Mine M soft prompts on the frozen surrogate and score each warm turn's hardness (Sec. 3.2-3.3).
 
@@ -830,6 +831,9 @@ def mine(
     The engine passes one that submits ``fn`` to the model worker, so live turns are served
     between mining steps; each step freezes the model for itself, and the caller's wrapper
     must re-activate the adapter it mines (other tasks may switch it between steps).
+    ``time_budget_s``: after the first step, the candidates and steps are sized from its cost
+    (budget.plan_mining); ``timings`` reports ``planned_steps``, ``steps`` (ran) and
+    ``candidates`` (kept; ``prompts`` and the result's ``[M, T]`` tables hold only those).
     """
     t_start = time.perf_counter()
     param = next(model.parameters())
@@ -861,9 +865,13 @@ def mine(
     recompute = activation_bytes(model, tokens) > config.activation_budget_mb * 2**20
     timings["checkpointing"] = float(recompute)
     t0 = time.perf_counter()
+    planned = config.steps
     if n_kept and config.steps > 0:
+        plan = {"steps": config.steps}
         opt = torch.optim.AdamW([prompts], lr=config.lr, weight_decay=config.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
+        # Cosine decay over the planned steps (re-planned under a time budget), as CosineAnnealingLR.
+        cosine = lambda i: 0.5 * (1.0 + math.cos(math.pi * min(i, plan["steps"]) / plan["steps"]))  # noqa: E731
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
 
         def step() -> list[float]:
             with _Frozen(model), layer_checkpointing(model, recompute):
@@ -878,11 +886,32 @@ def mine(
             sched.step()
             return j.detach().cpu().tolist()
 
-        for s in range(config.steps):
+        s = 0
+        while s < plan["steps"]:
             losses.append(run(step))
+            s += 1
+            if s == 1 and time_budget_s is not None:
+                from soma_engine.budget import plan_mining
+
+                sized = plan_mining(time.perf_counter() - t0, time_budget_s, m_count, config.steps)
+                plan["steps"] = sized.steps
+                if sized.candidates < m_count:  # keep the first candidates' prompts and moments
+                    m_count = sized.candidates
+                    keep = prompts.detach()[:m_count].clone().requires_grad_(True)
+                    moments = opt.state[prompts]
+                    opt.state.pop(prompts)
+                    opt.param_groups[0]["params"] = [keep]
+                    opt.state[keep] = {
+                        k: (v[:m_count].clone() if torch.is_tensor(v) and v.dim() else v) for k, v in moments.items()
+                    }
+                    prompts = keep
             if progress is not None:
-                progress(s + 1, config.steps)
+                progress(s, plan["steps"])
+        planned = plan["steps"]
     timings["optimization"] = time.perf_counter() - t0
+    timings["planned_steps"] = float(planned)
+    timings["steps"] = float(len(losses))
+    timings["candidates"] = float(m_count)
 
     t0 = time.perf_counter()
     unl = torch.full((m_count, batch.num_turns), math.nan)

@@ -538,3 +538,18 @@ def test_encode_turns_cuts_long_answers_to_their_first_tokens(tiny):
     assert batch.row_target.tolist() == full[:32]  # the prefix, in order, not a sample
     short = encode_turns(tokenizer, turns, max_seq_len=40, max_answer_tokens=32)
     assert short.row_target.tolist() == full[:32] and int(short.lengths.max()) <= 40
+
+
+def test_time_budget_sizes_candidates_and_steps_from_the_first_step(tiny):
+    model, tokenizer = tiny
+    cfg = MiningConfig(candidates=3, soft_len=3, steps=50, neighbors_k=4, top_m=8)
+    free = mine(model, tokenizer, dialogue_turns(), cfg.model_copy(update={"steps": 2}), seed=0)
+    assert free.timings["planned_steps"] == free.timings["steps"] == 2 and free.timings["candidates"] == 3
+    tight = mine(model, tokenizer, dialogue_turns(), cfg, seed=0, time_budget_s=1e-6)
+    assert tight.timings["steps"] == 1 and tight.timings["candidates"] == 1
+    assert tight.prompts.shape[0] == 1 and tight.unlikelihood.shape[0] == 1 and len(tight.verbalized) == 1
+    assert all(0.0 < h <= 1.0 for h in tight.hardness)
+    step_s = free.timings["optimization"] / 2
+    some = mine(model, tokenizer, dialogue_turns(), cfg, seed=0, time_budget_s=6 * step_s)
+    assert 1 < some.timings["steps"] < 50 and some.timings["planned_steps"] == some.timings["steps"]
+    assert len(some.losses) == some.timings["steps"]
