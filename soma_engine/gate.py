@@ -529,7 +529,7 @@ def decide_fidelity(
     epsilon: float,
     delta: float,
     min_fidelity: float,
-    min_improvement: float = 0.0,
+    min_improvement: float | None = 0.0,
     locality_ok: bool = True,
     retry_after: int = 1,
 ) -> AcceptanceDecision:
@@ -546,15 +546,16 @@ def decide_fidelity(
     3. ``locality_ok``.
 
     Thm 4.2's own verdict at (ε, δ) is kept in ``bound_met``. ``retry_after``: the held-out
-    contexts to wait before retrying after a rejection (``more_turns_needed``)."""
-    imp = float(min_improvement)
-    if not (math.isfinite(imp) and 0.0 <= imp <= 1.0):
-        raise ValueError(f"min_improvement must be in [0, 1], got {min_improvement}")
+    contexts to wait before retrying after a rejection (``more_turns_needed``).
+    ``min_improvement=None`` drops rule 1 (the floor alone decides: permissive setups only)."""
+    imp = None if min_improvement is None else float(min_improvement)
+    if imp is not None and not (math.isfinite(imp) and 0.0 <= imp <= 1.0):
+        raise ValueError(f"min_improvement must be in [0, 1] or None, got {min_improvement}")
     bound = decide_acceptance(
         gap_old, gap_new, epsilon=epsilon, delta=delta, min_fidelity=min_fidelity, locality_ok=locality_ok
     )
     fails: list[str] = []
-    if not bound.delta_hat > imp:
+    if imp is not None and not bound.delta_hat > imp:
         fails.append(f"no improvement: held-out Gap_old - Gap_new = {bound.delta_hat:.4f} <= min_improvement {imp:.4f}")
     if bound.fidelity < bound.min_fidelity:
         fails.append(f"fidelity {bound.fidelity:.4f} < min_fidelity {bound.min_fidelity}")
@@ -562,8 +563,8 @@ def decide_fidelity(
         fails.append("locality gate failed")
     ok = not fails
     reason = (
-        f"improvement {bound.delta_hat:.4f} > {imp:.4f} and fidelity {bound.fidelity:.4f} >= min_fidelity "
-        f"{bound.min_fidelity}"
+        f"improvement {bound.delta_hat:.4f} > {imp if imp is not None else '(off)'} and fidelity "
+        f"{bound.fidelity:.4f} >= min_fidelity {bound.min_fidelity}"
         if ok
         else "; ".join(fails)
     )

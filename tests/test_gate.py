@@ -922,6 +922,7 @@ def test_fidelity_rule_refuses_an_adapter_no_better_than_the_base_even_above_the
     assert better.accepted and better.delta_hat == pytest.approx(0.1) and better.more_turns_needed == 0
     assert better.bound_met is False  # |B| = 2: Thm 4.2's margin is out of reach, kept for the record
     assert not decide_fidelity(base, [0.1, 0.2], **FID, min_improvement=0.15).accepted
+    assert decide_fidelity(base, base, **FID, min_improvement=None).accepted  # off: the floor alone
 
 
 def test_fidelity_rule_keeps_the_floor_and_locality() -> None:
