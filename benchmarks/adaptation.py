@@ -582,7 +582,7 @@ def part_default(rt: SurrogateRuntime, encoder: Encoder, n_sessions: int, budget
     runs = []
     for conv in convs:
         runs.append(_default_run(rt, encoder, cfg, conv))
-        print(json.dumps({k: runs[-1][k] for k in ("conversation", "adaptation_s", "peak_rss_above_start_mb")}))
+        print(json.dumps(runs[-1], default=str), flush=True)
     return {
         "source": source,
         "config": {"strategy": cfg.strategy, "W": cfg.warm_window, "adaptation_budget_s": cfg.adaptation_budget_s},

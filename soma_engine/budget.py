@@ -6,9 +6,11 @@ take seconds on a GPU and many minutes on a small CPU (SmolLM2-135M on two cores
 token of forward + backward). Under a budget each stage runs its first step at the configured
 size, measures it, and plans the rest:
 
-- **Mining** gets ``MINING_SHARE`` of the budget (``soma`` only). If fewer than
-  ``MIN_MINING_STEPS`` steps of all M candidates fit, candidates are dropped first (a step's cost
-  is about proportional to M), then steps are cut; at least one step always runs.
+- **Mining** gets ``MINING_SHARE`` of the budget (``soma`` only). Its first step optimises one
+  candidate; from its cost the plan picks how many of the M candidates join and for how many
+  steps: if fewer than ``MIN_MINING_STEPS`` steps of all M fit, candidates are dropped first (a
+  step's cost is about proportional to the candidates in it), then steps are cut; at least one
+  step always runs.
 - **LoRA** gets what is left of the budget when it starts. Its steps are sized from the first
   step and the step-0 validation, counting the validations the plan implies; at least one
   step always runs.
@@ -52,19 +54,20 @@ class MiningPlan:
     steps: int
 
 
-def plan_mining(first_step_s: float, budget_s: float, candidates: int, steps: int) -> MiningPlan:
-    """Candidates and total steps (the first included) that fit ``budget_s`` of mining, given
-    that the first step over ``candidates`` candidates took ``first_step_s``."""
+def plan_mining(per_candidate_s: float, left_s: float, candidates: int, steps: int) -> MiningPlan:
+    """Candidates and total steps that fit ``left_s`` more seconds of mining, after a first step
+    of ONE candidate that took ``per_candidate_s`` (a step's cost is about proportional to the
+    candidates in it). The final scoring pass (a forward only, about a third of a step) is
+    counted. Candidates are dropped before steps fall below ``MIN_MINING_STEPS``."""
+    per = max(per_candidate_s, 1e-9)
     if steps <= 1:
-        return MiningPlan(candidates, max(steps, 0))
-    per_candidate = max(first_step_s, 1e-9) / candidates
-    left = budget_s - first_step_s
-    keep = candidates
+        return MiningPlan(1, max(steps, 0))
     want = min(steps, MIN_MINING_STEPS) - 1
-    while keep > 1 and keep * per_candidate * want > left:
+    keep = candidates
+    while keep > 1 and keep * per * (want + 1 / 3) > left_s:
         keep -= 1
-    fit = math.floor(max(left, 0.0) / (keep * per_candidate))
-    return MiningPlan(keep, int(min(steps, 1 + fit)))
+    more = math.floor((left_s - keep * per / 3) / (keep * per))
+    return MiningPlan(keep, int(min(steps, 1 + max(more, 0))))
 
 
 def plan_lora(step_s: float, validation_s: float, left_s: float, steps: int, eval_every: int, done: int = 1) -> int:

@@ -831,9 +831,9 @@ def mine(
     The engine passes one that submits ``fn`` to the model worker, so live turns are served
     between mining steps; each step freezes the model for itself, and the caller's wrapper
     must re-activate the adapter it mines (other tasks may switch it between steps).
-    ``time_budget_s``: after the first step, the candidates and steps are sized from its cost
-    (budget.plan_mining); ``timings`` reports ``planned_steps``, ``steps`` (ran) and
-    ``candidates`` (kept; ``prompts`` and the result's ``[M, T]`` tables hold only those).
+    ``time_budget_s``: the first step optimises one candidate; from its cost the candidates that
+    join and the steps are sized (budget.plan_mining); ``timings`` reports ``planned_steps``,
+    ``steps`` (ran) and ``candidates`` (``prompts`` and the result's ``[M, T]`` tables hold those).
     """
     t_start = time.perf_counter()
     param = next(model.parameters())
@@ -855,23 +855,32 @@ def mine(
     timings["neighbors"] = time.perf_counter() - t0
 
     gen = torch.Generator().manual_seed(seed)
-    prompts = (torch.randn(m_count, length, dim, generator=gen) * config.init_std).to(dev)
-    prompts.requires_grad_(True)
+    init = (torch.randn(m_count, length, dim, generator=gen) * config.init_std).to(dev)
+    budgeted = time_budget_s is not None and config.steps > 1 and m_count > 1
+    if budgeted:  # the first step optimises one candidate: its cost sizes the rest (budget.plan_mining)
+        m_count = 1
+    prompts = init[:m_count].clone().requires_grad_(True)
     losses: list[list[float]] = []
     n_kept = len(batch.turn_ids)
 
     run = run_step or _run_inline
-    tokens = m_count * int(batch.lengths.sum() + length * batch.input_ids.shape[0])
+    tokens = config.candidates * int(batch.lengths.sum() + length * batch.input_ids.shape[0])
     recompute = activation_bytes(model, tokens) > config.activation_budget_mb * 2**20
     timings["checkpointing"] = float(recompute)
     t0 = time.perf_counter()
     planned = config.steps
     if n_kept and config.steps > 0:
-        plan = {"steps": config.steps}
-        opt = torch.optim.AdamW([prompts], lr=config.lr, weight_decay=config.weight_decay)
-        # Cosine decay over the planned steps (re-planned under a time budget), as CosineAnnealingLR.
-        cosine = lambda i: 0.5 * (1.0 + math.cos(math.pi * min(i, plan["steps"]) / plan["steps"]))  # noqa: E731
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
+        plan = {"steps": config.steps, "offset": 0}
+
+        def new_optimizer() -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+            opt = torch.optim.AdamW([prompts], lr=config.lr, weight_decay=config.weight_decay)
+            # Cosine decay over the planned steps (re-planned under a time budget), as CosineAnnealingLR.
+            done = plan["offset"]
+            return opt, torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda i: 0.5 * (1.0 + math.cos(math.pi * min(i + done, plan["steps"]) / plan["steps"]))
+            )
+
+        opt, sched = new_optimizer()
 
         def step() -> list[float]:
             with _Frozen(model), layer_checkpointing(model, recompute):
@@ -890,21 +899,17 @@ def mine(
         while s < plan["steps"]:
             losses.append(run(step))
             s += 1
-            if s == 1 and time_budget_s is not None:
+            if s == 1 and budgeted:
                 from soma_engine.budget import plan_mining
 
-                sized = plan_mining(time.perf_counter() - t0, time_budget_s, m_count, config.steps)
-                plan["steps"] = sized.steps
-                if sized.candidates < m_count:  # keep the first candidates' prompts and moments
+                assert time_budget_s is not None
+                spent = time.perf_counter() - t0
+                sized = plan_mining(spent, time_budget_s - spent, config.candidates, config.steps)
+                plan["steps"], plan["offset"] = sized.steps, 1
+                if sized.candidates > 1:  # the others join from their initial draw, with fresh moments
                     m_count = sized.candidates
-                    keep = prompts.detach()[:m_count].clone().requires_grad_(True)
-                    moments = opt.state[prompts]
-                    opt.state.pop(prompts)
-                    opt.param_groups[0]["params"] = [keep]
-                    opt.state[keep] = {
-                        k: (v[:m_count].clone() if torch.is_tensor(v) and v.dim() else v) for k, v in moments.items()
-                    }
-                    prompts = keep
+                    prompts = torch.cat([prompts.detach(), init[1:m_count]]).requires_grad_(True)
+                    opt, sched = new_optimizer()
             if progress is not None:
                 progress(s, plan["steps"])
         planned = plan["steps"]

@@ -366,10 +366,14 @@ def test_plan_lora_and_plan_mining_arithmetic():
     assert plan_lora(1.0, 0.0, 10.0, 60, 10, done=1) == 11
     assert plan_lora(1.0, 2.0, 10.0, 60, 2, done=1) == 5  # 8 s left after the last validation, 2 s per step
     assert plan_lora(1.0, 0.0, 100.0, 60, 10, done=1) == 60  # never above the configured steps
-    assert plan_mining(3.0, 30.0, 3, 30).candidates == 3 and plan_mining(3.0, 30.0, 3, 30).steps == 10
-    small = plan_mining(3.0, 9.0, 3, 30)  # 4 steps of 3 candidates do not fit: fewer candidates
+    # One candidate's step took 1 s; the final scoring pass costs a third of a step per candidate.
+    assert plan_mining(1.0, 27.0, 3, 30) == plan_mining(1.0, 27.0, 3, 30)
+    roomy = plan_mining(1.0, 27.0, 3, 30)
+    assert roomy.candidates == 3 and roomy.steps == 9  # 1 + floor((27 - 1) / 3)
+    small = plan_mining(1.0, 8.0, 3, 30)  # 4 steps of 3 candidates do not fit: fewer candidates
     assert small.candidates == 2 and small.steps == 4
-    assert plan_mining(3.0, 1.0, 3, 30).steps == 1
+    assert plan_mining(1.0, 0.1, 3, 30).steps == 1 and plan_mining(1.0, 0.1, 3, 30).candidates == 1
+    assert plan_mining(0.01, 1e6, 3, 30).steps == 30  # never above the configured steps
     assert effective_budget(None, "cuda") is None and effective_budget(0, "cpu") is None
     assert effective_budget(None, "cpu") > 0 and effective_budget(12.5, "cuda") == 12.5
     with pytest.raises(ValueError, match="adaptation_budget_s"):
