@@ -532,6 +532,8 @@ def _default_run(rt: SurrogateRuntime, encoder: Encoder, cfg: SomaConfig, conv: 
             with Meter(False) as m:
                 out = fn(*a, **kw)
             phases[name] = {"seconds": m.seconds, "peak_mb": m.peak_mb}
+            if hasattr(out, "timings"):  # the plan's and the distiller's own split
+                phases[name]["timings"] = {k: round(v, 3) for k, v in out.timings.items()}
             return out
 
         return inner
