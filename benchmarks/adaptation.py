@@ -16,6 +16,12 @@ Parts (``--parts``, default all that apply):
                split into decoder+head, the loss part (Eq. 1-3 terms) and the rest; the loss
                part alone, fwd+bwd, against a dense |V|-wide reference; and the loss part as
                k + m grows at fixed |V|.
+- ``default``  the default configuration (strategy ``soma``, the default adaptation budget) on
+               SmolLM2 at W = 4 over ShareGPT dev conversations with long recorded answers
+               (``--sessions``; ``--budget`` overrides ``adaptation_budget_s``): adaptation time
+               per phase, planned vs ran steps, peak RSS, the gate's decision.
+- ``levers``   item 3 of issue 19: held-out NLL of the next turns after History-FT on turns 1-3
+               of ShareGPT dev conversations, per lever (lr, answer prefix, rank/dropout).
 - ``ablation`` held-out fidelity (cosine of the bundled MiniLM embeddings of the surrogate's
                answer and the teacher's) and answer NLL for soma / history-ft / random-ft /
                unadapted over scripted persona sessions, tiny model (``--full``: SmolLM2 too).
@@ -597,6 +603,69 @@ def part_default(rt: SurrogateRuntime, encoder: Encoder, n_sessions: int, budget
 
 
 # ---------------------------------------------------------------------------------------------
+# Part: item 3's levers, held-out NLL of the next turn on ShareGPT dev conversations
+# ---------------------------------------------------------------------------------------------
+
+LEVERS: dict[str, dict[str, Any]] = {
+    "lr 1e-3 (default lr)": {},
+    "lr 2e-4": {"lr": 2e-4},
+    "answer prefix 64 tokens": {"max_answer_tokens": 64},
+    "rank 4, dropout 0.1": {"rank": 4, "dropout": 0.1},
+}
+
+
+def part_levers(rt: SurrogateRuntime, n_conv: int, steps: int) -> dict[str, Any]:
+    """For each conversation: LoRA on turns 1-3 (History-FT, the distiller's own validation
+    rule), then the NLL of the recorded answers of turns 4 and 5 (first 128 tokens), never
+    trained or validated on, against the base surrogate. Negative delta: the adapter transfers."""
+    from soma_engine.adapters import AdapterStore
+    from soma_engine.config import LoraConfig
+    from soma_engine.datasets.sharegpt import load_conversations
+    from soma_engine.types import Message
+
+    convs = load_conversations("dev", min_turns=5, limit=n_conv)
+    rt.adapters = AdapterStore(Path(tempfile.mkdtemp(prefix="soma-levers-")))
+    rows: list[dict[str, Any]] = []
+
+    def example(turns: Any, t: int) -> Example:
+        msgs = [Message(r, c) for q, a in turns[:t] for r, c in (("user", q), ("assistant", a))]
+        return Example([*msgs, Message("user", turns[t][0])], turns[t][1])
+
+    for conv in convs:
+        train = [example(conv.turns, t) for t in range(3)]
+        held = [example(conv.turns, t) for t in (3, 4)]
+        base = answer_nll(rt, held, None, max_answer=128)
+        for name, over in LEVERS.items():
+            cfg = LoraConfig(**{"steps": steps, "eval_every": 2, **over})
+            t0 = time.perf_counter()
+            res = train_adapter(rt, train, [], cfg, name=f"lever{len(rows)}", max_seq_len=256)
+            ref = rt.adapters.save(res.tensors, res.lora_config, namespace="levers", session=f"r{len(rows)}")
+            after = answer_nll(rt, held, ref, max_answer=128)
+            rows.append(
+                {
+                    "conversation": conv.id,
+                    "lever": name,
+                    "seconds": time.perf_counter() - t0,
+                    "best_step": res.best_step,
+                    "improved_on_validation": res.improved,
+                    "val_nll_curve": [round(h["val_nll"], 4) for h in res.history if "val_nll" in h],
+                    "held_out_nll_base": base,
+                    "held_out_nll_adapted": after,
+                    "delta_mean": sum(after) / len(after) - sum(base) / len(base),
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    by = {n: [r["delta_mean"] for r in rows if r["lever"] == n] for n in LEVERS}
+    return {
+        "rows": rows,
+        "mean_delta_by_lever": {n: sum(v) / len(v) for n, v in by.items() if v},
+        "note": "History-FT on turns 1-3, max_seq_len 256, held-out = turns 4-5 (first 128 answer tokens); "
+        "the kept checkpoint is the distiller's best on its own validation turn (step 0 if none improved, "
+        "then delta = 0 exactly)",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Part: vocabulary scaling of the mining step
 # ---------------------------------------------------------------------------------------------
 
@@ -1036,6 +1105,9 @@ def main() -> None:
     if "default" in parts:
         results["default"] = part_default(get_smol(), encoder, args.sessions, args.budget)
         print("default done", flush=True)
+    if "levers" in parts:
+        results["levers"] = part_levers(get_smol(), args.sessions, steps=10)
+        print("levers done", flush=True)
     if "session" in parts:
         results["session"] = [part_session("tiny-llama", tiny_runtime(), encoder, session_config(30, 60), cuda=False)]
         print("session tiny done", flush=True)
@@ -1074,7 +1146,7 @@ def main() -> None:
         print("ablation done", flush=True)
     results["machine"]["load_avg_end"] = _load()
     results["seconds"] = time.perf_counter() - started
-    if args.out.exists() and not parts >= {"step", "session", "vocab", "ablation", "default"}:
+    if args.out.exists() and not parts >= {"step", "session", "vocab", "ablation", "default", "levers"}:
         # A partial run updates its parts and keeps the others' last figures.
         kept = json.loads(args.out.read_text())
         kept.update({k: v for k, v in results.items() if k in parts})

@@ -581,13 +581,20 @@ def train_adapter(
     )
 
 
-def answer_nll(rt: SurrogateRuntime, examples: list[Example], adapter: Any = None, batch_size: int = 8) -> list[float]:
-    """Per-example mean NLL of the teacher answers under the base model (``adapter=None``) or
-    an adapter (an ``AdapterRef``): "closer to the teacher" in likelihood (tests, benchmarks)."""
+def answer_nll(
+    rt: SurrogateRuntime,
+    examples: list[Example],
+    adapter: Any = None,
+    batch_size: int = 8,
+    max_answer: int | None = None,
+) -> list[float]:
+    """Per-example mean NLL of the teacher answers (their first ``max_answer`` tokens, if given)
+    under the base model (``adapter=None``) or an adapter (an ``AdapterRef``): "closer to the
+    teacher" in likelihood (tests, benchmarks)."""
     import torch
 
     def run(r: SurrogateRuntime) -> list[float]:
-        rows = [tokenize_example(r, e, r.context_length) for e in examples]
+        rows = [tokenize_example(r, e, r.context_length, max_answer) for e in examples]
         out: list[float] = []
         with r.use(adapter), torch.no_grad():
             model = r.model
