@@ -31,8 +31,10 @@ is then checked repeatedly, δ is spent over looks at |B| = 7, 14, 28, ... (δ/2
 the first look needs Δ̂ ≥ 0.98, |B| = 14 needs 0.78, |B| = 28 needs 0.61 (at N_eff = |B|). So at the paper's
 ε, δ a 16-turn session can switch, at the earliest, after turn 4 + 6 = 10 and only with a
 near-perfect adapter: too late to save 60% of its teacher tokens. ``bound`` is therefore an
-opt-in mode for long sessions or stricter deployments; ``fidelity`` switches on the held-out
-fidelity floor, stores the Thm 4.2 numbers with every decision (``bound_met``), and relies on
+opt-in mode for long sessions or stricter deployments; ``fidelity`` (:func:`decide_fidelity`)
+switches when the adapted surrogate beats the old one (the base model at first) on the same
+held-out turns (Δ̂_B > ``gate.min_improvement``, Thm 4.2's quantity without its margin) and
+clears the fidelity floor, stores the Thm 4.2 numbers with every decision (``bound_met``), and relies on
 the locality gate, the audits and rollback for safety. Sentence-level Gaps within one answer
 were considered and not used: they share one context and one generated answer, so they are
 strongly dependent (N_eff ≈ the number of contexts) and estimate a different quantity.
