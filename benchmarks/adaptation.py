@@ -530,6 +530,7 @@ def sharegpt_sessions(n: int, min_answer_chars: int) -> tuple[list[Any], str]:
 def _default_run(rt: SurrogateRuntime, encoder: Encoder, cfg: SomaConfig, conv: Any) -> dict[str, Any]:
     """One conversation: three teacher turns, then the 4th, which runs the adaptation inline."""
     engine = make_engine(rt, encoder, cfg, Path(tempfile.mkdtemp(prefix="soma-bench-")))
+    rt.adapters = engine.adapters  # the runtime outlives engines: it loads from this one's store
     phases: dict[str, Any] = {}
     saved = {name: getattr(jobs, name) for name in ("plan_training", "train_adapter", "_gate")}
 

@@ -53,7 +53,7 @@ class MiningConfig(_Section):
         256, ge=1, description="answer rows whose |V|-wide logits exist at once (recomputed per chunk in the backward)"
     )
     activation_budget_mb: int = Field(
-        1024,
+        512,
         ge=0,
         description="estimated decoder activations above this are recomputed in the backward (gradient "
         "checkpointing), for mining and LoRA steps alike; 0: always",

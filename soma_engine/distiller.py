@@ -416,7 +416,7 @@ def train_adapter(
     progress: Callable[[int, int], None] | None = None,
     time_budget_s: float | None = None,
     max_seq_len: int | None = None,
-    activation_budget_mb: int = 1024,
+    activation_budget_mb: int = 512,
 ) -> TrainResult:
     """Train adapter ``name`` (fresh, or initialised from ``init_tensors``) on Eq. 4; return
     the best adapter's tensors. ``train`` may hold ``validation=True`` examples; ``val`` may

@@ -864,9 +864,8 @@ def mine(
     n_kept = len(batch.turn_ids)
 
     run = run_step or _run_inline
-    tokens = config.candidates * int(batch.lengths.sum() + length * batch.input_ids.shape[0])
-    recompute = activation_bytes(model, tokens) > config.activation_budget_mb * 2**20
-    timings["checkpointing"] = float(recompute)
+    per_candidate = int(batch.lengths.sum() + length * batch.input_ids.shape[0])
+    timings["checkpointing"] = 0.0
     t0 = time.perf_counter()
     planned = config.steps
     if n_kept and config.steps > 0:
@@ -883,6 +882,8 @@ def mine(
         opt, sched = new_optimizer()
 
         def step() -> list[float]:
+            recompute = activation_bytes(model, m_count * per_candidate) > config.activation_budget_mb * 2**20
+            timings["checkpointing"] = max(timings["checkpointing"], float(recompute))
             with _Frozen(model), layer_checkpointing(model, recompute):
                 scores = score_prompts(
                     model, batch, prompts, config=config, nb_ids=nb_ids, s_tau=s_tau, detach_weight=detach_weight
