@@ -11,7 +11,9 @@ size, measures it, and plans the rest:
   steps: if fewer than ``MIN_MINING_STEPS`` steps of all M fit, candidates are dropped first (a
   step's cost is about proportional to the candidates in it), then steps are cut; at least one
   step always runs.
-- **LoRA** gets what is left of the budget when it starts. Its steps are sized from the first
+- **LoRA** gets what is left of the budget when it starts, but at least its own share
+  (``1 - MINING_SHARE``): mining's mandatory first step can overrun its share on a loaded CPU,
+  and must not leave the adapter a single step. Its steps are sized from the first
   step and the step-0 validation, counting the validations the plan implies; at least one
   step always runs.
 - The gate's generations are not in the budget: they are the cost of deciding, not of adapting.
@@ -79,3 +81,9 @@ def plan_lora(step_s: float, validation_s: float, left_s: float, steps: int, eva
     per_step = max(step_s, 1e-9) + max(validation_s, 0.0) / max(eval_every, 1)
     more = math.floor(max(left_s - validation_s, 0.0) / per_step)
     return int(min(steps, done + more))
+
+
+def lora_budget(budget_s: float, spent_s: float) -> float:
+    """Seconds LoRA may take after ``spent_s`` of the adaptation went to planning and mining:
+    what is left of ``budget_s``, at least LoRA's share of it."""
+    return max(budget_s - spent_s, (1.0 - MINING_SHARE) * budget_s)

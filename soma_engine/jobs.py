@@ -21,6 +21,7 @@ import numpy as np
 
 from . import gate
 from .adapters import AdapterRef, CorruptAdapter
+from .budget import lora_budget
 from .distiller import Example, train_adapter
 from .types import Message, Phase, SessionKey, TurnRecord
 
@@ -475,7 +476,7 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
             parent = donor = None
     start = parent or donor
     hook = engine.on_progress
-    left = None if plan.budget_s is None else max(plan.budget_s - (time.perf_counter() - started), 0.0)
+    left = None if plan.budget_s is None else lora_budget(plan.budget_s, time.perf_counter() - started)
     result = train_adapter(
         engine.surrogate,
         plan.train,

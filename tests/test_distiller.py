@@ -361,7 +361,10 @@ def test_time_budget_plans_steps_from_measured_cost(tiny_rt):
 
 
 def test_plan_lora_and_plan_mining_arithmetic():
-    from soma_engine.budget import effective_budget, plan_lora, plan_mining
+    from soma_engine.budget import MINING_SHARE, effective_budget, lora_budget, plan_lora, plan_mining
+
+    assert lora_budget(30.0, 5.0) == 25.0
+    assert lora_budget(30.0, 29.0) == pytest.approx((1 - MINING_SHARE) * 30.0)  # mining overran: LoRA keeps its share
 
     assert plan_lora(1.0, 0.0, 10.0, 60, 10, done=1) == 11
     assert plan_lora(1.0, 2.0, 10.0, 60, 2, done=1) == 5  # 8 s left after the last validation, 2 s per step
