@@ -1067,6 +1067,7 @@ def main() -> None:
     ap.add_argument("--parts", default="step,session,vocab,ablation")
     ap.add_argument("--sessions", type=int, default=3, help="conversations of the 'default' part")
     ap.add_argument("--budget", type=float, default=None, help="adaptation_budget_s of the 'default' part")
+    ap.add_argument("--lever-steps", type=int, default=10, help="LoRA steps per run of the 'levers' part")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("SOMA_BENCH_THREADS", "0")) or None)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/adaptation.json"))
     ap.add_argument("--memprobe", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
@@ -1107,7 +1108,7 @@ def main() -> None:
         results["default"] = part_default(get_smol(), encoder, args.sessions, args.budget)
         print("default done", flush=True)
     if "levers" in parts:
-        results["levers"] = part_levers(get_smol(), args.sessions, steps=10)
+        results["levers"] = part_levers(get_smol(), args.sessions, steps=args.lever_steps)
         print("levers done", flush=True)
     if "session" in parts:
         results["session"] = [part_session("tiny-llama", tiny_runtime(), encoder, session_config(30, 60), cuda=False)]
