@@ -52,6 +52,15 @@ class MiningConfig(_Section):
     hnsw_above: int = Field(200_000, ge=1, description="vocabularies larger than this use an HNSW index, else exact")
     probe_teacher: bool = Field(False, description="send verbalized V(P) probes to the teacher")
     probe_budget: int = Field(4, ge=0, description="most teacher probe calls per adaptation")
+    row_chunk: int = Field(
+        256, ge=1, description="answer rows whose |V|-wide logits exist at once (recomputed per chunk in the backward)"
+    )
+    activation_budget_mb: int = Field(
+        512,
+        ge=0,
+        description="estimated decoder activations above this are recomputed in the backward (gradient "
+        "checkpointing), for mining and LoRA steps alike; 0: always",
+    )
 
 
 class LoraConfig(_Section):
@@ -74,14 +83,22 @@ class LoraConfig(_Section):
         description="|H| = ceil(fraction x training turns), at least 2, for soma and random-ft; history-ft uses all",
     )
     max_seq_len: int = Field(1024, ge=32, description="training sequences are cut to this")
+    max_answer_tokens: int = Field(
+        256,
+        ge=1,
+        description="teacher answers are cut to their first this many tokens (and at most max_seq_len // 2) for "
+        "mining and training; the context loses its oldest tokens to fit max_seq_len",
+    )
     seed: int = 0
 
 
 class GateConfig(_Section):
     """Acceptance gate, locality and drift (Sec. 3.3, 4.1).
 
-    ``mode="fidelity"`` (default) switches when the held-out fidelity clears ``min_fidelity``;
-    the Thm 4.2 numbers are computed and stored too. ``mode="bound"`` switches only when
+    ``mode="fidelity"`` (default) switches when the held-out fidelity clears ``min_fidelity``
+    and the adapted surrogate beats the old one (the base model at first) on the same held-out
+    turns by more than ``min_improvement`` (Thm 4.2's Δ̂_B); the Thm 4.2 bound is computed and
+    stored too. ``mode="bound"`` switches only when
     Δ̂_B ≥ ε + γ_B(δ) (Thm 4.2 / Cor. 4.3) on an acceptance batch grown by shadow evaluation:
     with ε = 0.05, δ = 0.1 that needs |B|_eff ≥ 7 held-out contexts even for a perfect adapter
     and ≈ 45-75 at a realistic improvement of 0.2-0.3, so it suits long sessions (see
@@ -123,6 +140,14 @@ class GateConfig(_Section):
     max_batch: int = Field(
         48, ge=2, le=1000, description="bound mode: most held-out contexts a candidate is shadow-evaluated on"
     )
+    min_improvement: float | None = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="fidelity mode: the adapted surrogate must beat the one it replaces (the base model at first) on "
+        "the same held-out turns by more than this, Thm 4.2's mean Gap_old - Gap_new; None: off, the floor alone "
+        "decides (permissive test setups)",
+    )
     mode: Literal["fidelity", "bound"] = Field(
         "fidelity",
         description="fidelity: switch when mean 1 - Gap >= min_fidelity; bound: Thm 4.2 / Cor. 4.3 on a "
@@ -156,6 +181,13 @@ class SomaConfig(_Section):
         1.0, gt=0, description="surrogate repetition penalty (transformers' generate; 1.0: off)"
     )
     adaptation: Literal["background", "inline", "queue"] = "background"
+    adaptation_budget_s: float | None = Field(
+        None,
+        ge=0,
+        description="seconds of mining + LoRA training per adaptation; steps and mining candidates are sized from "
+        "the measured cost of the first steps, and on a CPU sequences are cut to budget.CPU_MAX_SEQ_LEN tokens "
+        "(soma_engine/budget.py). None: the paper's step counts on CUDA, budget.CPU_BUDGET_S on a CPU; 0: no budget",
+    )
     # The paper's method by default; "history-ft" (all warm turns, uniform) skips mining, the
     # cheaper choice on a CPU, and "random-ft" is the ablation's control.
     strategy: Literal["soma", "history-ft", "random-ft"] = "soma"

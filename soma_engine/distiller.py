@@ -45,9 +45,15 @@ What is computed, and the choices where the paper is silent:
   turns are served between steps. A step runs the decoder for hidden states and applies the
   output embedding to the answer positions only (as miner.py does): the ``|V|``-wide logits
   of prompt positions are never formed, which on SmolLM2 (|V| = 49k) is most of the memory
-  and a large part of the time of a full ``model(...).logits`` call. No gradient
-  checkpointing (it trades time for memory; these sequences are short), and validation runs
-  under ``no_grad`` in eval mode.
+  and a large part of the time of a full ``model(...).logits`` call. The answer rows' logits
+  are formed ``ROW_CHUNK`` rows at a time and recomputed in the backward; the decoder layers
+  are recomputed (gradient checkpointing) only when a batch's estimated activations exceed
+  the budget given (``mining.activation_budget_mb``): it costs a second forward. Validation
+  runs under ``no_grad`` in eval mode.
+- **No silent no-ops.** :attr:`TrainResult.improved` is False when no validation beat step 0
+  (the untrained adapter was kept); the caller records it as "no improvement".
+- **Time budget.** ``time_budget_s`` re-plans the number of steps from their measured cost
+  (soma_engine/budget.py).
 
 The adapter is returned as PEFT tensors + a PEFT ``LoraConfig`` dict; ``AdapterStore.save``
 writes them (safetensors + ``adapter_config.json`` + content hash, atomically), loadable by
@@ -89,6 +95,8 @@ _TARGET_SETS: tuple[tuple[str, ...], ...] = (
 _LINEAR_TYPES = {"Linear", "Conv1D", "Linear8bitLt", "Linear4bit"}
 
 Row = tuple[list[int], list[int]]  # (input ids, labels with -100 on the prompt)
+# Answer rows whose |V|-wide logits exist at once in a training step (SmolLM2: 256 x 49k floats = 50 MB).
+ROW_CHUNK = 256
 
 
 @dataclass
@@ -116,6 +124,17 @@ class TrainResult:
     n_val: int = 0
     val_source: str = ""  # "given" (val / flagged examples), "held-out" (one of train), "train"
     timings: dict[str, float] = field(default_factory=dict)
+    initial_val_nll: float = math.nan  # validation NLL of the adapter before training (step 0)
+    planned_steps: int = 0  # the steps the (time-budgeted) plan allowed at the end
+    checkpointing: bool = False  # decoder layers recomputed in the backward
+
+    @property
+    def improved(self) -> bool:
+        """Whether training beat the untrained adapter on validation at all: False when the
+        best checkpoint is step 0, whose LoRA B factors are all zero for a fresh adapter (the
+        base model itself). Such a result is "no improvement" and must never be served as an
+        adapted surrogate (jobs.run_adaptation)."""
+        return self.best_step > 0 and self.best_val_nll < self.initial_val_nll
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,17 +197,21 @@ def lora_config_dict(cfg: LoraConfig, model: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def tokenize_example(rt: SurrogateRuntime, ex: Example, max_len: int) -> Row:
+def tokenize_example(rt: SurrogateRuntime, ex: Example, max_len: int, max_answer: int | None = None) -> Row:
     """Input ids and labels (-100 on every prompt token) for one example.
 
     Prompt: the chat template of ``ex.messages`` with the generation prompt; answer:
-    ``tok_G(answer) ⊕ EOS``. The answer keeps at most ``max_len // 2`` tokens; the prompt
-    loses its oldest tokens to fit ``max_len``.
+    ``tok_G(answer) ⊕ EOS``. Long answers are cut to their FIRST ``min(max_answer, max_len // 2)``
+    tokens (``lora.max_answer_tokens``; recorded ChatGPT answers often run past 500 tokens, and
+    the opening of an answer is what the next turn's served answer is scored on); a cut answer
+    loses its EOS, so the adapter never learns to stop where the cut fell. The prompt loses its
+    oldest tokens to fit ``max_len``.
     """
     prompt = rt.encode(rt.render(ex.messages))
     eos = rt.tokenizer.eos_token_id
     answer = rt.encode(ex.answer) + ([eos] if eos is not None else [])
-    answer = answer[: max(1, max_len // 2)]
+    cap = max_len // 2 if max_answer is None else min(max_answer, max_len // 2)
+    answer = answer[: max(1, cap)]
     keep = max(0, max_len - len(answer))
     prompt = prompt[len(prompt) - keep :] if len(prompt) > keep else prompt
     if not prompt:  # the first answer token needs a position that predicts it
@@ -296,17 +319,34 @@ def answer_logits(model: Any, input_ids: Any, attention_mask: Any, b_idx: Any, p
     return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[b_idx, p_idx]
 
 
-def answer_token_nll(model: Any, input_ids: Any, attention_mask: Any, labels: Any) -> Any:
+def answer_token_nll(
+    model: Any, input_ids: Any, attention_mask: Any, labels: Any, *, row_chunk: int = ROW_CHUNK
+) -> Any:
     """Mean NLL of the labelled tokens of each sequence, ``[B]`` (Eq. 4's NLL(a_t^F | G(S_t))),
-    with the LM head applied on the labelled positions only."""
+    with the LM head applied on the labelled positions only, ``row_chunk`` rows at a time
+    (recomputed in the backward: miner.chunked_rows)."""
     import torch
     import torch.nn.functional as F
+
+    from .miner import _decoder, _finalize_logits, chunked_rows
 
     shift = labels[:, 1:]
     b_idx, p_idx = (shift != -100).nonzero(as_tuple=True)
     targets = shift[b_idx, p_idx]
-    logits = answer_logits(model, input_ids, attention_mask, b_idx, p_idx)
-    tok = F.cross_entropy(logits.float(), targets, reduction="none")
+    base = _unwrap(model)
+    decoder = _decoder(base)
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    if decoder is not None and head is not None:
+        out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        hidden = (out[0] if isinstance(out, tuple) else out.last_hidden_state)[b_idx, p_idx]
+
+        def ce(rows: Any, sl: slice) -> tuple[Any]:
+            return (F.cross_entropy(_finalize_logits(base, head(rows)).float(), targets[sl], reduction="none"),)
+
+        (tok,) = chunked_rows(ce, hidden, row_chunk)
+    else:
+        logits = answer_logits(model, input_ids, attention_mask, b_idx, p_idx)
+        tok = F.cross_entropy(logits.float(), targets, reduction="none")
     n = labels.shape[0]
     total = torch.zeros(n, dtype=tok.dtype, device=tok.device).index_add(0, b_idx, tok)
     count = torch.zeros(n, dtype=tok.dtype, device=tok.device).index_add(0, b_idx, torch.ones_like(tok))
@@ -374,21 +414,34 @@ def train_adapter(
     name: str,
     init_tensors: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    time_budget_s: float | None = None,
+    max_seq_len: int | None = None,
+    activation_budget_mb: int = 512,
 ) -> TrainResult:
     """Train adapter ``name`` (fresh, or initialised from ``init_tensors``) on Eq. 4; return
     the best adapter's tensors. ``train`` may hold ``validation=True`` examples; ``val`` may
     be empty (module docstring: the validation rule). The adapter is removed from the
-    runtime afterwards (the caller saves the tensors and loads them by reference)."""
+    runtime afterwards (the caller saves the tensors and loads them by reference).
+
+    ``time_budget_s``: the steps are re-planned after every step from the measured cost of the
+    steps and of a validation so the run fits (budget.plan_lora; at least one step); ``steps``
+    in the result is what ran, ``planned_steps`` the last plan. ``max_seq_len`` overrides
+    ``cfg.max_seq_len`` (the budget's CPU cap). Batches whose estimated decoder activations
+    exceed ``activation_budget_mb`` recompute the decoder layers in the backward."""
     import torch
     from peft import get_peft_model_state_dict
+
+    from .budget import plan_lora
+    from .miner import activation_bytes, layer_checkpointing
 
     started = time.perf_counter()
     fit, val_ex, val_source = split_validation(train, val, cfg.seed)
     if not fit:
         raise ValueError("no training examples")
     weights = normalized_weights(fit)
-    rows = [tokenize_example(rt, e, cfg.max_seq_len) for e in fit]
-    val_rows = [tokenize_example(rt, e, cfg.max_seq_len) for e in val_ex]
+    seq_len = max_seq_len or cfg.max_seq_len
+    rows = [tokenize_example(rt, e, seq_len, cfg.max_answer_tokens) for e in fit]
+    val_rows = [tokenize_example(rt, e, seq_len, cfg.max_answer_tokens) for e in val_ex]
     pad = rt.tokenizer.pad_token_id
     schedule = _batch_schedule(len(rows), cfg.batch_size, cfg.steps, cfg.seed)
     # Collated on this thread; the worker only moves tensors and computes.
@@ -419,7 +472,12 @@ def train_adapter(
             params=params,
             opt=torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
         )
-        state["sched"] = torch.optim.lr_scheduler.CosineAnnealingLR(state["opt"], T_max=max(cfg.steps, 1))
+        # Cosine decay over the planned steps (re-planned under a time budget), as CosineAnnealingLR.
+        state["sched"] = torch.optim.lr_scheduler.LambdaLR(
+            state["opt"], lambda i: 0.5 * (1.0 + math.cos(math.pi * min(i, plan["steps"]) / max(plan["steps"], 1)))
+        )
+        tokens = max(int(ids.numel()) for (ids, _, _), _ in batches)
+        state["recompute"] = activation_bytes(r.base_model, tokens) > activation_budget_mb * 2**20
         return lora_dict
 
     def step(r: SurrogateRuntime, batch: tuple[tuple[Any, Any, Any], Any]) -> tuple[float, float]:
@@ -431,7 +489,7 @@ def train_adapter(
             p.requires_grad_(True)
         model.train()
         try:
-            with state["rng"].active():  # dropout masks
+            with state["rng"].active(), layer_checkpointing(_unwrap(model), state["recompute"]):  # dropout masks
                 seq = answer_token_nll(model, ids.to(dev), mask.to(dev), labels.to(dev))
                 loss = weighted_nll(seq, w.to(dev, seq.dtype))
             state["opt"].zero_grad(set_to_none=True)
@@ -465,21 +523,30 @@ def train_adapter(
         finally:
             timings[key] += time.perf_counter() - t0
 
+    plan = {"steps": cfg.steps}
     eval_every = max(1, min(cfg.eval_every, cfg.steps // 3))
     history: list[dict[str, float]] = []
     steps_done, best_step, stopped = 0, 0, False
     try:
         lora_dict = timed("setup", setup)
         best = timed("validation", validate)
+        val_s = timings["validation"]
         best_tensors = timed("validation", snapshot)
+        initial = best
         history.append({"step": 0, "val_nll": best})
         bad = 0
         for s, batch in enumerate(batches, start=1):
+            if s > plan["steps"]:
+                break
             loss, norm = timed("steps", lambda r, b=batch: step(r, b))
             steps_done = s
+            if time_budget_s is not None:
+                left = time_budget_s - (time.perf_counter() - started)
+                plan["steps"] = plan_lora(timings["steps"] / s, val_s, left, cfg.steps, eval_every, done=s)
+                eval_every = max(1, min(cfg.eval_every, plan["steps"] // 3))
             if progress:
-                progress(s, cfg.steps)
-            if s % eval_every and s != cfg.steps:
+                progress(s, plan["steps"])
+            if s % eval_every and s != plan["steps"]:
                 history.append({"step": s, "train_loss": loss, "grad_norm": norm})
                 continue
             val_nll = timed("validation", validate)
@@ -489,7 +556,7 @@ def train_adapter(
                 best_tensors = timed("validation", snapshot)
             else:
                 bad += 1
-                if bad >= cfg.early_stop_patience and s != cfg.steps:
+                if bad >= cfg.early_stop_patience and s != plan["steps"]:
                     stopped = True
                     log.debug("early stop at step %d (best val NLL %.4f at step %d)", s, best, best_step)
                     break
@@ -508,16 +575,26 @@ def train_adapter(
         n_val=len(val_ex),
         val_source=val_source,
         timings=timings,
+        initial_val_nll=initial,
+        planned_steps=plan["steps"],
+        checkpointing=bool(state.get("recompute")),
     )
 
 
-def answer_nll(rt: SurrogateRuntime, examples: list[Example], adapter: Any = None, batch_size: int = 8) -> list[float]:
-    """Per-example mean NLL of the teacher answers under the base model (``adapter=None``) or
-    an adapter (an ``AdapterRef``): "closer to the teacher" in likelihood (tests, benchmarks)."""
+def answer_nll(
+    rt: SurrogateRuntime,
+    examples: list[Example],
+    adapter: Any = None,
+    batch_size: int = 8,
+    max_answer: int | None = None,
+) -> list[float]:
+    """Per-example mean NLL of the teacher answers (their first ``max_answer`` tokens, if given)
+    under the base model (``adapter=None``) or an adapter (an ``AdapterRef``): "closer to the
+    teacher" in likelihood (tests, benchmarks)."""
     import torch
 
     def run(r: SurrogateRuntime) -> list[float]:
-        rows = [tokenize_example(r, e, r.context_length) for e in examples]
+        rows = [tokenize_example(r, e, r.context_length, max_answer) for e in examples]
         out: list[float] = []
         with r.use(adapter), torch.no_grad():
             model = r.model

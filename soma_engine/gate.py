@@ -31,8 +31,10 @@ is then checked repeatedly, δ is spent over looks at |B| = 7, 14, 28, ... (δ/2
 the first look needs Δ̂ ≥ 0.98, |B| = 14 needs 0.78, |B| = 28 needs 0.61 (at N_eff = |B|). So at the paper's
 ε, δ a 16-turn session can switch, at the earliest, after turn 4 + 6 = 10 and only with a
 near-perfect adapter: too late to save 60% of its teacher tokens. ``bound`` is therefore an
-opt-in mode for long sessions or stricter deployments; ``fidelity`` switches on the held-out
-fidelity floor, stores the Thm 4.2 numbers with every decision (``bound_met``), and relies on
+opt-in mode for long sessions or stricter deployments; ``fidelity`` (:func:`decide_fidelity`)
+switches when the adapted surrogate beats the old one (the base model at first) on the same
+held-out turns (Δ̂_B > ``gate.min_improvement``, Thm 4.2's quantity without its margin) and
+clears the fidelity floor, stores the Thm 4.2 numbers with every decision (``bound_met``), and relies on
 the locality gate, the audits and rollback for safety. Sentence-level Gaps within one answer
 were considered and not used: they share one context and one generated answer, so they are
 strongly dependent (N_eff ≈ the number of contexts) and estimate a different quantity.
@@ -61,6 +63,7 @@ __all__ = [
     "content_words",
     "context_embedding",
     "decide_acceptance",
+    "decide_fidelity",
     "decide_sequential",
     "effective_sample_size",
     "far_words",
@@ -519,6 +522,63 @@ def decide_sequential(
 
 def _replace(d: AcceptanceDecision, **kw: Any) -> AcceptanceDecision:
     return AcceptanceDecision(**{**asdict(d), **kw})
+
+
+def decide_fidelity(
+    gap_old: Sequence[float] | np.ndarray,
+    gap_new: Sequence[float] | np.ndarray,
+    *,
+    epsilon: float,
+    delta: float,
+    min_fidelity: float,
+    min_improvement: float | None = 0.0,
+    locality_ok: bool = True,
+    retry_after: int = 1,
+) -> AcceptanceDecision:
+    """The default switching rule (``gate.mode="fidelity"``) on the held-out batch B.
+
+    Accept iff all of
+
+    1. Δ̂_B = mean(Gap_old − Gap_new) > ``min_improvement``: the adapted surrogate beats the
+       one it replaces (the base model at first) on the SAME held-out turns — Thm 4.2's
+       quantity, without its confidence margin γ (unreachable at |B| of a few turns, see the
+       module docstring). An adapter no better than the base is never served as adapted, even
+       when the base alone would clear the fidelity floor;
+    2. mean(1 − Gap_new) ≥ ``min_fidelity``;
+    3. ``locality_ok``.
+
+    Thm 4.2's own verdict at (ε, δ) is kept in ``bound_met``. ``retry_after``: the held-out
+    contexts to wait before retrying after a rejection (``more_turns_needed``).
+    ``min_improvement=None`` drops rule 1 (the floor alone decides: permissive setups only)."""
+    imp = None if min_improvement is None else float(min_improvement)
+    if imp is not None and not (math.isfinite(imp) and 0.0 <= imp <= 1.0):
+        raise ValueError(f"min_improvement must be in [0, 1] or None, got {min_improvement}")
+    bound = decide_acceptance(
+        gap_old, gap_new, epsilon=epsilon, delta=delta, min_fidelity=min_fidelity, locality_ok=locality_ok
+    )
+    fails: list[str] = []
+    if imp is not None and not bound.delta_hat > imp:
+        fails.append(f"no improvement: held-out Gap_old - Gap_new = {bound.delta_hat:.4f} <= min_improvement {imp:.4f}")
+    if bound.fidelity < bound.min_fidelity:
+        fails.append(f"fidelity {bound.fidelity:.4f} < min_fidelity {bound.min_fidelity}")
+    if not locality_ok:
+        fails.append("locality gate failed")
+    ok = not fails
+    reason = (
+        f"improvement {bound.delta_hat:.4f} > {imp if imp is not None else '(off)'} and fidelity "
+        f"{bound.fidelity:.4f} >= min_fidelity {bound.min_fidelity}"
+        if ok
+        else "; ".join(fails)
+    )
+    bound_note = "met" if bound.accepted else f"not met: {bound.reason}"
+    return _replace(
+        bound,
+        accepted=ok,
+        reason=f"{reason} (Thm 4.2 bound {bound_note})",
+        mode="fidelity",
+        bound_met=bound.accepted,
+        more_turns_needed=0 if ok else max(1, int(retry_after)),
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import gate
 from .adapters import AdapterRef, CorruptAdapter
+from .budget import lora_budget
 from .distiller import Example, train_adapter
 from .session import SessionGone
 from .types import Message, Phase, SessionKey, TurnRecord
@@ -51,6 +52,9 @@ class Plan:
     strategy: str = ""
     selected: list[int] = field(default_factory=list)  # indices (into the training turns) that form H
     timings: dict[str, float] = field(default_factory=dict)  # seconds: compress, mining, mining_*, probes
+    budget_s: float | None = None  # seconds for mining + LoRA (budget.effective_budget); None: step counts
+    max_seq_len: int | None = None  # the budget's sequence cap for training (None: lora.max_seq_len)
+    budget: dict[str, Any] = field(default_factory=dict)  # planned vs ran per stage, for the decision log
 
     @property
     def fit(self) -> list[Example]:
@@ -229,10 +233,19 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
     returns what the engine's teachers return (text, ``(text, usage)``, an object with
     ``.content``, or an awaitable of one when no event loop runs in this thread).
     """
+    from .budget import CPU_MAX_SEQ_LEN, MINING_SHARE, effective_budget
     from .distiller import training_budget
 
     cfg = engine.config
     strategy = cfg.strategy
+    budget_s = effective_budget(cfg.adaptation_budget_s, engine.surrogate.device)
+    seq_cap = None if budget_s is None or engine.surrogate.device == "cuda" else CPU_MAX_SEQ_LEN
+    seq_len = min(cfg.lora.max_seq_len, seq_cap or cfg.lora.max_seq_len)
+    sizing: dict[str, Any] = {
+        "budget_s": budget_s,
+        "max_seq_len": None if seq_len == cfg.lora.max_seq_len else seq_len,
+        "budget": {"budget_s": budget_s, "max_seq_len": seq_len},
+    }
     n_hold = min(cfg.gate.holdout, max(len(records) - 1, 0))
     train_recs, holdout = (records[:-n_hold], records[-n_hold:]) if n_hold else (records, [])
     t0 = time.perf_counter()
@@ -246,11 +259,11 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
         return [*fit, *(extra or []), *rest]
 
     if strategy == "history-ft" or n <= 1:
-        return Plan(examples, holdout, strategy=strategy, selected=list(range(n)), timings=timings)
+        return Plan(examples, holdout, strategy=strategy, selected=list(range(n)), timings=timings, **sizing)
     budget = training_budget(n, cfg.lora.train_fraction)
     if strategy == "random-ft":
         chosen = sorted(random.Random(cfg.lora.seed).sample(range(n), budget))
-        return Plan(split(chosen, [1.0] * n), holdout, strategy=strategy, selected=chosen, timings=timings)
+        return Plan(split(chosen, [1.0] * n), holdout, strategy=strategy, selected=chosen, timings=timings, **sizing)
     if strategy != "soma":
         raise ValueError(f"unknown strategy {strategy!r}: use soma, history-ft or random-ft")
 
@@ -280,11 +293,17 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
         device=rt.device,
         seed=cfg.lora.seed,
         progress=progress,
-        max_seq_len=cfg.lora.max_seq_len,
-        max_answer_tokens=cfg.lora.max_seq_len // 2,
+        max_seq_len=seq_len,
+        max_answer_tokens=min(cfg.lora.max_answer_tokens, seq_len // 2),
         run_step=on_base,
+        time_budget_s=None if budget_s is None else MINING_SHARE * budget_s,
     )
     timings["mining"] = time.perf_counter() - t0
+    sizing["budget"]["mining"] = {
+        "configured": {"steps": cfg.mining.steps, "candidates": cfg.mining.candidates},
+        "planned": {"steps": int(result.timings["planned_steps"]), "candidates": int(result.timings["candidates"])},
+        "ran": {"steps": int(result.timings["steps"]), "candidates": int(result.timings["candidates"])},
+    }
     timings.update({f"mining_{k}": v for k, v in result.timings.items()})
     hardness = [float(h) for h in result.hardness]
     chosen = sorted(sorted(range(n), key=lambda i: (-hardness[i], i))[:budget])
@@ -328,6 +347,7 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
         strategy=strategy,
         selected=chosen,
         timings=timings,
+        **sizing,
     )
 
 
@@ -518,6 +538,7 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
             parent = donor = None
     start = parent or donor
     hook = engine.on_progress
+    left = None if plan.budget_s is None else lora_budget(plan.budget_s, time.perf_counter() - started)
     result = train_adapter(
         engine.surrogate,
         plan.train,
@@ -526,7 +547,14 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
         name=f"train{uuid.uuid4().hex[:8]}",
         init_tensors=init,
         progress=(lambda step, total: hook("lora", step, total)) if hook else None,
+        time_budget_s=left,
+        max_seq_len=plan.max_seq_len,
+        activation_budget_mb=cfg.mining.activation_budget_mb,
     )
+    plan.budget["lora"] = {"configured": cfg.lora.steps, "planned": result.planned_steps, "ran": result.steps}
+    if not result.improved:
+        record_no_improvement(engine, key, started_job, plan, result, time.perf_counter() - started)
+        return
     ref = engine.adapters.save(
         result.tensors,
         result.lora_config,
@@ -640,6 +668,7 @@ def _record_adaptation(
         "seconds": round(seconds, 3),
         "strategy": cfg.strategy,
         "train_turns": len(plan.fit),
+        "budget": plan.budget,
         "time": time.time(),
     }
     if donor is not None:
@@ -650,6 +679,51 @@ def _record_adaptation(
     if decision.accepted:
         st.donor = None
     return shadow
+
+
+def record_no_improvement(
+    engine: SomaEngine, key: SessionKey, started_job: dict[str, Any], plan: Plan, result: Any, seconds: float
+) -> None:
+    """Record an adaptation whose best checkpoint is the untrained adapter (``result.improved``
+    False: no validation beat step 0) as "no improvement": nothing is saved or gated, the
+    session stays on the teacher (``rejected``) and retries after ``warm_window // 2`` turns."""
+    cfg = engine.config
+    with suppress(SessionGone), engine.store.session(key, cfg.session_ttl, create=False) as st:
+        if not same_job(st, started_job):
+            return
+        st.add("adaptations")
+        st.add("adaptation_seconds", seconds)
+        st.add("probe_calls", plan.probe_calls)
+        push_decision(
+            st,
+            {
+                "kind": "adaptation",
+                "accepted": False,
+                "final": True,
+                "mode": cfg.gate.mode,
+                "no_improvement": True,
+                "reason": f"no improvement: validation NLL never beat the untrained adapter "
+                f"({result.initial_val_nll:.4f} at step 0, {result.steps} steps)",
+                "adapter_id": None,
+                "val_nll_initial": result.initial_val_nll,
+                "val_nll_best": result.best_val_nll,
+                "turn": st.turn_count,
+                "seconds": round(seconds, 3),
+                "strategy": cfg.strategy,
+                "train_turns": len(plan.fit),
+                "budget": plan.budget,
+                "time": time.time(),
+            },
+        )
+        st.job = {
+            "status": "done",
+            "owner": engine.jobs.owner,
+            "seconds": round(seconds, 3),
+            "reason": "no improvement",
+        }
+        st.phase = Phase.REJECTED.value
+        st.next_adapt_at = st.turn_count + max(1, cfg.warm_window // 2)
+    log.info("session %s: no improvement over the untrained adapter; stays on the teacher", key.digest[:12])
 
 
 # --------------------------------------------------------------------------------------------
@@ -751,26 +825,15 @@ def _decide(
             max_batch=g.max_batch,
             locality_ok=locality_ok,
         )
-    # fidelity mode: the floor decides; Thm 4.2's numbers (at δ) are kept, its verdict in bound_met
-    bound = gate.decide_acceptance(
-        gap_old, gap_new, epsilon=g.epsilon, delta=g.delta, min_fidelity=g.min_fidelity, locality_ok=locality_ok
-    )
-    ok = bound.fidelity >= g.min_fidelity and locality_ok
-    if ok:
-        reason = f"fidelity {bound.fidelity:.4f} >= min_fidelity {g.min_fidelity}"
-    else:
-        reason = "; ".join(
-            [f"fidelity {bound.fidelity:.4f} < min_fidelity {g.min_fidelity}"] * (bound.fidelity < g.min_fidelity)
-            + ["locality gate failed"] * (not locality_ok)
-        )
-    bound_note = "met" if bound.accepted else f"not met: {bound.reason}"
-    return gate._replace(
-        bound,
-        accepted=ok,
-        reason=f"{reason} (Thm 4.2 bound {bound_note})",
-        mode="fidelity",
-        bound_met=bound.accepted,
-        more_turns_needed=0 if ok else max(1, engine.config.warm_window // 2),
+    return gate.decide_fidelity(
+        gap_old,
+        gap_new,
+        epsilon=g.epsilon,
+        delta=g.delta,
+        min_fidelity=g.min_fidelity,
+        min_improvement=g.min_improvement,
+        locality_ok=locality_ok,
+        retry_after=max(1, engine.config.warm_window // 2),
     )
 
 

@@ -10,6 +10,10 @@ Pipeline (one call of :func:`mine`):
    a turn whose tokens are a prefix of a later turn's (a dialogue's earlier turns) is read from
    that later sequence instead of being run again. Per step, beyond the decoder pass and the
    LM head's softmax, the cost is O(rows × (k + m)): neighbourhoods come from a cached table.
+   Memory: the |V|-wide logits exist for ``mining.row_chunk`` rows at a time and are recomputed
+   in the backward (:func:`chunked_rows`); when the decoder's activations for the batch would
+   exceed ``mining.activation_budget_mb`` the decoder layers are recomputed too
+   (:class:`layer_checkpointing`). Answers are cut to their first ``lora.max_answer_tokens``.
 3. AdamW + cosine decay + per-candidate gradient clipping minimise J(P) (Eq. 3).
 4. The hardness ``r_t`` of each turn is read from the optimised candidates (Sec. 3.3).
 
@@ -549,17 +553,98 @@ def _finalize_logits(model: Any, logits: Tensor) -> Tensor:
     return logits
 
 
-def _row_logits(model: Any, inputs_embeds: Tensor, attention_mask: Tensor, b_idx: Tensor, p_idx: Tensor) -> Tensor:
-    """Logits at the gathered positions only: decoder pass, then the LM head on those rows."""
+def row_hidden(
+    model: Any, inputs_embeds: Tensor, attention_mask: Tensor, b_idx: Tensor, p_idx: Tensor
+) -> tuple[Tensor, Callable[[Tensor], Tensor] | None]:
+    """The decoder's hidden states at positions ``(b_idx, p_idx)`` and the function that maps
+    them to logits (LM head + post-head transforms), so a caller can form the |V|-wide logits
+    a chunk of rows at a time. Unusual wrappers without a separable head give their full logits
+    gathered at those rows, and ``None`` for the function (correct, not economical)."""
     decoder = _decoder(model)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if decoder is not None and head is not None:
         out = decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
         hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
-        return _finalize_logits(model, head(hidden[b_idx, p_idx]))
-    # Fallback for unusual wrappers: full logits, then gather (correct, not economical).
+        return hidden[b_idx, p_idx], lambda h: _finalize_logits(model, head(h))
     out = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
-    return out.logits[b_idx, p_idx]
+    return out.logits[b_idx, p_idx], None
+
+
+def chunked_rows(fn: Callable[[Tensor, slice], tuple[Tensor, ...]], rows: Tensor, chunk: int) -> tuple[Tensor, ...]:
+    """``fn(rows[sl], sl)`` over consecutive chunks of ``chunk`` rows, outputs concatenated.
+
+    Under autograd each chunk is checkpointed: its forward keeps only the input rows, and the
+    backward recomputes the chunk's |V|-wide logits, so at most ``chunk × |V|`` of them exist at
+    once instead of M × rows × |V| (0.6 GB per tensor on SmolLM2 with long answers)."""
+    from torch.utils.checkpoint import checkpoint
+
+    parts: list[tuple[Tensor, ...]] = []
+    grad = torch.is_grad_enabled() and rows.requires_grad
+    for start in range(0, rows.shape[0], chunk):
+        sl = slice(start, start + chunk)
+        if grad:
+            parts.append(checkpoint(fn, rows[sl], sl, use_reentrant=False))
+        else:
+            parts.append(fn(rows[sl], sl))
+    if not parts:
+        return tuple(rows.new_zeros(0) for _ in fn(rows[:0], slice(0, 0)))
+    return tuple(torch.cat(p) for p in zip(*parts, strict=True))
+
+
+def activation_bytes(model: Any, tokens: int) -> int:
+    """Rough size of the decoder activations autograd keeps for one backward over ``tokens``
+    positions: per layer and token about 8 hidden-wide and 4 MLP-wide tensors (norms,
+    projections, residuals, the gated MLP), in the parameters' dtype."""
+    cfg = getattr(model, "config", None)
+    hidden = int(getattr(cfg, "hidden_size", 0) or 0)
+    inter = int(getattr(cfg, "intermediate_size", 0) or 4 * hidden)
+    layers = int(getattr(cfg, "num_hidden_layers", 0) or 0)
+    size = next(model.parameters()).element_size()
+    return tokens * layers * (8 * hidden + 4 * inter) * size
+
+
+class layer_checkpointing:  # noqa: N801 - used like a function: ``with layer_checkpointing(model, on):``
+    """Recompute each decoder layer in the backward instead of keeping its activations
+    (transformers' gradient checkpointing), while the block runs; a no-op when ``enabled`` is
+    False or the model does not support it. It also works in eval mode (mining): only the
+    decoder layers themselves are flagged as training, which transformers' checkpointing
+    checks; their dropout and other children keep their mode."""
+
+    def __init__(self, model: Any, enabled: bool) -> None:
+        self.model = model
+        self.enabled = bool(enabled) and bool(getattr(model, "supports_gradient_checkpointing", False))
+        self.flags: list[tuple[torch.nn.Module, bool]] = []
+        self.was_on = False
+
+    def __enter__(self) -> bool:
+        if not self.enabled:
+            return False
+        from transformers.modeling_layers import GradientCheckpointingLayer
+
+        m = self.model
+        new_api = hasattr(m, "activation_checkpointing_enable")  # transformers >= 5.x renamed it
+        self.was_on = bool(getattr(m, "is_activation_checkpointing" if new_api else "is_gradient_checkpointing", False))
+        if not self.was_on:
+            if new_api:
+                m.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.flags = [(m, m.training) for m in self.model.modules() if isinstance(m, GradientCheckpointingLayer)]
+        for m, _ in self.flags:
+            m.training = True
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.enabled:
+            return
+        for m, flag in self.flags:
+            m.training = flag
+        if not self.was_on:
+            m = self.model
+            if hasattr(m, "activation_checkpointing_disable"):
+                m.activation_checkpointing_disable()
+            else:
+                m.gradient_checkpointing_disable()
 
 
 def _segment_mean(values: Tensor, segment: Tensor, num: int) -> Tensor:
@@ -585,8 +670,10 @@ def score_prompts(
     ``M × S`` right-padded sequences (pads sit after every real token, so positions 0..n-1 are
     the natural ones and the causal mask already hides pads; the padding mask is passed too).
     ``nb_ids``/``s_tau`` (``[R, k+1]``) are the fixed neighbourhoods of the batch's teacher
-    tokens. The LM head runs on the ``M × R`` answer rows only; H_tail reuses the first
-    ``config.tail_k`` rows of each turn (see :func:`tail_entropy`).
+    tokens. The LM head runs on the ``M × R`` answer rows only, ``config.row_chunk`` rows at a
+    time (:func:`chunked_rows`: Eq. 2 needs of each row only the neighbourhood gather, the top-m
+    and the logsumexp normaliser, so no ``M × R × |V|`` tensor is ever kept for the backward);
+    H_tail reuses the first ``config.tail_k`` rows of each turn (see :func:`tail_entropy`).
     """
     emb_layer = model.get_input_embeddings()
     emb = emb_layer.weight
@@ -611,24 +698,28 @@ def score_prompts(
     cand = torch.arange(m_count, device=batch.row_seq.device)[:, None]
     b_idx = (cand * s_count + batch.row_seq[None]).reshape(-1)
     p_idx = (length + batch.row_pos).repeat(m_count)
-    logits = _row_logits(model, seq, mask, b_idx, p_idx)  # [M*R, V]
-
+    hidden, head = row_hidden(model, seq, mask, b_idx, p_idx)  # [M*R, d] (or [M*R, V] logits)
     target = batch.row_target.repeat(m_count)
-    unl, w = _sem_terms(
-        logits,
-        target,
-        emb,
-        nb_ids.repeat(m_count, 1),
-        s_tau.repeat(m_count, 1),
-        lambda_exp=config.lambda_exp,
-        top_m=config.top_m,
-        detach_weight=detach_weight,
-    )
-    segment = (cand * n_turns + batch.row_turn[None]).reshape(-1)
-    sem = _segment_mean(w * unl, segment, m_count * n_turns).view(m_count, n_turns)
-
+    nb_all, s_all = nb_ids.repeat(m_count, 1), s_tau.repeat(m_count, 1)
     tail = (batch.row_offset < config.tail_k).repeat(m_count)
-    ent = _entropy(logits[tail])
+
+    def terms(rows: Tensor, sl: slice) -> tuple[Tensor, Tensor]:
+        logits = head(rows) if head is not None else rows
+        unl, w = _sem_terms(
+            logits,
+            target[sl],
+            emb,
+            nb_all[sl],
+            s_all[sl],
+            lambda_exp=config.lambda_exp,
+            top_m=config.top_m,
+            detach_weight=detach_weight,
+        )
+        return w * unl, _entropy(logits[tail[sl]])
+
+    weighted, ent = chunked_rows(terms, hidden, config.row_chunk)
+    segment = (cand * n_turns + batch.row_turn[None]).reshape(-1)
+    sem = _segment_mean(weighted, segment, m_count * n_turns).view(m_count, n_turns)
     h_tail = _segment_mean(ent, segment[tail], m_count * n_turns).view(m_count, n_turns)
     return PromptScores(sem_exp=sem, h_tail=h_tail)
 
@@ -721,6 +812,7 @@ def mine(
     max_answer_tokens: int | None = 256,
     detach_weight: bool = False,
     run_step: Callable[[Callable[[], Any]], Any] | None = None,
+    time_budget_s: float | None = None,
 ) -> MiningResult:
     """Mine M soft prompts on the frozen surrogate and score each warm turn's hardness (Sec. 3.2-3.3).
 
@@ -739,6 +831,9 @@ def mine(
     The engine passes one that submits ``fn`` to the model worker, so live turns are served
     between mining steps; each step freezes the model for itself, and the caller's wrapper
     must re-activate the adapter it mines (other tasks may switch it between steps).
+    ``time_budget_s``: the first step optimises one candidate; from its cost the candidates that
+    join and the steps are sized (budget.plan_mining); ``timings`` reports ``planned_steps``,
+    ``steps`` (ran) and ``candidates`` (``prompts`` and the result's ``[M, T]`` tables hold those).
     """
     t_start = time.perf_counter()
     param = next(model.parameters())
@@ -760,19 +855,36 @@ def mine(
     timings["neighbors"] = time.perf_counter() - t0
 
     gen = torch.Generator().manual_seed(seed)
-    prompts = (torch.randn(m_count, length, dim, generator=gen) * config.init_std).to(dev)
-    prompts.requires_grad_(True)
+    init = (torch.randn(m_count, length, dim, generator=gen) * config.init_std).to(dev)
+    budgeted = time_budget_s is not None and config.steps > 1 and m_count > 1
+    if budgeted:  # the first step optimises one candidate: its cost sizes the rest (budget.plan_mining)
+        m_count = 1
+    prompts = init[:m_count].clone().requires_grad_(True)
     losses: list[list[float]] = []
     n_kept = len(batch.turn_ids)
 
     run = run_step or _run_inline
+    per_candidate = int(batch.lengths.sum() + length * batch.input_ids.shape[0])
+    timings["checkpointing"] = 0.0
     t0 = time.perf_counter()
+    planned = config.steps
     if n_kept and config.steps > 0:
-        opt = torch.optim.AdamW([prompts], lr=config.lr, weight_decay=config.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
+        plan = {"steps": config.steps, "offset": 0}
+
+        def new_optimizer() -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+            opt = torch.optim.AdamW([prompts], lr=config.lr, weight_decay=config.weight_decay)
+            # Cosine decay over the planned steps (re-planned under a time budget), as CosineAnnealingLR.
+            done = plan["offset"]
+            return opt, torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda i: 0.5 * (1.0 + math.cos(math.pi * min(i + done, plan["steps"]) / plan["steps"]))
+            )
+
+        opt, sched = new_optimizer()
 
         def step() -> list[float]:
-            with _Frozen(model):
+            recompute = activation_bytes(model, m_count * per_candidate) > config.activation_budget_mb * 2**20
+            timings["checkpointing"] = max(timings["checkpointing"], float(recompute))
+            with _Frozen(model), layer_checkpointing(model, recompute):
                 scores = score_prompts(
                     model, batch, prompts, config=config, nb_ids=nb_ids, s_tau=s_tau, detach_weight=detach_weight
                 )
@@ -784,11 +896,28 @@ def mine(
             sched.step()
             return j.detach().cpu().tolist()
 
-        for s in range(config.steps):
+        s = 0
+        while s < plan["steps"]:
             losses.append(run(step))
+            s += 1
+            if s == 1 and budgeted:
+                from soma_engine.budget import plan_mining
+
+                assert time_budget_s is not None
+                spent = time.perf_counter() - t0
+                sized = plan_mining(spent, time_budget_s - spent, config.candidates, config.steps)
+                plan["steps"], plan["offset"] = sized.steps, 1
+                if sized.candidates > 1:  # the others join from their initial draw, with fresh moments
+                    m_count = sized.candidates
+                    prompts = torch.cat([prompts.detach(), init[1:m_count]]).requires_grad_(True)
+                    opt, sched = new_optimizer()
             if progress is not None:
-                progress(s + 1, config.steps)
+                progress(s, plan["steps"])
+        planned = plan["steps"]
     timings["optimization"] = time.perf_counter() - t0
+    timings["planned_steps"] = float(planned)
+    timings["steps"] = float(len(losses))
+    timings["candidates"] = float(m_count)
 
     t0 = time.perf_counter()
     unl = torch.full((m_count, batch.num_turns), math.nan)

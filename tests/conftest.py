@@ -73,7 +73,13 @@ def _permissive_config(**overrides: Any) -> SomaConfig:
         "strategy": "history-ft",  # no mining: fast; tests/test_strategies.py and the e2e test run "soma"
         "max_new_tokens": 16,
         "lora": {"steps": 10, "lr": 5e-3},
-        "gate": {"min_fidelity": 0.0, "locality_threshold": 2.0, "audit_rate": 0.0, "drift_threshold": 1.0},
+        "gate": {
+            "min_fidelity": 0.0,
+            "min_improvement": None,
+            "locality_threshold": 2.0,
+            "audit_rate": 0.0,
+            "drift_threshold": 1.0,
+        },
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

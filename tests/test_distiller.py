@@ -310,3 +310,74 @@ def test_adapter_round_trip_through_store_and_peft(tiny_rt, tmp_path):
     base_nll = answer_nll(rt, exs)
     assert via_runtime == pytest.approx(via_peft.tolist(), rel=1e-5)
     assert via_runtime != pytest.approx(base_nll, rel=1e-4)  # the adapter changes the model
+
+
+# ---------------------------------------------------------------------------------------------
+# Long answers, no silent no-ops, the time budget
+# ---------------------------------------------------------------------------------------------
+
+
+def test_long_answers_are_cut_to_their_opening_tokens_without_eos(tiny_rt):
+    rt = tiny_rt
+    ex = Example([Message("user", "Tell me everything.")], " ".join(f"point{i}" for i in range(300)))
+    answer = rt.encode(ex.answer)
+    ids, labels = tokenize_example(rt, ex, 1024, max_answer=24)
+    kept = [y for y in labels if y != -100]
+    assert kept == answer[:24]  # the first tokens, in order; a cut answer does not end with EOS
+    assert rt.tokenizer.eos_token_id not in kept
+    short = Example([Message("user", "Hi.")], "Hello!")
+    _, labels = tokenize_example(rt, short, 1024, max_answer=24)
+    assert [y for y in labels if y != -100] == rt.encode("Hello!") + [rt.tokenizer.eos_token_id]
+    _, labels = tokenize_example(rt, ex, 32, max_answer=24)  # max_len // 2 still bounds it
+    assert sum(y != -100 for y in labels) == 16
+
+
+def test_training_that_never_beats_step_zero_is_not_improved(tiny_rt):
+    # The failure: no validation ever beats step 0 (here: steps far too small to move
+    # the validation NLL by the 1e-4 that counts), so the kept checkpoint is the untrained one.
+    train = [Example([Message("user", f"Say {w}.")], "zzz zzz zzz zzz zzz zzz") for w in ("one", "two")]
+    val = [Example([Message("user", "Say three.")], "Hello, how are you today? I am fine, thank you.")]
+    cfg = LoraConfig(steps=6, lr=1e-7, eval_every=1, early_stop_patience=6, dropout=0.0)
+    res = train_adapter(tiny_rt, train, val, cfg, name="t")
+    assert res.best_step == 0 and not res.improved
+    assert res.best_val_nll == res.initial_val_nll
+    assert all(torch.count_nonzero(v) == 0 for k, v in res.tensors.items() if "lora_B" in k)
+    learnable = [Example([Message("user", "Say hi.")], "hi hi hi hi") for _ in range(3)]
+    good = train_adapter(tiny_rt, learnable, learnable[:1], LoraConfig(steps=6, lr=2e-2, eval_every=1), name="g")
+    assert good.improved and good.best_step > 0 and good.best_val_nll < good.initial_val_nll
+
+
+def test_time_budget_plans_steps_from_measured_cost(tiny_rt):
+    exs = _examples(3)
+    cfg = LoraConfig(steps=200, lr=1e-3, eval_every=5, early_stop_patience=100)
+    free = train_adapter(tiny_rt, exs, exs[:1], cfg.model_copy(update={"steps": 4}), name="f")
+    step_s = free.timings["steps"] / free.steps
+    budget = 12 * step_s + free.timings["validation"]
+    res = train_adapter(tiny_rt, exs, exs[:1], cfg, name="b", time_budget_s=budget)
+    assert 1 <= res.steps < cfg.steps and res.planned_steps == res.steps
+    assert res.seconds < budget * 3 + 1.0  # the plan tracks measured costs (loaded machine: generous)
+    one = train_adapter(tiny_rt, exs, exs[:1], cfg, name="z", time_budget_s=1e-6)
+    assert one.steps == 1  # at least one step always runs
+
+
+def test_plan_lora_and_plan_mining_arithmetic():
+    from soma_engine.budget import MINING_SHARE, effective_budget, lora_budget, plan_lora, plan_mining
+
+    assert lora_budget(30.0, 5.0) == 25.0
+    assert lora_budget(30.0, 29.0) == pytest.approx((1 - MINING_SHARE) * 30.0)  # mining overran: LoRA keeps its share
+
+    assert plan_lora(1.0, 0.0, 10.0, 60, 10, done=1) == 11
+    assert plan_lora(1.0, 2.0, 10.0, 60, 2, done=1) == 5  # 8 s left after the last validation, 2 s per step
+    assert plan_lora(1.0, 0.0, 100.0, 60, 10, done=1) == 60  # never above the configured steps
+    # One candidate's step took 1 s; the final scoring pass costs a third of a step per candidate.
+    assert plan_mining(1.0, 27.0, 3, 30) == plan_mining(1.0, 27.0, 3, 30)
+    roomy = plan_mining(1.0, 27.0, 3, 30)
+    assert roomy.candidates == 3 and roomy.steps == 9  # 1 + floor((27 - 1) / 3)
+    small = plan_mining(1.0, 8.0, 3, 30)  # 4 steps of 3 candidates do not fit: fewer candidates
+    assert small.candidates == 2 and small.steps == 4
+    assert plan_mining(1.0, 0.1, 3, 30).steps == 1 and plan_mining(1.0, 0.1, 3, 30).candidates == 1
+    assert plan_mining(0.01, 1e6, 3, 30).steps == 30  # never above the configured steps
+    assert effective_budget(None, "cuda") is None and effective_budget(0, "cpu") is None
+    assert effective_budget(None, "cpu") > 0 and effective_budget(12.5, "cuda") == 12.5
+    with pytest.raises(ValueError, match="adaptation_budget_s"):
+        effective_budget(-1.0, "cpu")

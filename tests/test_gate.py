@@ -26,6 +26,7 @@ from soma_engine.gate import (
     context_embedding,
     context_pmi,
     decide_acceptance,
+    decide_fidelity,
     decide_sequential,
     effective_sample_size,
     far_words,
@@ -902,3 +903,33 @@ def test_skipping_the_pmi_below_needs_pmi_changes_no_decision(
 
     assert run(skip=True) == run(skip=False)
     assert model.needs_pmi(model.border + 1e-9)
+
+
+# --------------------------------------------------------------------------------------------
+# The default rule: the adapted surrogate against the base on the same held-out turns
+# --------------------------------------------------------------------------------------------
+
+FID = {"epsilon": 0.05, "delta": 0.1, "min_fidelity": 0.6}
+
+
+def test_fidelity_rule_refuses_an_adapter_no_better_than_the_base_even_above_the_floor() -> None:
+    base = [0.2, 0.3]  # the base model alone clears the floor (fidelity 0.75)
+    same = decide_fidelity(base, base, **FID)
+    assert not same.accepted and "no improvement" in same.reason and same.mode == "fidelity"
+    worse = decide_fidelity(base, [0.25, 0.35], **FID)
+    assert not worse.accepted and worse.delta_hat < 0
+    better = decide_fidelity(base, [0.1, 0.2], **FID)
+    assert better.accepted and better.delta_hat == pytest.approx(0.1) and better.more_turns_needed == 0
+    assert better.bound_met is False  # |B| = 2: Thm 4.2's margin is out of reach, kept for the record
+    assert not decide_fidelity(base, [0.1, 0.2], **FID, min_improvement=0.15).accepted
+    assert decide_fidelity(base, base, **FID, min_improvement=None).accepted  # off: the floor alone
+
+
+def test_fidelity_rule_keeps_the_floor_and_locality() -> None:
+    low = decide_fidelity([0.9, 0.9], [0.5, 0.5], **FID)  # better than the base, still below the floor
+    assert not low.accepted and "min_fidelity" in low.reason and "no improvement" not in low.reason
+    assert decide_fidelity([0.9, 0.9], [0.5, 0.5], **{**FID, "min_fidelity": 0.4}).accepted
+    far = decide_fidelity([0.5], [0.1], **FID, locality_ok=False, retry_after=3)
+    assert not far.accepted and "locality" in far.reason and far.more_turns_needed == 3
+    with pytest.raises(ValueError, match="min_improvement"):
+        decide_fidelity([0.5], [0.1], **FID, min_improvement=-0.1)

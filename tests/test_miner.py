@@ -450,3 +450,106 @@ def test_probe_cases_respect_budget_and_prepend_probe(tiny):
     assert turns[hardest][0][-1]["content"] != seen[0][-1]["content"]  # the input is not mutated
     assert cases[0] == (seen[0], "probe answer")
     assert probe_cases(result, turns, teacher, budget=0) == ([], 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory: chunked rows and layer checkpointing give the naive values and gradients
+# ---------------------------------------------------------------------------------------------
+
+
+def _scores_and_grad(model, batch, cfg, prompts0, *, checkpoint_layers: bool = False):
+    from soma_engine.miner import _Frozen, layer_checkpointing
+
+    emb = model.get_input_embeddings().weight
+    nb_ids, s_tau = neighbourhood(batch.row_target, emb, None, cfg.neighbors_k, cfg.tau)
+    prompts = prompts0.clone().requires_grad_(True)
+    with _Frozen(model), layer_checkpointing(model, checkpoint_layers) as on:
+        scores = score_prompts(model, batch, prompts, config=cfg, nb_ids=nb_ids, s_tau=s_tau)
+        j = mining_objective(scores.sem_exp, scores.h_tail, prompts, beta=cfg.beta, lambda_p=cfg.lambda_p)
+        j.sum().backward()
+    assert on == checkpoint_layers
+    return scores.sem_exp.detach(), scores.h_tail.detach(), prompts.grad
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7])
+def test_chunked_rows_match_one_chunk_in_value_and_gradient(tiny, chunk):
+    model, tokenizer = tiny
+    batch = encode_turns(tokenizer, dialogue_turns())
+    assert batch.row_target.numel() * 2 > 3 * chunk  # several chunks, a ragged last one
+    emb = model.get_input_embeddings().weight
+    prompts0 = torch.randn(2, 4, emb.shape[1], generator=torch.Generator().manual_seed(1)) * 0.5
+    whole = MiningConfig(neighbors_k=5, top_m=10, tail_k=3, row_chunk=100_000)
+    parts = MiningConfig(neighbors_k=5, top_m=10, tail_k=3, row_chunk=chunk)
+    sem_a, ent_a, grad_a = _scores_and_grad(model, batch, whole, prompts0)
+    sem_b, ent_b, grad_b = _scores_and_grad(model, batch, parts, prompts0)
+    torch.testing.assert_close(sem_b, sem_a, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ent_b, ent_a, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad_b, grad_a, rtol=1e-4, atol=1e-7)
+    assert grad_a.abs().sum() > 0
+
+
+def test_chunked_scores_match_naive_full_logits(tiny):
+    model, tokenizer = tiny
+    turns = dialogue_turns()
+    cfg = MiningConfig(neighbors_k=6, top_m=20, tau=0.6, lambda_exp=1.5, tail_k=3, row_chunk=2)
+    batch = encode_turns(tokenizer, turns)
+    emb = model.get_input_embeddings().weight
+    nb_ids, s_tau = neighbourhood(batch.row_target, emb, None, cfg.neighbors_k, cfg.tau)
+    prompts = torch.randn(2, 4, emb.shape[1], generator=torch.Generator().manual_seed(0)) * 0.5
+    with torch.no_grad():
+        scores = score_prompts(model, batch, prompts, config=cfg, nb_ids=nb_ids, s_tau=s_tau)
+        for c in range(2):
+            sem, ent = per_turn_reference(model, tokenizer, turns, prompts[c], cfg)
+            torch.testing.assert_close(scores.sem_exp[c], sem, rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(scores.h_tail[c], ent, rtol=1e-4, atol=1e-6)
+
+
+def test_layer_checkpointing_keeps_the_gradient_and_restores_the_model(tiny):
+    model, tokenizer = tiny
+    batch = encode_turns(tokenizer, dialogue_turns())
+    emb = model.get_input_embeddings().weight
+    prompts0 = torch.randn(2, 4, emb.shape[1], generator=torch.Generator().manual_seed(2)) * 0.5
+    cfg = MiningConfig(neighbors_k=5, top_m=10, tail_k=3)
+    modes = [m.training for m in model.modules()]
+    sem_a, _, grad_a = _scores_and_grad(model, batch, cfg, prompts0)
+    sem_b, _, grad_b = _scores_and_grad(model, batch, cfg, prompts0, checkpoint_layers=True)
+    torch.testing.assert_close(sem_b, sem_a)
+    torch.testing.assert_close(grad_b, grad_a, rtol=1e-4, atol=1e-7)
+    assert not any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+    assert [m.training for m in model.modules()] == modes
+
+
+def test_activation_estimate_switches_checkpointing_in_mine(tiny):
+    model, tokenizer = tiny
+    base = dict(candidates=2, soft_len=3, steps=1, neighbors_k=4, top_m=8)
+    off = mine(model, tokenizer, dialogue_turns(), MiningConfig(**base), seed=0)
+    on = mine(model, tokenizer, dialogue_turns(), MiningConfig(**base, activation_budget_mb=0), seed=0)
+    assert off.timings["checkpointing"] == 0.0 and on.timings["checkpointing"] == 1.0
+    torch.testing.assert_close(on.prompts, off.prompts, rtol=1e-4, atol=1e-6)
+    assert on.hardness == pytest.approx(off.hardness, rel=1e-4)
+
+
+def test_encode_turns_cuts_long_answers_to_their_first_tokens(tiny):
+    _, tokenizer = tiny
+    answer = " ".join(f"word{i}" for i in range(400))
+    turns = [([{"role": "user", "content": "Tell me a long story."}], answer)]
+    full = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    batch = encode_turns(tokenizer, turns, max_seq_len=1024, max_answer_tokens=32)
+    assert batch.row_target.tolist() == full[:32]  # the prefix, in order, not a sample
+    short = encode_turns(tokenizer, turns, max_seq_len=40, max_answer_tokens=32)
+    assert short.row_target.tolist() == full[:32] and int(short.lengths.max()) <= 40
+
+
+def test_time_budget_sizes_candidates_and_steps_from_the_first_step(tiny):
+    model, tokenizer = tiny
+    cfg = MiningConfig(candidates=3, soft_len=3, steps=50, neighbors_k=4, top_m=8)
+    free = mine(model, tokenizer, dialogue_turns(), cfg.model_copy(update={"steps": 2}), seed=0)
+    assert free.timings["planned_steps"] == free.timings["steps"] == 2 and free.timings["candidates"] == 3
+    tight = mine(model, tokenizer, dialogue_turns(), cfg, seed=0, time_budget_s=1e-6)
+    assert tight.timings["steps"] == 1 and tight.timings["candidates"] == 1
+    assert tight.prompts.shape[0] == 1 and tight.unlikelihood.shape[0] == 1 and len(tight.verbalized) == 1
+    assert all(0.0 < h <= 1.0 for h in tight.hardness)
+    step_s = free.timings["optimization"] / 2
+    some = mine(model, tokenizer, dialogue_turns(), cfg, seed=0, time_budget_s=6 * step_s)
+    assert 1 < some.timings["steps"] < 50 and some.timings["planned_steps"] == some.timings["steps"]
+    assert len(some.losses) == some.timings["steps"]

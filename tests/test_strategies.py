@@ -10,8 +10,9 @@ import asyncio
 import pytest
 import torch
 
-from soma_engine import SomaConfig, SomaEngine
+from soma_engine import Phase, SomaConfig, SomaEngine, jobs
 from soma_engine import miner as miner_module
+from soma_engine.budget import CPU_MAX_SEQ_LEN
 from soma_engine.distiller import Example, answer_nll, train_adapter, training_budget
 from soma_engine.encoder import Encoder
 from soma_engine.jobs import plan_training
@@ -196,7 +197,9 @@ def test_mining_scores_exactly_the_training_contexts(tmp_path, monkeypatch):
             assert messages == trained[answer]  # S~_t, not the full S_t
         full = records[3].messages
         assert len(seen["turns"][3][0]) < len(full)  # the context was really compressed
-        assert seen["kw"]["max_seq_len"] == engine.config.lora.max_seq_len
+        # The CPU time budget caps the sequences (soma_engine/budget.py); mining and training share the cap.
+        assert seen["kw"]["max_seq_len"] == min(engine.config.lora.max_seq_len, CPU_MAX_SEQ_LEN)
+        assert plan.max_seq_len == CPU_MAX_SEQ_LEN and plan.budget["mining"]["ran"]["steps"] >= 1
 
 
 def test_teacher_probes_are_made_within_budget_and_counted(tmp_path):
@@ -234,3 +237,67 @@ def test_teacher_probes_are_made_within_budget_and_counted(tmp_path):
 
         engine.config.mining.probe_teacher = False
         assert plan_training(engine, records, teacher).probe_calls == 0 and len(calls) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# No silent no-ops: an adaptation that learned nothing is never served as adapted
+# ---------------------------------------------------------------------------------------------
+
+
+def _noise_teacher(seed: int):
+    """A teacher whose answers cannot be learned: fresh random letters every turn, unrelated to
+    the query and to every other answer."""
+    import random
+
+    rng = random.Random(seed)
+
+    def teacher(messages: list[Message]) -> str:
+        return " ".join("".join(rng.choice("bcdfghjklmnpqrstvwxz") for _ in range(5)) for _ in range(12))
+
+    return teacher
+
+
+def _served_engine(tmp_path, **lora) -> SomaEngine:
+    model, tokenizer = build_tiny_model()
+    runtime = SurrogateRuntime(None, model=model, tokenizer=tokenizer, device="cpu")
+    cfg = _config(
+        strategy="history-ft",
+        adaptation="inline",
+        max_new_tokens=8,
+        lora={"steps": 4, "eval_every": 1, **lora},
+        gate={"min_fidelity": 0.0, "audit_rate": 0.0},  # the permissive floor of the issue's failure
+    )
+    return SomaEngine(config=cfg, surrogate=runtime, encoder=None, store=f"sqlite:///{tmp_path / 's.db'}")
+
+
+def test_an_adaptation_that_never_beats_step_zero_is_recorded_as_no_improvement(tmp_path):
+    teacher = _noise_teacher(0)
+    with _served_engine(tmp_path, lr=1e-7) as engine:
+        history: list[dict] = [{"role": "system", "content": SYSTEM}]
+        for query in WARM:
+            history.append({"role": "user", "content": query})
+            reply = engine.chat("noise", history, teacher)
+            assert reply.served_by == "teacher"
+            history.append({"role": "assistant", "content": reply.text})
+        view = engine.session("noise")
+        last = view.decisions[-1]
+        assert last["no_improvement"] is True and last["accepted"] is False and last["adapter_id"] is None
+        assert "no improvement" in last["reason"] and last["budget"]["lora"]["ran"] >= 1
+        assert view.phase is not Phase.SERVING and view.adapter_id is None
+        history.append({"role": "user", "content": HELD_OUT[0]})
+        assert engine.chat("noise", history, teacher).served_by == "teacher"
+
+
+def test_the_gate_refuses_an_adapter_equal_to_the_base_under_a_permissive_floor(tmp_path):
+    # The issue's failure: the step-0 adapter (every lora_B zero, i.e. the base model) was
+    # accepted with "improvement 0.0000" and served as if adapted.
+    teacher = _noise_teacher(1)
+    with _served_engine(tmp_path, lr=1e-7) as engine:
+        records, _ = _session(lambda i, history, query: teacher([]))
+        plan = plan_training(engine, records, None)
+        res = train_adapter(engine.surrogate, plan.train, [], engine.config.lora, name="zero")
+        assert all(torch.count_nonzero(v) == 0 for k, v in res.tensors.items() if "lora_B" in k)
+        ref = engine.adapters.save(res.tensors, res.lora_config, namespace="ns", session="s")
+        outcome = jobs._gate(engine, plan, ref, None, records)
+        assert outcome.gap_new == pytest.approx(outcome.gap_old)  # the adapter IS the base model
+        assert not outcome.decision.accepted and "no improvement" in outcome.decision.reason

@@ -1,0 +1,191 @@
+"""GPU check (issue 19, item 8), run by ``benchmarks/gpu.sh`` on a lent accelerator.
+
+A Qwen3-0.6B-shaped model (28 layers, d = 1024, |V| = 151936) with random weights in bf16,
+built from its config (no hub on the device machine); the tiny BPE tokenizer of
+soma_engine.testing feeds it ids. Measures, and writes as JSON:
+
+- ``adaptation``: wall time of one W = 4 adaptation at the paper's defaults (strategy ``soma``,
+  30 mining steps over M = 3 candidates, 60 LoRA steps; ``adaptation_budget_s`` is None, which
+  on CUDA means no budget), split into mining, LoRA and gate; a warm-up adaptation first
+  (CUDA context, kernels). Target: at most 10 s.
+- ``serving``: batched multi-adapter greedy serving, aggregate generated tokens/s at 1, 16 and
+  64 concurrent sessions, each with its own random rank-8 LoRA adapter, all in one batch.
+- ``peak_gpu_mb``: ``torch.cuda.max_memory_allocated`` over the whole run.
+
+``--dry-run``: the same code on a tiny Qwen3 config on the CPU, float32, few steps and
+sessions (checks the script here, where no GPU is lent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from serving import random_adapter  # noqa: E402
+
+from soma_engine import SomaConfig, SomaEngine  # noqa: E402
+from soma_engine.adapters import AdapterStore  # noqa: E402
+from soma_engine.surrogate import SurrogateRuntime  # noqa: E402
+from soma_engine.testing import build_tokenizer  # noqa: E402
+from soma_engine.types import Message  # noqa: E402
+
+QWEN3_06B = dict(
+    hidden_size=1024,
+    intermediate_size=3072,
+    num_hidden_layers=28,
+    num_attention_heads=16,
+    num_key_value_heads=8,
+    head_dim=128,
+    vocab_size=151936,
+)
+TINY = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    vocab_size=4096,
+)
+
+
+def build_model(shape: dict[str, int], device: str, dtype: torch.dtype) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, Qwen3Config
+
+    tok = build_tokenizer()
+    config = Qwen3Config(
+        **shape,
+        tie_word_embeddings=True,
+        max_position_embeddings=4096,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).to(device, dtype).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return model, tok
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def adaptation(rt: SurrogateRuntime, cfg: SomaConfig, tmp: Path, device: str, name: str) -> dict[str, Any]:
+    """One W = 4 session with long answers; the 4th teacher turn runs the adaptation inline."""
+    from soma_engine import jobs
+
+    engine = SomaEngine(config=cfg, surrogate=rt, encoder=None, store=f"sqlite:///{tmp / f'{name}.db'}")
+    rt.adapters = engine.adapters  # the runtime outlives engines: it loads from this one's store
+    phases: dict[str, float] = {}
+    saved = {n: getattr(jobs, n) for n in ("plan_training", "train_adapter", "_gate")}
+
+    def wrap(n: str, fn: Any) -> Any:
+        def inner(*a: Any, **kw: Any) -> Any:
+            _sync(device)
+            t0 = time.perf_counter()
+            out = fn(*a, **kw)
+            _sync(device)
+            phases[n] = time.perf_counter() - t0
+            return out
+
+        return inner
+
+    body = "Keep the receipts, service the chain, photograph the frame in daylight and state the size. " * 12
+
+    def teacher(msgs: list[Message]) -> str:
+        return f"Turn {sum(m.role == 'user' for m in msgs)}: {body}"
+
+    for n, fn in saved.items():
+        setattr(jobs, n, wrap(n, fn))
+    history: list[dict[str, str]] = [{"role": "system", "content": "You coach people selling bicycles."}]
+    try:
+        for i in range(4):
+            history.append({"role": "user", "content": f"Question {i}: how do I sell my road bike well?"})
+            history.append({"role": "assistant", "content": engine.chat(name, history, teacher).text})
+    finally:
+        for n, fn in saved.items():
+            setattr(jobs, n, fn)
+    decision = engine.session(name).decisions[-1]
+    engine.jobs.close()
+    engine.store.close()
+    return {
+        "seconds": sum(phases.values()),
+        "mining_s": phases.get("plan_training"),
+        "lora_s": phases.get("train_adapter"),
+        "gate_s": phases.get("_gate"),
+        "budget": decision.get("budget"),
+        "accepted": decision.get("accepted"),
+        "reason": decision.get("reason"),
+    }
+
+
+def serving(rt: SurrogateRuntime, store: AdapterStore, sessions: list[int], new_tokens: int) -> dict[str, Any]:
+    """Aggregate greedy tokens/s with ``n`` sessions, each its own adapter, in one batch."""
+    rt.adapters = store
+    refs = [random_adapter(rt, store, seed, rank=8) for seed in range(max(sessions))]
+    out: dict[str, Any] = {}
+    for n in sessions:
+        reqs = [([Message("user", f"Session {i}: tell me about topic {i}.")], refs[i]) for i in range(n)]
+        rt.generate_many(reqs[:1], max_new_tokens=4)  # loads the adapters, warms the kernels
+        _sync(rt.device)
+        t0 = time.perf_counter()
+        gens = rt.generate_many(reqs, max_new_tokens=new_tokens)
+        _sync(rt.device)
+        dt = time.perf_counter() - t0
+        tokens = sum(g.output_tokens for g in gens)
+        out[str(n)] = {"seconds": dt, "tokens": tokens, "tokens_per_s": tokens / dt}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dry-run", action="store_true", help="tiny Qwen3 on the CPU: checks the script")
+    ap.add_argument("--out", type=Path, default=Path("gpu.json"))
+    args = ap.parse_args()
+    dry = args.dry_run
+    device = "cpu" if dry else "cuda"
+    if not dry and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: run with --dry-run to check the script on a CPU")
+    started = time.perf_counter()
+    model, tok = build_model(TINY if dry else QWEN3_06B, device, torch.float32 if dry else torch.bfloat16)
+    tmp = Path(tempfile.mkdtemp(prefix="soma-gpu-"))
+    store = AdapterStore(tmp / "adapters")
+    sessions = [1, 4] if dry else [1, 16, 64]
+    rt = SurrogateRuntime(None, model=model, tokenizer=tok, device=device, max_adapters=max(sessions), max_batch=64)
+    steps = {"mining": {"steps": 2, "candidates": 2}, "lora": {"steps": 3}} if dry else {}
+    cfg = SomaConfig(warm_window=4, adaptation="inline", max_new_tokens=32, **steps)
+    result: dict[str, Any] = {
+        "model": "tiny Qwen3 (dry run, CPU)" if dry else "Qwen3-0.6B shape, random weights, bf16",
+        "device": torch.cuda.get_device_name(0) if not dry else "cpu",
+        "config": {"W": 4, "M": cfg.mining.candidates, "mining_steps": cfg.mining.steps, "lora_steps": cfg.lora.steps},
+    }
+    if not dry:
+        torch.cuda.reset_peak_memory_stats()
+    adaptation(rt, cfg.model_copy(update={"mining": cfg.mining.model_copy(update={"steps": 2})}), tmp, device, "warm")
+    result["adaptation"] = adaptation(rt, cfg, tmp, device, "measured")
+    result["adaptation_target_s"] = 10.0
+    result["serving"] = serving(rt, store, sessions, new_tokens=8 if dry else 64)
+    result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20 if not dry else None
+    result["seconds"] = time.perf_counter() - started
+    rt.close()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=str))
+    print(json.dumps(result, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
