@@ -270,7 +270,6 @@ def engine_args(tiny: bool, home: Path) -> dict[str, Any]:
             warm_window=4,
             adaptation="inline",
             max_new_tokens=48,
-            strategy="history-ft",  # no mining pass: the quick choice on a CPU
             lora={"steps": 12, "lr": 2e-3, "max_seq_len": 384, "eval_every": 4},
         )
     return args
