@@ -445,6 +445,23 @@ def test_a_mismatched_adapter_is_refused_before_install_and_resets_once(
     _assert_reset_once_then_readapts(engine, "s", bad)
 
 
+def test_an_adapter_saved_before_bases_were_recorded_still_serves(new_engine: Any, tmp_path: Path) -> None:
+    """No recorded base or shapes (soma.json of an older version): unknown base, its tensors
+    checked against the model only."""
+    import json
+
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}")
+    _serve(engine, "s")
+    ref = _current_adapter(engine, "s")
+    meta_path = engine.adapters.path(ref) / "soma.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["base"]["fingerprint"] and meta["shapes"]  # what this version records
+    meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k not in ("base", "shapes")}))
+    engine.surrogate.run(lambda r: r.remove_adapter(f"a{ref.adapter_id}"))
+    assert engine.chat("s", history(4), Teacher()).served_by == "surrogate"
+    assert f"a{ref.adapter_id}" in engine.surrogate.loaded_adapters()
+
+
 def test_a_half_installed_adapter_is_removed_and_resets_once(
     new_engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
