@@ -585,6 +585,80 @@ def test_a_delete_on_one_replica_reaches_the_others_adapter_cache(
     assert not (reader.root / ref.namespace / ref.adapter_id).exists()  # its cached copy went too
 
 
+class InterleavingRedis:
+    """The real Redis client, except that right after the first read of a registry row (by
+    the client or a pipeline) ``between`` runs to completion on another thread: another
+    replica's whole write lands between this writer's read and its write."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.between = client, None
+
+    def read(self, read: Callable[..., Any], *args: Any) -> Any:
+        value = read(*args)
+        between, self.between = self.between, None
+        if between is not None:
+            other = threading.Thread(target=between)
+            other.start()
+            other.join()
+        return value
+
+    def hget(self, *args: Any) -> Any:
+        return self.read(self.client.hget, *args)
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        owner, pipe = self, self.client.pipeline(*args, **kwargs)
+
+        class Pipeline:
+            def hget(self, *a: Any) -> Any:
+                return owner.read(pipe.hget, *a)
+
+            def __enter__(self) -> Any:
+                return self
+
+            def __exit__(self, *exc: Any) -> None:
+                pipe.__exit__(*exc)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(pipe, name)
+
+        return Pipeline()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+@pytest.mark.parametrize("other_write", ["touch", "delete"])
+def test_concurrent_redis_registry_writes_of_one_row_both_land(
+    other_write: str, redis_url: str, redis_prefix: str
+) -> None:
+    """mark() reads the row, another replica touches (or deletes) it, then mark() writes: the
+    touch is kept (the delete stays a delete) instead of being overwritten by the stale row."""
+    import redis
+
+    from soma_engine.adapters import AdapterRef
+    from soma_engine.session.redis import RedisRegistry
+
+    client = InterleavingRedis(redis.Redis.from_url(redis_url))
+    registry = RedisRegistry(client, redis_prefix)
+    registry.touch_every = 0.0
+    key = SessionKey("default", "s")
+    ns, sid = key.namespace_digest, key.digest
+    ref = AdapterRef(adapter_id="a" * 32, namespace=ns, session=sid)
+    registry.record(ref, key, centroid=None, accepted=False)
+    if other_write == "touch":
+        client.between = lambda: registry.touch(ns, ref.adapter_id, sid, now=12345.0)
+    else:
+        client.between = lambda: registry.delete_session(ns, sid)
+    registry.mark(ns, ref.adapter_id, sid, accepted=True)
+    assert client.between is None  # the other write did run in between
+    row = registry.get(ns, ref.adapter_id, sid)
+    if other_write == "touch":
+        assert row is not None and row.accepted and row.shareable and row.last_used == 12345.0
+    else:
+        assert row is None  # not resurrected by the stale write
+    client.close()
+
+
 def test_two_replicas_on_one_redis_share_one_registry_and_its_deletes(
     redis_url: str, redis_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
