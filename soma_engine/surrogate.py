@@ -252,7 +252,9 @@ class SurrogateRuntime:
             raise AdapterMismatch(f"adapter {ref.adapter_id}'s tensors do not have the shapes it recorded")
         modules = dict(self.base_model.named_modules())
         for key, shape in shapes.items():
-            path, _, kind = key.removeprefix("base_model.model.").rpartition(".lora_")
+            path, lora, kind = key.removeprefix("base_model.model.").rpartition(".lora_")
+            if not lora:
+                continue  # not a LoRA factor (a saved module or bias): PEFT checks it on install
             features = _features(modules.get(path))
             if features is None:
                 raise AdapterMismatch(f"adapter {ref.adapter_id} adapts {path!r}, a module the base model lacks")
@@ -281,7 +283,7 @@ class SurrogateRuntime:
                 set_peft_model_state_dict(self._peft, tensors, adapter_name=name)
         except Exception as exc:
             self.remove_adapter(name)
-            raise CorruptAdapter(f"adapter {name} could not be installed: {type(exc).__name__}: {exc}") from exc
+            raise CorruptAdapter(f"adapter {name!r} could not be installed: {type(exc).__name__}: {exc}") from exc
         self._peft.to(self.device)
         for p in self._peft.parameters():
             p.requires_grad_(False)
