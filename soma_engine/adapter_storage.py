@@ -125,14 +125,14 @@ class RemoteAdapterStore(AdapterStore):
             shutil.rmtree(tmp, ignore_errors=True)
         return final
 
-    def load(self, ref: AdapterRef) -> tuple[dict[str, Any], dict[str, Any]]:
+    def load_verified(self, ref: AdapterRef) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         if super().exists(ref):
             try:
-                return super().load(ref)
+                return super().load_verified(ref)
             except CorruptAdapter:
                 pass  # a damaged cached copy: fetch a good one
         self.fetch(ref)
-        return super().load(ref)
+        return super().load_verified(ref)
 
     def exists(self, ref: AdapterRef) -> bool:
         """Whether the adapter is in shared storage (the authority: another replica may have

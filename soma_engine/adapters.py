@@ -4,8 +4,9 @@ AdapterRegistry: their metadata, lineage and warm-start centroids, for sharing.
 Layout: ``<root>/<namespace digest>/<adapter id>/`` with PEFT's own files
 (``adapter_model.safetensors``, ``adapter_config.json``, loadable by
 ``PeftModel.from_pretrained``) plus ``soma.json`` (session, version, parent, content hash,
-metrics). The adapter id is the content hash of the weights and config, so a replica that
-has the id can verify what it loads. A folder appears only by ``os.replace`` of a complete
+metrics, the base model's identity and the tensors' shapes: see :func:`base_identity`). The
+adapter id is the content hash of the weights and config, so a replica that has the id can
+verify what it loads. A folder appears only by ``os.replace`` of a complete
 temporary folder; a file that fails verification raises :class:`CorruptAdapter`.
 
 The registry is ``<root>/registry.db`` (SQLite, WAL). Deleting a session's adapters
@@ -40,6 +41,11 @@ META = "soma.json"
 
 class CorruptAdapter(RuntimeError):
     """An adapter's files are missing or do not match their recorded content hash."""
+
+
+class AdapterMismatch(CorruptAdapter):
+    """An intact adapter that does not fit the running base model (trained on another base, or
+    tensors whose shapes its modules do not have): refused before it is installed."""
 
 
 class AdapterUnavailable(RuntimeError):
@@ -87,6 +93,29 @@ class AdapterRef:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
+# The base model's config fields an adapter's fit depends on (architecture and every size).
+BASE_FIELDS = (
+    "model_type",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+)
+
+
+def base_identity(model: Any, path: str | None = None) -> dict[str, Any]:
+    """What an adapter records of the base model it was trained on: the model's path or id (for
+    people: replicas may hold one model at different paths), its config's architecture and
+    sizes, and ``fingerprint``, a digest of those, which is what :meth:`SurrogateRuntime.activate`
+    compares."""
+    cfg = model.config
+    arch = {f: getattr(cfg, f, None) for f in BASE_FIELDS}
+    fingerprint = hashlib.sha256(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:16]
+    return {"model": path or getattr(cfg, "_name_or_path", "") or "", "config": arch, "fingerprint": fingerprint}
+
+
 def _content_hash(weights: bytes, config: bytes) -> str:
     h = hashlib.sha256()
     h.update(weights)
@@ -100,6 +129,9 @@ class AdapterStore:
         self.root = Path(root)
         self._registry: AdapterRegistry | None = None
         self._registry_lock = threading.Lock()
+        # Set by the SurrogateRuntime that serves these adapters: the identity of its base model
+        # (None until the model is loaded), recorded in every adapter saved here.
+        self.base_identity: Callable[[], dict[str, Any] | None] | None = None
 
     @property
     def registry(self) -> AdapterRegistry:
@@ -153,7 +185,13 @@ class AdapterStore:
         try:
             (tmp / WEIGHTS).write_bytes(weights)
             (tmp / CONFIG).write_bytes(config)
-            (tmp / META).write_text(json.dumps({**ref.to_dict(), "sha256": digest}, indent=1))
+            meta = {
+                **ref.to_dict(),
+                "sha256": digest,
+                "base": self.base_identity() if self.base_identity is not None else None,
+                "shapes": {k: list(v.shape) for k, v in tensors.items()},
+            }
+            (tmp / META).write_text(json.dumps(meta, indent=1))
             for f in tmp.iterdir():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
@@ -168,6 +206,12 @@ class AdapterStore:
 
     def load(self, ref: AdapterRef) -> tuple[dict[str, Any], dict[str, Any]]:
         """Verified tensors and LoRA config; :class:`CorruptAdapter` if anything is off."""
+        tensors, config, _ = self.load_verified(ref)
+        return tensors, config
+
+    def load_verified(self, ref: AdapterRef) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """Verified tensors, LoRA config and ``soma.json`` (whose ``base`` and ``shapes`` are
+        absent in adapters saved before they were recorded)."""
         from safetensors.torch import load as load_bytes
 
         d = self._dir(ref.namespace, ref.adapter_id)
@@ -183,7 +227,7 @@ class AdapterStore:
         if digest != meta.get("sha256") or not digest.startswith(ref.adapter_id):
             raise CorruptAdapter(f"adapter {ref.adapter_id} failed verification (content hash mismatch)")
         try:
-            return load_bytes(weights), json.loads(config)
+            return load_bytes(weights), json.loads(config), meta
         except Exception as exc:
             raise CorruptAdapter(f"adapter {ref.adapter_id} cannot be decoded: {exc}") from exc
 

@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .adapters import AdapterRef, AdapterStore
+from .adapters import AdapterMismatch, AdapterRef, AdapterStore, CorruptAdapter, base_identity
 from .types import Message
 from .worker import ADAPT, LIVE, ModelWorker
 
@@ -199,8 +199,29 @@ class SurrogateRuntime:
     def _peft_name(self, ref: AdapterRef) -> str:
         return f"a{ref.adapter_id}"
 
+    @property
+    def adapters(self) -> AdapterStore | None:
+        """The adapter store; adapters saved there record this runtime's base model."""
+        return self._adapters
+
+    @adapters.setter
+    def adapters(self, store: AdapterStore | None) -> None:
+        self._adapters = store
+        if store is not None:
+            store.base_identity = self.base_identity
+
+    def base_identity(self) -> dict[str, Any] | None:
+        """The base model's identity (:func:`~soma_engine.adapters.base_identity`), None while
+        the model is not loaded (never loads it)."""
+        if self._model is None:
+            return None
+        return base_identity(self._model, self._model_path)
+
     def activate(self, ref: AdapterRef | None) -> str | None:
-        """Make ``ref`` the active adapter (loading it if needed); None means the base model."""
+        """Make ``ref`` the active adapter (loading it if needed); None means the base model.
+        An adapter that does not fit the base raises :class:`AdapterMismatch` before anything
+        is installed; one whose install fails half-way is removed and raises
+        :class:`CorruptAdapter` (the engine resets the session once)."""
         if ref is None:
             return None
         name = self._peft_name(ref)
@@ -209,15 +230,46 @@ class SurrogateRuntime:
         else:
             if self.adapters is None:
                 raise SurrogateError("no adapter store configured")
-            tensors, cfg = self.adapters.load(ref)
+            tensors, cfg, meta = self.adapters.load_verified(ref)
+            self.check_adapter(ref, tensors, meta)
             self.install_adapter(name, cfg, tensors)
             self._loaded[name] = ref
             self._evict()
         self._peft.set_adapter(name)
         return name
 
+    def check_adapter(self, ref: AdapterRef, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+        """:class:`AdapterMismatch` unless the adapter fits the running model: the base it
+        recorded (adapters saved before bases were recorded: unknown, not checked), the shapes
+        it recorded, and every tensor against the module it adapts."""
+        base, mine = meta.get("base"), self.base_identity()
+        if base and mine and base.get("fingerprint") != mine["fingerprint"]:
+            raise AdapterMismatch(
+                f"adapter {ref.adapter_id} was trained on base model {base.get('model')!r} {base.get('config')}, "
+                f"not on the running {mine['model']!r} {mine['config']}"
+            )
+        shapes = {k: list(v.shape) for k, v in tensors.items()}
+        if meta.get("shapes") is not None and meta["shapes"] != shapes:
+            raise AdapterMismatch(f"adapter {ref.adapter_id}'s tensors do not have the shapes it recorded")
+        modules = dict(self.base_model.named_modules())
+        for key, shape in shapes.items():
+            path, lora, kind = key.removeprefix("base_model.model.").rpartition(".lora_")
+            if not lora:
+                continue  # not a LoRA factor (a saved module or bias): PEFT checks it on install
+            features = _features(modules.get(path))
+            if features is None:
+                raise AdapterMismatch(f"adapter {ref.adapter_id} adapts {path!r}, a module the base model lacks")
+            fits = {"A.weight": shape[-1] == features[0], "B.weight": shape[0] == features[1]}.get(kind, True)
+            if not fits:
+                raise AdapterMismatch(
+                    f"adapter {ref.adapter_id}'s {key} has shape {shape}, which does not fit {path!r} "
+                    f"(in {features[0]}, out {features[1]})"
+                )
+
     def install_adapter(self, name: str, lora_config: dict[str, Any], tensors: dict[str, Any] | None) -> None:
-        """Add an adapter (fresh, or with ``tensors``) to the shared PEFT model."""
+        """Add an adapter (fresh, or with ``tensors``) to the shared PEFT model. If the adapter
+        cannot be added or its tensors cannot be set, its half-installed name is removed (a
+        later install must not meet it) and :class:`CorruptAdapter` is raised."""
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
         cfg = LoraConfig(**{k: v for k, v in lora_config.items() if k in LoraConfig.__dataclass_fields__})
@@ -226,9 +278,13 @@ class SurrogateRuntime:
             # last session adapter is evicted; with it disabled the model is the exact base.
             placeholder = LoraConfig(r=1, target_modules=cfg.target_modules, fan_in_fan_out=cfg.fan_in_fan_out)
             self._peft = get_peft_model(self.model, placeholder, adapter_name=BASE_ADAPTER)
-        self._peft.add_adapter(name, cfg)
-        if tensors is not None:
-            set_peft_model_state_dict(self._peft, tensors, adapter_name=name)
+        try:
+            self._peft.add_adapter(name, cfg)
+            if tensors is not None:
+                set_peft_model_state_dict(self._peft, tensors, adapter_name=name)
+        except Exception as exc:
+            self.remove_adapter(name)
+            raise CorruptAdapter(f"adapter {name!r} could not be installed: {type(exc).__name__}: {exc}") from exc
         self._peft.to(self.device)
         for p in self._peft.parameters():
             p.requires_grad_(False)
@@ -632,6 +688,20 @@ class SurrogateRuntime:
 
     def close(self) -> None:
         self.worker.close()
+
+
+def _features(module: Any) -> tuple[int, int] | None:
+    """(in, out) features of a module an adapter may target; None if it cannot be one."""
+    if module is None:
+        return None
+    if hasattr(module, "in_features") and hasattr(module, "out_features"):  # nn.Linear, PEFT's LoRA layers
+        return int(module.in_features), int(module.out_features)
+    if hasattr(module, "num_embeddings") and hasattr(module, "embedding_dim"):
+        return int(module.num_embeddings), int(module.embedding_dim)
+    weight = getattr(module, "weight", None)
+    if type(module).__name__ == "Conv1D" and weight is not None:  # GPT-2 stores (in, out)
+        return int(weight.shape[0]), int(weight.shape[1])
+    return None
 
 
 class _RowLoraHook:

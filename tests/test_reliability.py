@@ -9,6 +9,7 @@ encoder that raises. Sections follow the issue's numbering:
 2. a delete is final, for every writer             8. retention: TTL on read, secure delete
 3. a paid teacher answer is never lost            10. config and bounds
 4. job results are checked before they are written
+6. adapters know their base (refused before install, half-installs removed)
 """
 
 from __future__ import annotations
@@ -372,6 +373,121 @@ def test_an_encoder_failure_on_the_route_serves_by_the_teacher_and_records(new_e
     assert view.phase is Phase.SERVING  # a route failure is not a reason to drop the adapter
 
 
+# ------------------------------------------------------------------------ 6. adapters know their base
+
+
+def _current_adapter(engine: SomaEngine, sid: str) -> Any:
+    from soma_engine.adapters import AdapterRef
+
+    state = engine.store.get(engine.key(sid))
+    assert state is not None and state.adapter
+    return AdapterRef.from_dict(state.adapter)
+
+
+def _install_as_current(engine: SomaEngine, sid: str, tensors: dict[str, Any], lora_config: dict[str, Any]) -> Any:
+    """Save an adapter for the session and make it the one it serves with."""
+    k = engine.key(sid)
+    ref = engine.adapters.save(tensors, lora_config, namespace=k.namespace_digest, session=k.digest, version=9)
+    with engine.store.session(k, 60.0) as st:
+        st.adapter = ref.to_dict()
+    return ref
+
+
+def _corrupt_resets(engine: SomaEngine, sid: str) -> list[dict[str, Any]]:
+    state = engine.store.get(engine.key(sid))
+    assert state is not None
+    return [d for d in state.decisions if "corrupt_adapter" in d]
+
+
+def _assert_reset_once_then_readapts(engine: SomaEngine, sid: str, bad: Any) -> None:
+    """The turn that met ``bad`` reset the session once (its teacher turn starts a new
+    adaptation); the session serves by a new adapter and never tries ``bad`` again."""
+    assert engine.wait_idle(60)
+    assert [bad.adapter_id in d["corrupt_adapter"] for d in _corrupt_resets(engine, sid)] == [True]
+    assert engine.session(sid).phase is Phase.SERVING
+    assert _current_adapter(engine, sid).adapter_id != bad.adapter_id
+    for turn in (5, 6):
+        assert engine.chat(sid, history(turn), Teacher()).served_by == "surrogate"
+    assert len(_corrupt_resets(engine, sid)) == 1
+
+
+@pytest.mark.parametrize("mismatch", ["shape", "base"])
+def test_a_mismatched_adapter_is_refused_before_install_and_resets_once(
+    mismatch: str, new_engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An intact adapter that does not fit the running model: one tensor with another input
+    size, or weights recorded as trained on a base of another hidden size."""
+    from soma_engine.adapters import base_identity
+    from soma_engine.testing import build_tiny_model
+
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}")
+    _serve(engine, "s")
+    tensors, lora_config = engine.adapters.load(_current_adapter(engine, "s"))
+    if mismatch == "shape":
+        name = next(n for n in tensors if ".lora_A." in n)
+        tensors[name] = tensors[name].new_zeros(tensors[name].shape[0], tensors[name].shape[1] + 8)
+    else:
+        other = base_identity(build_tiny_model(hidden=32)[0])
+        monkeypatch.setattr(engine.adapters, "base_identity", lambda: other)
+        tensors = {n: t * 2 for n, t in tensors.items()}  # other weights: a new adapter id
+    bad = _install_as_current(engine, "s", tensors, lora_config)
+    monkeypatch.undo()
+    installed: list[str] = []
+    install = engine.surrogate.install_adapter
+    monkeypatch.setattr(
+        engine.surrogate, "install_adapter", lambda name, *a: (installed.append(name), install(name, *a))[1]
+    )
+
+    reply = engine.chat("s", history(4), Teacher())
+    assert reply.served_by == "teacher"
+    assert ("does not fit" if mismatch == "shape" else "was trained on base model") in reply.soma["fallback"]
+    assert f"a{bad.adapter_id}" not in installed  # refused before PEFT saw it
+    _assert_reset_once_then_readapts(engine, "s", bad)
+
+
+def test_an_adapter_saved_before_bases_were_recorded_still_serves(new_engine: Any, tmp_path: Path) -> None:
+    """No recorded base or shapes (soma.json of an older version): unknown base, its tensors
+    checked against the model only."""
+    import json
+
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}")
+    _serve(engine, "s")
+    ref = _current_adapter(engine, "s")
+    meta_path = engine.adapters.path(ref) / "soma.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["base"]["fingerprint"] and meta["shapes"]  # what this version records
+    meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k not in ("base", "shapes")}))
+    engine.surrogate.run(lambda r: r.remove_adapter(f"a{ref.adapter_id}"))
+    assert engine.chat("s", history(4), Teacher()).served_by == "surrogate"
+    assert f"a{ref.adapter_id}" in engine.surrogate.loaded_adapters()
+
+
+def test_a_half_installed_adapter_is_removed_and_resets_once(
+    new_engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import peft
+
+    engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}")
+    _serve(engine, "s")
+    runtime, ref = engine.surrogate, _current_adapter(engine, "s")
+    name = f"a{ref.adapter_id}"
+    runtime.run(lambda r: r.remove_adapter(name))  # the next turn installs it afresh
+    set_state = peft.set_peft_model_state_dict
+    failures = [RuntimeError("CUDA error: an illegal memory access was encountered")]
+
+    def fails_once(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return set_state(*args, **kwargs)
+
+    monkeypatch.setattr(peft, "set_peft_model_state_dict", fails_once)
+    reply = engine.chat("s", history(4), Teacher())
+    assert reply.served_by == "teacher" and "could not be installed" in reply.soma["fallback"]
+    assert name not in runtime.run(lambda r: list(r.model.peft_config))  # no half-installed name left
+    assert name not in runtime.loaded_adapters()
+    _assert_reset_once_then_readapts(engine, "s", ref)  # the next adapter installs and serves
+
+
 # ------------------------------------------------------------------------ 7. transient storage errors
 
 
@@ -467,6 +583,80 @@ def test_a_delete_on_one_replica_reaches_the_others_adapter_cache(
     time.sleep(0.3)
     assert not reader.exists(ref)
     assert not (reader.root / ref.namespace / ref.adapter_id).exists()  # its cached copy went too
+
+
+class InterleavingRedis:
+    """The real Redis client, except that right after the first read of a registry row (by
+    the client or a pipeline) ``between`` runs to completion on another thread: another
+    replica's whole write lands between this writer's read and its write."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.between = client, None
+
+    def read(self, read: Callable[..., Any], *args: Any) -> Any:
+        value = read(*args)
+        between, self.between = self.between, None
+        if between is not None:
+            other = threading.Thread(target=between)
+            other.start()
+            other.join()
+        return value
+
+    def hget(self, *args: Any) -> Any:
+        return self.read(self.client.hget, *args)
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        owner, pipe = self, self.client.pipeline(*args, **kwargs)
+
+        class Pipeline:
+            def hget(self, *a: Any) -> Any:
+                return owner.read(pipe.hget, *a)
+
+            def __enter__(self) -> Any:
+                return self
+
+            def __exit__(self, *exc: Any) -> None:
+                pipe.__exit__(*exc)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(pipe, name)
+
+        return Pipeline()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+@pytest.mark.parametrize("other_write", ["touch", "delete"])
+def test_concurrent_redis_registry_writes_of_one_row_both_land(
+    other_write: str, redis_url: str, redis_prefix: str
+) -> None:
+    """mark() reads the row, another replica touches (or deletes) it, then mark() writes: the
+    touch is kept (the delete stays a delete) instead of being overwritten by the stale row."""
+    import redis
+
+    from soma_engine.adapters import AdapterRef
+    from soma_engine.session.redis import RedisRegistry
+
+    client = InterleavingRedis(redis.Redis.from_url(redis_url))
+    registry = RedisRegistry(client, redis_prefix)
+    registry.touch_every = 0.0
+    key = SessionKey("default", "s")
+    ns, sid = key.namespace_digest, key.digest
+    ref = AdapterRef(adapter_id="a" * 32, namespace=ns, session=sid)
+    registry.record(ref, key, centroid=None, accepted=False)
+    if other_write == "touch":
+        client.between = lambda: registry.touch(ns, ref.adapter_id, sid, now=12345.0)
+    else:
+        client.between = lambda: registry.delete_session(ns, sid)
+    registry.mark(ns, ref.adapter_id, sid, accepted=True)
+    assert client.between is None  # the other write did run in between
+    row = registry.get(ns, ref.adapter_id, sid)
+    if other_write == "touch":
+        assert row is not None and row.accepted and row.shareable and row.last_used == 12345.0
+    else:
+        assert row is None  # not resurrected by the stale write
+    client.close()
 
 
 def test_two_replicas_on_one_redis_share_one_registry_and_its_deletes(

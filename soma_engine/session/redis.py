@@ -28,7 +28,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, is_dataclass
 from typing import Any
@@ -439,6 +439,9 @@ class RedisStore:
             self.redis.close()
 
 
+REGISTRY_WRITE_ATTEMPTS = 50  # optimistic (WATCH) attempts of one registry write under contention
+
+
 class RedisRegistry(AdapterRegistry):
     """The adapter registry in the store's Redis, shared by every replica and worker (a
     per-replica ``registry.db`` would not see the others' adapters or deletes). One hash per
@@ -460,8 +463,49 @@ class RedisRegistry(AdapterRegistry):
             raise ValueError("invalid namespace digest")
         return f"{self.prefix}:reg:{{{namespace}}}"
 
-    def _put(self, entry: RegistryEntry) -> None:
-        self.redis.hset(self._h(entry.namespace), f"{entry.adapter_id}:{entry.session}", json.dumps(entry.to_dict()))
+    def _atomic(self, namespace: str, plan: Callable[[Any], Callable[[Any], None] | None]) -> bool:
+        """A read-modify-write of the namespace's hash that no other writer can interleave with:
+        ``plan(pipe)`` reads through the pipeline under WATCH and returns the writes (queued
+        in MULTI) or None for none; if another writer changed the hash before EXEC, it runs
+        again on what is there now. Returns whether it wrote."""
+        from redis.exceptions import WatchError
+
+        key = self._h(namespace)
+        for attempt in range(REGISTRY_WRITE_ATTEMPTS):
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    write = plan(pipe)
+                    if write is None:
+                        return False
+                    pipe.multi()
+                    write(pipe)
+                    pipe.execute()
+                    return True
+                except WatchError:
+                    time.sleep(0.001 * attempt)  # contended: let the other writer finish
+        raise StoreError(f"registry rows of namespace {namespace[:12]} kept changing: {REGISTRY_WRITE_ATTEMPTS} tries")
+
+    def _change(
+        self,
+        namespace: str,
+        adapter_id: str,
+        session: str,
+        change: Callable[[RegistryEntry | None], RegistryEntry | None],
+    ) -> RegistryEntry | None:
+        """Atomically replace one row by ``change(current row or None)`` (None: no write)."""
+        field, out = f"{adapter_id}:{session}", []
+
+        def plan(pipe: Any) -> Callable[[Any], None] | None:
+            raw = pipe.hget(self._h(namespace), field)
+            entry = change(_from_json(raw) if raw else None)
+            out[:] = [entry]
+            if entry is None:
+                return None
+            return lambda p: p.hset(self._h(namespace), field, json.dumps(entry.to_dict()))
+
+        self._atomic(namespace, plan)
+        return out[0] if out else None
 
     def _rows(self, namespace: str) -> list[RegistryEntry]:
         rows = [_from_json(v) for v in self.redis.hvals(self._h(namespace))]
@@ -482,20 +526,22 @@ class RedisRegistry(AdapterRegistry):
         entry = new_entry(
             ref, key, centroid=centroid, accepted=accepted, kind=kind, donor=donor, agents=agents, metrics=metrics
         )
-        old = self.get(entry.namespace, entry.adapter_id, entry.session)
-        if old is not None:  # an update keeps the row's creation
-            entry.created = old.created
-        self._put(entry)
+
+        def keep_created(old: RegistryEntry | None) -> RegistryEntry:
+            entry.created = entry.created if old is None else old.created  # an update keeps the row's creation
+            return entry
+
+        self._change(entry.namespace, entry.adapter_id, entry.session, keep_created)
         return entry
 
     def _update(self, namespace: str, adapter_id: str, session: str, **fields: Any) -> bool:
-        entry = self.get(namespace, adapter_id, session)
-        if entry is None:
-            return False
-        for name, value in fields.items():
-            setattr(entry, name, value)
-        self._put(entry)
-        return True
+        def update(entry: RegistryEntry | None) -> RegistryEntry | None:
+            if entry is not None:  # a row deleted meanwhile stays deleted
+                for name, value in fields.items():
+                    setattr(entry, name, value)
+            return entry
+
+        return self._change(namespace, adapter_id, session, update) is not None
 
     def mark(self, namespace: str, adapter_id: str, session: str, *, accepted: bool) -> bool:
         return self._update(namespace, adapter_id, session, accepted=accepted, shareable=accepted)
@@ -514,11 +560,14 @@ class RedisRegistry(AdapterRegistry):
         return self._update(namespace, adapter_id, session, last_used=now)
 
     def delete_session(self, namespace: str, session: str, adapter_ids: list[str] | None = None) -> int:
-        ids = set(adapter_ids or [])
-        fields = [
-            f"{e.adapter_id}:{e.session}" for e in self._rows(namespace) if e.session == session or e.adapter_id in ids
-        ]
-        return int(self.redis.hdel(self._h(namespace), *fields)) if fields else 0
+        ids, gone = set(adapter_ids or []), []
+
+        def plan(pipe: Any) -> Callable[[Any], None] | None:
+            rows = [_from_json(v) for v in pipe.hvals(self._h(namespace))]
+            gone[:] = [f"{e.adapter_id}:{e.session}" for e in rows if e.session == session or e.adapter_id in ids]
+            return (lambda p: p.hdel(self._h(namespace), *gone)) if gone else None
+
+        return len(gone) if self._atomic(namespace, plan) else 0
 
     def delete_adapter(self, namespace: str, adapter_id: str) -> int:
         return self.delete_session(namespace, "", [adapter_id])
