@@ -304,7 +304,20 @@ def plot(points: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def _config(args: argparse.Namespace, strategy: str, min_fidelity: float | None, regime: str) -> SomaConfig:
+def gate_settings(spec: str) -> dict[str, Any]:
+    """A ``--gates`` value as gate overrides: ``default`` (none), ``permissive`` (no fidelity
+    floor, no improvement over the base needed) or a number (``min_fidelity``)."""
+    if spec == "default":
+        return {}
+    if spec == "permissive":
+        return {"min_fidelity": 0.0, "min_improvement": None}
+    try:
+        return {"min_fidelity": float(spec)}
+    except ValueError:
+        raise SystemExit(f"--gates takes default, permissive or a min_fidelity number, not {spec!r}") from None
+
+
+def _config(args: argparse.Namespace, strategy: str, gate_spec: str, regime: str) -> SomaConfig:
     cfg: dict[str, Any] = {
         "warm_window": args.warm_window,
         "strategy": strategy,
@@ -313,8 +326,7 @@ def _config(args: argparse.Namespace, strategy: str, min_fidelity: float | None,
         "device": args.device,
         "gate": {"audit_seed": 0},
     }
-    if min_fidelity is not None:
-        cfg["gate"]["min_fidelity"] = min_fidelity
+    cfg["gate"].update(gate_settings(gate_spec))
     for section, key, value in (
         ("lora", "steps", args.lora_steps),
         ("lora", "max_seq_len", args.max_seq_len),
@@ -326,8 +338,8 @@ def _config(args: argparse.Namespace, strategy: str, min_fidelity: float | None,
     return SomaConfig(**cfg)
 
 
-def _gate_label(value: float | None) -> str:
-    return "default" if value is None else f"min_fidelity={value:g}"
+def _gate_label(spec: str) -> str:
+    return spec if spec in ("default", "permissive") else f"min_fidelity={float(spec):g}"
 
 
 def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -345,15 +357,15 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None 
     started, load_before = time.perf_counter(), os.getloadavg()
     runs: dict[str, Any] = {}
     points: list[dict[str, Any]] = []
-    plan: list[tuple[str, str, float | None, str]] = []
+    plan: list[tuple[str, str, str, str]] = []
     for method in args.methods:
         if method in ADAPTED:
-            gates = args.gates if method in args.gate_methods else [None]
+            gates = args.gates if method in args.gate_methods else ["default"]
             plan += [
                 (method, regime, g, f"{method} [{regime}, {_gate_label(g)}]") for regime in args.regimes for g in gates
             ]
         else:
-            plan.append((method, "-", None, method))
+            plan.append((method, "-", "default", method))
     for method, regime, gate_value, label in plan:
         cfg = _config(args, method if method in ADAPTED else "history-ft", gate_value, regime)
         engine = SomaEngine(
@@ -426,7 +438,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--regimes", nargs="+", default=["settled"], choices=["settled", "real-time"])
     ap.add_argument("--think-time", type=float, default=10.0, help="seconds between turns, real-time regime")
     ap.add_argument(
-        "--gates", nargs="+", default=["default"], help="gate.min_fidelity values for the adapted methods ('default')"
+        "--gates", nargs="+", default=["default"], help="gate settings: default, permissive, or a gate.min_fidelity"
     )
     ap.add_argument("--gate-methods", nargs="+", default=list(ADAPTED), help="methods run at every --gates value")
     ap.add_argument("--warm-window", type=int, default=4)
@@ -445,7 +457,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, help="JSON path (default: benchmarks/results/sharegpt[-dev][-quick].json)")
     args = ap.parse_args(argv)
     args.sessions = args.sessions or (6 if args.quick else 24)
-    args.gates = [None if g == "default" else float(g) for g in args.gates]
+    for spec in args.gates:
+        gate_settings(spec)  # a bad value fails before any model loads
     if args.out is None:
         name = "sharegpt" + ("-dev" if args.split == "dev" else "") + ("-quick" if args.quick else "")
         args.out = Path(__file__).resolve().parent / "results" / f"{name}.json"

@@ -155,7 +155,13 @@ def config(model: str, share: str, quick: bool) -> SomaConfig:
         lora={"steps": steps, "lr": 5e-3 if model == "tiny" else 2e-3, "max_seq_len": 256},
         # The gate's floor is off: fidelity is what is measured, sharing must not change who
         # is allowed to switch; locality is permissive so that short sessions do not roll back.
-        gate={"min_fidelity": 0.0, "locality_threshold": 2.0, "audit_rate": 0.0, "drift_threshold": 1.0},
+        gate={
+            "min_fidelity": 0.0,
+            "min_improvement": None,
+            "locality_threshold": 2.0,
+            "audit_rate": 0.0,
+            "drift_threshold": 1.0,
+        },
     )
 
 

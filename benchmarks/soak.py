@@ -58,7 +58,13 @@ def config() -> SomaConfig:
         strategy="history-ft",
         max_new_tokens=8,
         lora={"steps": 5, "lr": 5e-3},
-        gate={"min_fidelity": 0.0, "locality_threshold": 2.0, "audit_rate": 0.1, "drift_threshold": 1.0},
+        gate={
+            "min_fidelity": 0.0,
+            "min_improvement": None,
+            "locality_threshold": 2.0,
+            "audit_rate": 0.1,
+            "drift_threshold": 1.0,
+        },
     )
 
 

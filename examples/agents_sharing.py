@@ -95,7 +95,7 @@ def build_engine(tiny: bool, home: Path) -> SomaEngine:
             share="namespace",
             max_new_tokens=16,
             lora={"steps": 10, "lr": 5e-3},
-            gate={"min_fidelity": 0.0, "locality_threshold": 2.0, "audit_rate": 0.0},
+            gate={"min_fidelity": 0.0, "min_improvement": None, "locality_threshold": 2.0, "audit_rate": 0.0},
         )
         surrogate = str(save_tiny_model(home / "tiny-surrogate", visible_only=True))
         return SomaEngine(config=config, surrogate=surrogate, store=store, namespace="examples")

@@ -93,7 +93,7 @@ def engine_args(tiny: bool, home: Path) -> dict[str, Any]:
             adaptation="inline",
             max_new_tokens=16,
             lora={"steps": 10, "lr": 5e-3},
-            gate={"min_fidelity": 0.0, "locality_threshold": 2.0, "audit_rate": 0.0},
+            gate={"min_fidelity": 0.0, "min_improvement": None, "locality_threshold": 2.0, "audit_rate": 0.0},
         )
     else:
         args["config"] = SomaConfig(warm_window=4, max_new_tokens=64, lora={"steps": 30})

@@ -260,7 +260,7 @@ def engine_args(tiny: bool, home: Path) -> dict[str, Any]:
             adaptation="inline",
             max_new_tokens=16,
             lora={"steps": 10, "lr": 5e-3},
-            gate={"min_fidelity": 0.0, "locality_threshold": 2.0, "audit_rate": 0.0},
+            gate={"min_fidelity": 0.0, "min_improvement": None, "locality_threshold": 2.0, "audit_rate": 0.0},
         )
     else:
         # Four warm turns: the agent's adapter then has not learnt to call tools, so the tool

@@ -149,6 +149,7 @@ def drift_config(permissive_config: Any, **gate: Any) -> Any:
     defaults = GateConfig()
     base = {
         "min_fidelity": 0.0,
+        "min_improvement": None,
         "locality_threshold": defaults.locality_threshold,
         "locality_severe_margin": defaults.locality_severe_margin,
         "audit_rate": 0.0,

@@ -73,7 +73,7 @@ def soma_config() -> SomaConfig:
         adaptation="inline",
         max_new_tokens=16,
         lora={"steps": 10, "lr": 5e-3},
-        gate={"min_fidelity": 0.0, "locality_threshold": 2.0, "audit_rate": 0.0},
+        gate={"min_fidelity": 0.0, "min_improvement": None, "locality_threshold": 2.0, "audit_rate": 0.0},
     )
 
 

@@ -35,7 +35,13 @@ CONFIG: dict[str, Any] = {
     "recent_turns": 1,
     "summary_tokens": 0,
     "lora": {"steps": 10, "lr": 5e-3},
-    "gate": {"min_fidelity": 0.0, "locality_threshold": 2.0, "audit_rate": 0.0, "drift_threshold": 1.0},
+    "gate": {
+        "min_fidelity": 0.0,
+        "min_improvement": None,
+        "locality_threshold": 2.0,
+        "audit_rate": 0.0,
+        "drift_threshold": 1.0,
+    },
 }
 
 # One engine process. argv[1]: JSON spec; prints one JSON line with what it saw.

@@ -71,7 +71,7 @@ def test_quick_path_on_the_tiny_model(tmp_path: Path, visible_model_path: Path) 
     cmd = [sys.executable, str(ROOT / "benchmarks" / "sharegpt.py"), "--quick", "--split", "dev", "--sessions", "2"]
     cmd += ["--min-turns", "6", "--max-turns", "6", "--surrogate", str(visible_model_path), "--source", str(source)]
     cmd += ["--max-new-tokens", "8", "--lora-steps", "2", "--mining-steps", "1", "--candidates", "1", "--threads", "1"]
-    cmd += ["--gates", "default", "0", "--out", str(out)]
+    cmd += ["--gates", "default", "permissive", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads(out.read_text())
@@ -79,14 +79,14 @@ def test_quick_path_on_the_tiny_model(tmp_path: Path, visible_model_path: Path) 
     labels = set(data["runs"])
     assert {"original", "surrogate", "history-prefix"} <= labels
     assert {
-        f"{m} [settled, {g}]" for m in ("history-ft", "random-ft", "soma") for g in ("default", "min_fidelity=0")
+        f"{m} [settled, {g}]" for m in ("history-ft", "random-ft", "soma") for g in ("default", "permissive")
     } <= labels
     original = data["runs"]["original"]["summary"]
     assert original["all"]["saved"]["mean"] == 0.0 and original["all"]["cosine"]["mean"] == 1.0
     base = data["runs"]["history-prefix"]["summary"]
     assert base["all"]["saved"]["mean"] > 0 and base["5-8"]["local_share"]["mean"] == 1.0
-    permissive = data["runs"]["soma [settled, min_fidelity=0]"]
-    assert permissive["summary"]["all"]["local_share"]["mean"] > 0  # the gate accepts anything at 0
+    permissive = data["runs"]["soma [settled, permissive]"]
+    assert permissive["summary"]["all"]["local_share"]["mean"] > 0  # the permissive gate accepts any adapter
     assert all(s["teacher_only_tokens"] > s["billed_tokens"] for s in permissive["sessions"])
     assert permissive["summary"]["peak_rss_mb"] > 0
     assert out.with_suffix(".png").stat().st_size > 1000
