@@ -104,6 +104,13 @@ def tool_request(turn: Turn, tools: Iterable[dict[str, Any]], choice: Any) -> di
     return {"tools": turn.surrogate_tools} if turn.choice.mode != "none" else {}
 
 
+FINGERPRINT_WARNING = (
+    "%s: no session id found, so this conversation is tracked by the fingerprint of its opening (system prompt + "
+    "first user message); pass session_id= (or a LangGraph thread_id / configurable.session_id, or a LlamaIndex "
+    "Memory session_id) so that two users who open alike are never confused"
+)
+
+
 def open_turn(turn: T, session: str | None, messages: list[dict[str, Any]], request: dict[str, Any], agent: str) -> T:
     """Ask the engine who serves the turn. A conversation the engine cannot track (or a
     store failure) leaves ``turn.route`` None: the teacher serves, untracked."""

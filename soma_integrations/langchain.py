@@ -266,6 +266,7 @@ class SomaChatModel(BaseChatModel):
     Put a cache on the teacher instead."""
 
     _engine: SomaEngine | None = PrivateAttr(default=None)
+    _warned_fingerprint: bool = PrivateAttr(default=False)
 
     # -- validation ----------------------------------------------------------------------
     @model_validator(mode="before")
@@ -727,7 +728,11 @@ class SomaChatModel(BaseChatModel):
             if kwargs.get(key) not in (None, False):
                 request.update(teacher_only=True, reason=f"{key} is served by the teacher")
         session = _resolve_session(session_id, run_manager)
-        return turns.open_turn(turn, session, to_soma_messages(messages), request, agent)
+        turns.open_turn(turn, session, to_soma_messages(messages), request, agent)
+        if turn.route is not None and turn.route.fingerprinted and not self._warned_fingerprint:
+            self._warned_fingerprint = True  # once per model instance
+            log.warning(turns.FINGERPRINT_WARNING, type(self).__name__)
+        return turn
 
     async def _abegin(
         self,

@@ -204,6 +204,7 @@ class SomaLLM(FunctionCallingLLM):
 
     _engine: SomaEngine | None = PrivateAttr(default=None)
     _warned_completion: bool = PrivateAttr(default=False)
+    _warned_fingerprint: bool = PrivateAttr(default=False)
 
     def __init__(self, teacher: LLM, **kwargs: Any) -> None:
         unknown = sorted(k for k in kwargs if k not in type(self).model_fields)
@@ -487,7 +488,11 @@ class SomaLLM(FunctionCallingLLM):
             request = turns.tool_request(turn, (_openai_tool(t) for t in turn.tools), choice)
         if kwargs.get("model"):  # a call that names a model asks for the teacher itself
             request.update(teacher_only=True, reason="model= is served by the teacher")
-        return turns.open_turn(turn, session, to_soma_messages(turn.messages), request, agent)
+        turns.open_turn(turn, session, to_soma_messages(turn.messages), request, agent)
+        if turn.route is not None and turn.route.fingerprinted and not self._warned_fingerprint:
+            self._warned_fingerprint = True  # once per model instance
+            log.warning(turns.FINGERPRINT_WARNING, type(self).__name__)
+        return turn
 
     async def _abegin(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> _Turn:
         # The session comes from this task's context; the store (and, while serving, the

@@ -202,3 +202,26 @@ def test_chat_without_session_id_uses_the_fingerprint(new_engine: Any, tmp_path:
         r3 = engine.chat(None, other, teacher)
         assert r3.soma["session_id"] != sid
         assert r3.soma["turn"] == 1
+
+
+def test_each_model_instance_warns_once_when_no_session_id_is_found(new_engine, permissive_config, tmp_path, caplog):
+    """Without an id a conversation is tracked by its opening's fingerprint: every model
+    instance says so once (not once per engine, which several models may share)."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from llama_index.core.llms import ChatMessage, MockLLM
+
+    from soma_integrations.langchain import SomaChatModel
+    from soma_integrations.llama_index import SomaLLM
+
+    engine = new_engine(f"sqlite:///{tmp_path / 'warn.db'}", config=permissive_config())
+    a = SomaChatModel(teacher=FakeListChatModel(responses=["ok"] * 10), engine=engine)
+    b = SomaChatModel(teacher=FakeListChatModel(responses=["ok"] * 10), engine=engine)
+    c = SomaLLM(teacher=MockLLM(), engine=engine)
+    with caplog.at_level("WARNING"):
+        a.invoke([("human", "Hi")])
+        a.invoke([("human", "Hello again")])
+        b.invoke([("human", "Hi there")])
+        b.invoke([("human", "Hey")], session_id="explicit")
+        c.chat([ChatMessage(role="user", content="Hi")])
+    warned = [r.getMessage() for r in caplog.records if "no session id found" in r.getMessage()]
+    assert [w.split(":")[0] for w in warned] == ["SomaChatModel", "SomaChatModel", "SomaLLM"]
