@@ -146,7 +146,8 @@ class GateConfig(_Section):
         le=1,
         description="fidelity mode: the adapted surrogate must beat the one it replaces (the base model at first) on "
         "the same held-out turns by more than this, Thm 4.2's mean Gap_old - Gap_new; None: off, the floor alone "
-        "decides (permissive test setups)",
+        "decides, and an adapter whose training never beat step 0 is gated too (permissive test setups only: "
+        "such an adapter can be the base model)",
     )
     mode: Literal["fidelity", "bound"] = Field(
         "fidelity",

@@ -552,7 +552,7 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
         activation_budget_mb=cfg.mining.activation_budget_mb,
     )
     plan.budget["lora"] = {"configured": cfg.lora.steps, "planned": result.planned_steps, "ran": result.steps}
-    if not result.improved:
+    if not result.improved and cfg.gate.min_improvement is not None:  # None: the permissive opt-out
         record_no_improvement(engine, key, started_job, plan, result, time.perf_counter() - started)
         return
     ref = engine.adapters.save(
