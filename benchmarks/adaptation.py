@@ -55,6 +55,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from gpu_bench import QWEN3_06B  # noqa: E402  (this folder: the script's own, or pytest's pythonpath)
 
 from soma_engine import SomaConfig, SomaEngine, jobs  # noqa: E402
 from soma_engine import miner as miner_mod  # noqa: E402
@@ -164,13 +165,7 @@ def qwen3_shape_runtime() -> SurrogateRuntime:
 
     tok = build_tokenizer()
     config = Qwen3Config(
-        hidden_size=1024,
-        intermediate_size=3072,
-        num_hidden_layers=28,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
-        vocab_size=151936,
+        **QWEN3_06B,
         tie_word_embeddings=True,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
