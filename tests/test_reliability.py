@@ -7,7 +7,8 @@ encoder that raises. Sections follow the issue's numbering:
 
 1. no merged users (fingerprinted sessions)       5. failures on the route fall back
 2. a delete is final, for every writer             8. retention: TTL on read, secure delete
-3. a paid teacher answer is never lost            10. config and bounds
+3. a paid teacher answer is never lost             9. several replicas on one Redis
+                                                  10. config and bounds
 4. job results are checked before they are written
 6. adapters know their base (refused before install, half-installs removed)
 """
@@ -347,6 +348,59 @@ def test_two_engines_on_one_sqlite_file_run_one_job_per_session(
     view = a.session("s")
     assert view.metrics["adaptations"] == 1
     assert view.phase is Phase.SERVING
+
+
+def test_a_stalled_queue_job_finishing_after_its_retry_does_not_overwrite_it(
+    new_engine: Any, permissive_config: Any, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """RQ retries a job whose worker stalled (its heartbeat lapsed). The retry, on a second
+    worker, writes its adapter; then the stalled attempt wakes up and finishes: its result
+    is refused (attempt fence) and its adapter removed. Both attempts run the real queued
+    job (the function and arguments RQ holds) on a worker engine of their own."""
+    from rq.job import Job
+
+    from soma_engine import queue as soma_queue
+
+    url = f"{redis_url}?prefix={redis_prefix}&adapters={tmp_path / 'adapters'}"
+    app = new_engine(url, config=permissive_config(adaptation="queue"))
+    stalled, retry = new_engine(url), new_engine(url)
+    teacher = Teacher()
+    for t in range(4):
+        app.chat("s", history(t), teacher)
+    k = app.key("s")
+    queued = app.store.get(k).job
+    assert queued["status"] == "queued"
+    rq_job = Job.fetch(queued["id"], connection=app.store.redis)
+    training, wake = threading.Event(), threading.Event()
+
+    def stall(stage: str, step: int, total: int) -> None:
+        if stage == "lora":
+            training.set()
+            wake.wait(120)
+
+    stalled.on_progress = stall
+    results: dict[str, Any] = {}
+    saved_engine = soma_queue._ENGINE
+    try:
+        soma_queue._ENGINE = stalled
+        run_job = rq_job.func  # soma_engine.queue.adapt_job, as a worker calls it
+        first = threading.Thread(target=lambda: results.setdefault("stalled", run_job(*rq_job.args, **rq_job.kwargs)))
+        first.start()
+        assert training.wait(120)  # attempt 1 is mid-training ...
+        soma_queue._ENGINE = retry
+        results["retry"] = run_job(*rq_job.args, **rq_job.kwargs)  # ... when RQ runs the retry elsewhere
+        done = app.store.get(k)
+        assert done.phase == Phase.SERVING.value and done.job["status"] == "done" and done.adapter
+        wake.set()
+        first.join(120)
+    finally:
+        wake.set()
+        soma_queue._ENGINE = saved_engine
+    assert not first.is_alive() and "stalled" in results
+    after = app.store.get(k)
+    assert after.adapter == done.adapter and after.job == done.job and after.phase == Phase.SERVING.value
+    assert [r.adapter_id for r in _session_adapters(app, "s")] == [done.adapter["adapter_id"]]
+    assert [e.adapter_id for e in _registry_rows(app, "s")] == [done.adapter["adapter_id"]]
 
 
 # ------------------------------------------------------------------------ 5. route failures fall back
@@ -691,6 +745,79 @@ def test_two_replicas_on_one_redis_share_one_registry_and_its_deletes(
     assert adapters_b.registry.nearest(other, centroid, "namespace") == []
     store_a.close()
     store_b.close()
+
+
+PERSONA_SYSTEM = "You are a pirate who coaches people selling their bicycles."
+DONOR_QUERIES = [
+    "How should I price my road bike listing?",
+    "A buyer offers seven hundred dollars for my bike, what now?",
+    "Should I include the pedals when I sell the bike?",
+    "He proposes meeting in the middle on the bike price, accept?",
+]
+SIBLING_QUERIES = [
+    "What price should I ask for my used road bike?",
+    "Someone offered six hundred for the bike, how do I answer?",
+    "Do I throw in the bike pedals and bottle cages?",
+    "Is it a good idea to meet the bike buyer halfway?",
+]
+
+
+def _persona(messages: Any) -> str:
+    query = messages[-1].content
+    keyword = max(query.strip("?.!").replace(",", " ").split(), key=len)
+    return f"{keyword.capitalize()}? Arr, shiver me timbers, matey!"
+
+
+def _talk(engine: SomaEngine, sid: str, queries: list[str], msgs: list[dict[str, str]] | None = None) -> list[Any]:
+    """Plays ``queries`` as one conversation, continuing ``msgs`` (extended in place)."""
+    msgs = [{"role": "system", "content": PERSONA_SYSTEM}] if msgs is None else msgs
+    replies = []
+    for q in queries:
+        msgs.append({"role": "user", "content": q})
+        reply = engine.chat(sid, msgs, _persona)
+        msgs.append({"role": "assistant", "content": reply.text})
+        replies.append(reply)
+    return replies
+
+
+def test_two_engines_on_one_redis_and_one_adapter_url_share_and_delete_across_replicas(
+    new_engine: Any,
+    permissive_config: Any,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two full engines (two replicas of an app) on one Redis and one remote adapter URL: a
+    session on replica b adopts the adapter replica a trained, and a delete on replica a
+    reaches b's registry and adapter cache, so b's adopting session falls back to the teacher."""
+    from soma_engine import adapter_storage
+
+    monkeypatch.setattr(adapter_storage, "RECHECK_SECONDS", 0.0)
+    url = f"{redis_url}?prefix={redis_prefix}&adapters=memory://soma-{tmp_path.name}"
+    config = permissive_config(share="namespace", share_similarity=0.5, share_min_turns=2)
+    a, b = new_engine(url, config=config), new_engine(url, config=config)
+    donor = _talk(a, "donor", DONOR_QUERIES)
+    assert [r.served_by for r in donor] == ["teacher"] * 4
+    donor_adapter = a.session("donor").adapter_id
+    assert a.session("donor").phase is Phase.SERVING and donor_adapter
+
+    conversation: list[dict[str, str]] = [{"role": "system", "content": PERSONA_SYSTEM}]
+    sibling = _talk(b, "sibling", SIBLING_QUERIES, conversation)  # replica b adopts replica a's adapter
+    assert [r.served_by for r in sibling] == ["teacher", "teacher", "surrogate", "surrogate"]
+    assert sibling[2].soma["adapter_id"] == donor_adapter
+
+    assert a.delete("donor")  # on replica a
+    _assert_gone(b, "donor")  # replica b sees no session, adapter or registry row
+    (reply,) = _talk(b, "sibling", ["Should I oil the bike chain before the sale?"], conversation)
+    assert reply.served_by == "teacher"  # the adopted adapter went with its donor
+    sk = b.key("sibling")
+    rows = b.registry.entries(sk.namespace_digest, sk.digest)  # it re-adapts on its own turns
+    assert all(r.adapter_id != donor_adapter and r.kind == "trained" and r.parent is None for r in rows)
+    fresh = _talk(a, "another", SIBLING_QUERIES[:3])  # on replica a the deleted adapter is never offered
+    assert all(r.soma.get("adapter_id") != donor_adapter for r in fresh)
+    looks = [d for d in a.session("another").decisions if d.get("kind") == "adoption"]
+    assert looks and all(d["donor_adapter"] != donor_adapter for d in looks)
 
 
 # ------------------------------------------------------------------------ 8. retention
