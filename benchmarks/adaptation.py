@@ -57,9 +57,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from gpu_bench import QWEN3_06B  # noqa: E402  (this folder: the script's own, or pytest's pythonpath)
 
-from soma_engine import SomaConfig, SomaEngine, jobs  # noqa: E402
-from soma_engine import miner as miner_mod  # noqa: E402
-from soma_engine.distiller import (  # noqa: E402
+from soma_engine import SomaConfig, SomaEngine
+from soma_engine.adaptation import jobs  # noqa: E402
+from soma_engine.adaptation import miner as miner_mod  # noqa: E402
+from soma_engine.adaptation.distiller import (  # noqa: E402
     Example,
     _collate,
     answer_nll,
@@ -70,8 +71,8 @@ from soma_engine.distiller import (  # noqa: E402
     train_adapter,
     weighted_nll,
 )
-from soma_engine.encoder import Encoder  # noqa: E402
-from soma_engine.surrogate import SurrogateRuntime  # noqa: E402
+from soma_engine.runtime.encoder import Encoder  # noqa: E402
+from soma_engine.runtime.surrogate import SurrogateRuntime  # noqa: E402
 from soma_engine.testing import build_tiny_model, build_tokenizer  # noqa: E402
 from soma_engine.types import Message, TurnRecord  # noqa: E402
 
@@ -152,7 +153,7 @@ def tiny_runtime(seed: int = 0) -> SurrogateRuntime:
 
 
 def smollm2_runtime() -> SurrogateRuntime:
-    from soma_engine.models import bundled_surrogate_path
+    from soma_engine.runtime.models import bundled_surrogate_path
 
     rt = SurrogateRuntime(str(bundled_surrogate_path()), device="cpu")
     rt.run(lambda r: r.model)
@@ -182,7 +183,7 @@ def qwen3_shape_runtime() -> SurrogateRuntime:
 
 
 def bundled_encoder() -> Encoder:
-    from soma_engine.models import bundled_encoder_path
+    from soma_engine.runtime.models import bundled_encoder_path
 
     enc = Encoder(str(bundled_encoder_path()))
     enc.encode(["warm up"])

@@ -4,13 +4,13 @@ together. Writes JSON.
 
 The detector measured is the engine's own: ``jobs.locality_bank_texts`` (the session's warm
 texts), ``jobs.locality_inputs`` (query, previous user turn, conversation so far),
-``gate.novel_words``, ``jobs.bank_vocab`` and ``gate.far_words``, ``jobs.pmi_messages`` and
-``gate.context_pmi`` (the base SmolLM2's ``SurrogateRuntime.query_nll``; ``--no-lm`` leaves the
-term out), ``gate.SessionLocality`` and ``gate.DriftMonitor`` on the bundled
+``novel_words``, ``jobs.bank_vocab`` and ``far_words``, ``jobs.pmi_messages`` and
+``context_pmi`` (the base SmolLM2's ``SurrogateRuntime.query_nll``; ``--no-lm`` leaves the
+term out), ``SessionLocality`` and ``DriftMonitor`` on the bundled
 encoder (all-MiniLM-L6-v2), plus the audit channel of Sec. 3.3: every turn the surrogate would
 serve is audited when its locality is borderline, otherwise with probability
 ``gate.audit_rate`` (one seeded draw per turn and session); the audit's
-Gap = ``gate.gap`` (φ(surrogate answer), φ(teacher answer)) feeds the monitor, and
+Gap = ``gap`` (φ(surrogate answer), φ(teacher answer)) feeds the monitor, and
 ``gate.consecutive`` breaches of ``gate.drift_threshold`` roll back from the next turn.
 
 Surrogate answers are real: the bundled SmolLM2-135M, *unadapted* (conservative: an adapted
@@ -59,7 +59,7 @@ right after the warm window (0-1 follow-ups). ``--tune`` picks the locality thre
 * audit share: audited on-topic surrogate turns (each one a teacher call).
 
 Baselines on the same sessions (locality only): the paper's reference rule (bare query's
-cosine distance to the warm queries' centroid above 0.9 rolls back) and ``gate.LocalityModel``.
+cosine distance to the warm queries' centroid above 0.9 rolls back) and ``LocalityModel``.
 
     python benchmarks/drift.py --out benchmarks/results/drift.json [--cache DIR] [--quick] [--tune]
 """
@@ -84,15 +84,18 @@ from typing import Any
 import data  # benchmarks/data.py: this script's folder is on sys.path when it runs
 import numpy as np
 
-from soma_engine import gate
-from soma_engine.config import GateConfig, SomaConfig
-from soma_engine.jobs import (
+from soma_engine.acceptance.bounds import gap
+from soma_engine.adaptation.jobs import (
     bank_vocab,
     locality_bank_texts,
     locality_inputs,
     pmi_messages,
     trusted_messages,
 )
+from soma_engine.config import GateConfig, SomaConfig
+from soma_engine.drift.features import context_embedding, context_pmi, far_words, novel_words
+from soma_engine.drift.locality import LocalityModel, SessionLocality
+from soma_engine.drift.monitor import DriftMonitor
 from soma_engine.types import TurnRecord, normalize_messages
 
 W = 4  # warm window
@@ -104,8 +107,8 @@ class Embedder:
     """The bundled encoder with a text -> embedding cache (optionally on disk)."""
 
     def __init__(self, cache: Path | None) -> None:
-        from soma_engine.encoder import Encoder
-        from soma_engine.models import resolve_encoder
+        from soma_engine.runtime.encoder import Encoder
+        from soma_engine.runtime.models import resolve_encoder
 
         self.encoder = Encoder(resolve=lambda: resolve_encoder(None))
         self.path = cache
@@ -153,8 +156,8 @@ class _SmolLM2Cache:
     @property
     def runtime(self) -> Any:
         if self._rt is None:
-            from soma_engine.models import resolve_surrogate
-            from soma_engine.surrogate import SurrogateRuntime
+            from soma_engine.runtime.models import resolve_surrogate
+            from soma_engine.runtime.surrogate import SurrogateRuntime
 
             self._rt = SurrogateRuntime(resolve_surrogate(None), device="cpu")
         return self._rt
@@ -179,9 +182,9 @@ class Scorer(_SmolLM2Cache):
                 print(f"  scored {self.fresh} prompts", flush=True)
         return self.cache[key]
 
-    def pmi(self, messages: list[Any], model: gate.SessionLocality) -> float:
+    def pmi(self, messages: list[Any], model: SessionLocality) -> float:
         alone, in_context, stable = pmi_messages(messages, model)
-        return gate.context_pmi(self.nll(alone), self.nll(in_context, stable))
+        return context_pmi(self.nll(alone), self.nll(in_context, stable))
 
 
 class Features:
@@ -207,7 +210,7 @@ class Features:
             bank = locality_bank_texts(warm_records(s))
             for t in range(W + 1, len(s.turns) + 1):  # one batched encoding of every text scored below
                 q, prev, hist = locality_inputs(normalize_messages(data.messages_at(s, t)))
-                texts += [q, prev, *gate.novel_words(q, hist)]
+                texts += [q, prev, *novel_words(q, hist)]
             self.vocab[s.sid] = bank_vocab(bank)
             self.lm_turns[s.sid] = list(s.turns[:W])
             texts += bank + [q for q, _ in s.turns[:W]] + self.vocab[s.sid]
@@ -225,14 +228,14 @@ class Features:
             scorer.save()
 
     def _features(
-        self, s: data.Session, msgs: list[Any], lm: gate.SessionLocality
+        self, s: data.Session, msgs: list[Any], lm: SessionLocality
     ) -> tuple[np.ndarray, np.ndarray, int, int, float | None]:
         q, prev, hist = locality_inputs(msgs)
-        novel = gate.novel_words(q, hist)
+        novel = novel_words(q, hist)
         qe = self.embed([q])[0]
-        ce = gate.context_embedding(qe, self.embed([prev])[0] if prev else None)
+        ce = context_embedding(qe, self.embed([prev])[0] if prev else None)
         vocab = self.embed(self.vocab[s.sid]) if self.vocab[s.sid] else np.zeros((0, 1))
-        far = gate.far_words(self.embed(novel), vocab) if novel else 0
+        far = far_words(self.embed(novel), vocab) if novel else 0
         pmi = None if self.scorer is None else self.scorer.pmi(msgs, lm)
         return qe, ce, len(novel), far, pmi
 
@@ -244,9 +247,9 @@ class Features:
             self._doubted[s.sid, t] = self._features(s, msgs, lm)
         return self._doubted[s.sid, t]
 
-    def model(self, s: data.Session, cfg: GateConfig) -> gate.SessionLocality:
+    def model(self, s: data.Session, cfg: GateConfig) -> SessionLocality:
         """The session's locality model, as ``jobs.session_locality`` builds it."""
-        return gate.SessionLocality.from_config(
+        return SessionLocality.from_config(
             self.bank[s.sid], cfg, self.vocab[s.sid], turns=self.lm_turns[s.sid], system=s.system
         )
 
@@ -351,7 +354,7 @@ def run_session(
     rollback takes effect from the next turn). ``gap_of`` None: locality alone, audits only
     counted; a None Gap: not generated (cannot change the outcome)."""
     model = feats.model(s, cfg)
-    monitor = gate.DriftMonitor.from_config(cfg)
+    monitor = DriftMonitor.from_config(cfg)
     draws = audit_draws(s, seed)
     out = Outcome()
     for t, qe, ce, novel, far, pmi in feats.turns[s.sid]:
@@ -401,7 +404,7 @@ class Gaps:
         pairs = [(s, t, answers[self.gen.key(s, t)], s.turns[t - 1][1]) for s, t in items]
         emb = self.embed([x for _, _, a, b in pairs for x in (a or " ", b)])
         for i, (s, t, _, _) in enumerate(pairs):
-            self.values[(s.sid, t)] = float(gate.gap(emb[2 * i], emb[2 * i + 1]))
+            self.values[(s.sid, t)] = float(gap(emb[2 * i], emb[2 * i + 1]))
         self.embed.save()
 
     def __call__(self, s: data.Session, t: int) -> float | None:
@@ -446,12 +449,12 @@ def _previous_engine_text(messages: list[dict[str, str]]) -> str:
 
 
 def run_locality_model(s: data.Session, feats: Features) -> int | None:
-    """The engine before this benchmark: gate.LocalityModel (nearest neighbour + warm-spread
+    """The engine before this benchmark: LocalityModel (nearest neighbour + warm-spread
     z-score, centroid ceiling 0.9) on its locality text, borderline streak of 2."""
     embed = feats.embed
     warm = embed([_previous_engine_text(data.messages_at(s, t)) for t in range(1, W + 1)])
-    model = gate.LocalityModel(warm, threshold=0.9)
-    monitor = gate.DriftMonitor(consecutive=2)
+    model = LocalityModel(warm, threshold=0.9)
+    monitor = DriftMonitor(consecutive=2)
     for t in range(W + 1, len(s.turns) + 1):
         if monitor.observe_locality(model.score(embed([_previous_engine_text(data.messages_at(s, t))])[0])):
             return t
@@ -495,7 +498,7 @@ def resume_part(sessions: list[data.Session], embed: Embedder, seed: int = 0) ->
             continue
         texts = locality_bank_texts(warm_records(s))
         vocab = bank_vocab(texts)
-        model = gate.SessionLocality(embed(texts), vocab=vocab)
+        model = SessionLocality(embed(texts), vocab=vocab)
         vocab_emb = embed(vocab)
         used = {q for q, _ in s.turns}
         scenarios, generic = splits[s.split].of(s.domain)
@@ -505,9 +508,9 @@ def resume_part(sessions: list[data.Session], embed: Embedder, seed: int = 0) ->
         for j in range(s.shift_turn, len(turns)):  # 0-based: the turn after the first shifted one
             query, previous = turns[j][0], turns[j - 1][0]
             q, p = embed([query, previous])
-            novel = gate.novel_words(query, [s.system, *(x for qa in turns[:j] for x in qa)])
-            far = gate.far_words(embed(novel), vocab_emb) if novel else 0
-            y = model.resume_statistic(model.score(q, gate.context_embedding(q, p), len(novel), far))
+            novel = novel_words(query, [s.system, *(x for qa in turns[:j] for x in qa)])
+            far = far_words(embed(novel), vocab_emb) if novel else 0
+            y = model.resume_statistic(model.score(q, context_embedding(q, p), len(novel), far))
             kind = "detour" if j < len(s.turns) else f"return_{j - len(s.turns) + 1}"
             stats[kind].append(y)
     pairs = list(zip(stats["return_1"], stats["return_2"], strict=True))

@@ -34,7 +34,7 @@ from serving import random_adapter  # noqa: E402
 
 from soma_engine import SomaConfig, SomaEngine  # noqa: E402
 from soma_engine.adapters import AdapterStore  # noqa: E402
-from soma_engine.surrogate import SurrogateRuntime  # noqa: E402
+from soma_engine.runtime.surrogate import SurrogateRuntime  # noqa: E402
 from soma_engine.testing import build_tokenizer  # noqa: E402
 from soma_engine.types import Message  # noqa: E402
 
@@ -86,7 +86,7 @@ def _sync(device: str) -> None:
 
 def adaptation(rt: SurrogateRuntime, cfg: SomaConfig, tmp: Path, device: str, name: str) -> dict[str, Any]:
     """One W = 4 session with long answers; the 4th teacher turn runs the adaptation inline."""
-    from soma_engine import jobs
+    from soma_engine.adaptation import jobs
 
     engine = SomaEngine(config=cfg, surrogate=rt, encoder=None, store=f"sqlite:///{tmp / f'{name}.db'}")
     rt.adapters = engine.adapters  # the runtime outlives engines: it loads from this one's store

@@ -43,8 +43,8 @@ import numpy as np
 
 from soma_engine import SomaConfig, SomaEngine
 from soma_engine.demo import SCRIPT, SYSTEM, run_demo
-from soma_engine.encoder import Encoder
-from soma_engine.models import resolve_encoder
+from soma_engine.runtime.encoder import Encoder
+from soma_engine.runtime.models import resolve_encoder
 from soma_engine.testing import ScriptedTeacher, teacher_only_tokens
 from soma_engine.types import Reply, normalize_messages
 

@@ -30,10 +30,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from soma_engine.adaptation.distiller import lora_config_dict
 from soma_engine.adapters import AdapterRef, AdapterStore
 from soma_engine.config import LoraConfig
-from soma_engine.distiller import lora_config_dict
-from soma_engine.surrogate import Generation, SurrogateRuntime
+from soma_engine.runtime.surrogate import Generation, SurrogateRuntime
 from soma_engine.types import Message
 
 TOPICS = ["bikes", "tea", "chess", "rain", "trains", "bread", "maps", "owls", "jazz", "clay", "kites", "moss"]
@@ -126,7 +126,7 @@ def main() -> None:
         model, tok = build_tiny_model(seed=0)
         rt = SurrogateRuntime(None, model=model, tokenizer=tok, **common)
     else:
-        from soma_engine.models import resolve_surrogate
+        from soma_engine.runtime.models import resolve_surrogate
 
         rt = SurrogateRuntime(resolve_surrogate(None if args.model == "smollm2" else args.model), **common)
     refs = [random_adapter(rt, store, seed, args.rank) for seed in range(n_max)]

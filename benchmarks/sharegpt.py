@@ -54,11 +54,11 @@ from pathlib import Path
 from typing import Any
 
 from soma_engine import SomaConfig, SomaEngine
+from soma_engine.acceptance.bounds import gap
 from soma_engine.datasets.sharegpt import Conversation, load_conversations
-from soma_engine.encoder import Encoder
-from soma_engine.gate import gap
-from soma_engine.models import resolve_encoder
-from soma_engine.surrogate import SurrogateRuntime
+from soma_engine.runtime.encoder import Encoder
+from soma_engine.runtime.models import resolve_encoder
+from soma_engine.runtime.surrogate import SurrogateRuntime
 from soma_engine.testing import ReplayTeacher, teacher_only_tokens
 from soma_engine.types import Message, normalize_messages
 

@@ -46,8 +46,8 @@ import torch  # noqa: E402
 
 from soma_engine import SomaConfig, SomaEngine, gate  # noqa: E402
 from soma_engine.adapters import AdapterRef  # noqa: E402
-from soma_engine.encoder import Encoder  # noqa: E402
-from soma_engine.surrogate import SurrogateRuntime  # noqa: E402
+from soma_engine.runtime.encoder import Encoder  # noqa: E402
+from soma_engine.runtime.surrogate import SurrogateRuntime  # noqa: E402
 from soma_engine.types import Message  # noqa: E402
 
 
@@ -125,7 +125,7 @@ def _rss_mb() -> float:
 
 
 def bundled_encoder() -> Encoder:
-    from soma_engine.models import bundled_encoder_path
+    from soma_engine.runtime.models import bundled_encoder_path
 
     enc = Encoder(str(bundled_encoder_path()))
     enc.encode(["warm up"])
@@ -134,7 +134,7 @@ def bundled_encoder() -> Encoder:
 
 def runtime_path(model: str, home: Path) -> str:
     if model == "smollm2":
-        from soma_engine.models import bundled_surrogate_path
+        from soma_engine.runtime.models import bundled_surrogate_path
 
         return str(bundled_surrogate_path())
     from soma_engine.testing import save_tiny_model

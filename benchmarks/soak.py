@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from soma_engine import SomaConfig, SomaEngine
-from soma_engine.encoder import Encoder
-from soma_engine.models import resolve_encoder
-from soma_engine.surrogate import SurrogateRuntime
+from soma_engine.runtime.encoder import Encoder
+from soma_engine.runtime.models import resolve_encoder
+from soma_engine.runtime.surrogate import SurrogateRuntime
 from soma_engine.testing import save_tiny_model
 
 QUERY = "Can you lower the price of the red bicycle?"

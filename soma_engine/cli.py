@@ -118,11 +118,11 @@ def demo(
     ] = 0,
 ) -> None:
     """Replay a real multi-turn conversation through SomaChatModel on the embedded defaults."""
+    from .acceptance.bounds import gap
     from .config import SomaConfig
     from .datasets.sharegpt import DatasetMissing
     from .demo import TurnRow, run_demo
     from .engine import SomaEngine
-    from .gate import gap
     from .types import normalize_messages
 
     try:
@@ -520,7 +520,7 @@ def worker(
     max_jobs: Annotated[int | None, typer.Option(help="exit after this many jobs")] = None,
 ) -> None:
     """Run adaptation jobs from the queue (apps with adaptation="queue" and a Redis store)."""
-    from .queue import run_worker
+    from .adaptation.queue import run_worker
 
     try:
         run_worker(store, surrogate=surrogate, encoder=encoder, burst=burst, lease=lease, name=name, max_jobs=max_jobs)

@@ -23,12 +23,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
 from typing import Any
 
-from . import gate, sharing
-from .adapters import AdapterRef, AdapterRegistry, CorruptAdapter
-from .compress import compress_context
-from .config import ConfigError, SomaConfig
-from .encoder import Encoder
-from .jobs import (
+from .acceptance.bounds import gap
+from .adaptation import sharing
+from .adaptation.jobs import (
     JobRunner,
     decision_summary,
     locality_embeddings,
@@ -37,9 +34,15 @@ from .jobs import (
     shadow_step,
     trusted_messages,
 )
-from .models import resolve_encoder, resolve_surrogate, soma_home
+from .adapters import AdapterRef, AdapterRegistry, CorruptAdapter
+from .compress import compress_context
+from .config import ConfigError, SomaConfig
+from .drift.locality import LocalityScore, SessionLocality
+from .drift.monitor import DriftMonitor, audit_rng, should_audit
+from .runtime.encoder import Encoder
+from .runtime.models import resolve_encoder, resolve_surrogate, soma_home
+from .runtime.surrogate import Generation, SurrogateError, SurrogateRuntime
 from .session import SessionGone, SessionState, SessionStore, open_store
-from .surrogate import Generation, SurrogateError, SurrogateRuntime
 from .types import (
     Message,
     NonTextContent,
@@ -297,24 +300,24 @@ class SomaEngine:
 
     def _locality(
         self, state: SessionState, msgs: list[Message], previous: float | None = None
-    ) -> gate.LocalityScore | None:
-        """The locality statistic x_t of this turn (gate.SessionLocality): the query and the
+    ) -> LocalityScore | None:
+        """The locality statistic x_t of this turn (SessionLocality): the query and the
         query with the previous user turn against the session's bank, plus its novel words and
         PMI; in the conversation without the last exchange when x_{t−1} (``previous``) was
         above the threshold (``jobs.trusted_messages``)."""
         if not state.locality:
             return None
-        model = gate.SessionLocality.from_dict(state.locality, self.config.gate)
+        model = SessionLocality.from_dict(state.locality, self.config.gate)
         return locality_score(self, trusted_messages(msgs, previous, model), model)
 
-    def _resume(self, key: SessionKey, state: SessionState, msgs: list[Message]) -> gate.LocalityScore | None:
-        """A query clearly back on the parked adapter's topic (gate.SessionLocality.
+    def _resume(self, key: SessionKey, state: SessionState, msgs: list[Message]) -> LocalityScore | None:
+        """A query clearly back on the parked adapter's topic (SessionLocality.
         resume_statistic below ``gate.resume_threshold``) brings that adapter back at once:
         the gate accepted it for this topic and locality says the conversation returned, so
         re-adapting on the detour's turns would only cost teacher turns. Returns this turn's
         locality score (x_t against the parked bank) when the session resumed."""
         parked = state.parked or {}
-        model = gate.SessionLocality.from_dict(parked["locality"], self.config.gate)
+        model = SessionLocality.from_dict(parked["locality"], self.config.gate)
         score = model.score(*locality_embeddings(self, msgs, model))
         y = model.resume_statistic(score)
         if not y < self.config.gate.resume_threshold:
@@ -684,12 +687,12 @@ class SomaEngine:
         self._audits.submit(self._touch, ref)
         return Reply(gen.text, "surrogate", usage, self._meta(route, record, phase, info), gen.finish_reason)
 
-    def _monitor(self, st: SessionState) -> gate.DriftMonitor:
+    def _monitor(self, st: SessionState) -> DriftMonitor:
         """The session's drift monitor; thresholds always from the current configuration."""
         g = self.config.gate
         if not st.drift:
-            return gate.DriftMonitor.from_config(g)
-        mon = gate.DriftMonitor.from_state(st.drift)
+            return DriftMonitor.from_config(g)
+        mon = DriftMonitor.from_state(st.drift)
         mon.drift_threshold, mon.consecutive = g.drift_threshold, g.consecutive
         mon.pair_threshold = 2.0 * g.locality_threshold
         return mon
@@ -697,12 +700,12 @@ class SomaEngine:
     def _should_audit(self, route: Route, turn: int) -> bool:
         """Audit this surrogate turn? Always when its locality is borderline, otherwise with
         probability ``gate.audit_rate`` (``gate.audit_seed`` set: one draw per session and
-        turn, ``gate.audit_rng``)."""
+        turn, ``audit_rng``)."""
         seed, rate = self.config.gate.audit_seed, self.config.gate.audit_rate
         if seed is not None:
-            return gate.should_audit(gate.audit_rng(seed, route.key.digest, turn), rate, route.audit)
+            return should_audit(audit_rng(seed, route.key.digest, turn), rate, route.audit)
         with self._rng_lock:
-            return gate.should_audit(self._rng, rate, route.audit)
+            return should_audit(self._rng, rate, route.audit)
 
     def _submit_audit(self, route: Route, turn: int, answer: str, teacher: Teacher) -> None:
         """Queue a background audit; when ``AUDIT_BACKLOG`` are already waiting (a slow or
@@ -742,7 +745,7 @@ class SomaEngine:
             return
         try:
             emb = self.encoder.encode([answer, text])
-            g = float(gate.gap(emb[0], emb[1]))
+            g = float(gap(emb[0], emb[1]))
         except Exception:
             g = None
             log.exception("audit Gap failed for session %s", route.key.digest[:12])
@@ -1041,7 +1044,7 @@ def _continues(state: SessionState, msgs: list[Message]) -> bool:
     return len(msgs) > n and transcript_digest(msgs[:n]) == t["digest"]
 
 
-def _locality_reason(score: gate.LocalityScore, monitor: gate.DriftMonitor) -> str:
+def _locality_reason(score: LocalityScore, monitor: DriftMonitor) -> str:
     stats = list(monitor.statistics)[-2:]
     pmi = "n/a" if score.pmi is None else f"{score.pmi:.2f}"
     return (

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .engine import SomaEngine
+from .runtime.surrogate import SurrogateError
 from .shared import shared_engine
-from .surrogate import SurrogateError
 from .tools import StopFilter, ToolCallError, ToolChoice, function_tools, tool_choice
 from .types import Reply, Route, Usage
 

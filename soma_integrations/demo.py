@@ -25,7 +25,7 @@ from pydantic import ConfigDict, PrivateAttr
 from soma_engine.datasets.sharegpt import get_conversation
 from soma_engine.demo import CONVERSATION, DEMO_CONVERSATION, SCRIPT, SYSTEM
 from soma_engine.engine import SomaEngine
-from soma_engine.surrogate import Generation, SurrogateRuntime
+from soma_engine.runtime.surrogate import Generation, SurrogateRuntime
 from soma_engine.testing import ReplayTeacher, ScriptedTeacher
 from soma_engine.types import Reply, Usage
 

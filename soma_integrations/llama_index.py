@@ -53,9 +53,9 @@ from llama_index.core.tools.types import BaseTool as _BaseTool
 
 from soma_engine import turns
 from soma_engine.config import SomaConfig
-from soma_engine.encoder import Encoder
 from soma_engine.engine import SomaEngine, estimate_tokens
-from soma_engine.models import resolve_encoder
+from soma_engine.runtime.encoder import Encoder
+from soma_engine.runtime.models import resolve_encoder
 from soma_engine.shared import check_engine, coerce_config, describe, safe, surrogate_name
 from soma_engine.tools import ParsedOutput, StopFilter, check_tool_output, render_tool_calls
 from soma_engine.types import Reply, Usage
@@ -1065,7 +1065,7 @@ def _teacher_tags(kind: str = "teacher") -> Iterator[None]:
 class EncoderEmbedding(BaseEmbedding):
     """A LlamaIndex embedding over SOMA's sentence encoder, offline: the bundled
     all-MiniLM-L6-v2 by default, or any sentence-transformers id or path, or an
-    :class:`~soma_engine.encoder.Encoder` (e.g. ``engine.encoder``, to load the model once).
+    :class:`~soma_engine.runtime.encoder.Encoder` (e.g. ``engine.encoder``, to load the model once).
 
     ```python
     index = VectorStoreIndex.from_documents(docs, embed_model=EncoderEmbedding())

@@ -55,8 +55,8 @@ def visible_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def shared_encoder() -> Any:
     """The bundled all-MiniLM encoder, loaded once for every engine of the run."""
-    from soma_engine.encoder import Encoder
-    from soma_engine.models import resolve_encoder
+    from soma_engine.runtime.encoder import Encoder
+    from soma_engine.runtime.models import resolve_encoder
 
     enc = Encoder(resolve=lambda: resolve_encoder(None))
     enc.encode(["warm up"])
@@ -101,7 +101,7 @@ def new_engine(tiny_model_path: Path, shared_encoder: Any, permissive_config: An
     on the tiny surrogate (its own runtime, so its own model copy) and the shared encoder.
     Callers close it (``with``); any left open are closed at the end of the run."""
     from soma_engine import SomaEngine
-    from soma_engine.surrogate import SurrogateRuntime
+    from soma_engine.runtime.surrogate import SurrogateRuntime
 
     made: list[Any] = []
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from soma_engine import adapters as adapters_mod
 from soma_engine.adapters import CONFIG, META, WEIGHTS, AdapterRef, AdapterStore, CorruptAdapter
+from soma_engine.adapters import store as adapters_mod
 from soma_engine.types import SessionKey
 
 KEY = SessionKey("tenant", "session-1")

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from soma_engine.adaptation.distiller import Example, lora_config_dict, train_adapter
 from soma_engine.adapters import AdapterRef, AdapterStore, CorruptAdapter
 from soma_engine.config import LoraConfig
-from soma_engine.distiller import Example, lora_config_dict, train_adapter
-from soma_engine.surrogate import GREEDY_BATCH_KEY, Generation, SurrogateError, SurrogateRuntime
+from soma_engine.runtime.surrogate import GREEDY_BATCH_KEY, Generation, SurrogateError, SurrogateRuntime
+from soma_engine.runtime.worker import ADAPT, LIVE, ModelWorker
 from soma_engine.testing import build_tiny_model
 from soma_engine.types import Message
-from soma_engine.worker import ADAPT, LIVE, ModelWorker
 
 PIRATE = "Arr matey, hoist the sails!"
 OKAY = "Okay, sure."  # short: the adapter learns to stop at EOS well before the limits below

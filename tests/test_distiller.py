@@ -1,4 +1,4 @@
-"""Localized LoRA distillation (soma_engine.distiller, Eq. 4): LoRA targets per architecture,
+"""Localized LoRA distillation (soma_engine.adaptation.distiller, Eq. 4): LoRA targets per architecture,
 labels masking, the answer-positions-only NLL against full logits and a naive loop, weights,
 validation split and early stopping, reproducibility, worker interleaving, and the adapter's
 round trip through AdapterStore and ``PeftModel.from_pretrained``."""
@@ -13,9 +13,7 @@ import time
 import pytest
 import torch
 
-from soma_engine.adapters import AdapterStore
-from soma_engine.config import LoraConfig
-from soma_engine.distiller import (
+from soma_engine.adaptation.distiller import (
     Example,
     _collate,
     answer_nll,
@@ -30,7 +28,9 @@ from soma_engine.distiller import (
     training_budget,
     weighted_nll,
 )
-from soma_engine.surrogate import SurrogateRuntime
+from soma_engine.adapters import AdapterStore
+from soma_engine.config import LoraConfig
+from soma_engine.runtime.surrogate import SurrogateRuntime
 from soma_engine.testing import CHAT_TEMPLATE, build_tiny_model, build_tokenizer
 from soma_engine.types import Message
 
@@ -361,7 +361,7 @@ def test_time_budget_plans_steps_from_measured_cost(tiny_rt):
 
 
 def test_plan_lora_and_plan_mining_arithmetic():
-    from soma_engine.budget import MINING_SHARE, effective_budget, lora_budget, plan_lora, plan_mining
+    from soma_engine.adaptation.budget import MINING_SHARE, effective_budget, lora_budget, plan_lora, plan_mining
 
     assert lora_budget(30.0, 5.0) == 25.0
     assert lora_budget(30.0, 29.0) == pytest.approx((1 - MINING_SHARE) * 30.0)  # mining overran: LoRA keeps its share

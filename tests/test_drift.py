@@ -24,9 +24,10 @@ import numpy as np
 import pytest
 
 from soma_engine import Phase, SessionKey, SomaEngine
-from soma_engine import jobs as jobs_module
+from soma_engine.adaptation import jobs as jobs_module
 from soma_engine.adapters import AdapterRef
 from soma_engine.config import GateConfig
+from soma_engine.drift.locality import SessionLocality
 from soma_engine.types import normalize_messages
 
 SYSTEM = "You are a calm, practical negotiation coach. Answer in two or three sentences."
@@ -668,10 +669,9 @@ def test_word_embeddings_are_cached_and_match_encode(shared_encoder: Any) -> Non
 
 
 def test_pmi_messages_condition_on_the_bank_turns_and_the_last_two_exchanges() -> None:
-    from soma_engine import gate
     from soma_engine.types import Message
 
-    model = gate.SessionLocality(np.eye(3), turns=WARM[:2], system=SYSTEM)
+    model = SessionLocality(np.eye(3), turns=WARM[:2], system=SYSTEM)
     history: list[dict[str, str]] = [{"role": "system", "content": SYSTEM}]
     for q, a in [*WARM[:2], ("He says 780 is final.", "Hold at 800."), ("Cash?", "Yes."), ("Receipt?", "Sure.")]:
         history += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
@@ -685,10 +685,9 @@ def test_pmi_messages_condition_on_the_bank_turns_and_the_last_two_exchanges() -
 
 
 def test_trusted_messages_drop_the_exchange_of_a_doubted_turn() -> None:
-    from soma_engine import gate
     from soma_engine.types import Message
 
-    model = gate.SessionLocality(np.eye(3), threshold=1.0)
+    model = SessionLocality(np.eye(3), threshold=1.0)
     msgs = [
         Message("system", SYSTEM),
         Message("user", "Should I accept 780?"),
@@ -710,7 +709,7 @@ def test_a_turn_after_a_doubted_one_is_scored_without_it(new_engine: Any, permis
         convo = Conversation(engine, "doubt")
         convo.warm_up()
         state = engine.store.get(SessionKey("default", "doubt"))
-        model = jobs_module.gate.SessionLocality.from_dict(state.locality, engine.config.gate)
+        model = SessionLocality.from_dict(state.locality, engine.config.gate)
         shift, follow = SHIFTS["recipe"][0], SHIFTS["recipe"][1]
         detour = [{"role": "user", "content": shift}, {"role": "assistant", "content": coach([{"content": shift}])}]
         msgs = normalize_messages([*convo.history, *detour, {"role": "user", "content": follow}])
@@ -728,7 +727,7 @@ def test_locality_scores_the_query_with_the_surrogates_pmi(new_engine: Any, perm
         convo.warm_up()
         state = engine.store.get(SessionKey("default", "pmi"))
         assert [tuple(t) for t in state.locality["turns"]] == WARM and state.locality["system"] == SYSTEM
-        model = jobs_module.gate.SessionLocality.from_dict(state.locality, engine.config.gate)
+        model = SessionLocality.from_dict(state.locality, engine.config.gate)
         for query in ("Should I accept 780?", SHIFTS["recipe"][0], SHIFTS["geography"][0]):
             msgs = normalize_messages([*convo.history, {"role": "user", "content": query}])
             score = engine._locality(state, msgs)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from soma_engine import Phase, SomaConfig, SomaEngine
-from soma_engine.distiller import Example, answer_nll
+from soma_engine.adaptation.distiller import Example, answer_nll
 from soma_engine.types import Message
 
 pytestmark = pytest.mark.slow

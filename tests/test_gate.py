@@ -13,31 +13,25 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from soma_engine.gate import (
-    FAR_WORD_COS,
+from soma_engine.acceptance.bounds import acceptance_margin, effective_sample_size, gap, turns_needed, warm_start_margin
+from soma_engine.acceptance.gate import (
     AcceptanceDecision,
-    DriftMonitor,
-    LocalityModel,
-    LocalityScore,
-    SessionLocality,
-    acceptance_margin,
-    audit_rng,
-    content_words,
-    context_embedding,
-    context_pmi,
     decide_acceptance,
     decide_fidelity,
     decide_sequential,
-    effective_sample_size,
-    far_words,
-    gap,
     look_delta,
     look_sizes,
-    novel_words,
-    should_audit,
-    turns_needed,
-    warm_start_margin,
 )
+from soma_engine.drift.features import (
+    FAR_WORD_COS,
+    content_words,
+    context_embedding,
+    context_pmi,
+    far_words,
+    novel_words,
+)
+from soma_engine.drift.locality import LocalityModel, LocalityScore, SessionLocality
+from soma_engine.drift.monitor import DriftMonitor, audit_rng, should_audit
 
 # ---------------------------------------------------------------------------- helpers
 

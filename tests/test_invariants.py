@@ -22,7 +22,7 @@ import pytest
 
 from soma_engine import Message, Phase, SessionKey, SomaEngine
 from soma_engine.adapters import WEIGHTS, AdapterRef
-from soma_engine.surrogate import Generation
+from soma_engine.runtime.surrogate import Generation
 
 QUERY = "Can you lower the price of the red bicycle?"
 ANSWER = "The red bicycle costs eight hundred dollars."

@@ -47,7 +47,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from soma_engine import SomaConfig, SomaEngine
-from soma_engine.surrogate import Generation
+from soma_engine.runtime.surrogate import Generation
 from soma_engine.testing import save_tiny_model
 from soma_engine.tools import (
     StopFilter,

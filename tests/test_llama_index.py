@@ -61,7 +61,7 @@ from llama_index.core.tools import FunctionTool
 from pydantic import BaseModel
 
 from soma_engine import SomaEngine
-from soma_engine.surrogate import Generation
+from soma_engine.runtime.surrogate import Generation
 from soma_engine.testing import save_tiny_model
 from soma_integrations.llama_index import EncoderEmbedding, SomaLLM, to_soma_messages
 

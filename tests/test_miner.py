@@ -1,4 +1,4 @@
-"""Soft-prompt mining (soma_engine.miner): Eq. 1-3 against naive loops, neighbourhoods,
+"""Soft-prompt mining (soma_engine.adaptation.miner): Eq. 1-3 against naive loops, neighbourhoods,
 batched forward vs per-turn forward, gradient isolation, hardness ranking, mine() end to end."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from soma_engine.config import MiningConfig
-from soma_engine.miner import (
+from soma_engine.adaptation.miner import (
     NeighborIndex,
     clear_neighbor_cache,
     encode_turns,
@@ -23,7 +22,8 @@ from soma_engine.miner import (
     tail_entropy,
     verbalize,
 )
-from soma_engine.miner import _neighbourhood as neighbourhood
+from soma_engine.adaptation.miner import _neighbourhood as neighbourhood
+from soma_engine.config import MiningConfig
 from soma_engine.testing import build_tiny_model
 
 # ---------------------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ def test_semantic_divergence_matches_naive(k, m, tau, lam):
 
 
 def test_log_probs_at_matches_log_softmax_and_its_gradient():
-    from soma_engine.miner import log_probs_at
+    from soma_engine.adaptation.miner import log_probs_at
 
     g = torch.Generator().manual_seed(4)
     x = torch.randn(6, 50, dtype=torch.double, generator=g, requires_grad=True)
@@ -319,7 +319,7 @@ def test_gradient_reaches_prompt_only(tiny):
     nb_ids, s_tau = neighbourhood(batch.row_target, emb, None, cfg.neighbors_k, cfg.tau)
     prompts = (torch.randn(2, 4, emb.shape[1]) * cfg.init_std).requires_grad_(True)
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    from soma_engine.miner import _Frozen
+    from soma_engine.adaptation.miner import _Frozen
 
     with _Frozen(model):
         scores = score_prompts(model, batch, prompts, config=cfg, nb_ids=nb_ids, s_tau=s_tau)
@@ -458,7 +458,7 @@ def test_probe_cases_respect_budget_and_prepend_probe(tiny):
 
 
 def _scores_and_grad(model, batch, cfg, prompts0, *, checkpoint_layers: bool = False):
-    from soma_engine.miner import _Frozen, layer_checkpointing
+    from soma_engine.adaptation.miner import _Frozen, layer_checkpointing
 
     emb = model.get_input_embeddings().weight
     nb_ids, s_tau = neighbourhood(batch.row_target, emb, None, cfg.neighbors_k, cfg.tau)

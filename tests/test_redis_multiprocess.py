@@ -96,7 +96,7 @@ SLOW_WORKER_SCRIPT = r"""
 import sys, time
 import torch
 torch.set_num_threads(1)
-from soma_engine.queue import run_worker
+from soma_engine.adaptation.queue import run_worker
 run_worker(sys.argv[1], surrogate=sys.argv[2], lease=int(sys.argv[3]), name="slow-worker",
            on_progress=lambda stage, step, total: time.sleep(1.0))
 """
@@ -261,7 +261,7 @@ def test_queue_worker_killed_mid_job_then_second_worker_finishes(
     from rq.job import Job
 
     from soma_engine import SomaConfig, SomaEngine
-    from soma_engine.surrogate import SurrogateRuntime
+    from soma_engine.runtime.surrogate import SurrogateRuntime
 
     lease = 3
     store = _store(redis_url, redis_prefix, str(tmp_path / "shared-adapters"))
@@ -358,7 +358,7 @@ def test_queue_job_given_up_by_rq_is_enqueued_again(
     from rq.job import Job, JobStatus
 
     from soma_engine import SomaConfig, SomaEngine
-    from soma_engine.surrogate import SurrogateRuntime
+    from soma_engine.runtime.surrogate import SurrogateRuntime
 
     store = _store(redis_url, redis_prefix, str(tmp_path / "adapters"))
     engine = SomaEngine(

@@ -215,7 +215,7 @@ def test_delete_during_a_shadow_step_is_final(
     for t in range(4):
         engine.chat("s", history(t), teacher)
     assert (engine.store.get(engine.key("s")).job or {}).get("status") == "shadow"
-    from soma_engine import jobs
+    from soma_engine.adaptation import jobs
 
     real, deleted = jobs._decide, []
 
@@ -359,7 +359,7 @@ def test_a_stalled_queue_job_finishing_after_its_retry_does_not_overwrite_it(
     job (the function and arguments RQ holds) on a worker engine of their own."""
     from rq.job import Job
 
-    from soma_engine import queue as soma_queue
+    from soma_engine.adaptation import queue as soma_queue
 
     url = f"{redis_url}?prefix={redis_prefix}&adapters={tmp_path / 'adapters'}"
     app = new_engine(url, config=permissive_config(adaptation="queue"))
@@ -383,7 +383,7 @@ def test_a_stalled_queue_job_finishing_after_its_retry_does_not_overwrite_it(
     saved_engine = soma_queue._ENGINE
     try:
         soma_queue._ENGINE = stalled
-        run_job = rq_job.func  # soma_engine.queue.adapt_job, as a worker calls it
+        run_job = rq_job.func  # soma_engine.adaptation.queue.adapt_job, as a worker calls it
         first = threading.Thread(target=lambda: results.setdefault("stalled", run_job(*rq_job.args, **rq_job.kwargs)))
         first.start()
         assert training.wait(120)  # attempt 1 is mid-training ...
@@ -550,7 +550,7 @@ def _remote_store(tmp_path: Path, failures: int) -> tuple[Any, Any, Any]:
     second replica (empty cache) that must fetch; returns (writer, reader, ref)."""
     import torch
 
-    from soma_engine.adapter_storage import RemoteAdapterStore
+    from soma_engine.adapters.remote import RemoteAdapterStore
 
     url = f"memory://soma-{tmp_path.name}"
     writer = RemoteAdapterStore(url, tmp_path / "cache-a")
@@ -627,9 +627,9 @@ def test_a_corrupt_adapter_resets_only_if_it_is_still_current(
 def test_a_delete_on_one_replica_reaches_the_others_adapter_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from soma_engine import adapter_storage
+    from soma_engine.adapters import remote
 
-    monkeypatch.setattr(adapter_storage, "RECHECK_SECONDS", 0.2)
+    monkeypatch.setattr(remote, "RECHECK_SECONDS", 0.2)
     writer, reader, ref = _remote_store(tmp_path, failures=0)
     reader.load(ref)  # the second replica has it in its cache
     assert reader.exists(ref)
@@ -719,10 +719,10 @@ def test_two_replicas_on_one_redis_share_one_registry_and_its_deletes(
     import numpy as np
     import torch
 
-    from soma_engine import adapter_storage
+    from soma_engine.adapters import remote
     from soma_engine.session import open_store
 
-    monkeypatch.setattr(adapter_storage, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(remote, "RECHECK_SECONDS", 0.0)
     url = f"{redis_url}?prefix={redis_prefix}&adapters=memory://soma-{tmp_path.name}"
     (store_a, adapters_a), (store_b, adapters_b) = open_store(url, tmp_path / "a"), open_store(url, tmp_path / "b")
     owner, other = SessionKey("default", "owner"), SessionKey("default", "other")
@@ -791,9 +791,9 @@ def test_two_engines_on_one_redis_and_one_adapter_url_share_and_delete_across_re
     """Two full engines (two replicas of an app) on one Redis and one remote adapter URL: a
     session on replica b adopts the adapter replica a trained, and a delete on replica a
     reaches b's registry and adapter cache, so b's adopting session falls back to the teacher."""
-    from soma_engine import adapter_storage
+    from soma_engine.adapters import remote
 
-    monkeypatch.setattr(adapter_storage, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(remote, "RECHECK_SECONDS", 0.0)
     url = f"{redis_url}?prefix={redis_prefix}&adapters=memory://soma-{tmp_path.name}"
     config = permissive_config(share="namespace", share_similarity=0.5, share_min_turns=2)
     a, b = new_engine(url, config=config), new_engine(url, config=config)
@@ -986,7 +986,7 @@ def test_audit_backlog_is_bounded(new_engine: Any, tmp_path: Path) -> None:
 def test_a_surrogate_past_its_deadline_falls_back_to_the_teacher(
     new_engine: Any, permissive_config: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from soma_engine.surrogate import Generation, SurrogateError
+    from soma_engine.runtime.surrogate import Generation, SurrogateError
 
     engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}", config=permissive_config(surrogate_deadline=0.3))
     _serve(engine, "s")

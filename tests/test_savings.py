@@ -30,7 +30,7 @@ def visible_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(visible_model: Path, shared_encoder: Any, permissive_config: Any, tmp: Path, audit_rate: float) -> Any:
     from soma_engine import SomaEngine
-    from soma_engine.surrogate import SurrogateRuntime
+    from soma_engine.runtime.surrogate import SurrogateRuntime
 
     cfg = permissive_config(gate={"audit_rate": audit_rate, "audit_seed": 0})
     engine = SomaEngine(

@@ -502,8 +502,8 @@ def test_remote_adapter_storage_fetches_and_verifies(tmp_path: Path) -> None:
     """Two replicas on one fsspec base URL, each with its own cache: the one that lacks an
     adapter fetches it and checks its content hash; a bad remote copy is refused; a damaged
     cached copy is replaced by a good one; delete removes both."""
-    from soma_engine.adapter_storage import RemoteAdapterStore, open_adapter_store
     from soma_engine.adapters import WEIGHTS, CorruptAdapter
+    from soma_engine.adapters.remote import RemoteAdapterStore, open_adapter_store
 
     url = f"file://{tmp_path / 'remote'}"
     writer = open_adapter_store(url, tmp_path / "home-a")

@@ -10,13 +10,14 @@ import asyncio
 import pytest
 import torch
 
-from soma_engine import Phase, SomaConfig, SomaEngine, jobs
-from soma_engine import miner as miner_module
-from soma_engine.budget import CPU_MAX_SEQ_LEN
-from soma_engine.distiller import Example, answer_nll, train_adapter, training_budget
-from soma_engine.encoder import Encoder
-from soma_engine.jobs import plan_training
-from soma_engine.surrogate import SurrogateRuntime, _template_dict
+from soma_engine import Phase, SomaConfig, SomaEngine
+from soma_engine.adaptation import jobs
+from soma_engine.adaptation import miner as miner_module
+from soma_engine.adaptation.budget import CPU_MAX_SEQ_LEN
+from soma_engine.adaptation.distiller import Example, answer_nll, train_adapter, training_budget
+from soma_engine.adaptation.jobs import plan_training
+from soma_engine.runtime.encoder import Encoder
+from soma_engine.runtime.surrogate import SurrogateRuntime, _template_dict
 from soma_engine.testing import build_tiny_model
 from soma_engine.types import Message, TurnRecord
 

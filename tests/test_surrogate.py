@@ -8,10 +8,10 @@ import asyncio
 import pytest
 
 from soma_engine import Phase
+from soma_engine.adaptation.distiller import Example, train_adapter
 from soma_engine.adapters import AdapterStore
 from soma_engine.config import LoraConfig
-from soma_engine.distiller import Example, train_adapter
-from soma_engine.surrogate import Generation, SurrogateRuntime
+from soma_engine.runtime.surrogate import Generation, SurrogateRuntime
 from soma_engine.testing import build_tiny_model
 from soma_engine.types import Message
 

@@ -94,7 +94,7 @@ def test_audits_of_a_turn_get_that_turns_recorded_answer(
 ) -> None:
     """Through the real engine and SomaChatModel: audits replay the audited turn's answer."""
     from soma_engine import SomaEngine
-    from soma_engine.surrogate import SurrogateRuntime
+    from soma_engine.runtime.surrogate import SurrogateRuntime
 
     engine = SomaEngine(
         config=permissive_config(gate={"audit_rate": 1.0, "audit_seed": 0}),

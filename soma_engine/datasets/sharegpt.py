@@ -219,7 +219,7 @@ def normalise(obj: dict[str, Any], rule: FilterRule = DEFAULT_RULE) -> Conversat
 
 
 def index_path(rule: FilterRule = DEFAULT_RULE, source: Path | None = None) -> Path:
-    from ..models import soma_home
+    from ..runtime.models import soma_home
 
     src = source or data_file()
     stat = src.stat()

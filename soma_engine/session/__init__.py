@@ -45,7 +45,7 @@ def open_store(spec: str | SessionStore | None, home: Path) -> tuple[SessionStor
     store object that does not bring an ``adapters`` attribute of its own. A Redis store's
     adapters live under a shared base: the URL's ``adapters=`` parameter, else
     ``$SOMA_ADAPTERS_URL``, else ``home/adapters``; a path or any fsspec URL
-    (``s3://bucket/soma-adapters``), see :mod:`soma_engine.adapter_storage`. Other Redis URL
+    (``s3://bucket/soma-adapters``), see :mod:`soma_engine.adapters.remote`. Other Redis URL
     parameters: ``prefix=`` (key namespace, default ``soma``), ``lease=`` (lock lease, s).
     """
     if spec is None:
@@ -57,7 +57,7 @@ def open_store(spec: str | SessionStore | None, home: Path) -> tuple[SessionStor
             adapters = AdapterStore(path.parent / "soma-adapters")
             return SQLiteStore(path, adapters=adapters), adapters
         if spec.startswith(("redis://", "rediss://", "unix://")):
-            from ..adapter_storage import open_adapter_store
+            from ..adapters.remote import open_adapter_store
             from .redis import RedisStore, split_url
 
             _, params = split_url(spec)

@@ -43,9 +43,9 @@ from ..adapters import (
     AdapterStore,
     Match,
     RegistryEntry,
-    _unit,
     best_matches,
     new_entry,
+    unit_vector,
 )
 from ..types import SessionKey, TurnRecord, hash_id
 from .base import LockTimeout, SessionGone, SessionState, StoreError, expand_contexts
@@ -590,7 +590,7 @@ class RedisRegistry(AdapterRegistry):
             raise ValueError(f"unknown share policy {share!r}: use one of {', '.join(SHARE_POLICIES)}")
         if share == "none":
             return []
-        q = _unit(centroid)
+        q = unit_vector(centroid)
         rows = [
             e
             for e in self._rows(key.namespace_digest)

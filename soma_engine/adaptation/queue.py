@@ -35,13 +35,13 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .config import SomaConfig
-from .session import SessionGone
-from .types import Phase, SessionKey
+from ..config import SomaConfig
+from ..session import SessionGone
+from ..types import Phase, SessionKey
 
 if TYPE_CHECKING:
-    from .engine import SomaEngine
-    from .session.redis import RedisStore
+    from ..engine import SomaEngine
+    from ..session.redis import RedisStore
 
 log = logging.getLogger("soma.queue")
 
@@ -92,7 +92,7 @@ class JobQueue:
 
         job_id = f"soma-{key.digest[:24]}-{uuid.uuid4().hex[:12]}"
         self.queue.enqueue(
-            "soma_engine.queue.adapt_job",
+            "soma_engine.adaptation.queue.adapt_job",
             args=(key.digest, job_id),
             kwargs={"config": config.model_dump(mode="json"), "surrogate": surrogate},
             job_id=job_id,
@@ -134,7 +134,7 @@ class JobQueue:
 
 def current_engine() -> SomaEngine:
     if _ENGINE is None:
-        raise RuntimeError("adaptation jobs run in `soma worker` processes (soma_engine.queue.run_worker)")
+        raise RuntimeError("adaptation jobs run in `soma worker` processes (soma_engine.adaptation.queue.run_worker)")
     return _ENGINE
 
 
@@ -233,7 +233,7 @@ def run_worker(
     """Run adaptation jobs from the store's queue until stopped (SIGINT/SIGTERM), or until
     the queue is empty with ``burst``. Returns whether any job ran."""
     global _ENGINE, _worker_name
-    from .engine import SomaEngine
+    from ..engine import SomaEngine
 
     cfg = config or SomaConfig.load()
     cfg = cfg.model_copy(update={"adaptation": "inline"})  # this process runs the jobs itself

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .adapters import AdapterRef, CorruptAdapter
+from ..adapters import AdapterRef, CorruptAdapter
+from ..session import SessionGone
+from ..types import Phase, SessionKey, TurnRecord
 from .jobs import _decide, held_out_gaps, push_decision, session_locality, teacher_turns
-from .session import SessionGone
-from .types import Phase, SessionKey, TurnRecord
 
 if TYPE_CHECKING:
-    from .engine import SomaEngine
-    from .session import SessionState
+    from ..engine import SomaEngine
+    from ..session import SessionState
 
 log = logging.getLogger("soma.sharing")
 

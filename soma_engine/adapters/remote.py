@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .adapters import (
+from ..types import hash_id
+from .store import (
     CONFIG,
     META,
     WEIGHTS,
@@ -32,7 +33,6 @@ from .adapters import (
     _content_hash,
     read_with_retry,
 )
-from .types import hash_id
 
 __all__ = ["RemoteAdapterStore", "open_adapter_store"]
 

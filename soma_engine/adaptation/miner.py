@@ -901,7 +901,7 @@ def mine(
             losses.append(run(step))
             s += 1
             if s == 1 and budgeted:
-                from soma_engine.budget import plan_mining
+                from soma_engine.adaptation.budget import plan_mining
 
                 assert time_budget_s is not None
                 spent = time.perf_counter() - t0

@@ -22,15 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import gate
-from .adapters import AdapterRef, CorruptAdapter
+from ..acceptance.bounds import gap
+from ..acceptance.gate import AcceptanceDecision, decide_fidelity, decide_sequential
+from ..adapters import AdapterRef, CorruptAdapter
+from ..drift.features import content_words, context_embedding, context_pmi, far_words, novel_words
+from ..drift.locality import LocalityScore, SessionLocality
+from ..session import SessionGone
+from ..types import Message, Phase, SessionKey, TurnRecord
 from .budget import lora_budget
 from .distiller import Example, train_adapter
-from .session import SessionGone
-from .types import Message, Phase, SessionKey, TurnRecord
 
 if TYPE_CHECKING:
-    from .engine import SomaEngine
+    from ..engine import SomaEngine
 
 log = logging.getLogger("soma.jobs")
 
@@ -67,7 +70,7 @@ class Plan:
         return [e for e in self.train if e.validation]
 
 
-# Most recent teacher turns whose texts form a session's locality bank (gate.SessionLocality).
+# Most recent teacher turns whose texts form a session's locality bank (SessionLocality).
 LOCALITY_BANK_TURNS = 12
 # Teacher turns the locality statistic's language-model term conditions on (its PMI was
 # measured with the four warm turns); the two turns before the query come on top.
@@ -76,7 +79,7 @@ LM_RECENT_TURNS = 2
 
 
 def locality_inputs(messages: list[Message]) -> tuple[str, str, list[str]]:
-    """The texts of one turn's locality statistic (gate.SessionLocality): the query q_t, the
+    """The texts of one turn's locality statistic (SessionLocality): the query q_t, the
     previous *user* turn q_{t-1} ("" if none; its embedding is averaged with the query's, which
     narrows the distance of short dependent follow-ups; an assistant answer would be the
     surrogate's own words after a switch) and the conversation so far (for novel words).
@@ -95,34 +98,34 @@ def locality_text(messages: list[Message]) -> str:
 
 
 def locality_embeddings(
-    engine: SomaEngine, messages: list[Message], model: gate.SessionLocality
+    engine: SomaEngine, messages: list[Message], model: SessionLocality
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """φ(q_t), the context embedding (gate.context_embedding of q_t and q_{t-1}), the number
+    """φ(q_t), the context embedding (context_embedding of q_t and q_{t-1}), the number
     of novel words and how many of them are far from ``model``'s vocabulary: the inputs of
-    gate.SessionLocality.score for this turn."""
+    SessionLocality.score for this turn."""
     query, previous, history = locality_inputs(messages)
     emb = engine.encoder.encode([query, previous] if previous else [query])
-    context = gate.context_embedding(emb[0], emb[1] if previous else None)
-    novel = gate.novel_words(query, history)
+    context = context_embedding(emb[0], emb[1] if previous else None)
+    novel = novel_words(query, history)
     return emb[0], context, len(novel), far_count(engine, novel, model.vocab)
 
 
 def far_count(engine: SomaEngine, novel: list[str], vocab: tuple[str, ...]) -> int:
-    """gate.far_words of the novel words against the bank's vocabulary (0 for a bank stored
+    """far_words of the novel words against the bank's vocabulary (0 for a bank stored
     without one, by an older version)."""
     if not novel or not vocab:
         return 0
-    return gate.far_words(engine.encoder.encode_words(novel), engine.encoder.encode_words(list(vocab)))
+    return far_words(engine.encoder.encode_words(novel), engine.encoder.encode_words(list(vocab)))
 
 
 def bank_vocab(texts: list[str]) -> list[str]:
-    """The content words of the locality bank's texts (gate.far_words compares novel words to them)."""
-    return sorted({w for t in texts for w in gate.content_words(t)})
+    """The content words of the locality bank's texts (far_words compares novel words to them)."""
+    return sorted({w for t in texts for w in content_words(t)})
 
 
 def lm_context(records: list[TurnRecord]) -> tuple[str, list[tuple[str, str]]]:
     """The system prompt and the (query, answer) texts of the most recent ``LM_CONTEXT_TURNS``
-    teacher turns: what gate.context_pmi conditions a query on."""
+    teacher turns: what context_pmi conditions a query on."""
     recent = [r for r in records if r.served_by == "teacher" and r.query and r.answer][-LM_CONTEXT_TURNS:]
     system = next(
         (m["content"] for r in recent[-1:] for m in r.messages if m.get("role") == "system" and m.get("content")), ""
@@ -130,8 +133,8 @@ def lm_context(records: list[TurnRecord]) -> tuple[str, list[tuple[str, str]]]:
     return system, [(r.query, r.answer) for r in recent]
 
 
-def pmi_messages(messages: list[Message], model: gate.SessionLocality) -> tuple[list[Message], list[Message], int]:
-    """The two prompts of gate.context_pmi for this turn's query: the system prompt alone, and
+def pmi_messages(messages: list[Message], model: SessionLocality) -> tuple[list[Message], list[Message], int]:
+    """The two prompts of context_pmi for this turn's query: the system prompt alone, and
     the system prompt with ``model.turns`` and the last ``LM_RECENT_TURNS`` exchanges before
     the query that are not among them; and how many leading messages of the second recur
     on every turn of the session (SurrogateRuntime.query_nll's ``stable``)."""
@@ -149,8 +152,8 @@ def pmi_messages(messages: list[Message], model: gate.SessionLocality) -> tuple[
     return [*system, Message("user", query)], [*system, *context, Message("user", query)], stable
 
 
-def locality_pmi(engine: SomaEngine, messages: list[Message], model: gate.SessionLocality) -> float | None:
-    """gate.context_pmi of this turn's query under the base surrogate; None when the bank keeps
+def locality_pmi(engine: SomaEngine, messages: list[Message], model: SessionLocality) -> float | None:
+    """context_pmi of this turn's query under the base surrogate; None when the bank keeps
     no turns (stored by an older version), the term is off or the surrogate cannot score it
     (the statistic then gives no credit)."""
     if not model.turns or model.w_lm == 0:
@@ -158,13 +161,13 @@ def locality_pmi(engine: SomaEngine, messages: list[Message], model: gate.Sessio
     alone, in_context, stable = pmi_messages(messages, model)
     try:
         nll_alone = engine.surrogate.query_nll(alone)
-        return gate.context_pmi(nll_alone, engine.surrogate.query_nll(in_context, stable=stable))
+        return context_pmi(nll_alone, engine.surrogate.query_nll(in_context, stable=stable))
     except Exception as exc:  # noqa: BLE001 - scoring must never cost the turn
         log.warning("locality: the surrogate could not score the query (%s); no PMI credit", exc)
         return None
 
 
-def trusted_messages(messages: list[Message], previous: float | None, model: gate.SessionLocality) -> list[Message]:
+def trusted_messages(messages: list[Message], previous: float | None, model: SessionLocality) -> list[Message]:
     """The conversation a query is scored in: without its last exchange when that turn's
     statistic ``previous`` (x_{t−1}) was above ``model.threshold``. A turn the detector
     doubted must not vouch for the next one: after an abrupt new subject, its follow-ups ("Can
@@ -177,8 +180,8 @@ def trusted_messages(messages: list[Message], previous: float | None, model: gat
     return messages if not users else [*messages[: users[-1]], messages[-1]]
 
 
-def locality_score(engine: SomaEngine, messages: list[Message], model: gate.SessionLocality) -> gate.LocalityScore:
-    """This turn's gate.SessionLocality score. The PMI credit can only lower x_t, so the
+def locality_score(engine: SomaEngine, messages: list[Message], model: SessionLocality) -> LocalityScore:
+    """This turn's SessionLocality score. The PMI credit can only lower x_t, so the
     surrogate scores the query only when the credit could change a decision
     (``SessionLocality.needs_pmi``): a clearly local turn costs no forward pass (its reported
     x_t then omits the credit), and decisions are those of always scoring."""
@@ -191,7 +194,7 @@ def locality_score(engine: SomaEngine, messages: list[Message], model: gate.Sess
 
 
 def locality_bank_texts(records: list[TurnRecord]) -> list[str]:
-    """The session's local state for gate.SessionLocality: the system prompt and the queries
+    """The session's local state for SessionLocality: the system prompt and the queries
     and teacher answers of the most recent ``LOCALITY_BANK_TURNS`` teacher turns."""
     recent = [r for r in records if r.served_by == "teacher"][-LOCALITY_BANK_TURNS:]
     texts: list[str] = []
@@ -267,8 +270,8 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
     if strategy != "soma":
         raise ValueError(f"unknown strategy {strategy!r}: use soma, history-ft or random-ft")
 
+    from ..runtime.surrogate import _template_dict
     from . import miner
-    from .surrogate import _template_dict
 
     turns = [([_template_dict(m) for m in e.messages], e.answer) for e in examples]
     on_progress = engine.on_progress
@@ -315,7 +318,7 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
         import asyncio
         import inspect
 
-        from .engine import _split_teacher_result
+        from ..engine import _split_teacher_result
 
         def ask(messages: list[dict[str, Any]]) -> str:
             answer = teacher([Message.from_dict(m) for m in messages])
@@ -377,7 +380,7 @@ class JobRunner:
         self._active: dict[str, Future[None]] = {}
         self._looks: dict[str, Future[None]] = {}  # adoption looks (sharing.adopt), one per session
         self._lock = threading.Lock()
-        self.queue: Any = None  # adaptation="queue": a soma_engine.queue.JobQueue (soma worker runs jobs)
+        self.queue: Any = None  # adaptation="queue": a soma_engine.adaptation.queue.JobQueue (soma worker runs jobs)
         if engine.config.adaptation == "queue":
             from .queue import JobQueue
 
@@ -745,9 +748,9 @@ def push_decision(st: Any, record: dict[str, Any]) -> None:
     st.decisions = kept
 
 
-def decision_summary(d: dict[str, Any] | gate.AcceptanceDecision) -> dict[str, Any]:
+def decision_summary(d: dict[str, Any] | AcceptanceDecision) -> dict[str, Any]:
     """The numbers of a gate decision shown in a reply's ``soma`` metadata."""
-    data = d.to_dict() if isinstance(d, gate.AcceptanceDecision) else d
+    data = d.to_dict() if isinstance(d, AcceptanceDecision) else d
     out = {k: data.get(k) for k in ("accepted", "mode", "final", "n", "delta_hat", "gamma", "fidelity")}
     out["n_eff"] = data.get("n_eff")
     out["more_turns_needed"] = data.get("more_turns_needed")
@@ -759,8 +762,8 @@ def decision_summary(d: dict[str, Any] | gate.AcceptanceDecision) -> dict[str, A
 
 @dataclass
 class GateOutcome:
-    decision: gate.AcceptanceDecision
-    locality: dict[str, Any]  # gate.SessionLocality.to_dict() of the session's current turns
+    decision: AcceptanceDecision
+    locality: dict[str, Any]  # SessionLocality.to_dict() of the session's current turns
     gap_old: list[float]
     gap_new: list[float]
     turns: list[int]  # the held-out contexts' turn numbers, in order
@@ -780,14 +783,14 @@ def held_out_gaps(
     new, old = [g.text for g in gens[: len(contexts)]], [g.text for g in gens[len(contexts) :]]
     emb = engine.encoder.encode(new + old + [r.answer for r in batch])
     n = len(batch)
-    gap_new = np.atleast_1d(gate.gap(emb[:n], emb[2 * n :]))
-    gap_old = np.atleast_1d(gate.gap(emb[n : 2 * n], emb[2 * n :]))
+    gap_new = np.atleast_1d(gap(emb[:n], emb[2 * n :]))
+    gap_old = np.atleast_1d(gap(emb[n : 2 * n], emb[2 * n :]))
     return [float(g) for g in gap_old], [float(g) for g in gap_new]
 
 
-def session_locality(engine: SomaEngine, records: list[TurnRecord]) -> tuple[gate.SessionLocality, bool, float | None]:
+def session_locality(engine: SomaEngine, records: list[TurnRecord]) -> tuple[SessionLocality, bool, float | None]:
     """The locality model of the session's current turns and Cor. 4.3's locality check: the
-    latest teacher turn scored against a bank built without it (gate.SessionLocality.warm_local,
+    latest teacher turn scored against a bank built without it (SessionLocality.warm_local,
     its statistic x_t)."""
     texts = locality_bank_texts(records)
     teacher = [r for r in records if r.served_by == "teacher" and r.messages]
@@ -798,25 +801,23 @@ def session_locality(engine: SomaEngine, records: list[TurnRecord]) -> tuple[gat
     unique = list(dict.fromkeys([*texts, *loo, *extra]))
     rows = dict(zip(unique, engine.encoder.encode(unique), strict=True))
     system, turns = lm_context(records)
-    model = gate.SessionLocality.from_config(
+    model = SessionLocality.from_config(
         np.stack([rows[t] for t in texts]), engine.config.gate, bank_vocab(texts), turns=turns, system=system
     )
     if probe is None or inputs is None or not loo:
         return model, True, None
-    check = gate.SessionLocality.from_config(np.stack([rows[t] for t in loo]), engine.config.gate, bank_vocab(loo))
+    check = SessionLocality.from_config(np.stack([rows[t] for t in loo]), engine.config.gate, bank_vocab(loo))
     query, previous, history = inputs
-    context = gate.context_embedding(rows[query], rows[previous] if previous else None)
-    novel = gate.novel_words(query, history)
+    context = context_embedding(rows[query], rows[previous] if previous else None)
+    novel = novel_words(query, history)
     score = check.score(rows[query], context, len(novel), far_count(engine, novel, check.vocab))
     return model, check.warm_local(score), score.statistic
 
 
-def _decide(
-    engine: SomaEngine, gap_old: list[float], gap_new: list[float], locality_ok: bool
-) -> gate.AcceptanceDecision:
+def _decide(engine: SomaEngine, gap_old: list[float], gap_new: list[float], locality_ok: bool) -> AcceptanceDecision:
     g = engine.config.gate
     if g.mode == "bound":
-        return gate.decide_sequential(
+        return decide_sequential(
             gap_old,
             gap_new,
             epsilon=g.epsilon,
@@ -825,7 +826,7 @@ def _decide(
             max_batch=g.max_batch,
             locality_ok=locality_ok,
         )
-    return gate.decide_fidelity(
+    return decide_fidelity(
         gap_old,
         gap_new,
         epsilon=g.epsilon,
@@ -856,7 +857,7 @@ def _gate(
 def _apply_decision(
     engine: SomaEngine,
     st: Any,
-    decision: gate.AcceptanceDecision,
+    decision: AcceptanceDecision,
     ref: AdapterRef,
     outcome: GateOutcome,
     parent: AdapterRef | None,
@@ -893,13 +894,13 @@ def _apply_decision(
     return False
 
 
-def shadow_step(engine: SomaEngine, key: SessionKey) -> gate.AcceptanceDecision | None:
+def shadow_step(engine: SomaEngine, key: SessionKey) -> AcceptanceDecision | None:
     """Grow the acceptance batch of a candidate in shadow evaluation (``gate.mode="bound"``).
 
     Every teacher turn recorded since the candidate's last context is answered, in the
     background, by the candidate and by the old surrogate; their Gaps to the teacher's real
     answer join B (no teacher call: the teacher already served that turn). Then
-    ``gate.decide_sequential`` looks: accept (switch to serving, locality rebuilt from the
+    ``decide_sequential`` looks: accept (switch to serving, locality rebuilt from the
     session's current turns), stop (rejected; retrain after more turns) or keep collecting.
     """
     cfg = engine.config
@@ -931,8 +932,8 @@ def shadow_step(engine: SomaEngine, key: SessionKey) -> gate.AcceptanceDecision 
     model, locality_ok, x_last = session_locality(engine, records)
 
     gap_old, gap_new, turns = list(job["gap_old"]), list(job["gap_new"]), list(job["turns"])
-    looks: list[gate.AcceptanceDecision] = []
-    decision: gate.AcceptanceDecision | None = None
+    looks: list[AcceptanceDecision] = []
+    decision: AcceptanceDecision | None = None
     for r, go, gn in zip(fresh, g_old, g_new, strict=True):
         gap_old.append(go)
         gap_new.append(gn)
@@ -955,14 +956,14 @@ def _shadow_write(
     cand: AdapterRef,
     job: dict[str, Any],
     through: int,
-    looks: list[gate.AcceptanceDecision],
-    decision: gate.AcceptanceDecision,
+    looks: list[AcceptanceDecision],
+    decision: AcceptanceDecision,
     gap_old: list[float],
     gap_new: list[float],
     turns: list[int],
-    model: gate.SessionLocality,
+    model: SessionLocality,
     x_last: float | None,
-) -> gate.AcceptanceDecision | None:
+) -> AcceptanceDecision | None:
     """A shadow step's write: only for the candidate and batch it started from."""
     cfg = engine.config
     with engine.store.session(key, cfg.session_ttl, create=False) as st:

@@ -71,9 +71,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import LoraConfig
-from .surrogate import SurrogateRuntime
-from .types import Message
+from ..config import LoraConfig
+from ..runtime.surrogate import SurrogateRuntime
+from ..types import Message
 
 log = logging.getLogger("soma.distiller")
 

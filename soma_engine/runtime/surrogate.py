@@ -28,8 +28,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .adapters import AdapterMismatch, AdapterRef, AdapterStore, CorruptAdapter, base_identity
-from .types import Message
+from ..adapters import AdapterMismatch, AdapterRef, AdapterStore, CorruptAdapter, base_identity
+from ..types import Message
 from .worker import ADAPT, LIVE, ModelWorker
 
 log = logging.getLogger("soma.surrogate")

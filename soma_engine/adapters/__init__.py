@@ -1,0 +1,53 @@
+"""Session adapters: the files (``store``: content-addressed, atomic, verified on load), their
+remote copies (``remote``: fsspec URLs with a local cache) and the registry of who trained
+what (``registry``: lineage and warm-start centroids, for sharing)."""
+
+from .registry import (
+    INDEXES_KEPT,
+    REGISTRY,
+    SHARE_POLICIES,
+    AdapterRegistry,
+    Match,
+    RegistryEntry,
+    agent_digest,
+    best_matches,
+    new_entry,
+    unit_vector,
+)
+from .store import (
+    BASE_FIELDS,
+    CONFIG,
+    META,
+    WEIGHTS,
+    AdapterMismatch,
+    AdapterRef,
+    AdapterStore,
+    AdapterUnavailable,
+    CorruptAdapter,
+    base_identity,
+    read_with_retry,
+)
+
+__all__ = [
+    "BASE_FIELDS",
+    "CONFIG",
+    "META",
+    "WEIGHTS",
+    "INDEXES_KEPT",
+    "REGISTRY",
+    "SHARE_POLICIES",
+    "AdapterMismatch",
+    "AdapterRef",
+    "AdapterRegistry",
+    "AdapterStore",
+    "AdapterUnavailable",
+    "CorruptAdapter",
+    "Match",
+    "RegistryEntry",
+    "agent_digest",
+    "base_identity",
+    "best_matches",
+    "new_entry",
+    "read_with_retry",
+    "unit_vector",
+]
