@@ -2,9 +2,9 @@
 false-rollback rate and turns-to-detect of the engine's drift detector, locality and audits
 together. Writes JSON.
 
-The detector measured is the engine's own: ``jobs.locality_bank_texts`` (the session's warm
-texts), ``jobs.locality_inputs`` (query, previous user turn, conversation so far),
-``novel_words``, ``jobs.bank_vocab`` and ``far_words``, ``jobs.pmi_messages`` and
+The detector measured is the engine's own: ``detector.locality_bank_texts`` (the session's warm
+texts), ``detector.locality_inputs`` (query, previous user turn, conversation so far),
+``novel_words``, ``detector.bank_vocab`` and ``far_words``, ``detector.pmi_messages`` and
 ``context_pmi`` (the base SmolLM2's ``SurrogateRuntime.query_nll``; ``--no-lm`` leaves the
 term out), ``SessionLocality`` and ``DriftMonitor`` on the bundled
 encoder (all-MiniLM-L6-v2), plus the audit channel of Sec. 3.3: every turn the surrogate would
@@ -85,14 +85,14 @@ import data  # benchmarks/data.py: this script's folder is on sys.path when it r
 import numpy as np
 
 from soma_engine.acceptance.bounds import gap
-from soma_engine.adaptation.jobs import (
+from soma_engine.config import GateConfig, SomaConfig
+from soma_engine.drift.detector import (
     bank_vocab,
     locality_bank_texts,
     locality_inputs,
     pmi_messages,
     trusted_messages,
 )
-from soma_engine.config import GateConfig, SomaConfig
 from soma_engine.drift.features import context_embedding, context_pmi, far_words, novel_words
 from soma_engine.drift.locality import LocalityModel, SessionLocality
 from soma_engine.drift.monitor import DriftMonitor
@@ -190,10 +190,10 @@ class Scorer(_SmolLM2Cache):
 class Features:
     """Per post-warm turn: φ(query), the context embedding, the novel-word count, how many
     of those words are far from the bank's vocabulary and the query's PMI with the session
-    (exactly as ``jobs.locality_embeddings`` and ``jobs.locality_pmi`` compute them in the
+    (exactly as ``detector.locality_embeddings`` and ``detector.locality_pmi`` compute them in the
     engine; ``scorer`` None: no PMI, as for a surrogate that cannot score); per session: the
     bank, its vocabulary and its turns. ``doubted`` gives the same for a turn that follows one
-    above the threshold, scored without that exchange (``jobs.trusted_messages``), on demand."""
+    above the threshold, scored without that exchange (``detector.trusted_messages``), on demand."""
 
     def __init__(self, sessions: list[data.Session], embed: Embedder, scorer: Scorer | None = None) -> None:
         self.embed = embed
@@ -248,7 +248,7 @@ class Features:
         return self._doubted[s.sid, t]
 
     def model(self, s: data.Session, cfg: GateConfig) -> SessionLocality:
-        """The session's locality model, as ``jobs.session_locality`` builds it."""
+        """The session's locality model, as ``detector.session_locality`` builds it."""
         return SessionLocality.from_config(
             self.bank[s.sid], cfg, self.vocab[s.sid], turns=self.lm_turns[s.sid], system=s.system
         )

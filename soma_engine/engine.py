@@ -28,15 +28,13 @@ from .adaptation import sharing
 from .adaptation.jobs import (
     JobRunner,
     decision_summary,
-    locality_embeddings,
-    locality_score,
     push_decision,
     shadow_step,
-    trusted_messages,
 )
 from .adapters import AdapterRef, AdapterRegistry, CorruptAdapter
 from .compress import compress_context
 from .config import ConfigError, SomaConfig
+from .drift.detector import locality_embeddings, locality_score, trusted_messages
 from .drift.locality import LocalityScore, SessionLocality
 from .drift.monitor import DriftMonitor, audit_rng, should_audit
 from .runtime.encoder import Encoder
@@ -304,7 +302,7 @@ class SomaEngine:
         """The locality statistic x_t of this turn (SessionLocality): the query and the
         query with the previous user turn against the session's bank, plus its novel words and
         PMI; in the conversation without the last exchange when x_{t−1} (``previous``) was
-        above the threshold (``jobs.trusted_messages``)."""
+        above the threshold (``drift.detector.trusted_messages``)."""
         if not state.locality:
             return None
         model = SessionLocality.from_dict(state.locality, self.config.gate)

@@ -27,6 +27,7 @@ from soma_engine import Phase, SessionKey, SomaEngine
 from soma_engine.adaptation import jobs as jobs_module
 from soma_engine.adapters import AdapterRef
 from soma_engine.config import GateConfig
+from soma_engine.drift import detector
 from soma_engine.drift.locality import SessionLocality
 from soma_engine.types import normalize_messages
 
@@ -676,7 +677,7 @@ def test_pmi_messages_condition_on_the_bank_turns_and_the_last_two_exchanges() -
     for q, a in [*WARM[:2], ("He says 780 is final.", "Hold at 800."), ("Cash?", "Yes."), ("Receipt?", "Sure.")]:
         history += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
     messages = normalize_messages([*history, {"role": "user", "content": "Should I accept?"}])
-    alone, in_context, stable = jobs_module.pmi_messages(messages, model)
+    alone, in_context, stable = detector.pmi_messages(messages, model)
     assert alone == [Message("system", SYSTEM), Message("user", "Should I accept?")]
     expected = [Message("system", SYSTEM)]
     for q, a in [*WARM[:2], ("Cash?", "Yes."), ("Receipt?", "Sure.")]:  # the bank, then the last two others
@@ -696,10 +697,10 @@ def test_trusted_messages_drop_the_exchange_of_a_doubted_turn() -> None:
         Message("assistant", "In late winter."),
         Message("user", "Can I turn them pink?"),
     ]
-    assert jobs_module.trusted_messages(msgs, None, model) == msgs
-    assert jobs_module.trusted_messages(msgs, 1.0, model) == msgs  # at the threshold: ok, trusted
-    assert jobs_module.trusted_messages(msgs, 1.01, model) == [*msgs[:3], msgs[-1]]
-    assert jobs_module.trusted_messages(msgs[-1:], 2.0, model) == msgs[-1:]  # nothing before the query
+    assert detector.trusted_messages(msgs, None, model) == msgs
+    assert detector.trusted_messages(msgs, 1.0, model) == msgs  # at the threshold: ok, trusted
+    assert detector.trusted_messages(msgs, 1.01, model) == [*msgs[:3], msgs[-1]]
+    assert detector.trusted_messages(msgs[-1:], 2.0, model) == msgs[-1:]  # nothing before the query
 
 
 def test_a_turn_after_a_doubted_one_is_scored_without_it(new_engine: Any, permissive_config: Any, store: str) -> None:
@@ -731,13 +732,13 @@ def test_locality_scores_the_query_with_the_surrogates_pmi(new_engine: Any, perm
         for query in ("Should I accept 780?", SHIFTS["recipe"][0], SHIFTS["geography"][0]):
             msgs = normalize_messages([*convo.history, {"role": "user", "content": query}])
             score = engine._locality(state, msgs)
-            bare = model.score(*jobs_module.locality_embeddings(engine, msgs, model))
+            bare = model.score(*detector.locality_embeddings(engine, msgs, model))
             assert score is not None and score.statistic is not None and bare.statistic is not None
             if not model.needs_pmi(bare.statistic):  # clearly local: no forward pass, no credit
                 assert score.pmi is None and score.statistic == pytest.approx(bare.statistic)
                 continue
             # the statistic takes the PMI credit of the real surrogate's likelihoods
-            alone, in_context, stable = jobs_module.pmi_messages(msgs, model)
+            alone, in_context, stable = detector.pmi_messages(msgs, model)
             nll = engine.surrogate.query_nll
             assert score.pmi == pytest.approx(nll(alone) - nll(in_context, stable=stable), abs=1e-4)
             credit = model.w_lm * min(max(score.pmi, 0.0), model.lm_cap)

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..adapters import AdapterRef, CorruptAdapter
+from ..drift.detector import session_locality
 from ..session import SessionGone
 from ..types import Phase, SessionKey, TurnRecord
-from .jobs import _decide, held_out_gaps, push_decision, session_locality, teacher_turns
+from .jobs import _decide, held_out_gaps, push_decision, teacher_turns
 
 if TYPE_CHECKING:
     from ..engine import SomaEngine
