@@ -8,13 +8,17 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from .demo import DemoReport, DemoTeacher
+    from .engine import SomaEngine
 
 app = typer.Typer(
     help="SOMA: serve later turns of multi-turn LLM apps from an adapted local model.", no_args_is_help=True
@@ -99,7 +103,8 @@ def demo(
         str | None,
         typer.Option(
             help="default: a ShareGPT conversation replayed with its recorded ChatGPT answers; 'scripted' for a "
-            "scripted coach; 'local' for the SmolLM2 base model; provider:model for init_chat_model"
+            "scripted coach; 'local' for the SmolLM2 base model; provider:model for LangChain's init_chat_model "
+            "(needs LangChain)"
         ),
     ] = None,
     conversation: Annotated[
@@ -117,32 +122,48 @@ def demo(
         int, typer.Option(min=0, help="torch CPU threads; 0: half the cores (the teacher and adaptation share them)")
     ] = 0,
 ) -> None:
-    """Replay a real multi-turn conversation through SomaChatModel on the embedded defaults."""
-    from .acceptance.bounds import gap
-    from .config import SomaConfig
+    """Replay a real multi-turn conversation through the engine on the embedded defaults."""
     from .datasets.sharegpt import DatasetMissing
-    from .demo import TurnRow, run_demo
-    from .engine import SomaEngine
-    from .types import normalize_messages
+    from .demo import make_teacher
 
-    try:
-        from soma_integrations.demo import chat_function, make_teacher
-        from soma_integrations.langchain import SomaChatModel
-    except ImportError as exc:
-        _fail(f"the demo needs the LangChain integration: {exc}")
     _set_threads(threads)
     _quiet_third_parties()
     try:
-        cfg = SomaConfig.load(**(DEMO_QUICK if quick else DEMO_FULL))
-        engine = SomaEngine(config=cfg, store=store, namespace="demo", surrogate=surrogate)
-        played = make_teacher(teacher, engine, cfg.max_new_tokens, conversation)
+        engine = _demo_engine(quick, store, surrogate)
+        played = make_teacher(teacher, engine, engine.config.max_new_tokens, conversation)
     except (ValueError, KeyError, DatasetMissing) as exc:
         _fail(str(exc).strip("\"'"))
-    session_id = f"demo-{uuid.uuid4().hex[:8]}"
-    model = SomaChatModel(teacher=played.model, engine=engine)
+    cfg = engine.config
     console.print(f"[bold]SOMA demo[/bold]: {len(played.queries)} turns, warm window W={cfg.warm_window}.")
     console.print(f"[yellow]{escape(played.note)}[/yellow].")
     console.print(f"Surrogate: {escape(engine.surrogate.model_path)} + a session LoRA (strategy {cfg.strategy}).")
+    try:
+        report = _play(engine, played, think_time)
+    finally:
+        engine.close()
+        played.close()
+    report.teacher_is_stand_in = played.stand_in
+    _print_summary(report, report.write(out), out)
+
+
+def _demo_engine(quick: bool, store: str | None, surrogate: str | None) -> SomaEngine:
+    """The demo's engine: the demo budget (quick or full) over the usual configuration."""
+    from .config import SomaConfig
+    from .engine import SomaEngine
+
+    cfg = SomaConfig.load(**(DEMO_QUICK if quick else DEMO_FULL))
+    return SomaEngine(config=cfg, store=store, namespace="demo", surrogate=surrogate)
+
+
+def _play(engine: SomaEngine, played: DemoTeacher, think_time: float) -> DemoReport:
+    """Play the demo's conversation through ``engine.chat`` in a fresh session, printing each
+    turn and the background adaptation's progress; returns the :class:`DemoReport`."""
+    from .acceptance.bounds import gap
+    from .demo import TurnRow, run_demo
+    from .types import normalize_messages
+
+    session_id = f"demo-{uuid.uuid4().hex[:8]}"
+    rt = engine.surrogate
 
     def on_turn(row: TurnRow) -> None:
         for line in turn_lines(row):
@@ -161,29 +182,23 @@ def demo(
         progress.update(tasks[stage], completed=step, total=total)
 
     engine.on_progress = on_progress
-    try:
-        with progress:
-            report = run_demo(
-                chat_function(model, session_id),
-                engine,
-                session_id=session_id,
-                on_turn=on_turn,
-                count_prompt=lambda msgs: engine.surrogate.count_tokens(
-                    engine.surrogate.render(normalize_messages(msgs))
-                ),
-                settle=think_time,
-                queries=played.queries,
-                system=played.system,
-                references=played.references or None,
-                similarity=similarity if played.references else None,
-            )
-    finally:
-        engine.close()
-        close = getattr(played.model, "close", None)
-        if close:
-            close()
-    report.teacher_is_stand_in = "stand-in" in played.note
-    path = report.write(out)
+    with progress:
+        return run_demo(
+            lambda history: engine.chat(session_id, history, played.teacher),
+            engine,
+            session_id=session_id,
+            on_turn=on_turn,
+            count_prompt=lambda msgs: rt.count_tokens(rt.render(normalize_messages(msgs))),
+            settle=think_time,
+            queries=played.queries,
+            system=played.system,
+            references=played.references or None,
+            similarity=similarity if played.references else None,
+        )
+
+
+def _print_summary(report: DemoReport, path: Path, out: Path) -> None:
+    """The demo's closing lines: tokens saved, turns served locally, where the report went."""
     summary = [
         f"teacher tokens: {report.teacher_tokens} of {report.teacher_only_tokens} teacher-only, "
         f"[bold]{report.tokens_saved:.0%} saved[/bold] (audits included: {report.audit_calls})",
@@ -524,7 +539,7 @@ def worker(
 
     try:
         run_worker(store, surrogate=surrogate, encoder=encoder, burst=burst, lease=lease, name=name, max_jobs=max_jobs)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, ImportError) as exc:
         _fail(str(exc))
 
 

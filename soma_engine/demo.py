@@ -1,24 +1,30 @@
-"""The demo's conversations and the loop that runs one through the engine.
+"""What ``soma demo`` plays: its conversations, its teachers, and the loop that runs a
+conversation through the engine.
 
 ``soma demo`` replays :data:`DEMO_CONVERSATION`, a ShareGPT conversation (``dev`` split) with its
 recorded ChatGPT answers: twenty turns of the long-tail shape of Sec. 2.2 (two long,
 information-dense requests for website copy, then short dependent follow-ups such as "shorter"
 and "same for MLops"). :data:`SCRIPT` is a scripted negotiation coach with one abrupt detour,
-for ``--teacher scripted`` and the savings benchmark.
+for ``--teacher scripted`` and the savings benchmark. :func:`make_teacher` builds the teacher
+of each ``--teacher`` option as an engine teacher (``engine.chat(session_id, messages, teacher)``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .testing.teachers import Counter
-from .types import Reply
+from .datasets.sharegpt import get_conversation
+from .engine import SomaEngine, Teacher
+from .runtime.surrogate import SurrogateRuntime
+from .testing.teachers import Counter, ReplayTeacher, ScriptedTeacher, as_dicts
+from .types import Reply, Usage, normalize_messages
 
 DEMO_CONVERSATION = "saRnwpk_0"
 
@@ -82,6 +88,128 @@ SCRIPT: list[tuple[str, str]] = [
     ("Done, he paid. Should I leave him a review?", "Yes, a short, friendly review helps you both next time."),
 ]
 CONVERSATION = [q for q, _ in SCRIPT]
+
+
+# The API key each ``--teacher provider:model`` needs; without it the demo plays a local stand-in.
+CREDENTIALS = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "google_genai": "GOOGLE_API_KEY",
+    "mistralai": "MISTRAL_API_KEY",
+    "groq": "GROQ_API_KEY",
+}
+
+
+class LocalTeacher:
+    """An engine teacher over a local HF causal LM (its own copy, base weights, no adapter),
+    given the full history every turn: the demo's stand-in teacher."""
+
+    def __init__(
+        self,
+        model_path: str,
+        max_new_tokens: int = 48,
+        # Sampled, and no 6-gram of the history repeated: given the full history, SmolLM2 otherwise
+        # copies its previous answer turn after turn (and the surrogate learns the copy).
+        temperature: float = 0.7,
+        no_repeat_ngram_size: int = 6,
+    ) -> None:
+        self.model_path = model_path
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.no_repeat_ngram_size = no_repeat_ngram_size
+        self._runtime: SurrogateRuntime | None = None
+
+    @property
+    def runtime(self) -> SurrogateRuntime:
+        if self._runtime is None:
+            self._runtime = SurrogateRuntime(
+                self.model_path, generation_options={"no_repeat_ngram_size": self.no_repeat_ngram_size}
+            )
+        return self._runtime
+
+    def __call__(self, messages: Sequence[Any]) -> tuple[str, Usage]:
+        gen = self.runtime.generate(
+            normalize_messages(messages), None, max_new_tokens=self.max_new_tokens, temperature=self.temperature
+        )
+        return gen.text, Usage(gen.input_tokens, gen.output_tokens)
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
+
+
+def chat_model_teacher(spec: str) -> Teacher:
+    """LangChain's ``init_chat_model(spec)`` as an engine teacher (``--teacher provider:model``).
+    The one option that needs a framework: LangChain is imported here, when it is chosen."""
+    try:
+        from langchain.chat_models import init_chat_model
+    except ImportError as exc:
+        raise ValueError(f'--teacher {spec} needs LangChain: pip install "soma-middleware[langchain]"') from exc
+    try:
+        model = init_chat_model(spec)
+    except ImportError as exc:  # the provider's own package (langchain-openai, ...) is missing
+        raise ValueError(f"--teacher {spec}: {exc}") from exc
+
+    def teacher(messages: Sequence[Any]) -> tuple[str, Any]:
+        msg = model.invoke([(m["role"], m["content"]) for m in as_dicts(messages)])
+        return str(msg.text), msg.usage_metadata
+
+    return teacher
+
+
+@dataclass
+class DemoTeacher:
+    """What ``soma demo`` plays: the engine teacher, a line saying what it is, and the
+    conversation (``references``: the recorded answers, when there are any)."""
+
+    teacher: Teacher
+    note: str
+    queries: list[str]
+    system: str = ""
+    references: list[str] = field(default_factory=list)
+
+    @property
+    def stand_in(self) -> bool:
+        return "stand-in" in self.note
+
+    def close(self) -> None:
+        close = getattr(self.teacher, "close", None)
+        if close:
+            close()
+
+
+def make_teacher(
+    spec: str | None, engine: SomaEngine, max_new_tokens: int, conversation: str = DEMO_CONVERSATION
+) -> DemoTeacher:
+    """The demo's teacher and conversation. ``spec``: None or ``sharegpt`` (a ShareGPT
+    conversation replayed with its recorded ChatGPT answers), ``scripted``, ``local``, or
+    ``provider:model`` for LangChain's ``init_chat_model`` (on the bundled coaching script)."""
+    rt = engine.surrogate
+
+    def count_prompt(msgs: list[dict[str, str]]) -> int:
+        return rt.count_tokens(rt.render(normalize_messages(msgs)))
+
+    if spec in (None, "sharegpt"):
+        conv = get_conversation(conversation)
+        replay = ReplayTeacher.from_conversation(conv, count_prompt=count_prompt, count_answer=rt.count_tokens)
+        note = (
+            f"teacher: recorded ChatGPT answers (ShareGPT conversation {conv.id}, {len(conv)} turns), "
+            "an offline stand-in"
+        )
+        return DemoTeacher(replay, note, conv.queries, "", [a for _, a in conv.turns])
+    if spec == "scripted":
+        scripted = ScriptedTeacher(SCRIPT, count_prompt=count_prompt, count_answer=rt.count_tokens)
+        note = "the teacher is a scripted stand-in: fixed coach answers, instant (not a real LLM API)"
+        return DemoTeacher(scripted, note, CONVERSATION, SYSTEM, [a for _, a in SCRIPT])
+    if spec != "local":
+        env = CREDENTIALS.get(spec.split(":", 1)[0])
+        if env is None or os.environ.get(env):
+            return DemoTeacher(chat_model_teacher(spec), f"teacher: {spec}", CONVERSATION, SYSTEM)
+        note = f"no {env} set, so the teacher is a local stand-in"
+    else:
+        note = "the teacher is a local stand-in"
+    note += ": the bundled SmolLM2 base model given the full history (not a real LLM API)"
+    return DemoTeacher(LocalTeacher(rt.model_path, max_new_tokens), note, CONVERSATION, SYSTEM)
 
 
 @dataclass

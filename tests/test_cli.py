@@ -1,17 +1,14 @@
-"""The ``soma`` command and the demo loop (on a tiny surrogate, through SomaChatModel)."""
+"""The ``soma`` command and the demo loop (on a tiny surrogate, through ``engine.chat``)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from typer.testing import CliRunner
 
 from soma_engine.cli import app
-from soma_engine.demo import CONVERSATION, SCRIPT, SYSTEM, run_demo
-from soma_integrations.demo import chat_function
-from soma_integrations.langchain import SomaChatModel
+from soma_engine.demo import CONVERSATION, SCRIPT, SYSTEM, make_teacher, run_demo
 
 runner = CliRunner()
 PIRATE = "Arr matey, hoist the sails and hold firm on yer price!"
@@ -52,9 +49,7 @@ def test_demo_loop_switches_and_saves_tokens(new_engine, permissive_config, tmp_
     engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}", config=permissive_config(lora={"steps": 40, "lr": 1e-2}))
     # The tiny surrogate cannot judge locality sensibly: accept every follow-up.
     engine.config.gate.locality_threshold = 2.0
-    teacher = FakeListChatModel(responses=[PIRATE] * 40)
-    model = SomaChatModel(teacher=teacher, engine=engine)
-    report = run_demo(chat_function(model, "demo-test"), engine, session_id="demo-test")
+    report = run_demo(lambda h: engine.chat("demo-test", h, lambda m: PIRATE), engine, session_id="demo-test")
     served = [row.served_by for row in report.turns]
     assert len(served) == len(CONVERSATION) >= 16
     assert served[:4] == ["teacher"] * 4
@@ -71,8 +66,7 @@ def test_demo_loop_switches_and_saves_tokens(new_engine, permissive_config, tmp_
 def test_demo_says_why_no_turn_was_served_locally(new_engine, permissive_config, tmp_path):
     config = permissive_config(lora={"steps": 2}, gate={"min_fidelity": 1.0})  # no adapter can pass
     engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}", config=config)
-    model = SomaChatModel(teacher=FakeListChatModel(responses=[PIRATE] * 40), engine=engine)
-    report = run_demo(chat_function(model, "demo-refused"), engine, session_id="demo-refused")
+    report = run_demo(lambda h: engine.chat("demo-refused", h, lambda m: PIRATE), engine, session_id="demo-refused")
     assert report.surrogate_turns == 0 and "rejected" in {r.phase for r in report.turns}
     assert "gate refused" in (report.why_no_local_turn() or "")
     for row in report.turns[4:]:  # as when a CPU adaptation outlasts the conversation
@@ -110,14 +104,14 @@ def test_bench_tabulates_summaries_and_results_without_one(tmp_path):
 
 def test_scripted_teacher_bills_what_it_reads(new_engine, permissive_config, tmp_path):
     from soma_engine.types import normalize_messages
-    from soma_integrations.demo import make_teacher
 
     engine = new_engine(f"sqlite:///{tmp_path / 'scripted.db'}", config=permissive_config())
     played = make_teacher("scripted", engine, 16)
     assert "scripted stand-in" in played.note and played.queries == CONVERSATION and played.system == SYSTEM
-    model = SomaChatModel(teacher=played.model, engine=engine)
     rt = engine.surrogate
-    report = run_demo(chat_function(model, "scripted"), engine, session_id="scripted", queries=CONVERSATION[:5])
+    report = run_demo(
+        lambda h: engine.chat("scripted", h, played.teacher), engine, session_id="scripted", queries=CONVERSATION[:5]
+    )
     first = report.turns[0]
     assert first.served_by == "teacher"
     prompt = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": CONVERSATION[0]}]

@@ -1,4 +1,4 @@
-"""Tests for soma_engine.gate: Gap, N_eff and margins (appendix E, Lemma 4.1, Thm 4.2),
+"""Tests for soma_engine.acceptance (bounds, gate): Gap, N_eff and margins (appendix E, Lemma 4.1, Thm 4.2),
 the acceptance decision (Cor. 4.3), locality, drift and audits."""
 
 from __future__ import annotations

@@ -1125,7 +1125,7 @@ def test_session_finder_internals_are_pinned(engine: SomaEngine) -> None:
     when the installed LlamaIndex leaves it or changes them."""
     from llama_index.core.chat_engine import SimpleChatEngine
 
-    from soma_integrations import llama_index as li
+    from soma_integrations import llama_index_session as li
 
     assert li._supported_llama_index(), (li._llama_index_version(), li.LLAMA_INDEX_SUPPORTED)
     llm = SomaLLM(teacher=ScriptedTeacher(), engine=engine)

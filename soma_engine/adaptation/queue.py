@@ -71,7 +71,13 @@ class JobQueue:
         job_timeout: int = 3600,
         result_ttl: int = 24 * 3600,
     ) -> None:
-        from rq import Queue
+        try:
+            from rq import Queue
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                f'{exc}: the adaptation queue needs the [redis] extra: pip install "soma-middleware[redis]"',
+                name=exc.name,
+            ) from exc
 
         if not getattr(store, "supports_queue", False):
             raise TypeError("the adaptation queue needs a RedisStore")
@@ -182,7 +188,12 @@ _worker_name = ""
 
 
 def _worker_class() -> type:
-    from rq.worker import SimpleWorker, WorkerStatus
+    try:
+        from rq.worker import SimpleWorker, WorkerStatus
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            f'{exc}: `soma worker` needs the [redis] extra: pip install "soma-middleware[redis]"', name=exc.name
+        ) from exc
 
     class SomaWorker(SimpleWorker):
         """RQ's in-process worker (the model stays loaded between jobs), with a heartbeat

@@ -157,7 +157,12 @@ class RedisStore:
         renew: bool = True,
         max_hold_seconds: float = 600.0,
     ) -> None:
-        import redis
+        try:
+            import redis
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                f'{exc}: a Redis store needs the [redis] extra: pip install "soma-middleware[redis]"', name=exc.name
+            ) from exc
 
         if client is None:
             if not url:

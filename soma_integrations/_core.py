@@ -1,48 +1,199 @@
-"""One conversation turn through the engine, whatever the framework.
+"""What the framework integrations share, whatever the framework. Imports no framework.
 
 The LangChain and LlamaIndex integrations call their teacher natively (its streaming, tools,
 callbacks) and build their own message types; everything in between is the same and lives
-here: route the turn, try the surrogate (whole or streamed), fall back to the teacher when
-the surrogate fails or its output does not validate, and record the teacher's answer. An
-integration subclasses :class:`Turn` with its call's own state and passes callbacks that
-turn the engine's text pieces and :class:`~soma_engine.types.Reply` into its framework's
-chunks and responses. Imports no framework.
+here: the wrapper's engine fields (:class:`SomaWrapper`), the engine cache, and one turn
+through the engine: route the turn, try the surrogate (whole or streamed), fall back to the
+teacher when the surrogate fails or its output does not validate, and record the teacher's
+answer. An integration subclasses :class:`Turn` with its call's own state and passes
+callbacks that turn the engine's text pieces and :class:`~soma_engine.types.Reply` into its
+framework's chunks and responses.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from .engine import SomaEngine
-from .runtime.surrogate import SurrogateError
-from .shared import shared_engine
-from .tools import StopFilter, ToolCallError, ToolChoice, function_tools, tool_choice
-from .types import Reply, Route, Usage
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
+
+from soma_engine.config import SomaConfig
+from soma_engine.engine import SomaEngine
+from soma_engine.runtime.surrogate import SurrogateError
+from soma_engine.tools import StopFilter, ToolCallError, ToolChoice, function_tools, tool_choice
+from soma_engine.types import Reply, Route, Usage
 
 __all__ = [
+    "SomaWrapper",
     "SurrogateStream",
     "Turn",
     "aserve_surrogate",
     "astream_turn",
+    "describe",
     "fall_back",
-    "model_engine",
-    "open_turn",
+    "framework_missing",
     "record_teacher",
+    "safe",
     "serve_surrogate",
+    "shared_engine",
     "stream_turn",
+    "surrogate_name",
     "tool_request",
 ]
 
-log = logging.getLogger("soma.turns")
+log = logging.getLogger("soma.integrations")
 
 TOOL_CALL = "<tool_call>"  # how a teacher's tool call is recorded (tools.render_tool_calls)
 
-R = TypeVar("R")
+
+def framework_missing(extra: str, exc: ModuleNotFoundError) -> ImportError:
+    """The error of an integration imported without its framework: it names the extra."""
+    return ImportError(
+        f'{exc}. This SOMA integration needs its framework: pip install "soma-middleware[{extra}]"',
+        name=exc.name,
+    )
+
+
+# ----------------------------------------------------------------------------- the engine cache
+
+# An integration given no engine builds one from its arguments on first use; models built with
+# the same arguments (LangChain's ``SomaChatModel`` and LlamaIndex's ``SomaLLM`` alike) share
+# one engine: its store connection, its surrogate's weights and its background jobs.
+_ENGINES: dict[tuple[Any, ...], SomaEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def shared_engine(
+    *,
+    surrogate: Any = None,
+    encoder: Any = None,
+    store: Any = None,
+    namespace: str = "default",
+    config: SomaConfig | None = None,
+) -> SomaEngine:
+    """The open engine built from these arguments, built now if there is none.
+
+    Strings and paths compare by value, other objects (a ``SessionStore``, an ``Encoder``)
+    by identity. A closed engine is replaced."""
+    key = (
+        ident(surrogate),
+        ident(encoder),
+        ident(store),
+        namespace,
+        config.model_dump_json() if config is not None else None,
+    )
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None or engine._closed:
+            engine = SomaEngine(config=config, surrogate=surrogate, encoder=encoder, store=store, namespace=namespace)
+            _ENGINES[key] = engine
+    return engine
+
+
+def ident(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int, float, Path)) else ("id", id(value))
+
+
+def surrogate_name(engine: SomaEngine) -> str:
+    """A short name of the engine's surrogate for response metadata (its folder's name)."""
+    path = getattr(engine.surrogate, "_model_path", None)
+    return Path(str(path)).name if path else "soma-surrogate"
+
+
+def describe(value: Any) -> str | None:
+    """A model argument as text for identifying params (a path, an id or a class name)."""
+    if value is None or isinstance(value, str):
+        return value
+    path = getattr(value, "_model_path", None)
+    return str(path) if path else type(value).__name__
+
+
+def safe(fn: Callable[[], Any], default: Any) -> Any:
+    """``fn()``, or ``default`` when it raises (reading optional attributes of a teacher)."""
+    try:
+        return fn()
+    except Exception:
+        return default
+
+
+# ----------------------------------------------------------------------------- the wrapper's fields
+
+FINGERPRINT_WARNING = (
+    "%s: no session id found, so this conversation is tracked by the fingerprint of its opening (system prompt + "
+    "first user message); pass session_id= (or a LangGraph thread_id / configurable.session_id, or a LlamaIndex "
+    "Memory session_id) so that two users who open alike are never confused"
+)
+
 T = TypeVar("T", bound="Turn")
-Audit = Callable[[Any], Any]
+
+
+class SomaWrapper(BaseModel):
+    """The fields of a framework model that wraps a teacher (``SomaChatModel``, ``SomaLLM``):
+    the engine it serves with, or the arguments it builds one from, and the session it
+    serves. Mixed into the framework's own pydantic model class."""
+
+    engine: Any = Field(default=None, exclude=True, description="A shared SomaEngine; None: built lazily.")
+    """A shared :class:`SomaEngine`; None builds one lazily from the arguments below."""
+    surrogate: Any = Field(default=None, exclude=True)
+    encoder: Any = Field(default=None, exclude=True)
+    store: Any = Field(default=None, exclude=True)
+    namespace: str = "default"
+    config: SomaConfig | None = Field(default=None, exclude=True)
+    session_id: str | None = None
+    agent: str = ""
+    buffer_stream: bool = False
+    """Hold the surrogate's whole answer before streaming it (always on when the answer must
+    validate: tools, structured output), so even a failure after the first token is invisible."""
+
+    _engine: SomaEngine | None = PrivateAttr(default=None)
+    _warned_fingerprint: bool = PrivateAttr(default=False)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _coerce_config(cls, value: Any) -> Any:
+        return SomaConfig(**value) if isinstance(value, dict) else value
+
+    @field_validator("engine")
+    @classmethod
+    def _check_engine(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, SomaEngine):
+            raise TypeError(f"engine must be a SomaEngine, not {type(value).__name__}")
+        return value
+
+    def get_engine(self) -> SomaEngine:
+        """The engine serving this model: its ``engine`` field, else the one it built on first
+        use (shared by models with the same ``surrogate``, ``encoder``, ``store``,
+        ``namespace`` and ``config``; ``model.engine`` is then that engine too)."""
+        if self.engine is not None and self.engine is not self._engine:
+            return self.engine
+        engine = self._engine
+        if engine is None or engine._closed:
+            engine = shared_engine(
+                surrogate=self.surrogate,
+                encoder=self.encoder,
+                store=self.store,
+                namespace=self.namespace,
+                config=self.config,
+            )
+        self._engine = self.engine = engine
+        return engine
+
+    def _open_turn(
+        self, turn: T, session: str | None, messages: list[dict[str, Any]], request: dict[str, Any], agent: str
+    ) -> T:
+        """:func:`open_turn`, warning once per model when the session is only a fingerprint."""
+        open_turn(turn, session, messages, request, agent)
+        if turn.route is not None and turn.route.fingerprinted and not self._warned_fingerprint:
+            self._warned_fingerprint = True
+            log.warning(FINGERPRINT_WARNING, type(self).__name__)
+        return turn
+
+
+# ----------------------------------------------------------------------------- one turn
 
 
 @dataclass(kw_only=True)
@@ -74,22 +225,8 @@ class Turn:
         return text
 
 
-def model_engine(model: Any, built: SomaEngine | None) -> SomaEngine:
-    """The engine a wrapper model serves with: its ``engine`` field, else the open engine it
-    built before (``built``; the model shows it as its ``engine`` too) while open, else the
-    shared engine for its ``surrogate``, ``encoder``, ``store``, ``namespace`` and ``config``
-    fields (built on first use)."""
-    if model.engine is not None and model.engine is not built:
-        return model.engine
-    if built is not None and not built._closed:
-        return built
-    return shared_engine(
-        surrogate=model.surrogate,
-        encoder=model.encoder,
-        store=model.store,
-        namespace=model.namespace,
-        config=model.config,
-    )
+R = TypeVar("R")
+Audit = Callable[[Any], Any]
 
 
 def tool_request(turn: Turn, tools: Iterable[dict[str, Any]], choice: Any) -> dict[str, Any]:
@@ -102,13 +239,6 @@ def tool_request(turn: Turn, tools: Iterable[dict[str, Any]], choice: Any) -> di
     except (ToolCallError, TypeError, ValueError, AttributeError) as exc:
         return {"teacher_only": True, "reason": f"tools: {exc}"}
     return {"tools": turn.surrogate_tools} if turn.choice.mode != "none" else {}
-
-
-FINGERPRINT_WARNING = (
-    "%s: no session id found, so this conversation is tracked by the fingerprint of its opening (system prompt + "
-    "first user message); pass session_id= (or a LangGraph thread_id / configurable.session_id, or a LlamaIndex "
-    "Memory session_id) so that two users who open alike are never confused"
-)
 
 
 def open_turn(turn: T, session: str | None, messages: list[dict[str, Any]], request: dict[str, Any], agent: str) -> T:
