@@ -51,11 +51,11 @@ ANSWER = "The red bicycle costs eight hundred dollars."
 
 
 def config() -> SomaConfig:
-    """Permissive gate (serving after 4 teacher turns), background adaptation, 10% audits."""
+    """Permissive gate (serving after 4 teacher turns), background adaptation with the default
+    strategy (soma), 10% audits."""
     return SomaConfig(
         warm_window=4,
         adaptation="background",
-        strategy="history-ft",
         max_new_tokens=8,
         lora={"steps": 5, "lr": 5e-3},
         gate={
