@@ -326,6 +326,8 @@ def _config(args: argparse.Namespace, strategy: str, gate_spec: str, regime: str
         "device": args.device,
         "gate": {"audit_seed": 0},
     }
+    if regime != "real-time":  # quality, not latency: a busy CPU must not turn local turns into teacher turns
+        cfg["surrogate_deadline"] = args.surrogate_deadline
     cfg["gate"].update(gate_settings(gate_spec))
     for section, key, value in (
         ("lora", "steps", args.lora_steps),
@@ -442,6 +444,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--gate-methods", nargs="+", default=list(ADAPTED), help="methods run at every --gates value")
     ap.add_argument("--warm-window", type=int, default=4)
+    ap.add_argument(
+        "--surrogate-deadline",
+        type=float,
+        default=600.0,
+        help="surrogate_deadline outside the real-time regime (seconds; the engine's default 30 s would let a "
+        "loaded CPU's slow generations fall back to the teacher)",
+    )
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--context", type=int, default=2048, help="token budget of the Surrogate baseline's full history")
     ap.add_argument("--lora-steps", type=int, help="override the default LoRA steps")
