@@ -43,7 +43,7 @@ What is computed, and the choices where the paper is silent:
   however live turns interleave.
 - **Cheap steps.** Every optimiser step is one task on the model worker (``rt.run``), so live
   turns are served between steps. A step runs the decoder for hidden states and applies the
-  output embedding to the answer positions only (as miner.py does): the ``|V|``-wide logits
+  output embedding to the answer positions only (answer_rows.py, as mining does): the ``|V|``-wide logits
   of prompt positions are never formed, which on SmolLM2 (|V| = 49k) is most of the memory
   and a large part of the time of a full ``model(...).logits`` call. The answer rows' logits
   are formed ``ROW_CHUNK`` rows at a time and recomputed in the backward; the decoder layers
@@ -306,15 +306,15 @@ def _unwrap(model: Any) -> Any:
 def answer_logits(model: Any, input_ids: Any, attention_mask: Any, b_idx: Any, p_idx: Any) -> Any:
     """Logits ``[R, |V|]`` at positions ``(b_idx, p_idx)`` only: the decoder's hidden states,
     then the output embedding (and the model's post-head transforms) on those rows."""
-    from .miner import _decoder, _finalize_logits
+    from .answer_rows import decoder_of, finalize_logits
 
     base = _unwrap(model)
-    decoder = _decoder(base)
+    decoder = decoder_of(base)
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
     if decoder is not None and head is not None:
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
-        return _finalize_logits(base, head(hidden[b_idx, p_idx]))
+        return finalize_logits(base, head(hidden[b_idx, p_idx]))
     # Unusual wrappers: full logits, then gather (correct, not economical).
     return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[b_idx, p_idx]
 
@@ -324,24 +324,24 @@ def answer_token_nll(
 ) -> Any:
     """Mean NLL of the labelled tokens of each sequence, ``[B]`` (Eq. 4's NLL(a_t^F | G(S_t))),
     with the LM head applied on the labelled positions only, ``row_chunk`` rows at a time
-    (recomputed in the backward: miner.chunked_rows)."""
+    (recomputed in the backward: answer_rows.chunked_rows)."""
     import torch
     import torch.nn.functional as F
 
-    from .miner import _decoder, _finalize_logits, chunked_rows
+    from .answer_rows import chunked_rows, decoder_of, finalize_logits
 
     shift = labels[:, 1:]
     b_idx, p_idx = (shift != -100).nonzero(as_tuple=True)
     targets = shift[b_idx, p_idx]
     base = _unwrap(model)
-    decoder = _decoder(base)
+    decoder = decoder_of(base)
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
     if decoder is not None and head is not None:
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         hidden = (out[0] if isinstance(out, tuple) else out.last_hidden_state)[b_idx, p_idx]
 
         def ce(rows: Any, sl: slice) -> tuple[Any]:
-            return (F.cross_entropy(_finalize_logits(base, head(rows)).float(), targets[sl], reduction="none"),)
+            return (F.cross_entropy(finalize_logits(base, head(rows)).float(), targets[sl], reduction="none"),)
 
         (tok,) = chunked_rows(ce, hidden, row_chunk)
     else:
@@ -431,8 +431,8 @@ def train_adapter(
     import torch
     from peft import get_peft_model_state_dict
 
+    from .answer_rows import activation_bytes, layer_checkpointing
     from .budget import plan_lora
-    from .miner import activation_bytes, layer_checkpointing
 
     started = time.perf_counter()
     fit, val_ex, val_source = split_validation(train, val, cfg.seed)
