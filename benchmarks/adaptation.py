@@ -60,17 +60,9 @@ from gpu_bench import QWEN3_06B  # noqa: E402  (this folder: the script's own, o
 from soma_engine import SomaConfig, SomaEngine
 from soma_engine.adaptation import jobs, prompt_scoring  # noqa: E402
 from soma_engine.adaptation import miner as miner_mod  # noqa: E402
-from soma_engine.adaptation.distiller import (  # noqa: E402
-    Example,
-    _collate,
-    answer_nll,
-    answer_token_nll,
-    lora_config_dict,
-    sequence_nll,
-    tokenize_example,
-    train_adapter,
-    weighted_nll,
-)
+from soma_engine.adaptation.distill_loss import answer_token_nll, sequence_nll, weighted_nll  # noqa: E402
+from soma_engine.adaptation.distiller import Example, answer_nll, collate, tokenize_example, train_adapter  # noqa: E402
+from soma_engine.adaptation.lora_targets import lora_config_dict  # noqa: E402
 from soma_engine.adaptation.mining_loss import semantic_divergence_loss  # noqa: E402
 from soma_engine.adaptation.neighbourhoods import NeighborIndex  # noqa: E402
 from soma_engine.runtime.encoder import Encoder  # noqa: E402
@@ -326,7 +318,7 @@ def _step_variants(rt: SurrogateRuntime, ctx_repeat: int) -> tuple[dict[str, Cal
         return params
 
     params = rt.run(setup)
-    ids, mask, labels = _collate(rows, rt.tokenizer.pad_token_id)
+    ids, mask, labels = collate(rows, rt.tokenizer.pad_token_id)
     w = torch.ones(2)
 
     def full(r: SurrogateRuntime) -> float:

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from soma_engine.adaptation.distiller import Example, lora_config_dict, train_adapter
+from soma_engine.adaptation.distiller import Example, train_adapter
+from soma_engine.adaptation.lora_targets import lora_config_dict
 from soma_engine.adapters import AdapterRef, AdapterStore, CorruptAdapter
 from soma_engine.config import LoraConfig
 from soma_engine.runtime.surrogate import GREEDY_BATCH_KEY, Generation, SurrogateError, SurrogateRuntime
