@@ -57,6 +57,7 @@ from torch import Tensor
 from soma_engine.config import MiningConfig
 
 from .answer_rows import Frozen, activation_bytes, layer_checkpointing
+from .budget import plan_mining
 from .mining_loss import hardness_from_unlikelihood, mining_objective
 from .neighbourhoods import get_neighbor_index, neighbourhood
 from .prompt_scoring import PromptScores, Turn, TurnBatch, encode_turns, score_prompts
@@ -231,8 +232,6 @@ def _optimize(
 ) -> list[list[float]]:
     """The optimisation steps, each through ``run``; J per step. Under ``time_budget_s`` the
     first step's cost sizes the candidates and steps (budget.plan_mining)."""
-    from .budget import plan_mining
-
     batch, cfg = problem.batch, opt.config
     per_candidate = int(batch.lengths.sum() + cfg.soft_len * batch.input_ids.shape[0])
     t0 = time.perf_counter()
