@@ -58,19 +58,13 @@ import torch  # noqa: E402
 from gpu_bench import QWEN3_06B  # noqa: E402  (this folder: the script's own, or pytest's pythonpath)
 
 from soma_engine import SomaConfig, SomaEngine
-from soma_engine.adaptation import jobs  # noqa: E402
+from soma_engine.adaptation import jobs, prompt_scoring  # noqa: E402
 from soma_engine.adaptation import miner as miner_mod  # noqa: E402
-from soma_engine.adaptation.distiller import (  # noqa: E402
-    Example,
-    _collate,
-    answer_nll,
-    answer_token_nll,
-    lora_config_dict,
-    sequence_nll,
-    tokenize_example,
-    train_adapter,
-    weighted_nll,
-)
+from soma_engine.adaptation.distill_loss import answer_token_nll, sequence_nll, weighted_nll  # noqa: E402
+from soma_engine.adaptation.distiller import Example, answer_nll, collate, tokenize_example, train_adapter  # noqa: E402
+from soma_engine.adaptation.lora_targets import lora_config_dict  # noqa: E402
+from soma_engine.adaptation.mining_loss import semantic_divergence_loss  # noqa: E402
+from soma_engine.adaptation.neighbourhoods import NeighborIndex  # noqa: E402
 from soma_engine.runtime.encoder import Encoder  # noqa: E402
 from soma_engine.runtime.surrogate import SurrogateRuntime  # noqa: E402
 from soma_engine.testing import build_tiny_model, build_tokenizer  # noqa: E402
@@ -324,7 +318,7 @@ def _step_variants(rt: SurrogateRuntime, ctx_repeat: int) -> tuple[dict[str, Cal
         return params
 
     params = rt.run(setup)
-    ids, mask, labels = _collate(rows, rt.tokenizer.pad_token_id)
+    ids, mask, labels = collate(rows, rt.tokenizer.pad_token_id)
     w = torch.ones(2)
 
     def full(r: SurrogateRuntime) -> float:
@@ -716,14 +710,14 @@ def _time_min(fn: Callable[[], Any], reps: int) -> float:
 
 def _loss_fwd_bwd(logits0: Any, teacher: Any, emb: Any, cfg: Any, *, k: int, m: int, dense: bool) -> Callable[[], None]:
     """One fwd+bwd of the Eq. 2 loss on a copy of ``logits0``: ours (cached N_k, top-m) or dense."""
-    nbrs = None if dense else miner_mod.NeighborIndex(emb, k).neighbors(teacher)
+    nbrs = None if dense else NeighborIndex(emb, k).neighbors(teacher)
 
     def run() -> None:
         x = logits0.clone().requires_grad_(True)
         if dense:
             loss = dense_reference_loss(x, teacher, emb, k, cfg.tau, cfg.lambda_exp)
         else:
-            loss = miner_mod.semantic_divergence_loss(
+            loss = semantic_divergence_loss(
                 x, teacher, emb, neighbors_k=k, tau=cfg.tau, lambda_exp=cfg.lambda_exp, top_m=m, neighbors=nbrs
             )
         loss.backward()
@@ -734,8 +728,8 @@ def _loss_fwd_bwd(logits0: Any, teacher: Any, emb: Any, cfg: Any, *, k: int, m: 
 def _mining_breakdown(vocab: int, turns: list[Any], cfg: Any, reps: int) -> dict[str, Any]:
     """One vocabulary size: per-step mining time split by the functions score_prompts calls."""
     model, tok = _vocab_model(vocab)
-    clock = {"row_hidden": 0.0, "_sem_terms": 0.0, "_entropy": 0.0}
-    real = {name: getattr(miner_mod, name) for name in clock}
+    clock = {"row_hidden": 0.0, "semantic_terms": 0.0, "entropy": 0.0}
+    real = {name: getattr(prompt_scoring, name) for name in clock}
 
     def timed(name: str) -> Callable[..., Any]:
         fn = real[name]
@@ -751,14 +745,14 @@ def _mining_breakdown(vocab: int, turns: list[Any], cfg: Any, reps: int) -> dict
 
     miner_mod.mine(model, tok, turns, cfg.model_copy(update={"steps": 1}))  # builds the cached neighbour index
     for name in clock:
-        setattr(miner_mod, name, timed(name))
+        setattr(prompt_scoring, name, timed(name))
     try:
         res = miner_mod.mine(model, tok, turns, cfg)
     finally:
         for name, fn in real.items():
-            setattr(miner_mod, name, fn)
+            setattr(prompt_scoring, name, fn)
     calls = cfg.steps + 1  # the optimisation steps + the final scoring pass
-    batch = miner_mod.encode_turns(tok, turns)
+    batch = prompt_scoring.encode_turns(tok, turns)
     positions = int(batch.row_target.numel()) * cfg.candidates
     per_step = res.timings["optimization"] / cfg.steps
     emb = model.get_input_embeddings().weight.detach()
@@ -773,7 +767,7 @@ def _mining_breakdown(vocab: int, turns: list[Any], cfg: Any, reps: int) -> dict
         "positions": positions,
         "step_s": per_step,
         "decoder_fwd_s": clock["row_hidden"] / calls,
-        "loss_terms_fwd_s": (clock["_sem_terms"] + clock["_entropy"]) / calls,
+        "loss_terms_fwd_s": (clock["semantic_terms"] + clock["entropy"]) / calls,
         "rest_s (backward, optimizer)": per_step - fwd,
         "loss_fwd_bwd_ours_s": _time_min(_loss_fwd_bwd(logits0, teacher, emb, cfg, k=k, m=m, dense=False), reps),
         "loss_fwd_bwd_dense_s": _time_min(_loss_fwd_bwd(logits0, teacher, emb, cfg, k=k, m=m, dense=True), reps),

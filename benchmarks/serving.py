@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from soma_engine.adaptation.distiller import lora_config_dict
+from soma_engine.adaptation.lora_targets import lora_config_dict
 from soma_engine.adapters import AdapterRef, AdapterStore
 from soma_engine.config import LoraConfig
 from soma_engine.runtime.surrogate import Generation, SurrogateRuntime

@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
-from soma_engine.adaptation.distiller import Example, lora_config_dict, train_adapter
+from soma_engine.adaptation.distiller import Example, train_adapter
+from soma_engine.adaptation.lora_targets import lora_config_dict
 from soma_engine.adapters import AdapterRef, AdapterStore, CorruptAdapter
 from soma_engine.config import LoraConfig
+from soma_engine.runtime.generation import finish_generation, left_padded
 from soma_engine.runtime.surrogate import GREEDY_BATCH_KEY, Generation, SurrogateError, SurrogateRuntime
 from soma_engine.runtime.worker import ADAPT, LIVE, ModelWorker
-from soma_engine.testing import build_tiny_model
+from soma_engine.testing import build_tiny_model, build_tokenizer
 from soma_engine.types import Message
 
 PIRATE = "Arr matey, hoist the sails!"
@@ -117,6 +119,32 @@ def _mix(refs: dict[str, AdapterRef]) -> list[tuple[Any, list[Message], int]]:
         (None, _msgs("hi", system="Be brief."), 12),
         (refs["okay"], _msgs("Tell me more about the weather in the city of Paris today"), 20),
     ]
+
+
+def test_left_padding_ends_every_row_at_the_same_position():
+    ids, mask = left_padded([[5, 6, 7], [8], [9, 10]], pad=0, device="cpu")
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8], [0, 9, 10]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1], [0, 1, 1]]
+
+
+def test_a_row_is_cut_at_its_own_limit_and_first_eos():
+    """A batch decodes to the longest row's limit and pads finished rows: each row's
+    Generation must still be what it gets alone."""
+    tok = build_tokenizer()
+    eos = tok.eos_token_id
+    words = tok("hello there my friend", add_special_tokens=False)["input_ids"]
+    assert len(words) > 3
+
+    after_eos = finish_generation(tok, [*words, eos, *words], input_tokens=7, max_new_tokens=100)
+    assert after_eos.token_ids == [*words, eos]
+    assert (after_eos.finish_reason, after_eos.output_tokens, after_eos.input_tokens) == ("stop", len(words) + 1, 7)
+    assert after_eos.text == tok.decode(words, skip_special_tokens=True).strip()
+
+    at_limit = finish_generation(tok, [*words, eos], input_tokens=7, max_new_tokens=3)
+    assert (at_limit.token_ids, at_limit.finish_reason) == (words[:3], "length")
+
+    eos_on_the_limit = finish_generation(tok, [*words[:2], eos, *words], input_tokens=7, max_new_tokens=3)
+    assert (eos_on_the_limit.token_ids, eos_on_the_limit.finish_reason) == ([*words[:2], eos], "stop")
 
 
 def test_batched_rows_equal_serial_rows(runtime, refs):

@@ -13,21 +13,18 @@ import time
 import pytest
 import torch
 
+from soma_engine.adaptation.distill_loss import answer_token_nll, sequence_nll, weighted_nll
 from soma_engine.adaptation.distiller import (
     Example,
-    _collate,
     answer_nll,
-    answer_token_nll,
-    detect_target_modules,
-    lora_config_dict,
+    collate,
     normalized_weights,
-    sequence_nll,
     split_validation,
     tokenize_example,
     train_adapter,
     training_budget,
-    weighted_nll,
 )
+from soma_engine.adaptation.lora_targets import detect_target_modules, lora_config_dict
 from soma_engine.adapters import AdapterStore
 from soma_engine.config import LoraConfig
 from soma_engine.runtime.surrogate import SurrogateRuntime
@@ -136,7 +133,7 @@ def test_targets_detected_and_trainable_per_architecture(arch, targets, fan_in_f
     try:
         # The answer-positions-only NLL equals the full-logits one, with a LoRA in place.
         rows = [tokenize_example(rt, e, 256) for e in _examples(2)]
-        ids, mask, labels = _collate(rows, tok.pad_token_id)
+        ids, mask, labels = collate(rows, tok.pad_token_id)
         with torch.no_grad():
             fast = answer_token_nll(model, ids, mask, labels)
             full = sequence_nll(model(input_ids=ids, attention_mask=mask).logits, labels)
@@ -201,7 +198,7 @@ def test_weighted_nll_matches_naive_loop(tiny_rt):
             terms = [-float(logp[p - 1, labels[p]]) for p in range(1, len(ids)) if labels[p] != -100]
             naive_nll.append(sum(terms) / len(terms))
         naive = sum(wi * li for wi, li in zip(w, naive_nll, strict=True)) / len(exs)
-        ids, mask, labels = _collate(rows, rt.tokenizer.pad_token_id)
+        ids, mask, labels = collate(rows, rt.tokenizer.pad_token_id)
         per_seq = answer_token_nll(model, ids, mask, labels)
         got = weighted_nll(per_seq, torch.tensor(w))
     assert per_seq.tolist() == pytest.approx(naive_nll, rel=1e-5)
@@ -303,7 +300,7 @@ def test_adapter_round_trip_through_store_and_peft(tiny_rt, tmp_path):
     peft_model = PeftModel.from_pretrained(base, str(folder))
     peft_model.eval()
     rows = [tokenize_example(rt, e, 1024) for e in exs]
-    ids, mask, labels = _collate(rows, tok.pad_token_id)
+    ids, mask, labels = collate(rows, tok.pad_token_id)
     with torch.no_grad():
         via_peft = sequence_nll(peft_model(input_ids=ids, attention_mask=mask).logits, labels)
     via_runtime = answer_nll(rt, exs, ref)

@@ -9,20 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from soma_engine.adaptation.miner import (
+from soma_engine.adaptation.answer_rows import Frozen, layer_checkpointing
+from soma_engine.adaptation.miner import mine, probe_cases, verbalize
+from soma_engine.adaptation.mining_loss import log_probs_at, mining_objective, semantic_divergence_loss, tail_entropy
+from soma_engine.adaptation.neighbourhoods import (
     NeighborIndex,
     clear_neighbor_cache,
-    encode_turns,
     get_neighbor_index,
-    mine,
-    mining_objective,
-    probe_cases,
-    score_prompts,
-    semantic_divergence_loss,
-    tail_entropy,
-    verbalize,
+    neighbourhood,
 )
-from soma_engine.adaptation.miner import _neighbourhood as neighbourhood
+from soma_engine.adaptation.prompt_scoring import encode_turns, score_prompts
 from soma_engine.config import MiningConfig
 from soma_engine.testing import build_tiny_model
 
@@ -97,7 +93,6 @@ def test_semantic_divergence_matches_naive(k, m, tau, lam):
 
 
 def test_log_probs_at_matches_log_softmax_and_its_gradient():
-    from soma_engine.adaptation.miner import log_probs_at
 
     g = torch.Generator().manual_seed(4)
     x = torch.randn(6, 50, dtype=torch.double, generator=g, requires_grad=True)
@@ -319,9 +314,8 @@ def test_gradient_reaches_prompt_only(tiny):
     nb_ids, s_tau = neighbourhood(batch.row_target, emb, None, cfg.neighbors_k, cfg.tau)
     prompts = (torch.randn(2, 4, emb.shape[1]) * cfg.init_std).requires_grad_(True)
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    from soma_engine.adaptation.miner import _Frozen
 
-    with _Frozen(model):
+    with Frozen(model):
         scores = score_prompts(model, batch, prompts, config=cfg, nb_ids=nb_ids, s_tau=s_tau)
         j = mining_objective(scores.sem_exp, scores.h_tail, prompts, beta=cfg.beta, lambda_p=cfg.lambda_p)
         j.sum().backward()
@@ -458,12 +452,11 @@ def test_probe_cases_respect_budget_and_prepend_probe(tiny):
 
 
 def _scores_and_grad(model, batch, cfg, prompts0, *, checkpoint_layers: bool = False):
-    from soma_engine.adaptation.miner import _Frozen, layer_checkpointing
 
     emb = model.get_input_embeddings().weight
     nb_ids, s_tau = neighbourhood(batch.row_target, emb, None, cfg.neighbors_k, cfg.tau)
     prompts = prompts0.clone().requires_grad_(True)
-    with _Frozen(model), layer_checkpointing(model, checkpoint_layers) as on:
+    with Frozen(model), layer_checkpointing(model, checkpoint_layers) as on:
         scores = score_prompts(model, batch, prompts, config=cfg, nb_ids=nb_ids, s_tau=s_tau)
         j = mining_objective(scores.sem_exp, scores.h_tail, prompts, beta=cfg.beta, lambda_p=cfg.lambda_p)
         j.sum().backward()

@@ -17,7 +17,8 @@ from soma_engine.adaptation.budget import CPU_MAX_SEQ_LEN
 from soma_engine.adaptation.distiller import Example, answer_nll, train_adapter, training_budget
 from soma_engine.adaptation.jobs import plan_training
 from soma_engine.runtime.encoder import Encoder
-from soma_engine.runtime.surrogate import SurrogateRuntime, _template_dict
+from soma_engine.runtime.generation import template_dict
+from soma_engine.runtime.surrogate import SurrogateRuntime
 from soma_engine.testing import build_tiny_model
 from soma_engine.types import Message, TurnRecord
 
@@ -192,7 +193,7 @@ def test_mining_scores_exactly_the_training_contexts(tmp_path, monkeypatch):
     with _engine(tmp_path, strategy="soma", recent_turns=1, summary_tokens=8) as engine:
         records, _ = _session()
         plan = plan_training(engine, records, None)
-        trained = {e.answer: [_template_dict(m) for m in e.messages] for e in plan.train}
+        trained = {e.answer: [template_dict(m) for m in e.messages] for e in plan.train}
         assert len(seen["turns"]) == 4
         for messages, answer in seen["turns"]:
             assert messages == trained[answer]  # S~_t, not the full S_t

@@ -6,7 +6,7 @@ What is computed, and the choices where the paper is silent:
 
 - **Where LoRA sits.** On the attention and MLP projections (Sec. 3.3; C.2 says "attention
   projections", Sec. 3.3 "attention and MLP": we follow Sec. 3.3). The leaf names are detected
-  per architecture (:func:`detect_target_modules`): Llama / Mistral / Qwen2 / Qwen3 / Gemma
+  per architecture (``lora_targets.detect_target_modules``): Llama / Mistral / Qwen2 / Qwen3 / Gemma
   (``q/k/v/o_proj``, ``gate/up/down_proj``), Phi-3 (fused ``qkv_proj``, ``gate_up_proj``),
   Phi-2, GPT-2 (``Conv1D`` ``c_attn``, ``c_proj``, ``c_fc``, hence ``fan_in_fan_out``) and
   GPT-NeoX / Falcon. ``lora.target_modules`` overrides the detection. Base weights are frozen.
@@ -43,21 +43,26 @@ What is computed, and the choices where the paper is silent:
   however live turns interleave.
 - **Cheap steps.** Every optimiser step is one task on the model worker (``rt.run``), so live
   turns are served between steps. A step runs the decoder for hidden states and applies the
-  output embedding to the answer positions only (as miner.py does): the ``|V|``-wide logits
-  of prompt positions are never formed, which on SmolLM2 (|V| = 49k) is most of the memory
-  and a large part of the time of a full ``model(...).logits`` call. The answer rows' logits
-  are formed ``ROW_CHUNK`` rows at a time and recomputed in the backward; the decoder layers
+  output embedding to the answer positions only (``answer_rows.py``, as mining does): the
+  ``|V|``-wide logits of prompt positions are never formed, which on SmolLM2 (|V| = 49k) is most
+  of the memory and a large part of the time of a full ``model(...).logits`` call. The answer
+  rows' logits are formed ``distill_loss.ROW_CHUNK`` rows at a time and recomputed in the
+  backward; the decoder layers
   are recomputed (gradient checkpointing) only when a batch's estimated activations exceed
   the budget given (``mining.activation_budget_mb``): it costs a second forward. Validation
   runs under ``no_grad`` in eval mode.
 - **No silent no-ops.** :attr:`TrainResult.improved` is False when no validation beat step 0
   (the untrained adapter was kept); the caller records it as "no improvement".
 - **Time budget.** ``time_budget_s`` re-plans the number of steps from their measured cost
-  (soma_engine/budget.py).
+  (``budget.py``).
 
 The adapter is returned as PEFT tensors + a PEFT ``LoraConfig`` dict; ``AdapterStore.save``
 writes them (safetensors + ``adapter_config.json`` + content hash, atomically), loadable by
 ``PeftModel.from_pretrained``.
+
+Where the parts live, as in PEFT's tuners: ``lora_targets.py`` (the adapter's config: where LoRA
+sits), ``distill_loss.py`` (Eq. 4's terms as pure functions), this module (examples, the
+validation rule and the training loop on the runtime).
 """
 
 from __future__ import annotations
@@ -71,32 +76,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from ..config import LoraConfig
 from ..runtime.surrogate import SurrogateRuntime
 from ..types import Message
+from .answer_rows import activation_bytes, layer_checkpointing
+from .budget import plan_lora
+from .distill_loss import answer_token_nll, unwrap_peft, weighted_nll
+from .lora_targets import lora_config_dict
 
 log = logging.getLogger("soma.distiller")
 
-# Candidate projection sets, in order of preference; the set with the most matching linear
-# leaves wins (a fused Phi-3 model also has o_proj/down_proj, which alone would match Llama's).
-_TARGET_SETS: tuple[tuple[str, ...], ...] = (
-    # Llama, Mistral, Qwen2, Qwen3, Gemma 1-3, SmolLM
-    ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-    # Phi-3 (fused projections)
-    ("qkv_proj", "o_proj", "gate_up_proj", "down_proj"),
-    # Phi-1/2
-    ("q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"),
-    # GPT-2 (Conv1D: fan_in_fan_out)
-    ("c_attn", "c_proj", "c_fc"),
-    # GPT-NeoX, Falcon
-    ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"),
-)
-# Layer types LoRA can wrap (PEFT's own lora.Linear is also called "Linear").
-_LINEAR_TYPES = {"Linear", "Conv1D", "Linear8bitLt", "Linear4bit"}
-
 Row = tuple[list[int], list[int]]  # (input ids, labels with -100 on the prompt)
-# Answer rows whose |V|-wide logits exist at once in a training step (SmolLM2: 256 x 49k floats = 50 MB).
-ROW_CHUNK = 256
 
 
 @dataclass
@@ -138,61 +130,6 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# LoRA targets
-# ---------------------------------------------------------------------------------------------
-
-
-def _layer_type(module: Any) -> str:
-    return type(getattr(module, "base_layer", module)).__name__
-
-
-def _linear_leaves(model: Any) -> dict[str, str]:
-    """Leaf name -> layer type of every linear-like module, the output head excluded."""
-    out: dict[str, str] = {}
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    for name, module in model.named_modules():
-        leaf = name.rsplit(".", 1)[-1]
-        if module is head or leaf in ("lm_head", "base_layer"):
-            continue
-        kind = type(module).__name__
-        if kind in _LINEAR_TYPES:
-            out.setdefault(leaf, _layer_type(module))
-    return out
-
-
-def detect_target_modules(model: Any) -> list[str]:
-    """Leaf names of the attention and MLP projections this architecture has (Sec. 3.3)."""
-    leaves = _linear_leaves(model)
-    best: list[str] = []
-    for names in _TARGET_SETS:
-        found = [n for n in names if n in leaves]
-        if len(found) > len(best):
-            best = found
-    if len(best) < 2:
-        raise ValueError(
-            f"cannot detect LoRA target modules for {type(model).__name__}; set lora.target_modules in the config"
-        )
-    return best
-
-
-def lora_config_dict(cfg: LoraConfig, model: Any) -> dict[str, Any]:
-    """PEFT ``LoraConfig`` fields for ``model`` (the unwrapped base model)."""
-    targets = sorted(cfg.target_modules or detect_target_modules(model))
-    leaves = _linear_leaves(model)
-    return {
-        "peft_type": "LORA",
-        "task_type": "CAUSAL_LM",
-        "r": cfg.rank,
-        "lora_alpha": cfg.alpha,
-        "lora_dropout": cfg.dropout,
-        "target_modules": targets,
-        "bias": "none",
-        # GPT-2's Conv1D stores weights as (in, out): PEFT needs fan_in_fan_out for it.
-        "fan_in_fan_out": any(leaves.get(t) == "Conv1D" for t in targets),
-    }
-
-
-# ---------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------
 
@@ -219,10 +156,8 @@ def tokenize_example(rt: SurrogateRuntime, ex: Example, max_len: int, max_answer
     return prompt + answer, [-100] * len(prompt) + answer
 
 
-def _collate(rows: Sequence[Row], pad_id: int | None, device: Any = "cpu") -> tuple[Any, Any, Any]:
+def collate(rows: Sequence[Row], pad_id: int | None, device: Any = "cpu") -> tuple[Any, Any, Any]:
     """Right-padded ``input_ids``, ``attention_mask``, ``labels`` (positions stay 0..n-1)."""
-    import torch
-
     pad = 0 if pad_id is None else pad_id
     width = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -290,86 +225,6 @@ def _batch_schedule(n: int, batch_size: int, steps: int, seed: int) -> list[list
 
 
 # ---------------------------------------------------------------------------------------------
-# NLL on the answer positions only
-# ---------------------------------------------------------------------------------------------
-
-
-def _unwrap(model: Any) -> Any:
-    """The transformers model inside a PEFT wrapper (LoRA layers injected), or ``model``."""
-    try:
-        from peft import PeftModel
-    except ImportError:  # pragma: no cover - peft is a dependency
-        return model
-    return model.get_base_model() if isinstance(model, PeftModel) else model
-
-
-def answer_logits(model: Any, input_ids: Any, attention_mask: Any, b_idx: Any, p_idx: Any) -> Any:
-    """Logits ``[R, |V|]`` at positions ``(b_idx, p_idx)`` only: the decoder's hidden states,
-    then the output embedding (and the model's post-head transforms) on those rows."""
-    from .miner import _decoder, _finalize_logits
-
-    base = _unwrap(model)
-    decoder = _decoder(base)
-    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
-    if decoder is not None and head is not None:
-        out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
-        return _finalize_logits(base, head(hidden[b_idx, p_idx]))
-    # Unusual wrappers: full logits, then gather (correct, not economical).
-    return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[b_idx, p_idx]
-
-
-def answer_token_nll(
-    model: Any, input_ids: Any, attention_mask: Any, labels: Any, *, row_chunk: int = ROW_CHUNK
-) -> Any:
-    """Mean NLL of the labelled tokens of each sequence, ``[B]`` (Eq. 4's NLL(a_t^F | G(S_t))),
-    with the LM head applied on the labelled positions only, ``row_chunk`` rows at a time
-    (recomputed in the backward: miner.chunked_rows)."""
-    import torch
-    import torch.nn.functional as F
-
-    from .miner import _decoder, _finalize_logits, chunked_rows
-
-    shift = labels[:, 1:]
-    b_idx, p_idx = (shift != -100).nonzero(as_tuple=True)
-    targets = shift[b_idx, p_idx]
-    base = _unwrap(model)
-    decoder = _decoder(base)
-    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
-    if decoder is not None and head is not None:
-        out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        hidden = (out[0] if isinstance(out, tuple) else out.last_hidden_state)[b_idx, p_idx]
-
-        def ce(rows: Any, sl: slice) -> tuple[Any]:
-            return (F.cross_entropy(_finalize_logits(base, head(rows)).float(), targets[sl], reduction="none"),)
-
-        (tok,) = chunked_rows(ce, hidden, row_chunk)
-    else:
-        logits = answer_logits(model, input_ids, attention_mask, b_idx, p_idx)
-        tok = F.cross_entropy(logits.float(), targets, reduction="none")
-    n = labels.shape[0]
-    total = torch.zeros(n, dtype=tok.dtype, device=tok.device).index_add(0, b_idx, tok)
-    count = torch.zeros(n, dtype=tok.dtype, device=tok.device).index_add(0, b_idx, torch.ones_like(tok))
-    return total / count.clamp(min=1)
-
-
-def sequence_nll(logits: Any, labels: Any) -> Any:
-    """Reference: mean NLL of the labelled tokens of each sequence from FULL logits ``[B, n, V]``."""
-    import torch.nn.functional as F
-
-    shift_logits = logits[:, :-1].float()
-    shift_labels = labels[:, 1:]
-    tok = F.cross_entropy(shift_logits.transpose(1, 2), shift_labels, ignore_index=-100, reduction="none")
-    counts = (shift_labels != -100).sum(1).clamp(min=1)
-    return tok.sum(1) / counts
-
-
-def weighted_nll(seq_nll: Any, weights: Any) -> Any:
-    """Eq. 4 over a batch: mean of ω_t · NLL_t."""
-    return (seq_nll * weights).mean()
-
-
-# ---------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------
 
@@ -387,8 +242,6 @@ class _PrivateRng:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
-        import torch
-
         devices = [torch.cuda.current_device()] if self.cuda else []
         with torch.random.fork_rng(devices=devices):
             if self.cpu_state is None:
@@ -403,6 +256,187 @@ class _PrivateRng:
                 self.cpu_state = torch.get_rng_state()
                 if self.cuda:
                     self.cuda_state = torch.cuda.get_rng_state()
+
+
+@dataclass
+class _TrainingData:
+    """The examples of one run, tokenised and collated on the caller's thread (the worker only
+    moves tensors and computes): a batch per planned step and the validation batches."""
+
+    fit: list[Example]
+    val: list[Example]
+    val_source: str
+    batches: list[tuple[tuple[Any, Any, Any], Any]]  # ((ids, mask, labels), ω_t) per step
+    val_batches: list[tuple[Any, Any, Any]]
+
+
+def _training_data(
+    rt: SurrogateRuntime, train: list[Example], val: list[Example] | None, cfg: LoraConfig, seq_len: int
+) -> _TrainingData:
+    fit, val_ex, val_source = split_validation(train, val, cfg.seed)
+    if not fit:
+        raise ValueError("no training examples")
+    weights = normalized_weights(fit)
+    rows = [tokenize_example(rt, e, seq_len, cfg.max_answer_tokens) for e in fit]
+    val_rows = [tokenize_example(rt, e, seq_len, cfg.max_answer_tokens) for e in val_ex]
+    pad = rt.tokenizer.pad_token_id
+    schedule = _batch_schedule(len(rows), cfg.batch_size, cfg.steps, cfg.seed)
+    batches = [(collate([rows[i] for i in idx], pad), torch.tensor([weights[i] for i in idx])) for idx in schedule]
+    size = 2 * cfg.batch_size
+    val_batches = [collate(val_rows[i : i + size], pad) for i in range(0, len(val_rows), size)]
+    return _TrainingData(fit, val_ex, val_source, batches, val_batches)
+
+
+class _AdapterTraining:
+    """One adapter's optimisation of Eq. 4 on the runtime: every method runs on the model worker
+    through :meth:`timed` (``rt.run``), so live turns are served between them."""
+
+    def __init__(
+        self,
+        rt: SurrogateRuntime,
+        name: str,
+        cfg: LoraConfig,
+        data: _TrainingData,
+        init_tensors: dict[str, Any] | None,
+        activation_budget_mb: int,
+    ) -> None:
+        self.rt, self.name, self.cfg, self.data = rt, name, cfg, data
+        self.init_tensors = init_tensors
+        self.activation_budget_mb = activation_budget_mb
+        self.planned_steps = cfg.steps  # re-planned under a time budget
+        self.recompute = False
+        self.timings = {"setup": 0.0, "steps": 0.0, "validation": 0.0}
+
+    def timed(self, key: str, fn: Callable[[SurrogateRuntime], Any]) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return self.rt.run(fn)
+        finally:
+            self.timings[key] += time.perf_counter() - t0
+
+    def setup(self, r: SurrogateRuntime) -> dict[str, Any]:
+        """Install the adapter (LoRA A factors from the private RNG), its optimiser and
+        schedule; the PEFT ``LoraConfig`` dict."""
+        name, cfg = self.name, self.cfg
+        lora_dict = lora_config_dict(cfg, r.base_model)
+        self.rng = _PrivateRng(cfg.seed, r.device == "cuda")
+        r.install_adapter(name, lora_dict, self.init_tensors)
+        if self.init_tensors is None:
+            # LoRA's A factors are drawn from the private stream, layer by layer in module
+            # order, whatever else install_adapter initialised first (PEFT's placeholder).
+            with self.rng.active():
+                for module in r.model.modules():
+                    if name in getattr(module, "lora_A", {}):
+                        module.reset_lora_parameters(name, True)
+        r.model.set_adapter(name)
+        self.params = [p for n, p in r.model.named_parameters() if f".{name}." in n]
+        if not self.params:
+            raise RuntimeError(f"adapter {name} has no parameters: check lora.target_modules")
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=0.0)
+        # Cosine decay over the planned steps (re-planned under a time budget), as CosineAnnealingLR.
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt,
+            lambda i: 0.5 * (1.0 + math.cos(math.pi * min(i, self.planned_steps) / max(self.planned_steps, 1))),
+        )
+        tokens = max(int(ids.numel()) for (ids, _, _), _ in self.data.batches)
+        self.recompute = activation_bytes(r.base_model, tokens) > self.activation_budget_mb * 2**20
+        return lora_dict
+
+    def step(self, r: SurrogateRuntime, batch: tuple[tuple[Any, Any, Any], Any]) -> tuple[float, float]:
+        """One optimiser step on Eq. 4's weighted NLL; ``(loss, gradient norm)``."""
+        (ids, mask, labels), w = batch
+        dev, model = r.device, r.model
+        model.set_adapter(self.name)
+        for p in self.params:  # another adapter's install may have frozen them
+            p.requires_grad_(True)
+        model.train()
+        try:
+            with self.rng.active(), layer_checkpointing(unwrap_peft(model), self.recompute):  # dropout masks
+                seq = answer_token_nll(model, ids.to(dev), mask.to(dev), labels.to(dev))
+                loss = weighted_nll(seq, w.to(dev, seq.dtype))
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+            self.opt.step()
+            self.sched.step()
+        finally:
+            model.eval()
+        return float(loss.detach()), float(norm)
+
+    def validate(self, r: SurrogateRuntime) -> float:
+        """Mean answer NLL over the validation examples, in eval mode."""
+        model = r.model
+        model.set_adapter(self.name)
+        model.eval()
+        total = 0.0
+        with torch.no_grad():
+            for ids, mask, labels in self.data.val_batches:
+                dev = r.device
+                total += float(answer_token_nll(model, ids.to(dev), mask.to(dev), labels.to(dev)).sum())
+        return total / len(self.data.val)
+
+    def snapshot(self, r: SurrogateRuntime) -> dict[str, Any]:
+        """The adapter's PEFT state dict, copied to the CPU."""
+        from peft import get_peft_model_state_dict
+
+        sd = get_peft_model_state_dict(r.model, adapter_name=self.name)
+        return {k: v.detach().clone().cpu() for k, v in sd.items()}
+
+
+@dataclass
+class _Outcome:
+    """What the optimisation loop found: the best validation NLL, its step and tensors."""
+
+    best: float
+    best_tensors: dict[str, Any]
+    initial: float
+    best_step: int = 0
+    steps_done: int = 0
+    stopped: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _optimize(
+    run: _AdapterTraining,
+    started: float,
+    time_budget_s: float | None,
+    progress: Callable[[int, int], None] | None,
+) -> _Outcome:
+    """Steps with validation every ``eval_every`` steps, keeping the best adapter state (step 0
+    included) and stopping after ``early_stop_patience`` validations without improvement."""
+    cfg = run.cfg
+    eval_every = max(1, min(cfg.eval_every, cfg.steps // 3))
+    best = run.timed("validation", run.validate)
+    val_s = run.timings["validation"]
+    out = _Outcome(best=best, best_tensors=run.timed("validation", run.snapshot), initial=best)
+    out.history.append({"step": 0, "val_nll": best})
+    bad = 0
+    for s, batch in enumerate(run.data.batches, start=1):
+        if s > run.planned_steps:
+            break
+        loss, norm = run.timed("steps", lambda r, b=batch: run.step(r, b))
+        out.steps_done = s
+        if time_budget_s is not None:
+            left = time_budget_s - (time.perf_counter() - started)
+            run.planned_steps = plan_lora(run.timings["steps"] / s, val_s, left, cfg.steps, eval_every, done=s)
+            eval_every = max(1, min(cfg.eval_every, run.planned_steps // 3))
+        if progress:
+            progress(s, run.planned_steps)
+        if s % eval_every and s != run.planned_steps:
+            out.history.append({"step": s, "train_loss": loss, "grad_norm": norm})
+            continue
+        val_nll = run.timed("validation", run.validate)
+        out.history.append({"step": s, "train_loss": loss, "grad_norm": norm, "val_nll": val_nll})
+        if val_nll < out.best - 1e-4:
+            out.best, bad, out.best_step = val_nll, 0, s
+            out.best_tensors = run.timed("validation", run.snapshot)
+        else:
+            bad += 1
+            if bad >= cfg.early_stop_patience and s != run.planned_steps:
+                out.stopped = True
+                log.debug("early stop at step %d (best val NLL %.4f at step %d)", s, out.best, out.best_step)
+                break
+    return out
 
 
 def train_adapter(
@@ -428,156 +462,30 @@ def train_adapter(
     in the result is what ran, ``planned_steps`` the last plan. ``max_seq_len`` overrides
     ``cfg.max_seq_len`` (the budget's CPU cap). Batches whose estimated decoder activations
     exceed ``activation_budget_mb`` recompute the decoder layers in the backward."""
-    import torch
-    from peft import get_peft_model_state_dict
-
-    from .budget import plan_lora
-    from .miner import activation_bytes, layer_checkpointing
-
     started = time.perf_counter()
-    fit, val_ex, val_source = split_validation(train, val, cfg.seed)
-    if not fit:
-        raise ValueError("no training examples")
-    weights = normalized_weights(fit)
-    seq_len = max_seq_len or cfg.max_seq_len
-    rows = [tokenize_example(rt, e, seq_len, cfg.max_answer_tokens) for e in fit]
-    val_rows = [tokenize_example(rt, e, seq_len, cfg.max_answer_tokens) for e in val_ex]
-    pad = rt.tokenizer.pad_token_id
-    schedule = _batch_schedule(len(rows), cfg.batch_size, cfg.steps, cfg.seed)
-    # Collated on this thread; the worker only moves tensors and computes.
-    batches = [(_collate([rows[i] for i in idx], pad), torch.tensor([weights[i] for i in idx])) for idx in schedule]
-    val_batches = [
-        _collate(val_rows[i : i + 2 * cfg.batch_size], pad) for i in range(0, len(val_rows), 2 * cfg.batch_size)
-    ]
-    state: dict[str, Any] = {}
-    timings = {"setup": 0.0, "steps": 0.0, "validation": 0.0}
-
-    def setup(r: SurrogateRuntime) -> dict[str, Any]:
-        lora_dict = lora_config_dict(cfg, r.base_model)
-        rng = _PrivateRng(cfg.seed, r.device == "cuda")
-        r.install_adapter(name, lora_dict, init_tensors)
-        if init_tensors is None:
-            # LoRA's A factors are drawn from the private stream, layer by layer in module
-            # order, whatever else install_adapter initialised first (PEFT's placeholder).
-            with rng.active():
-                for module in r.model.modules():
-                    if name in getattr(module, "lora_A", {}):
-                        module.reset_lora_parameters(name, True)
-        r.model.set_adapter(name)
-        params = [p for n, p in r.model.named_parameters() if f".{name}." in n]
-        if not params:
-            raise RuntimeError(f"adapter {name} has no parameters: check lora.target_modules")
-        state.update(
-            rng=rng,
-            params=params,
-            opt=torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
-        )
-        # Cosine decay over the planned steps (re-planned under a time budget), as CosineAnnealingLR.
-        state["sched"] = torch.optim.lr_scheduler.LambdaLR(
-            state["opt"], lambda i: 0.5 * (1.0 + math.cos(math.pi * min(i, plan["steps"]) / max(plan["steps"], 1)))
-        )
-        tokens = max(int(ids.numel()) for (ids, _, _), _ in batches)
-        state["recompute"] = activation_bytes(r.base_model, tokens) > activation_budget_mb * 2**20
-        return lora_dict
-
-    def step(r: SurrogateRuntime, batch: tuple[tuple[Any, Any, Any], Any]) -> tuple[float, float]:
-        (ids, mask, labels), w = batch
-        dev = r.device
-        model = r.model
-        model.set_adapter(name)
-        for p in state["params"]:  # another adapter's install may have frozen them
-            p.requires_grad_(True)
-        model.train()
-        try:
-            with state["rng"].active(), layer_checkpointing(_unwrap(model), state["recompute"]):  # dropout masks
-                seq = answer_token_nll(model, ids.to(dev), mask.to(dev), labels.to(dev))
-                loss = weighted_nll(seq, w.to(dev, seq.dtype))
-            state["opt"].zero_grad(set_to_none=True)
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(state["params"], cfg.grad_clip)
-            state["opt"].step()
-            state["sched"].step()
-        finally:
-            model.eval()
-        return float(loss.detach()), float(norm)
-
-    def validate(r: SurrogateRuntime) -> float:
-        model = r.model
-        model.set_adapter(name)
-        model.eval()
-        total = 0.0
-        with torch.no_grad():
-            for ids, mask, labels in val_batches:
-                dev = r.device
-                total += float(answer_token_nll(model, ids.to(dev), mask.to(dev), labels.to(dev)).sum())
-        return total / len(val_rows)
-
-    def snapshot(r: SurrogateRuntime) -> dict[str, Any]:
-        sd = get_peft_model_state_dict(r.model, adapter_name=name)
-        return {k: v.detach().clone().cpu() for k, v in sd.items()}
-
-    def timed(key: str, fn: Callable[[SurrogateRuntime], Any]) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return rt.run(fn)
-        finally:
-            timings[key] += time.perf_counter() - t0
-
-    plan = {"steps": cfg.steps}
-    eval_every = max(1, min(cfg.eval_every, cfg.steps // 3))
-    history: list[dict[str, float]] = []
-    steps_done, best_step, stopped = 0, 0, False
+    data = _training_data(rt, train, val, cfg, max_seq_len or cfg.max_seq_len)
+    run = _AdapterTraining(rt, name, cfg, data, init_tensors, activation_budget_mb)
     try:
-        lora_dict = timed("setup", setup)
-        best = timed("validation", validate)
-        val_s = timings["validation"]
-        best_tensors = timed("validation", snapshot)
-        initial = best
-        history.append({"step": 0, "val_nll": best})
-        bad = 0
-        for s, batch in enumerate(batches, start=1):
-            if s > plan["steps"]:
-                break
-            loss, norm = timed("steps", lambda r, b=batch: step(r, b))
-            steps_done = s
-            if time_budget_s is not None:
-                left = time_budget_s - (time.perf_counter() - started)
-                plan["steps"] = plan_lora(timings["steps"] / s, val_s, left, cfg.steps, eval_every, done=s)
-                eval_every = max(1, min(cfg.eval_every, plan["steps"] // 3))
-            if progress:
-                progress(s, plan["steps"])
-            if s % eval_every and s != plan["steps"]:
-                history.append({"step": s, "train_loss": loss, "grad_norm": norm})
-                continue
-            val_nll = timed("validation", validate)
-            history.append({"step": s, "train_loss": loss, "grad_norm": norm, "val_nll": val_nll})
-            if val_nll < best - 1e-4:
-                best, bad, best_step = val_nll, 0, s
-                best_tensors = timed("validation", snapshot)
-            else:
-                bad += 1
-                if bad >= cfg.early_stop_patience and s != plan["steps"]:
-                    stopped = True
-                    log.debug("early stop at step %d (best val NLL %.4f at step %d)", s, best, best_step)
-                    break
+        lora_dict = run.timed("setup", run.setup)
+        out = _optimize(run, started, time_budget_s, progress)
     finally:
         rt.run(lambda r: r.remove_adapter(name))
     return TrainResult(
-        tensors=best_tensors,
+        tensors=out.best_tensors,
         lora_config=lora_dict,
-        steps=steps_done,
-        best_val_nll=best,
-        history=history,
+        steps=out.steps_done,
+        best_val_nll=out.best,
+        history=out.history,
         seconds=time.perf_counter() - started,
-        best_step=best_step,
-        stopped_early=stopped,
-        n_train=len(fit),
-        n_val=len(val_ex),
-        val_source=val_source,
-        timings=timings,
-        initial_val_nll=initial,
-        planned_steps=plan["steps"],
-        checkpointing=bool(state.get("recompute")),
+        best_step=out.best_step,
+        stopped_early=out.stopped,
+        n_train=len(data.fit),
+        n_val=len(data.val),
+        val_source=data.val_source,
+        timings=run.timings,
+        initial_val_nll=out.initial,
+        planned_steps=run.planned_steps,
+        checkpointing=run.recompute,
     )
 
 
@@ -591,7 +499,6 @@ def answer_nll(
     """Per-example mean NLL of the teacher answers (their first ``max_answer`` tokens, if given)
     under the base model (``adapter=None``) or an adapter (an ``AdapterRef``): "closer to the
     teacher" in likelihood (tests, benchmarks)."""
-    import torch
 
     def run(r: SurrogateRuntime) -> list[float]:
         rows = [tokenize_example(r, e, r.context_length, max_answer) for e in examples]
@@ -600,7 +507,7 @@ def answer_nll(
             model = r.model
             model.eval()
             for i in range(0, len(rows), batch_size):
-                ids, mask, labels = _collate(rows[i : i + batch_size], r.tokenizer.pad_token_id, r.device)
+                ids, mask, labels = collate(rows[i : i + batch_size], r.tokenizer.pad_token_id, r.device)
                 out += answer_token_nll(model, ids, mask, labels).tolist()
         return out
 

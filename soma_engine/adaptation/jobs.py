@@ -135,10 +135,10 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
     if strategy != "soma":
         raise ValueError(f"unknown strategy {strategy!r}: use soma, history-ft or random-ft")
 
-    from ..runtime.surrogate import _template_dict
+    from ..runtime.generation import template_dict
     from . import miner
 
-    turns = [([_template_dict(m) for m in e.messages], e.answer) for e in examples]
+    turns = [([template_dict(m) for m in e.messages], e.answer) for e in examples]
     on_progress = engine.on_progress
     progress = (lambda s, total: on_progress("mining", s, total)) if on_progress else None
 

@@ -9,7 +9,7 @@ Prompts use the model's own chat template (with ``tools=`` when the template tak
 Batched serving: greedy ``generate``/``agenerate`` requests that wait on the worker together
 (up to ``max_batch``) run as one left-padded ``model.generate``, each row with its own session
 adapter (the equivalent of PEFT's ``adapter_names=[...]``, see
-:meth:`SurrogateRuntime._row_lora`). Each row is cut at its own ``max_new_tokens``/EOS, so it
+:func:`~soma_engine.runtime.lora_rows.row_lora`). Each row is cut at its own ``max_new_tokens``/EOS, so it
 gets the tokens it would get alone. Sampled requests and streams run one at a time; so do the
 rows of a batch whose adapters the batched path cannot mix (DoRA and other LoRA variants).
 """
@@ -25,17 +25,25 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..adapters import AdapterMismatch, AdapterRef, AdapterStore, CorruptAdapter, base_identity
+from ..adapters import AdapterRef, AdapterStore, CorruptAdapter, base_identity
 from ..types import Message
+from .adapter_fit import check_adapter_fits
+from .generation import (
+    Generation,
+    GenerationRequest,
+    PieceStreamer,
+    finish_generation,
+    generate_kwargs,
+    left_padded,
+    template_dict,
+)
+from .lora_rows import BASE_ADAPTER, PEFT_BASE_ROW, mixable, row_lora
 from .worker import ADAPT, LIVE, ModelWorker
 
 log = logging.getLogger("soma.surrogate")
 T = TypeVar("T")
-BASE_ADAPTER = "soma_base"
-PEFT_BASE_ROW = "__base__"  # PEFT's adapter name for a batch row served by the bare base model
 GREEDY_BATCH_KEY = "greedy-generate"  # the worker's batch key: every greedy generate can share a call
 
 
@@ -44,25 +52,6 @@ NLL_PREFIXES = 4  # key/value caches of locality contexts kept by query_nll (Smo
 
 class SurrogateError(RuntimeError):
     """The surrogate could not serve this turn; the engine serves it by the teacher."""
-
-
-@dataclass
-class Generation:
-    text: str
-    input_tokens: int
-    output_tokens: int
-    finish_reason: str
-    token_ids: list[int] = field(default_factory=list, repr=False)  # the generated ids, EOS included
-
-
-@dataclass
-class _Request:
-    messages: list[Message]
-    adapter: AdapterRef | None
-    max_new_tokens: int
-    temperature: float
-    tools: list[dict[str, Any]] | None
-    stop: list[str] | None = None
 
 
 def pick_device(device: str = "auto") -> str:
@@ -183,7 +172,7 @@ class SurrogateRuntime:
 
     # -- prompts -------------------------------------------------------------------------
     def render(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> str:
-        dicts = [_template_dict(m) for m in messages]
+        dicts = [template_dict(m) for m in messages]
         kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": True}
         if tools:
             kwargs["tools"] = tools
@@ -242,29 +231,7 @@ class SurrogateRuntime:
         """:class:`AdapterMismatch` unless the adapter fits the running model: the base it
         recorded (adapters saved before bases were recorded: unknown, not checked), the shapes
         it recorded, and every tensor against the module it adapts."""
-        base, mine = meta.get("base"), self.base_identity()
-        if base and mine and base.get("fingerprint") != mine["fingerprint"]:
-            raise AdapterMismatch(
-                f"adapter {ref.adapter_id} was trained on base model {base.get('model')!r} {base.get('config')}, "
-                f"not on the running {mine['model']!r} {mine['config']}"
-            )
-        shapes = {k: list(v.shape) for k, v in tensors.items()}
-        if meta.get("shapes") is not None and meta["shapes"] != shapes:
-            raise AdapterMismatch(f"adapter {ref.adapter_id}'s tensors do not have the shapes it recorded")
-        modules = dict(self.base_model.named_modules())
-        for key, shape in shapes.items():
-            path, lora, kind = key.removeprefix("base_model.model.").rpartition(".lora_")
-            if not lora:
-                continue  # not a LoRA factor (a saved module or bias): PEFT checks it on install
-            features = _features(modules.get(path))
-            if features is None:
-                raise AdapterMismatch(f"adapter {ref.adapter_id} adapts {path!r}, a module the base model lacks")
-            fits = {"A.weight": shape[-1] == features[0], "B.weight": shape[0] == features[1]}.get(kind, True)
-            if not fits:
-                raise AdapterMismatch(
-                    f"adapter {ref.adapter_id}'s {key} has shape {shape}, which does not fit {path!r} "
-                    f"(in {features[0]}, out {features[1]})"
-                )
+        check_adapter_fits(ref.adapter_id, tensors, meta, self.base_identity(), self.base_model)
 
     def install_adapter(self, name: str, lora_config: dict[str, Any], tensors: dict[str, Any] | None) -> None:
         """Add an adapter (fresh, or with ``tensors``) to the shared PEFT model. If the adapter
@@ -319,23 +286,7 @@ class SurrogateRuntime:
     def _generate_kwargs(
         self, input_ids: Any, max_new_tokens: int, temperature: float, stop: list[str] | None = None
     ) -> dict[str, Any]:
-        import torch
-
-        tok = self.tokenizer
-        kwargs: dict[str, Any] = {
-            "input_ids": input_ids,
-            "attention_mask": torch.ones_like(input_ids),
-            "max_new_tokens": max_new_tokens,
-            "pad_token_id": tok.pad_token_id,
-            "eos_token_id": tok.eos_token_id,
-        }
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature, top_p=0.95)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if stop:  # end generation at a stop sequence (the caller cuts the text at it)
-            kwargs.update(stop_strings=list(stop), tokenizer=tok)
-        return {**kwargs, **self.generation_options}
+        return generate_kwargs(self.tokenizer, input_ids, max_new_tokens, temperature, stop, self.generation_options)
 
     def use(self, ref: AdapterRef | None) -> AbstractContextManager[Any]:
         """Activate ``ref`` for the calls inside the ``with`` block; None means the base model."""
@@ -363,19 +314,19 @@ class SurrogateRuntime:
         tools: list[dict[str, Any]] | None = None,
         stop: list[str] | None = None,
     ) -> Generation:
-        return self._submit(_Request(messages, adapter, max_new_tokens, temperature, tools, stop)).result()
+        return self._submit(GenerationRequest(messages, adapter, max_new_tokens, temperature, tools, stop)).result()
 
     def generate_many(
         self, requests: Sequence[tuple[list[Message], AdapterRef | None]], *, max_new_tokens: int = 128
     ) -> list[Generation]:
         """Greedy generations for several (messages, adapter) pairs, queued together so they
         share forward passes (the gate's old and new surrogate on its held-out turns)."""
-        reqs = [_Request(messages, adapter, max_new_tokens, 0.0, None) for messages, adapter in requests]
+        reqs = [GenerationRequest(messages, adapter, max_new_tokens, 0.0, None) for messages, adapter in requests]
         futures = self.worker.submit_batch(GREEDY_BATCH_KEY, reqs, self._generate_batch)
         return [f.result() for f in futures]
 
     async def agenerate(self, messages: list[Message], adapter: AdapterRef | None = None, **kw: Any) -> Generation:
-        req = _Request(
+        req = GenerationRequest(
             messages,
             adapter,
             kw.get("max_new_tokens", 128),
@@ -385,14 +336,14 @@ class SurrogateRuntime:
         )
         return await asyncio.wrap_future(self._submit(req))
 
-    def _submit(self, req: _Request) -> Future[Generation]:
+    def _submit(self, req: GenerationRequest) -> Future[Generation]:
         if req.temperature > 0 or req.stop:
             # Sampling draws from one global RNG stream: a row's draws would depend on its batch;
             # stop sequences end a single row's generation.
             return self.worker.submit(lambda: self._generate_now(req))
         return self.worker.submit_batchable(GREEDY_BATCH_KEY, req, self._generate_batch)
 
-    def _generate_now(self, req: _Request) -> Generation:
+    def _generate_now(self, req: GenerationRequest) -> Generation:
         _ = self.model
         input_ids = self._prepare(req.messages, req.tools, req.max_new_tokens)
         kwargs = self._generate_kwargs(input_ids, req.max_new_tokens, req.temperature, req.stop)
@@ -402,15 +353,9 @@ class SurrogateRuntime:
     def _finish(self, new: list[int], input_tokens: int, max_new_tokens: int) -> Generation:
         """A row's Generation from its generated ids, cut at its own limit and first EOS (a
         batch runs to the longest row's limit and pads finished rows)."""
-        eos = self.tokenizer.eos_token_id
-        new = new[:max_new_tokens]
-        if eos in new:
-            new = new[: new.index(eos) + 1]
-        finish = "length" if len(new) >= max_new_tokens and new[-1] != eos else "stop"
-        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
-        return Generation(text, input_tokens, len(new), finish, new)
+        return finish_generation(self.tokenizer, new, input_tokens, max_new_tokens)
 
-    def _generate_batch(self, reqs: list[_Request]) -> list[Generation | BaseException]:
+    def _generate_batch(self, reqs: list[GenerationRequest]) -> list[Generation | BaseException]:
         """Worker-side: serve greedy requests together; a row's failure is that row's outcome."""
         _ = self.model
         if len(reqs) == 1:
@@ -427,7 +372,7 @@ class SurrogateRuntime:
         return [o if o is not None else SurrogateError("row was not served") for o in outcomes]
 
     def _adapter_chunks(
-        self, rows: list[tuple[int, list[int]]], reqs: list[_Request]
+        self, rows: list[tuple[int, list[int]]], reqs: list[GenerationRequest]
     ) -> Iterator[list[tuple[int, list[int]]]]:
         """Split rows so no chunk needs more adapters than the LRU holds (loading one must not
         evict another of the same forward pass)."""
@@ -448,7 +393,7 @@ class SurrogateRuntime:
     def _generate_rows(
         self,
         rows: list[tuple[int, list[int]]],
-        reqs: list[_Request],
+        reqs: list[GenerationRequest],
         outcomes: list[Generation | BaseException | None],
     ) -> None:
         import torch
@@ -460,7 +405,7 @@ class SurrogateRuntime:
                 ready.append((i, ids, self.activate(reqs[i].adapter) or PEFT_BASE_ROW))
             except Exception as exc:
                 outcomes[i] = exc
-        if len(ready) > 1 and self._mixable([name for _, _, name in ready]):
+        if len(ready) > 1 and mixable(self._peft, [name for _, _, name in ready]):
             try:
                 for (i, _ids, _), gen in zip(ready, self._run_mixed(ready, reqs), strict=True):
                     outcomes[i] = gen
@@ -476,75 +421,16 @@ class SurrogateRuntime:
             except Exception as exc:
                 outcomes[i] = exc
 
-    def _mixable(self, names: list[str]) -> bool:
-        """Whether :meth:`_row_lora` can serve these adapters side by side: plain LoRA on
-        linear layers only (not DoRA or other variants, not LoRA on embeddings)."""
-        from peft.tuners.lora import Linear as LoraLinear
-        from peft.tuners.lora import LoraLayer
-
-        if self._peft is None:
-            return all(n == PEFT_BASE_ROW for n in names)
-        wanted = set(names) - {PEFT_BASE_ROW}
-        for module in self._peft.modules():
-            if not isinstance(module, LoraLayer):
-                continue
-            used = wanted & (set(module.lora_A) | set(module.lora_embedding_A))
-            if used and (not isinstance(module, LoraLinear) or used & set(module.lora_variant)):
-                return False
-        return True
-
-    @contextlib.contextmanager
-    def _row_lora(self, names: list[str]) -> Iterator[None]:
-        """Serve row ``i`` of the next forward passes with adapter ``names[i]`` (the base model
-        for ``PEFT_BASE_ROW``), as PEFT's ``adapter_names`` does, but with one pair of batched
-        matmuls per layer over per-row stacked factors. PEFT's version gathers each adapter's
-        sub-batch and runs its two matmuls separately, per layer and per decoding step: with
-        16 distinct adapters that loop cost more than the batch saved on CPU. The adapters are
-        disabled so each layer returns its base output; a hook adds ``(x A_i^T) B_i^T · s_i``
-        per row, the single-adapter formula (zero factors for rows without this layer's adapter).
-        """
-        import torch
-        from peft.tuners.lora import Linear as LoraLinear
-
-        handles = []
-        for module in self._peft.modules():
-            if not isinstance(module, LoraLinear) or not set(names) & set(module.lora_A):
-                continue
-            ranks = [module.lora_A[n].weight.shape[0] if n in module.lora_A else 0 for n in names]
-            ref = next(module.lora_A[n].weight for n in names if n in module.lora_A)
-            rank, n_in = max(ranks), ref.shape[1]
-            n_out = next(module.lora_B[n].weight.shape[0] for n in names if n in module.lora_A)
-            a = torch.zeros(len(names), n_in, rank, dtype=ref.dtype, device=ref.device)
-            b = torch.zeros(len(names), rank, n_out, dtype=ref.dtype, device=ref.device)
-            scale = torch.zeros(len(names), 1, 1, dtype=ref.dtype, device=ref.device)
-            with torch.no_grad():  # plain copies, even of an adapter's trainable factors
-                for i, (name, r) in enumerate(zip(names, ranks, strict=True)):
-                    if r:
-                        a[i, :, :r] = module.lora_A[name].weight.T
-                        b[i, :r, :] = module.lora_B[name].weight.T
-                        scale[i] = module.scaling[name]
-            handles.append(module.register_forward_hook(_RowLoraHook(a, b, scale)))
-        try:
-            self._peft.set_adapter(BASE_ADAPTER)
-            with self._peft.disable_adapter():
-                yield
-        finally:
-            for h in handles:
-                h.remove()
-
-    def _run_mixed(self, rows: list[tuple[int, list[int], str]], reqs: list[_Request]) -> list[Generation]:
+    def _run_mixed(self, rows: list[tuple[int, list[int], str]], reqs: list[GenerationRequest]) -> list[Generation]:
         import torch
 
-        width = max(len(ids) for _, ids, _ in rows)
-        pad = self.tokenizer.pad_token_id
-        # Left padding: every row's last prompt token sits at the same position, where decoding starts.
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids, _ in rows], device=self.device)
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids, _ in rows], device=self.device)
+        input_ids, mask = left_padded([ids for _, ids, _ in rows], self.tokenizer.pad_token_id, self.device)
+        width = input_ids.shape[1]
         limit = max(reqs[i].max_new_tokens for i, _, _ in rows)
         kwargs = {**self._generate_kwargs(input_ids, limit, 0.0), "attention_mask": mask}
         model = self.model
         rows_lora = (
-            self._row_lora([name for _, _, name in rows]) if self._peft is not None else contextlib.nullcontext()
+            row_lora(self._peft, [name for _, _, name in rows]) if self._peft is not None else contextlib.nullcontext()
         )
         with rows_lora, torch.inference_mode():
             model.eval()
@@ -566,7 +452,7 @@ class SurrogateRuntime:
     ) -> Iterator[str | Generation]:
         """Yields text pieces as the worker produces them, then the final :class:`Generation`."""
         q: queue.Queue[Any] = queue.Queue()
-        self._start_stream(_Request(messages, adapter, max_new_tokens, temperature, tools, stop), q.put)
+        self._start_stream(GenerationRequest(messages, adapter, max_new_tokens, temperature, tools, stop), q.put)
         while True:
             item = q.get()
             if isinstance(item, BaseException):
@@ -587,7 +473,7 @@ class SurrogateRuntime:
     ) -> AsyncIterator[str | Generation]:
         loop = asyncio.get_running_loop()
         q: asyncio.Queue[Any] = asyncio.Queue()
-        req = _Request(messages, adapter, max_new_tokens, temperature, tools, stop)
+        req = GenerationRequest(messages, adapter, max_new_tokens, temperature, tools, stop)
         self._start_stream(req, lambda x: loop.call_soon_threadsafe(q.put_nowait, x))
         while True:
             item = await q.get()
@@ -597,12 +483,12 @@ class SurrogateRuntime:
             if isinstance(item, Generation):
                 return
 
-    def _start_stream(self, req: _Request, put: Callable[[Any], None]) -> None:
+    def _start_stream(self, req: GenerationRequest, put: Callable[[Any], None]) -> None:
         def task() -> None:
             try:
                 _ = self.model
                 input_ids = self._prepare(req.messages, req.tools, req.max_new_tokens)
-                streamer = _PieceStreamer(self.tokenizer, put)
+                streamer = PieceStreamer(self.tokenizer, put)
                 kwargs = self._generate_kwargs(input_ids, req.max_new_tokens, req.temperature, req.stop)
                 out = self._run_generate(req.adapter, {**kwargs, "streamer": streamer})
                 streamer.flush()
@@ -664,7 +550,7 @@ class SurrogateRuntime:
 
     def _stable_text(self, stable: list[Message], before_query: str) -> str:
         """The rendered text of the stable messages, if the full prompt starts with it."""
-        dicts = [_template_dict(m) for m in stable]
+        dicts = [template_dict(m) for m in stable]
         head = self.tokenizer.apply_chat_template(dicts, tokenize=False, add_generation_prompt=False)
         return head if before_query.startswith(head) else ""
 
@@ -688,75 +574,3 @@ class SurrogateRuntime:
 
     def close(self) -> None:
         self.worker.close()
-
-
-def _features(module: Any) -> tuple[int, int] | None:
-    """(in, out) features of a module an adapter may target; None if it cannot be one."""
-    if module is None:
-        return None
-    if hasattr(module, "in_features") and hasattr(module, "out_features"):  # nn.Linear, PEFT's LoRA layers
-        return int(module.in_features), int(module.out_features)
-    if hasattr(module, "num_embeddings") and hasattr(module, "embedding_dim"):
-        return int(module.num_embeddings), int(module.embedding_dim)
-    weight = getattr(module, "weight", None)
-    if type(module).__name__ == "Conv1D" and weight is not None:  # GPT-2 stores (in, out)
-        return int(weight.shape[0]), int(weight.shape[1])
-    return None
-
-
-class _RowLoraHook:
-    """Forward hook adding each row's own LoRA update to a layer's base output."""
-
-    def __init__(self, a: Any, b: Any, scale: Any) -> None:
-        self.a, self.b, self.scale = a, b, scale
-
-    def __call__(self, module: Any, args: tuple[Any, ...], output: Any) -> Any:
-        import torch
-
-        x = args[0].to(self.a.dtype)
-        return output + (torch.bmm(torch.bmm(x, self.a), self.b) * self.scale).to(output.dtype)
-
-
-class _PieceStreamer:
-    """transformers streamer that decodes generated ids incrementally and emits text pieces
-    token by token, holding back incomplete UTF-8 sequences."""
-
-    def __init__(self, tokenizer: Any, emit: Callable[[Any], None]) -> None:
-        self.tok = tokenizer
-        self.emit = emit
-        self.ids: list[int] = []
-        self.sent = 0
-        self.prompt_seen = False
-
-    def put(self, value: Any) -> None:
-        if not self.prompt_seen:  # generate() first pushes the prompt ids
-            self.prompt_seen = True
-            return
-        self.ids.extend(int(x) for x in value.reshape(-1).tolist())
-        text = self.tok.decode(self.ids, skip_special_tokens=True)
-        if not text.endswith("\ufffd"):
-            self._emit_from(text)
-
-    def _emit_from(self, text: str) -> None:
-        piece = text[self.sent :]
-        if piece:
-            self.sent = len(text)
-            self.emit(piece)
-
-    def end(self) -> None:
-        return None
-
-    def flush(self) -> None:
-        self._emit_from(self.tok.decode(self.ids, skip_special_tokens=True).rstrip("\ufffd"))
-
-
-def _template_dict(m: Message) -> dict[str, Any]:
-    d: dict[str, Any] = {"role": m.role, "content": m.content}
-    if m.tool_calls:
-        d["tool_calls"] = [
-            {"type": "function", "id": c.get("id"), "function": {"name": c.get("name"), "arguments": c.get("args", {})}}
-            for c in m.tool_calls
-        ]
-    if m.role == "tool" and m.tool_call_id:
-        d["tool_call_id"] = m.tool_call_id
-    return d
