@@ -41,6 +41,7 @@ from .runtime.encoder import Encoder
 from .runtime.models import resolve_encoder, resolve_surrogate, soma_home
 from .runtime.surrogate import Generation, SurrogateError, SurrogateRuntime
 from .session import SessionGone, SessionState, SessionStore, open_store
+from .teacher import resolve_sync, split_teacher_result, teacher_usage
 from .types import (
     Message,
     NonTextContent,
@@ -61,11 +62,6 @@ from .types import (
 log = logging.getLogger("soma.engine")
 
 Teacher = Callable[[list[Message]], Any]
-
-
-def estimate_tokens(text: str) -> int:
-    """Rough count for teachers that report no usage (about 4 characters a token)."""
-    return max(1, (len(text) + 3) // 4) if text else 0
 
 
 class SomaEngine:
@@ -173,7 +169,7 @@ class SomaEngine:
             except SurrogateError as exc:
                 route = self.fallback(route, str(exc))
         started = time.perf_counter()
-        text, usage = _split_teacher_result(teacher(route.teacher_messages))
+        text, usage = split_teacher_result(teacher(route.teacher_messages))
         latency = (time.perf_counter() - started) * 1000
         return self.record_teacher(route, text, usage, latency_ms=latency, teacher=teacher)
 
@@ -199,7 +195,7 @@ class SomaEngine:
         result = teacher(route.teacher_messages)
         if inspect.isawaitable(result):
             result = await result
-        text, usage = _split_teacher_result(result)
+        text, usage = split_teacher_result(result)
         latency = (time.perf_counter() - started) * 1000
         return self.record_teacher(route, text, usage, latency_ms=latency, teacher=teacher)
 
@@ -360,7 +356,7 @@ class SomaEngine:
         (before that, with ``share`` on, look for a shared adapter to adopt: sharing.py)."""
         if not isinstance(text, str):
             raise TypeError("the teacher's reply must be a string")
-        usage = _usage(usage, route.messages, text)
+        usage = teacher_usage(usage, route.messages, text)
         latency = latency_ms if latency_ms is not None else (time.perf_counter() - route.started) * 1000
         fallback = route.fallback
 
@@ -733,11 +729,9 @@ class SomaEngine:
         drift monitor's window, and ``gate.consecutive`` breaches of ``drift_threshold`` roll
         the session back."""
         try:
-            result = teacher(route.messages)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_await(result))
-            text, usage = _split_teacher_result(result)
-            usage = _usage(usage, route.messages, text)
+            result = resolve_sync(teacher(route.messages))
+            text, usage = split_teacher_result(result)
+            usage = teacher_usage(usage, route.messages, text)
         except Exception:
             log.exception("audit failed for session %s", route.key.digest[:12])
             return
@@ -1057,10 +1051,6 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield from rest
 
 
-async def _await(x: Any) -> Any:
-    return await x
-
-
 def _text_only(messages: Any) -> list[Message]:
     out = []
     for m in messages:
@@ -1070,27 +1060,3 @@ def _text_only(messages: Any) -> list[Message]:
             content = " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
         out.append({"role": role, "content": content or ""})
     return normalize_messages(out)
-
-
-def _split_teacher_result(result: Any) -> tuple[str, Usage | dict[str, Any] | None]:
-    """A teacher returns text, or (text, usage), or an object with ``.content``."""
-    if isinstance(result, tuple) and len(result) == 2:
-        return str(result[0]), result[1]
-    if isinstance(result, str):
-        return result, None
-    content = getattr(result, "content", None)
-    if isinstance(content, str):
-        return content, getattr(result, "usage_metadata", None)
-    raise TypeError(f"the teacher must return a string, got {type(result).__name__}")
-
-
-def _usage(usage: Usage | dict[str, Any] | None, messages: list[Any], text: str) -> Usage:
-    if isinstance(usage, Usage):
-        return usage
-    if isinstance(usage, dict) and ("input_tokens" in usage or "prompt_tokens" in usage):
-        return Usage(
-            int(usage.get("input_tokens", usage.get("prompt_tokens", 0)) or 0),
-            int(usage.get("output_tokens", usage.get("completion_tokens", 0)) or 0),
-        )
-    prompt = sum(estimate_tokens(getattr(m, "content", "") or "") for m in messages if isinstance(m, Message))
-    return Usage(prompt, estimate_tokens(text), estimated=True)

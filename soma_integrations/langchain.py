@@ -59,11 +59,12 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 
 from soma_engine import turns
 from soma_engine.config import SomaConfig
-from soma_engine.engine import SomaEngine, estimate_tokens
+from soma_engine.engine import SomaEngine
 from soma_engine.shared import check_engine, coerce_config
 from soma_engine.shared import describe as _describe
 from soma_engine.shared import safe as _safe
 from soma_engine.shared import surrogate_name as _surrogate_name
+from soma_engine.teacher import estimate_tokens
 from soma_engine.tools import StopFilter as _StopFilter
 from soma_engine.tools import check_json_output, check_tool_output, render_tool_calls, truncate_at_stop
 from soma_engine.types import Reply, Usage

@@ -53,10 +53,11 @@ from llama_index.core.tools.types import BaseTool as _BaseTool
 
 from soma_engine import turns
 from soma_engine.config import SomaConfig
-from soma_engine.engine import SomaEngine, estimate_tokens
+from soma_engine.engine import SomaEngine
 from soma_engine.runtime.encoder import Encoder
 from soma_engine.runtime.models import resolve_encoder
 from soma_engine.shared import check_engine, coerce_config, describe, safe, surrogate_name
+from soma_engine.teacher import estimate_tokens
 from soma_engine.tools import ParsedOutput, StopFilter, check_tool_output, render_tool_calls
 from soma_engine.types import Reply, Usage
 

@@ -28,6 +28,7 @@ from ..adapters import AdapterRef, CorruptAdapter
 from ..drift.detector import session_locality
 from ..drift.locality import SessionLocality
 from ..session import SessionGone
+from ..teacher import resolve_sync, split_teacher_result
 from ..types import Message, Phase, SessionKey, TurnRecord
 from .budget import lora_budget
 from .distiller import Example, train_adapter
@@ -180,26 +181,9 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
     calls = 0
     probes: list[Example] = []
     if cfg.mining.probe_teacher and teacher is not None and cfg.mining.probe_budget > 0:
-        import asyncio
-        import inspect
-
-        from ..engine import _split_teacher_result
 
         def ask(messages: list[dict[str, Any]]) -> str:
-            answer = teacher([Message.from_dict(m) for m in messages])
-            if inspect.isawaitable(answer):
-                try:
-                    asyncio.get_running_loop()
-                except RuntimeError:
-                    answer = asyncio.run(_await(answer))
-                else:
-                    if inspect.iscoroutine(answer):
-                        answer.close()
-                    raise RuntimeError("an async teacher cannot be probed from inside a running event loop")
-            return _split_teacher_result(answer)[0]
-
-        async def _await(aw: Any) -> Any:
-            return await aw
+            return split_teacher_result(resolve_sync(teacher([Message.from_dict(m) for m in messages])))[0]
 
         t0 = time.perf_counter()
         full = [([m.to_dict() for m in r.context()], r.answer) for r in train_recs]
