@@ -32,7 +32,6 @@ from .adaptation.jobs import (
     shadow_step,
 )
 from .adapters import AdapterRef, AdapterRegistry, CorruptAdapter
-from .compress import compress_context
 from .config import ConfigError, SomaConfig
 from .drift.detector import locality_embeddings, locality_score, trusted_messages
 from .drift.locality import LocalityScore, SessionLocality
@@ -40,6 +39,7 @@ from .drift.monitor import DriftMonitor, audit_rng, should_audit
 from .runtime.encoder import Encoder
 from .runtime.models import resolve_encoder, resolve_surrogate, soma_home
 from .runtime.surrogate import Generation, SurrogateError, SurrogateRuntime
+from .services import ProgressHook, Services
 from .session import SessionGone, SessionState, SessionStore, open_store
 from .teacher import resolve_sync, split_teacher_result, teacher_usage
 from .types import (
@@ -77,11 +77,11 @@ class SomaEngine:
             raise ValueError("namespace must be a non-empty string")
         if config is not None and not isinstance(config, SomaConfig):
             raise TypeError("config must be a SomaConfig (or None for defaults, env vars and file)")
-        self.config = config if config is not None else SomaConfig.load()
+        config = config if config is not None else SomaConfig.load()
         self.namespace = namespace
         self.home = soma_home()
         self.store, self.adapters = open_store(store, self.home)
-        if self.config.adaptation == "queue" and not getattr(self.store, "supports_queue", False):
+        if config.adaptation == "queue" and not getattr(self.store, "supports_queue", False):
             raise ConfigError("adaptation='queue' needs a Redis store (store='redis://host:port/db') and `soma worker`")
         if isinstance(surrogate, SurrogateRuntime):
             self.surrogate = surrogate
@@ -92,24 +92,48 @@ class SomaEngine:
                 None if surrogate is None else str(surrogate),
                 resolve=lambda: resolve_surrogate(surrogate),
                 adapters=self.adapters,
-                device=self.config.device,
-                max_adapters=self.config.max_adapters_in_memory,
-                max_batch=self.config.serving_batch,
-                generation_options=self.config.generation_options(),
+                device=config.device,
+                max_adapters=config.max_adapters_in_memory,
+                max_batch=config.serving_batch,
+                generation_options=config.generation_options(),
             )
         self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(resolve=lambda: resolve_encoder(encoder))
-        self.jobs = JobRunner(self)
+        # What jobs and adoption looks get instead of the engine; holds the config.
+        self.services = Services(config, self.store, self.adapters, self.surrogate, self.encoder)
+        self.services.start_shadow = self.start_shadow
+        if config.adaptation == "queue":
+            self.services.owner = "queue"  # `soma worker` processes run the jobs
+        self.jobs = JobRunner(self.services)
         self._audits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soma-audit")
         # Surrogate generations run here so that a turn can stop waiting at its deadline.
         self._generations = ThreadPoolExecutor(max_workers=64, thread_name_prefix="soma-generate")
-        # Optional hook for progress bars: on_progress(stage, step, total), stage "mining" | "lora".
-        self.on_progress: Callable[[str, int, int], None] | None = None
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         self._fingerprint_warned = False
         self._audit_backlog = 0  # audits submitted and not finished (bounded: AUDIT_BACKLOG)
         self.audits_dropped = 0
         self._closed = False
+
+    @property
+    def config(self) -> SomaConfig:
+        return self.services.config
+
+    @config.setter
+    def config(self, value: SomaConfig) -> None:
+        self.services.config = value
+
+    @property
+    def on_progress(self) -> ProgressHook | None:
+        """Optional hook for progress bars: on_progress(stage, step, total), stage "mining" | "lora"."""
+        return self.services.on_progress
+
+    @on_progress.setter
+    def on_progress(self, hook: ProgressHook | None) -> None:
+        self.services.on_progress = hook
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def registry(self) -> AdapterRegistry:
@@ -398,7 +422,7 @@ class SomaEngine:
                 st.phase = Phase.ADAPTING.value
                 st.job = self.jobs.new_job(route.key)
             shadow = (st.job or {}).get("status") == "shadow"
-            look = not start_job and sharing.due(self, st)  # a shared adapter to adopt early?
+            look = not start_job and sharing.due(self.services, st)  # a shared adapter to adopt early?
             return record, st.phase, self._gate_info(st), start_job, shadow, look
 
         done = self._commit_turn(route, text, write)
@@ -412,7 +436,7 @@ class SomaEngine:
             self._start_adaptation(route.key, teacher)
         elif shadow or look:
             if shadow:
-                self._start_shadow(route.key)
+                self.start_shadow(route.key)
             else:
                 self._start_look(route.key)
             if self.config.adaptation == "inline":  # the step ran here: report its outcome
@@ -495,12 +519,7 @@ class SomaEngine:
     # -- surrogate path ---------------------------------------------------------------------
     def compressed(self, messages: list[Message]) -> list[Message]:
         """S~_t: summary of older turns within ``summary_tokens`` + the last K turns."""
-        return compress_context(
-            messages,
-            recent_turns=self.config.recent_turns,
-            summary_tokens=self.config.summary_tokens,
-            count_tokens=self.surrogate.count_tokens,
-        )
+        return self.services.compressed(messages)
 
     def _adapter(self, route: Route) -> AdapterRef:
         state = self.store.get(route.key)
@@ -833,7 +852,7 @@ class SomaEngine:
         )
         return True
 
-    def _start_shadow(self, key: SessionKey) -> None:
+    def start_shadow(self, key: SessionKey) -> None:
         """Grow a candidate's acceptance batch with the latest teacher turn(s) (bound mode)."""
         if self.config.adaptation == "inline":
             self._shadow(key)
@@ -842,7 +861,7 @@ class SomaEngine:
 
     def _shadow(self, key: SessionKey) -> None:
         try:
-            shadow_step(self, key)
+            shadow_step(self.services, key)
         except Exception:
             log.exception("shadow evaluation failed for session %s", key.digest[:12])
 

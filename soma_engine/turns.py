@@ -81,7 +81,7 @@ def model_engine(model: Any, built: SomaEngine | None) -> SomaEngine:
     fields (built on first use)."""
     if model.engine is not None and model.engine is not built:
         return model.engine
-    if built is not None and not built._closed:
+    if built is not None and not built.closed:
         return built
     return shared_engine(
         surrogate=model.surrogate,

@@ -306,15 +306,15 @@ def _unwrap(model: Any) -> Any:
 def answer_logits(model: Any, input_ids: Any, attention_mask: Any, b_idx: Any, p_idx: Any) -> Any:
     """Logits ``[R, |V|]`` at positions ``(b_idx, p_idx)`` only: the decoder's hidden states,
     then the output embedding (and the model's post-head transforms) on those rows."""
-    from .miner import _decoder, _finalize_logits
+    from .miner import decoder_of, finalize_logits
 
     base = _unwrap(model)
-    decoder = _decoder(base)
+    decoder = decoder_of(base)
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
     if decoder is not None and head is not None:
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
-        return _finalize_logits(base, head(hidden[b_idx, p_idx]))
+        return finalize_logits(base, head(hidden[b_idx, p_idx]))
     # Unusual wrappers: full logits, then gather (correct, not economical).
     return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[b_idx, p_idx]
 
@@ -328,20 +328,20 @@ def answer_token_nll(
     import torch
     import torch.nn.functional as F
 
-    from .miner import _decoder, _finalize_logits, chunked_rows
+    from .miner import chunked_rows, decoder_of, finalize_logits
 
     shift = labels[:, 1:]
     b_idx, p_idx = (shift != -100).nonzero(as_tuple=True)
     targets = shift[b_idx, p_idx]
     base = _unwrap(model)
-    decoder = _decoder(base)
+    decoder = decoder_of(base)
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
     if decoder is not None and head is not None:
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         hidden = (out[0] if isinstance(out, tuple) else out.last_hidden_state)[b_idx, p_idx]
 
         def ce(rows: Any, sl: slice) -> tuple[Any]:
-            return (F.cross_entropy(_finalize_logits(base, head(rows)).float(), targets[sl], reduction="none"),)
+            return (F.cross_entropy(finalize_logits(base, head(rows)).float(), targets[sl], reduction="none"),)
 
         (tok,) = chunked_rows(ce, hidden, row_chunk)
     else:

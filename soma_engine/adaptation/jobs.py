@@ -34,7 +34,7 @@ from .budget import lora_budget
 from .distiller import Example, train_adapter
 
 if TYPE_CHECKING:
-    from ..engine import SomaEngine
+    from ..services import Services
 
 log = logging.getLogger("soma.jobs")
 
@@ -71,7 +71,7 @@ class Plan:
         return [e for e in self.train if e.validation]
 
 
-def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callable[..., Any] | None) -> Plan:
+def plan_training(services: Services, records: list[TurnRecord], teacher: Callable[..., Any] | None) -> Plan:
     """Split off the acceptance batch B, then choose and weight the training set H by
     ``config.strategy`` (the ablation of Sec. 3.3 / appendix C.3):
 
@@ -90,7 +90,7 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
     same session for the distiller's early stopping (history-ft has none; the distiller then
     holds one out itself when it has ≥ 3, see distiller.py).
 
-    Contexts: training uses S~_t = ``engine.compressed(S_t)``, the compressed context the
+    Contexts: training uses S~_t = ``services.compressed(S_t)``, the compressed context the
     adapter will serve from, and mining scores exactly the same S~_t (same chat template and
     truncation as the distiller), so r_t ranks the examples that are trained on. The teacher's
     answers were produced from the full S_t.
@@ -105,10 +105,10 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
     from .budget import CPU_MAX_SEQ_LEN, MINING_SHARE, effective_budget
     from .distiller import training_budget
 
-    cfg = engine.config
+    cfg = services.config
     strategy = cfg.strategy
-    budget_s = effective_budget(cfg.adaptation_budget_s, engine.surrogate.device)
-    seq_cap = None if budget_s is None or engine.surrogate.device == "cuda" else CPU_MAX_SEQ_LEN
+    budget_s = effective_budget(cfg.adaptation_budget_s, services.surrogate.device)
+    seq_cap = None if budget_s is None or services.surrogate.device == "cuda" else CPU_MAX_SEQ_LEN
     seq_len = min(cfg.lora.max_seq_len, seq_cap or cfg.lora.max_seq_len)
     sizing: dict[str, Any] = {
         "budget_s": budget_s,
@@ -118,7 +118,7 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
     n_hold = min(cfg.gate.holdout, max(len(records) - 1, 0))
     train_recs, holdout = (records[:-n_hold], records[-n_hold:]) if n_hold else (records, [])
     t0 = time.perf_counter()
-    examples = [Example(engine.compressed(r.context()), r.answer) for r in train_recs]
+    examples = [Example(services.compressed(r.context()), r.answer) for r in train_recs]
     timings = {"compress": time.perf_counter() - t0}
     n = len(examples)
 
@@ -136,14 +136,14 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
     if strategy != "soma":
         raise ValueError(f"unknown strategy {strategy!r}: use soma, history-ft or random-ft")
 
-    from ..runtime.surrogate import _template_dict
+    from ..runtime.surrogate import template_dict
     from . import miner
 
-    turns = [([_template_dict(m) for m in e.messages], e.answer) for e in examples]
-    on_progress = engine.on_progress
+    turns = [([template_dict(m) for m in e.messages], e.answer) for e in examples]
+    on_progress = services.on_progress
     progress = (lambda s, total: on_progress("mining", s, total)) if on_progress else None
 
-    rt = engine.surrogate
+    rt = services.surrogate
 
     def on_base(fn: Callable[[], Any]) -> Any:
         def task(r: Any) -> Any:
@@ -189,7 +189,9 @@ def plan_training(engine: SomaEngine, records: list[TurnRecord], teacher: Callab
         full = [([m.to_dict() for m in r.context()], r.answer) for r in train_recs]
         cases, calls = miner.probe_cases(result, full, ask, cfg.mining.probe_budget)
         r_mean = float(np.mean([weights[i] for i in chosen]))
-        probes = [Example(engine.compressed([Message.from_dict(m) for m in msgs]), ans, r_mean) for msgs, ans in cases]
+        probes = [
+            Example(services.compressed([Message.from_dict(m) for m in msgs]), ans, r_mean) for msgs, ans in cases
+        ]
         timings["probes"] = time.perf_counter() - t0
     return Plan(
         split(chosen, weights, probes),
@@ -222,19 +224,18 @@ def _pid_alive(pid: int) -> bool:
 
 
 class JobRunner:
-    def __init__(self, engine: SomaEngine) -> None:
-        self.engine = engine
-        self.owner = uuid.uuid4().hex
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.owner = services.owner
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soma-adapt")
         self._active: dict[str, Future[None]] = {}
         self._looks: dict[str, Future[None]] = {}  # adoption looks (sharing.adopt), one per session
         self._lock = threading.Lock()
         self.queue: Any = None  # adaptation="queue": a soma_engine.adaptation.queue.JobQueue (soma worker runs jobs)
-        if engine.config.adaptation == "queue":
+        if services.config.adaptation == "queue":
             from .queue import JobQueue
 
-            self.queue = JobQueue.for_engine(engine)
-            self.owner = "queue"
+            self.queue = JobQueue(services.store)  # type: ignore[arg-type]
         _LIVE_OWNERS.add(self.owner)
 
     def new_job(self, key: SessionKey) -> dict[str, Any]:
@@ -242,7 +243,7 @@ class JobRunner:
         locked write). On the queue the job is enqueued here, so the record holds its id."""
         if self.queue is not None:
             try:
-                return self.queue.enqueue(key, self.engine.config, getattr(self.engine.surrogate, "_model_path", None))
+                return self.queue.enqueue(key, self.services.config, self.services.surrogate.configured_path)
             except Exception as exc:  # the turn is recorded anyway; the next turn enqueues again
                 log.exception("could not enqueue adaptation for session %s", key.digest[:12])
                 return {"status": "failed", "owner": self.owner, "error": f"enqueue: {type(exc).__name__}: {exc}"}
@@ -258,7 +259,7 @@ class JobRunner:
 
     def is_active(self, key: SessionKey) -> bool:
         if self.queue is not None:
-            state = self.engine.store.get(key)
+            state = self.services.store.get(key)
             return state is not None and self.queue.is_active(state.job)
         with self._lock:
             fut = self._active.get(key.digest)
@@ -312,25 +313,25 @@ class JobRunner:
         from .sharing import adopt
 
         try:
-            adopt(self.engine, key)
+            adopt(self.services, key)
         except Exception:
             log.exception("adoption look failed for session %s", key.digest[:12])
 
     def run_now(self, key: SessionKey, teacher: Callable[..., Any] | None = None) -> None:
         """Run the job here; a failure leaves the session on the teacher (``rejected``)."""
         try:
-            run_adaptation(self.engine, key, teacher)
+            run_adaptation(self.services, key, teacher)
         except Exception as exc:
             log.exception("adaptation failed for session %s", key.digest[:12])
             with (
                 suppress(SessionGone),
-                self.engine.store.session(key, self.engine.config.session_ttl, create=False) as st,
+                self.services.store.session(key, self.services.config.session_ttl, create=False) as st,
             ):
                 if st.phase != Phase.ADAPTING.value:
                     return  # moved on (rolled back, another job finished) while this one failed
                 st.phase = Phase.REJECTED.value
                 st.job = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "owner": self.owner}
-                st.next_adapt_at = st.turn_count + max(1, self.engine.config.warm_window // 2)
+                st.next_adapt_at = st.turn_count + max(1, self.services.config.warm_window // 2)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -350,49 +351,49 @@ class JobRunner:
         _LIVE_OWNERS.discard(self.owner)
 
 
-def teacher_turns(engine: SomaEngine, key: SessionKey, since: int) -> list[TurnRecord]:
+def teacher_turns(services: Services, key: SessionKey, since: int) -> list[TurnRecord]:
     """The session's teacher-served turns after turn ``since``: the contexts adaptation trains
     and the gate measures on."""
-    return [r for r in engine.store.turns(key, since=since) if r.served_by == "teacher" and r.messages]
+    return [r for r in services.store.turns(key, since=since) if r.served_by == "teacher" and r.messages]
 
 
-def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., Any] | None = None) -> None:
+def run_adaptation(services: Services, key: SessionKey, teacher: Callable[..., Any] | None = None) -> None:
     """Mine/select (strategy), train the adapter (Eq. 4), gate it (Thm 4.2 / Cor. 4.3) on
     held-out warm turns, switch the session to ``serving`` or ``rejected``, and record the
     adapter in the registry (shareable if accepted)."""
     from .sharing import lineage_agents, record_adapter
 
-    cfg = engine.config
+    cfg = services.config
     started = time.perf_counter()
-    state = engine.store.get(key)
+    state = services.store.get(key)
     if state is None:
         return
     started_job = dict(state.job or {})
-    records = teacher_turns(engine, key, state.adapt_from)
+    records = teacher_turns(services, key, state.adapt_from)
     parent = AdapterRef.from_dict(state.adapter) if state.adapter else None
     # A shared adapter the session was refused (sharing.adopt): its weights are the warm
     # start, while the gate still compares against the base model the session serves by now.
     donor = AdapterRef.from_dict(state.donor) if state.donor and parent is None else None
     if len(records) < 2:
-        with suppress(SessionGone), engine.store.session(key, cfg.session_ttl, create=False) as st:
+        with suppress(SessionGone), services.store.session(key, cfg.session_ttl, create=False) as st:
             if not same_job(st, started_job):
                 return
             st.phase = Phase.REJECTED.value
             st.next_adapt_at = st.turn_count + 1
             st.job = {"status": "done", "reason": "fewer than 2 teacher turns"}
         return
-    plan = plan_training(engine, records, teacher)
+    plan = plan_training(services, records, teacher)
     init = None
     if parent is not None or donor is not None:
         try:
-            init = engine.adapters.load(parent or donor)[0]
+            init = services.adapters.load(parent or donor)[0]
         except CorruptAdapter:
             parent = donor = None
     start = parent or donor
-    hook = engine.on_progress
+    hook = services.on_progress
     left = None if plan.budget_s is None else lora_budget(plan.budget_s, time.perf_counter() - started)
     result = train_adapter(
-        engine.surrogate,
+        services.surrogate,
         plan.train,
         [],
         cfg.lora,
@@ -405,9 +406,9 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
     )
     plan.budget["lora"] = {"configured": cfg.lora.steps, "planned": result.planned_steps, "ran": result.steps}
     if not result.improved and cfg.gate.min_improvement is not None:  # None: the permissive opt-out
-        record_no_improvement(engine, key, started_job, plan, result, time.perf_counter() - started)
+        record_no_improvement(services, key, started_job, plan, result, time.perf_counter() - started)
         return
-    ref = engine.adapters.save(
+    ref = services.adapters.save(
         result.tensors,
         result.lora_config,
         namespace=key.namespace_digest,
@@ -417,22 +418,24 @@ def run_adaptation(engine: SomaEngine, key: SessionKey, teacher: Callable[..., A
         metrics={"steps": result.steps, "val_nll": result.best_val_nll, "strategy": cfg.strategy}
         | ({"warm_start": donor.adapter_id} if donor else {}),
     )
-    outcome = _gate(engine, plan, ref, parent, records)
+    outcome = _gate(services, plan, ref, parent, records)
     seconds = time.perf_counter() - started
     try:
-        with engine.store.session(key, cfg.session_ttl, create=False) as st:
+        with services.store.session(key, cfg.session_ttl, create=False) as st:
             if not same_job(st, started_job):
                 raise _Superseded
-            shadow = _record_adaptation(engine, st, plan, ref, outcome, parent, donor, start, seconds)
+            shadow = _record_adaptation(services, st, plan, ref, outcome, parent, donor, start, seconds)
     except (SessionGone, _Superseded) as exc:
         # Deleted, or a newer job / rollback owns the session now: this result is not written.
         log.info("session %s: adaptation result dropped (%s)", key.digest[:12], type(exc).__name__)
-        _discard(engine, key, ref)
+        _discard(services, key, ref)
         return
-    record_adapter(engine, key, ref, records, accepted=outcome.decision.accepted, agents=lineage_agents(engine, start))
-    prune_adapters(engine, key)
+    record_adapter(
+        services, key, ref, records, accepted=outcome.decision.accepted, agents=lineage_agents(services, start)
+    )
+    prune_adapters(services, key)
     if shadow:
-        engine._start_shadow(key)
+        services.start_shadow(key)
     decision = outcome.decision
     log.info(
         "session %s: adapter %s %s (fidelity %.3f, Δ̂ %.3f) in %.1fs",
@@ -473,28 +476,28 @@ def _in_use(state: Any) -> set[str]:
     }
 
 
-def prune_adapters(engine: SomaEngine, key: SessionKey) -> None:
+def prune_adapters(services: Services, key: SessionKey) -> None:
     """Remove the session's superseded adapter folders (older versions, rejected candidates)
     after a job's write; a failure only leaves files behind."""
-    state = engine.store.get(key)
+    state = services.store.get(key)
     if state is None:
         return
     try:
-        engine.adapters.prune_superseded(key.namespace_digest, key.digest, _in_use(state))
+        services.adapters.prune_superseded(key.namespace_digest, key.digest, _in_use(state))
     except Exception:
         log.exception("could not remove superseded adapters of session %s", key.digest[:12])
 
 
-def _discard(engine: SomaEngine, key: SessionKey, ref: AdapterRef) -> None:
+def _discard(services: Services, key: SessionKey, ref: AdapterRef) -> None:
     """Remove an adapter whose result was not written, unless the session (if any) uses it
     (adapter ids are content hashes: an identical one may have been installed)."""
-    state = engine.store.get(key)
+    state = services.store.get(key)
     if state is None or ref.adapter_id not in _in_use(state):
-        engine.adapters.delete(ref)
+        services.adapters.delete(ref)
 
 
 def _record_adaptation(
-    engine: SomaEngine,
+    services: Services,
     st: Any,
     plan: Plan,
     ref: AdapterRef,
@@ -505,7 +508,7 @@ def _record_adaptation(
     seconds: float,
 ) -> bool:
     """The job's final write (inside the session's lock); True when shadow evaluation follows."""
-    cfg = engine.config
+    cfg = services.config
     decision = outcome.decision
     st.add("adaptations")
     st.add("adaptation_seconds", seconds)
@@ -526,21 +529,21 @@ def _record_adaptation(
     if donor is not None:
         record["warm_start"] = donor.adapter_id
     push_decision(st, record)
-    st.job = {"status": "done", "owner": engine.jobs.owner, "seconds": round(seconds, 3)}
-    shadow = _apply_decision(engine, st, decision, ref, outcome, parent)
+    st.job = {"status": "done", "owner": services.owner, "seconds": round(seconds, 3)}
+    shadow = _apply_decision(services, st, decision, ref, outcome, parent)
     if decision.accepted:
         st.donor = None
     return shadow
 
 
 def record_no_improvement(
-    engine: SomaEngine, key: SessionKey, started_job: dict[str, Any], plan: Plan, result: Any, seconds: float
+    services: Services, key: SessionKey, started_job: dict[str, Any], plan: Plan, result: Any, seconds: float
 ) -> None:
     """Record an adaptation whose best checkpoint is the untrained adapter (``result.improved``
     False: no validation beat step 0) as "no improvement": nothing is saved or gated, the
     session stays on the teacher (``rejected``) and retries after ``warm_window // 2`` turns."""
-    cfg = engine.config
-    with suppress(SessionGone), engine.store.session(key, cfg.session_ttl, create=False) as st:
+    cfg = services.config
+    with suppress(SessionGone), services.store.session(key, cfg.session_ttl, create=False) as st:
         if not same_job(st, started_job):
             return
         st.add("adaptations")
@@ -569,7 +572,7 @@ def record_no_improvement(
         )
         st.job = {
             "status": "done",
-            "owner": engine.jobs.owner,
+            "owner": services.owner,
             "seconds": round(seconds, 3),
             "reason": "no improvement",
         }
@@ -619,26 +622,26 @@ class GateOutcome:
 
 
 def held_out_gaps(
-    engine: SomaEngine, ref: AdapterRef, parent: AdapterRef | None, batch: list[TurnRecord]
+    services: Services, ref: AdapterRef, parent: AdapterRef | None, batch: list[TurnRecord]
 ) -> tuple[list[float], list[float]]:
     """Gap_old and Gap_new (Sec. 4.1) on contexts the candidate never trained on, served as
     they would be (S~_t); the reference is the teacher's recorded answer. Old = ``parent``
     (the surrogate before this adaptation; None: the base model)."""
-    cfg = engine.config
-    contexts = [engine.compressed(r.context()) for r in batch]
-    gens = engine.surrogate.generate_many(
+    cfg = services.config
+    contexts = [services.compressed(r.context()) for r in batch]
+    gens = services.surrogate.generate_many(
         [(c, ref) for c in contexts] + [(c, parent) for c in contexts], max_new_tokens=cfg.max_new_tokens
     )
     new, old = [g.text for g in gens[: len(contexts)]], [g.text for g in gens[len(contexts) :]]
-    emb = engine.encoder.encode(new + old + [r.answer for r in batch])
+    emb = services.encoder.encode(new + old + [r.answer for r in batch])
     n = len(batch)
     gap_new = np.atleast_1d(gap(emb[:n], emb[2 * n :]))
     gap_old = np.atleast_1d(gap(emb[n : 2 * n], emb[2 * n :]))
     return [float(g) for g in gap_old], [float(g) for g in gap_new]
 
 
-def _decide(engine: SomaEngine, gap_old: list[float], gap_new: list[float], locality_ok: bool) -> AcceptanceDecision:
-    g = engine.config.gate
+def decide(services: Services, gap_old: list[float], gap_new: list[float], locality_ok: bool) -> AcceptanceDecision:
+    g = services.config.gate
     if g.mode == "bound":
         return decide_sequential(
             gap_old,
@@ -657,12 +660,12 @@ def _decide(engine: SomaEngine, gap_old: list[float], gap_new: list[float], loca
         min_fidelity=g.min_fidelity,
         min_improvement=g.min_improvement,
         locality_ok=locality_ok,
-        retry_after=max(1, engine.config.warm_window // 2),
+        retry_after=max(1, services.config.warm_window // 2),
     )
 
 
 def _gate(
-    engine: SomaEngine,
+    services: Services,
     plan: Plan,
     ref: AdapterRef,
     parent: AdapterRef | None,
@@ -671,14 +674,14 @@ def _gate(
     """Gap of the old and new surrogate on the held-out warm turns (never trained on), the
     locality model and check of the session, and the decision (``gate.mode``)."""
     batch = plan.holdout or records[-1:]
-    gap_old, gap_new = held_out_gaps(engine, ref, parent, batch)
-    model, locality_ok, _ = session_locality(engine, records)
-    decision = _decide(engine, gap_old, gap_new, locality_ok)
+    gap_old, gap_new = held_out_gaps(services, ref, parent, batch)
+    model, locality_ok, _ = session_locality(services, records)
+    decision = decide(services, gap_old, gap_new, locality_ok)
     return GateOutcome(decision, model.to_dict(), gap_old, gap_new, [r.turn for r in batch])
 
 
 def _apply_decision(
-    engine: SomaEngine,
+    services: Services,
     st: Any,
     decision: AcceptanceDecision,
     ref: AdapterRef,
@@ -687,7 +690,7 @@ def _apply_decision(
 ) -> bool:
     """Move the session on after a gate decision (inside its locked write). Returns True when
     the candidate goes to shadow evaluation (bound mode, batch still too small)."""
-    cfg = engine.config
+    cfg = services.config
     if decision.accepted:
         st.phase = Phase.SERVING.value
         st.adapter = ref.to_dict()
@@ -700,7 +703,7 @@ def _apply_decision(
         through = max(outcome.turns) if outcome.turns else st.turn_count
         st.job = {
             "status": "shadow",
-            "owner": engine.jobs.owner,
+            "owner": services.owner,
             "since": time.time(),
             "candidate": ref.to_dict(),
             "parent": parent.to_dict() if parent else None,
@@ -717,7 +720,7 @@ def _apply_decision(
     return False
 
 
-def shadow_step(engine: SomaEngine, key: SessionKey) -> AcceptanceDecision | None:
+def shadow_step(services: Services, key: SessionKey) -> AcceptanceDecision | None:
     """Grow the acceptance batch of a candidate in shadow evaluation (``gate.mode="bound"``).
 
     Every teacher turn recorded since the candidate's last context is answered, in the
@@ -726,8 +729,8 @@ def shadow_step(engine: SomaEngine, key: SessionKey) -> AcceptanceDecision | Non
     ``decide_sequential`` looks: accept (switch to serving, locality rebuilt from the
     session's current turns), stop (rejected; retrain after more turns) or keep collecting.
     """
-    cfg = engine.config
-    state = engine.store.get(key)
+    cfg = services.config
+    state = services.store.get(key)
     job = (state.job or {}) if state else {}
     if state is None or job.get("status") != "shadow":
         return None
@@ -735,24 +738,24 @@ def shadow_step(engine: SomaEngine, key: SessionKey) -> AcceptanceDecision | Non
     parent = AdapterRef.from_dict(job["parent"]) if job.get("parent") else None
     through = int(job["through"])
     room = cfg.gate.max_batch - len(job["gap_old"])
-    fresh = teacher_turns(engine, key, through)[:room]
+    fresh = teacher_turns(services, key, through)[:room]
     if not fresh:
         return None
     try:
-        g_old, g_new = held_out_gaps(engine, cand, parent, fresh)
+        g_old, g_new = held_out_gaps(services, cand, parent, fresh)
     except Exception as exc:  # a corrupt candidate or a surrogate failure: retrain instead
         log.exception("shadow evaluation failed for session %s", key.digest[:12])
-        with suppress(SessionGone), engine.store.session(key, cfg.session_ttl, create=False) as st:
+        with suppress(SessionGone), services.store.session(key, cfg.session_ttl, create=False) as st:
             if (st.job or {}).get("status") == "shadow":
                 st.job = {
                     "status": "failed",
                     "error": f"shadow: {type(exc).__name__}: {exc}",
-                    "owner": engine.jobs.owner,
+                    "owner": services.owner,
                 }
                 st.next_adapt_at = st.turn_count + 1
         return None
-    records = teacher_turns(engine, key, state.adapt_from)
-    model, locality_ok, x_last = session_locality(engine, records)
+    records = teacher_turns(services, key, state.adapt_from)
+    model, locality_ok, x_last = session_locality(services, records)
 
     gap_old, gap_new, turns = list(job["gap_old"]), list(job["gap_new"]), list(job["turns"])
     looks: list[AcceptanceDecision] = []
@@ -761,20 +764,20 @@ def shadow_step(engine: SomaEngine, key: SessionKey) -> AcceptanceDecision | Non
         gap_old.append(go)
         gap_new.append(gn)
         turns.append(r.turn)
-        decision = _decide(engine, gap_old, gap_new, locality_ok)
+        decision = decide(services, gap_old, gap_new, locality_ok)
         if decision.look is not None or decision.final:
             looks.append(decision)
         if decision.final:
             break
     assert decision is not None
     try:
-        return _shadow_write(engine, key, cand, job, through, looks, decision, gap_old, gap_new, turns, model, x_last)
+        return _shadow_write(services, key, cand, job, through, looks, decision, gap_old, gap_new, turns, model, x_last)
     except SessionGone:
         return None  # deleted while we computed
 
 
 def _shadow_write(
-    engine: SomaEngine,
+    services: Services,
     key: SessionKey,
     cand: AdapterRef,
     job: dict[str, Any],
@@ -788,8 +791,8 @@ def _shadow_write(
     x_last: float | None,
 ) -> AcceptanceDecision | None:
     """A shadow step's write: only for the candidate and batch it started from."""
-    cfg = engine.config
-    with engine.store.session(key, cfg.session_ttl, create=False) as st:
+    cfg = services.config
+    with services.store.session(key, cfg.session_ttl, create=False) as st:
         now = st.job or {}
         if now.get("status") != "shadow" or now.get("candidate", {}).get("adapter_id") != cand.adapter_id:
             return None  # superseded (rollback, new adaptation) while we computed
@@ -815,11 +818,11 @@ def _shadow_write(
             st.adapter_version = cand.version
             st.locality = model.to_dict()
             st.drift = {}
-            st.job = {"status": "done", "owner": engine.jobs.owner, "accepted_after": len(gap_old)}
+            st.job = {"status": "done", "owner": services.owner, "accepted_after": len(gap_old)}
             st.donor = None
         elif decision.final:
             st.phase = Phase.REJECTED.value
-            st.job = {"status": "done", "owner": engine.jobs.owner, "reason": decision.reason}
+            st.job = {"status": "done", "owner": services.owner, "reason": decision.reason}
             st.next_adapt_at = st.turn_count + max(1, cfg.warm_window // 2)
         else:
             st.job = {
@@ -831,5 +834,5 @@ def _shadow_write(
                 "decision": decision_summary(decision),
             }
     if decision.accepted:  # the candidate was recorded as not shareable when its first look deferred
-        engine.registry.mark(cand.namespace, cand.adapter_id, cand.session, accepted=True)
+        services.registry.mark(cand.namespace, cand.adapter_id, cand.session, accepted=True)
     return decision

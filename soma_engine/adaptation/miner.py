@@ -522,7 +522,7 @@ class PromptScores:
     h_tail: Tensor  # [M, T'] H_tail (Eq. 3)
 
 
-def _decoder(model: Any) -> Any | None:
+def decoder_of(model: Any) -> Any | None:
     get = getattr(model, "get_decoder", None)
     if callable(get):
         try:
@@ -538,7 +538,7 @@ def _decoder(model: Any) -> Any | None:
     return None
 
 
-def _finalize_logits(model: Any, logits: Tensor) -> Tensor:
+def finalize_logits(model: Any, logits: Tensor) -> Tensor:
     """Post-head transforms some CausalLM classes apply after ``lm_head`` (scale, soft-cap)."""
     cfg = getattr(model, "config", None)
     scale = getattr(cfg, "logit_scale", None)  # Cohere multiplies
@@ -560,12 +560,12 @@ def row_hidden(
     them to logits (LM head + post-head transforms), so a caller can form the |V|-wide logits
     a chunk of rows at a time. Unusual wrappers without a separable head give their full logits
     gathered at those rows, and ``None`` for the function (correct, not economical)."""
-    decoder = _decoder(model)
+    decoder = decoder_of(model)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if decoder is not None and head is not None:
         out = decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
         hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
-        return hidden[b_idx, p_idx], lambda h: _finalize_logits(model, head(h))
+        return hidden[b_idx, p_idx], lambda h: finalize_logits(model, head(h))
     out = model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
     return out.logits[b_idx, p_idx], None
 

@@ -6,7 +6,7 @@ trained on); only accepted ones are shareable. With ``share`` on, a session in i
 window with ``share_min_turns`` teacher turns looks for a shareable adapter whose centroid is
 within ``share_similarity`` of its own (same namespace always; same agent's lineage only for
 ``share="agent"``). The acceptance gate then runs on the session's OWN teacher turns, which
-the donor never trained on (Gap of the donor vs. the base surrogate, ``jobs._decide``: the
+the donor never trained on (Gap of the donor vs. the base surrogate, ``jobs.decide``: the
 same rules as an adaptation's gate). Accepted: the session serves with the donor's adapter
 from the next turn (its own registry row, kind "adopted", parent = the donor adapter).
 Refused: its own adaptation at the full warm window starts from the donor's weights. Each
@@ -29,10 +29,10 @@ from ..adapters import AdapterRef, CorruptAdapter
 from ..drift.detector import session_locality
 from ..session import SessionGone
 from ..types import Phase, SessionKey, TurnRecord
-from .jobs import _decide, held_out_gaps, push_decision, teacher_turns
+from .jobs import decide, held_out_gaps, push_decision, teacher_turns
 
 if TYPE_CHECKING:
-    from ..engine import SomaEngine
+    from ..services import Services
     from ..session import SessionState
 
 log = logging.getLogger("soma.sharing")
@@ -40,26 +40,26 @@ log = logging.getLogger("soma.sharing")
 DONORS_TRIED = 4  # nearest shareable adapters fetched per look (one is tried per look)
 
 
-def warm_centroid(engine: SomaEngine, records: list[TurnRecord]) -> np.ndarray | None:
+def warm_centroid(services: Services, records: list[TurnRecord]) -> np.ndarray | None:
     """Unit mean of φ over the turns' queries (None without a query)."""
     queries = [r.query for r in records if r.query and r.query.strip()]
     if not queries:
         return None
-    v = engine.encoder.encode(queries).astype(np.float64).mean(axis=0)
+    v = services.encoder.encode(queries).astype(np.float64).mean(axis=0)
     norm = float(np.linalg.norm(v))
     return (v / norm).astype(np.float32) if norm > 0 else None
 
 
-def lineage_agents(engine: SomaEngine, ref: AdapterRef | None) -> list[str]:
+def lineage_agents(services: Services, ref: AdapterRef | None) -> list[str]:
     """Agent digests whose conversations shaped ``ref``'s weights (its registry row's)."""
     if ref is None:
         return []
-    entry = engine.registry.get(ref.namespace, ref.adapter_id, ref.session)
+    entry = services.registry.get(ref.namespace, ref.adapter_id, ref.session)
     return entry.agents if entry else []
 
 
 def record_adapter(
-    engine: SomaEngine,
+    services: Services,
     key: SessionKey,
     ref: AdapterRef,
     records: list[TurnRecord],
@@ -72,10 +72,10 @@ def record_adapter(
 ) -> None:
     """Registry row of a saved or adopted adapter. A registry failure never fails the job."""
     try:
-        engine.registry.record(
+        services.registry.record(
             ref,
             key,
-            centroid=warm_centroid(engine, records),
+            centroid=warm_centroid(services, records),
             accepted=accepted,
             kind=kind,
             donor=donor,
@@ -86,28 +86,28 @@ def record_adapter(
         log.exception("could not record adapter %s in the registry", ref.adapter_id[:8])
 
 
-def due(engine: SomaEngine, st: SessionState) -> bool:
+def due(services: Services, st: SessionState) -> bool:
     """May this session look for a shared adapter now? (inside its locked write)"""
-    cfg = engine.config
+    cfg = services.config
     if cfg.share == "none" or st.phase != Phase.WARM.value or st.adapter:
         return False
     window_end = st.next_adapt_at or (st.adapt_from + cfg.warm_window)
     return cfg.share_min_turns <= st.turn_count - st.adapt_from < window_end - st.adapt_from
 
 
-def adopt(engine: SomaEngine, key: SessionKey) -> dict[str, Any] | None:
+def adopt(services: Services, key: SessionKey) -> dict[str, Any] | None:
     """One adoption look (see the module's docstring). Returns the decision recorded, or None
     when there was nothing to try."""
-    cfg = engine.config
-    state = engine.store.get(key)
-    if state is None or not due(engine, state):
+    cfg = services.config
+    state = services.store.get(key)
+    if state is None or not due(services, state):
         return None
-    records = teacher_turns(engine, key, state.adapt_from)
-    centroid = warm_centroid(engine, records) if len(records) >= cfg.share_min_turns else None
+    records = teacher_turns(services, key, state.adapt_from)
+    centroid = warm_centroid(services, records) if len(records) >= cfg.share_min_turns else None
     if centroid is None:
         return None
     tried = {d.get("donor_adapter") for d in state.decisions if d.get("kind") == "adoption"}
-    matches = engine.registry.nearest(key, centroid, cfg.share, k=DONORS_TRIED, min_similarity=cfg.share_similarity)
+    matches = services.registry.nearest(key, centroid, cfg.share, k=DONORS_TRIED, min_similarity=cfg.share_similarity)
     match = next((m for m in matches if m.entry.adapter_id not in tried), None)
     if match is None:
         return None
@@ -130,22 +130,22 @@ def adopt(engine: SomaEngine, key: SessionKey) -> dict[str, Any] | None:
     }
     locality: dict[str, Any] | None = None  # the session's locality model, when the donor could be gated
     try:
-        gap_old, gap_new = held_out_gaps(engine, donor, None, records)
+        gap_old, gap_new = held_out_gaps(services, donor, None, records)
     except CorruptAdapter as exc:
-        engine.registry.mark(key.namespace_digest, entry.adapter_id, entry.session, accepted=False)
+        services.registry.mark(key.namespace_digest, entry.adapter_id, entry.session, accepted=False)
         record |= {"accepted": False, "reason": f"donor adapter unusable: {exc}"}
     else:
-        model, locality_ok, _ = session_locality(engine, records)
-        decision = _decide(engine, gap_old, gap_new, locality_ok)
+        model, locality_ok, _ = session_locality(services, records)
+        decision = decide(services, gap_old, gap_new, locality_ok)
         record = {**decision.to_dict(), **record}
         locality = model.to_dict()
     try:
-        adopted = _adoption_write(engine, key, state.adapt_from, record, donor, locality)
+        adopted = _adoption_write(services, key, state.adapt_from, record, donor, locality)
     except SessionGone:
         return None  # deleted during the look: nothing is recorded, no registry row
     if adopted is not None:
         record_adapter(
-            engine,
+            services,
             key,
             adopted,
             records,
@@ -167,7 +167,7 @@ def adopt(engine: SomaEngine, key: SessionKey) -> dict[str, Any] | None:
 
 
 def _adoption_write(
-    engine: SomaEngine,
+    services: Services,
     key: SessionKey,
     adapt_from: int,
     record: dict[str, Any],
@@ -177,7 +177,7 @@ def _adoption_write(
     """A look's write (never creates the session: :class:`SessionGone` if it was deleted);
     returns the adopted adapter, if any."""
     adopted: AdapterRef | None = None
-    with engine.store.session(key, engine.config.session_ttl, create=False) as st:
+    with services.store.session(key, services.config.session_ttl, create=False) as st:
         on_time = st.phase == Phase.WARM.value and not st.adapter and st.adapt_from == adapt_from
         if record["accepted"] and on_time and locality is not None:
             adopted = AdapterRef(

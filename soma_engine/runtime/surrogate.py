@@ -109,6 +109,11 @@ class SurrogateRuntime:
 
     # -- loading -------------------------------------------------------------------------
     @property
+    def configured_path(self) -> str | None:
+        """The model path as given or resolved so far (None before a lazy resolve); loads nothing."""
+        return self._model_path
+
+    @property
     def model_path(self) -> str:
         if self._model_path is None:
             self._model_path = self._resolve() if self._resolve else None
@@ -183,7 +188,7 @@ class SurrogateRuntime:
 
     # -- prompts -------------------------------------------------------------------------
     def render(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> str:
-        dicts = [_template_dict(m) for m in messages]
+        dicts = [template_dict(m) for m in messages]
         kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": True}
         if tools:
             kwargs["tools"] = tools
@@ -664,7 +669,7 @@ class SurrogateRuntime:
 
     def _stable_text(self, stable: list[Message], before_query: str) -> str:
         """The rendered text of the stable messages, if the full prompt starts with it."""
-        dicts = [_template_dict(m) for m in stable]
+        dicts = [template_dict(m) for m in stable]
         head = self.tokenizer.apply_chat_template(dicts, tokenize=False, add_generation_prompt=False)
         return head if before_query.startswith(head) else ""
 
@@ -750,7 +755,7 @@ class _PieceStreamer:
         self._emit_from(self.tok.decode(self.ids, skip_special_tokens=True).rstrip("\ufffd"))
 
 
-def _template_dict(m: Message) -> dict[str, Any]:
+def template_dict(m: Message) -> dict[str, Any]:
     d: dict[str, Any] = {"role": m.role, "content": m.content}
     if m.tool_calls:
         d["tool_calls"] = [
