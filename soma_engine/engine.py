@@ -25,12 +25,9 @@ from typing import Any
 
 from .acceptance.bounds import gap
 from .adaptation import sharing
-from .adaptation.jobs import (
-    JobRunner,
-    decision_summary,
-    push_decision,
-    shadow_step,
-)
+from .adaptation.decisions import decision_summary
+from .adaptation.jobs import shadow_step
+from .adaptation.runner import JobRunner
 from .adapters import AdapterRef, AdapterRegistry, CorruptAdapter
 from .config import ConfigError, SomaConfig
 from .drift.detector import locality_embeddings, locality_score, trusted_messages
@@ -40,7 +37,8 @@ from .runtime.encoder import Encoder
 from .runtime.models import resolve_encoder, resolve_surrogate, soma_home
 from .runtime.surrogate import Generation, SurrogateError, SurrogateRuntime
 from .services import ProgressHook, Services
-from .session import SessionGone, SessionState, SessionStore, open_store
+from .session import SessionGone, SessionState, SessionStore, open_store, transitions
+from .session.transitions import JobRecord, push_decision
 from .teacher import resolve_sync, split_teacher_result, teacher_usage
 from .types import (
     Message,
@@ -419,8 +417,7 @@ class SomaEngine:
                 st.add("fallbacks")
             start_job = self._due_for_adaptation(st)
             if start_job:
-                st.phase = Phase.ADAPTING.value
-                st.job = self.jobs.new_job(route.key)
+                transitions.start_job(st, JobRecord.from_dict(self.jobs.new_job(route.key)))
             shadow = (st.job or {}).get("status") == "shadow"
             look = not start_job and sharing.due(self.services, st)  # a shared adapter to adopt early?
             return record, st.phase, self._gate_info(st), start_job, shadow, look
@@ -829,26 +826,9 @@ class SomaEngine:
     def _rollback_write(self, st: SessionState, reason: str, park: bool) -> bool:
         if st.phase != Phase.SERVING.value:
             return False
-        st.phase = Phase.ROLLED_BACK.value
-        st.add("rollbacks")
-        st.parked = (
-            {"adapter": st.adapter, "locality": st.locality, "turn": st.turn_count}
-            if park and st.adapter and st.locality
-            else None
-        )
-        st.adapt_from = st.turn_count
         # Re-adaptation starts from the current adapter, so it may need fewer fresh turns.
-        st.next_adapt_at = st.turn_count + (self.config.readapt_window or self.config.warm_window)
-        st.drift = {}
-        push_decision(
-            st,
-            {
-                "kind": "rollback",
-                "rollback": reason,
-                "adapter_id": (st.adapter or {}).get("adapter_id"),
-                "turn": st.turn_count,
-                "time": time.time(),
-            },
+        transitions.roll_back(
+            st, reason, park=park, readapt_after=self.config.readapt_window or self.config.warm_window
         )
         return True
 
@@ -871,13 +851,7 @@ class SomaEngine:
         with suppress(SessionGone), self.store.session(key, self.config.session_ttl, create=False) as st:
             if (st.adapter or {}).get("adapter_id") != adapter_id:
                 return
-            st.phase = Phase.ROLLED_BACK.value
-            st.adapter = st.parked = None
-            st.next_adapt_at = st.turn_count + 1
-            st.decisions = [
-                *st.decisions[-19:],
-                {"corrupt_adapter": reason, "turn": st.turn_count, "time": time.time()},
-            ]
+            transitions.discard_adapter(st, reason)
 
     # -- metadata and views ------------------------------------------------------------------
     def _gate_info(self, st: SessionState) -> dict[str, Any]:

@@ -299,6 +299,6 @@ def test_the_gate_refuses_an_adapter_equal_to_the_base_under_a_permissive_floor(
         res = train_adapter(engine.surrogate, plan.train, [], engine.config.lora, name="zero")
         assert all(torch.count_nonzero(v) == 0 for k, v in res.tensors.items() if "lora_B" in k)
         ref = engine.adapters.save(res.tensors, res.lora_config, namespace="ns", session="s")
-        outcome = jobs._gate(engine, plan, ref, None, records)
+        outcome = jobs._gate(engine.services, plan, ref, None, records)
         assert outcome.gap_new == pytest.approx(outcome.gap_old)  # the adapter IS the base model
         assert not outcome.decision.accepted and "no improvement" in outcome.decision.reason

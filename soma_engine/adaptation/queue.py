@@ -41,7 +41,7 @@ from ..types import Phase, SessionKey
 
 if TYPE_CHECKING:
     from ..session.redis import RedisStore
-    from .jobs import JobRunner
+    from .runner import JobRunner
 
 log = logging.getLogger("soma.queue")
 

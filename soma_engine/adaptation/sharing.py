@@ -6,7 +6,7 @@ trained on); only accepted ones are shareable. With ``share`` on, a session in i
 window with ``share_min_turns`` teacher turns looks for a shareable adapter whose centroid is
 within ``share_similarity`` of its own (same namespace always; same agent's lineage only for
 ``share="agent"``). The acceptance gate then runs on the session's OWN teacher turns, which
-the donor never trained on (Gap of the donor vs. the base surrogate, ``jobs.decide``: the
+the donor never trained on (Gap of the donor vs. the base surrogate, ``decisions.decide``: the
 same rules as an adaptation's gate). Accepted: the session serves with the donor's adapter
 from the next turn (its own registry row, kind "adopted", parent = the donor adapter).
 Refused: its own adaptation at the full warm window starts from the donor's weights. Each
@@ -25,11 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..adapters import AdapterRef, CorruptAdapter
+from ..adapters import AdapterRef, CorruptAdapter, RegistryEntry
 from ..drift.detector import session_locality
 from ..session import SessionGone
+from ..session.transitions import push_decision, start_serving
 from ..types import Phase, SessionKey, TurnRecord
-from .jobs import decide, held_out_gaps, push_decision, teacher_turns
+from .decisions import decide
+from .jobs import held_out_gaps, teacher_turns
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -112,33 +114,14 @@ def adopt(services: Services, key: SessionKey) -> dict[str, Any] | None:
     if match is None:
         return None
     entry = match.entry
-    # The donor's files are addressed through the caller's namespace, never the row's; the
-    # donor is the session that trained the weights (the matched row may be an adoption).
-    donor = AdapterRef(
-        adapter_id=entry.adapter_id,
-        namespace=key.namespace_digest,
-        session=entry.donor if entry.kind == "adopted" and entry.donor else entry.session,
-        parent=entry.parent,
-        created=entry.created,
-        size_bytes=entry.size_bytes,
-    )
+    donor = donor_ref(key, entry)
     record: dict[str, Any] = {
         "kind": "adoption",
         "donor_adapter": entry.adapter_id,
         "similarity": round(match.similarity, 4),
         "own_turns": len(records),
     }
-    locality: dict[str, Any] | None = None  # the session's locality model, when the donor could be gated
-    try:
-        gap_old, gap_new = held_out_gaps(services, donor, None, records)
-    except CorruptAdapter as exc:
-        services.registry.mark(key.namespace_digest, entry.adapter_id, entry.session, accepted=False)
-        record |= {"accepted": False, "reason": f"donor adapter unusable: {exc}"}
-    else:
-        model, locality_ok, _ = session_locality(services, records)
-        decision = decide(services, gap_old, gap_new, locality_ok)
-        record = {**decision.to_dict(), **record}
-        locality = model.to_dict()
+    record, locality = _gate_donor(services, key, entry, donor, records, record)
     try:
         adopted = _adoption_write(services, key, state.adapt_from, record, donor, locality)
     except SessionGone:
@@ -166,6 +149,39 @@ def adopt(services: Services, key: SessionKey) -> dict[str, Any] | None:
     return record
 
 
+def donor_ref(key: SessionKey, entry: RegistryEntry) -> AdapterRef:
+    """The donor's files, addressed through the caller's namespace (never the row's); the donor
+    is the session that trained the weights (the matched row may be an adoption)."""
+    return AdapterRef(
+        adapter_id=entry.adapter_id,
+        namespace=key.namespace_digest,
+        session=entry.donor if entry.kind == "adopted" and entry.donor else entry.session,
+        parent=entry.parent,
+        created=entry.created,
+        size_bytes=entry.size_bytes,
+    )
+
+
+def _gate_donor(
+    services: Services,
+    key: SessionKey,
+    entry: RegistryEntry,
+    donor: AdapterRef,
+    records: list[TurnRecord],
+    record: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The gate on the session's own turns (donor vs. the base surrogate): the look's record,
+    and the session's locality model when the donor could be gated (None: it is unusable)."""
+    try:
+        gap_old, gap_new = held_out_gaps(services, donor, None, records)
+    except CorruptAdapter as exc:
+        services.registry.mark(key.namespace_digest, entry.adapter_id, entry.session, accepted=False)
+        return record | {"accepted": False, "reason": f"donor adapter unusable: {exc}"}, None
+    model, locality_ok, _ = session_locality(services, records)
+    decision = decide(services, gap_old, gap_new, locality_ok)
+    return {**decision.to_dict(), **record}, model.to_dict()
+
+
 def _adoption_write(
     services: Services,
     key: SessionKey,
@@ -189,12 +205,7 @@ def _adoption_write(
                 size_bytes=donor.size_bytes,
                 metrics={"adopted_from": donor.session, "similarity": record["similarity"]},
             )
-            st.phase = Phase.SERVING.value
-            st.adapter = adopted.to_dict()
-            st.adapter_version = adopted.version
-            st.locality = locality
-            st.drift = {}
-            st.donor = None
+            start_serving(st, adopted, locality)
             st.add("adoptions")
         else:
             if record["accepted"]:
