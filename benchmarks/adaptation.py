@@ -858,7 +858,7 @@ def part_ablation(label: str, rt: SurrogateRuntime, encoder: Encoder, cfg: SomaC
             ref = None
             if strategy != "unadapted":
                 engine.config.strategy = strategy
-                plan = jobs.plan_training(engine, records, None)
+                plan = jobs.plan_training(engine.services, records, None)
                 res = train_adapter(rt, plan.train, [], engine.config.lora, name=f"abl{si}{strategy.replace('-', '')}")
                 ref = engine.adapters.save(res.tensors, res.lora_config, namespace="bench", session=f"s{si}{strategy}")
             gens = [rt.generate(e.messages, ref, max_new_tokens=cfg.max_new_tokens).text for e in held]

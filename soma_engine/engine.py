@@ -25,14 +25,10 @@ from typing import Any
 
 from .acceptance.bounds import gap
 from .adaptation import sharing
-from .adaptation.jobs import (
-    JobRunner,
-    decision_summary,
-    push_decision,
-    shadow_step,
-)
+from .adaptation.decisions import decision_summary
+from .adaptation.jobs import shadow_step
+from .adaptation.runner import JobRunner
 from .adapters import AdapterRef, AdapterRegistry, CorruptAdapter
-from .compress import compress_context
 from .config import ConfigError, SomaConfig
 from .drift.detector import locality_embeddings, locality_score, trusted_messages
 from .drift.locality import LocalityScore, SessionLocality
@@ -40,7 +36,10 @@ from .drift.monitor import DriftMonitor, audit_rng, should_audit
 from .runtime.encoder import Encoder
 from .runtime.models import resolve_encoder, resolve_surrogate, soma_home
 from .runtime.surrogate import Generation, SurrogateError, SurrogateRuntime
-from .session import SessionGone, SessionState, SessionStore, open_store
+from .services import ProgressHook, Services
+from .session import SessionGone, SessionState, SessionStore, open_store, transitions
+from .session.transitions import JobRecord, push_decision
+from .teacher import resolve_sync, split_teacher_result, teacher_usage
 from .types import (
     Message,
     NonTextContent,
@@ -63,11 +62,6 @@ log = logging.getLogger("soma.engine")
 Teacher = Callable[[list[Message]], Any]
 
 
-def estimate_tokens(text: str) -> int:
-    """Rough count for teachers that report no usage (about 4 characters a token)."""
-    return max(1, (len(text) + 3) // 4) if text else 0
-
-
 class SomaEngine:
     def __init__(
         self,
@@ -81,11 +75,11 @@ class SomaEngine:
             raise ValueError("namespace must be a non-empty string")
         if config is not None and not isinstance(config, SomaConfig):
             raise TypeError("config must be a SomaConfig (or None for defaults, env vars and file)")
-        self.config = config if config is not None else SomaConfig.load()
+        config = config if config is not None else SomaConfig.load()
         self.namespace = namespace
         self.home = soma_home()
         self.store, self.adapters = open_store(store, self.home)
-        if self.config.adaptation == "queue" and not getattr(self.store, "supports_queue", False):
+        if config.adaptation == "queue" and not getattr(self.store, "supports_queue", False):
             raise ConfigError("adaptation='queue' needs a Redis store (store='redis://host:port/db') and `soma worker`")
         if isinstance(surrogate, SurrogateRuntime):
             self.surrogate = surrogate
@@ -96,24 +90,48 @@ class SomaEngine:
                 None if surrogate is None else str(surrogate),
                 resolve=lambda: resolve_surrogate(surrogate),
                 adapters=self.adapters,
-                device=self.config.device,
-                max_adapters=self.config.max_adapters_in_memory,
-                max_batch=self.config.serving_batch,
-                generation_options=self.config.generation_options(),
+                device=config.device,
+                max_adapters=config.max_adapters_in_memory,
+                max_batch=config.serving_batch,
+                generation_options=config.generation_options(),
             )
         self.encoder = encoder if isinstance(encoder, Encoder) else Encoder(resolve=lambda: resolve_encoder(encoder))
-        self.jobs = JobRunner(self)
+        # What jobs and adoption looks get instead of the engine; holds the config.
+        self.services = Services(config, self.store, self.adapters, self.surrogate, self.encoder)
+        self.services.start_shadow = self.start_shadow
+        if config.adaptation == "queue":
+            self.services.owner = "queue"  # `soma worker` processes run the jobs
+        self.jobs = JobRunner(self.services)
         self._audits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soma-audit")
         # Surrogate generations run here so that a turn can stop waiting at its deadline.
         self._generations = ThreadPoolExecutor(max_workers=64, thread_name_prefix="soma-generate")
-        # Optional hook for progress bars: on_progress(stage, step, total), stage "mining" | "lora".
-        self.on_progress: Callable[[str, int, int], None] | None = None
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         self._fingerprint_warned = False
         self._audit_backlog = 0  # audits submitted and not finished (bounded: AUDIT_BACKLOG)
         self.audits_dropped = 0
         self._closed = False
+
+    @property
+    def config(self) -> SomaConfig:
+        return self.services.config
+
+    @config.setter
+    def config(self, value: SomaConfig) -> None:
+        self.services.config = value
+
+    @property
+    def on_progress(self) -> ProgressHook | None:
+        """Optional hook for progress bars: on_progress(stage, step, total), stage "mining" | "lora"."""
+        return self.services.on_progress
+
+    @on_progress.setter
+    def on_progress(self, hook: ProgressHook | None) -> None:
+        self.services.on_progress = hook
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def registry(self) -> AdapterRegistry:
@@ -173,7 +191,7 @@ class SomaEngine:
             except SurrogateError as exc:
                 route = self.fallback(route, str(exc))
         started = time.perf_counter()
-        text, usage = _split_teacher_result(teacher(route.teacher_messages))
+        text, usage = split_teacher_result(teacher(route.teacher_messages))
         latency = (time.perf_counter() - started) * 1000
         return self.record_teacher(route, text, usage, latency_ms=latency, teacher=teacher)
 
@@ -199,7 +217,7 @@ class SomaEngine:
         result = teacher(route.teacher_messages)
         if inspect.isawaitable(result):
             result = await result
-        text, usage = _split_teacher_result(result)
+        text, usage = split_teacher_result(result)
         latency = (time.perf_counter() - started) * 1000
         return self.record_teacher(route, text, usage, latency_ms=latency, teacher=teacher)
 
@@ -360,7 +378,7 @@ class SomaEngine:
         (before that, with ``share`` on, look for a shared adapter to adopt: sharing.py)."""
         if not isinstance(text, str):
             raise TypeError("the teacher's reply must be a string")
-        usage = _usage(usage, route.messages, text)
+        usage = teacher_usage(usage, route.messages, text)
         latency = latency_ms if latency_ms is not None else (time.perf_counter() - route.started) * 1000
         fallback = route.fallback
 
@@ -399,10 +417,9 @@ class SomaEngine:
                 st.add("fallbacks")
             start_job = self._due_for_adaptation(st)
             if start_job:
-                st.phase = Phase.ADAPTING.value
-                st.job = self.jobs.new_job(route.key)
+                transitions.start_job(st, JobRecord.from_dict(self.jobs.new_job(route.key)))
             shadow = (st.job or {}).get("status") == "shadow"
-            look = not start_job and sharing.due(self, st)  # a shared adapter to adopt early?
+            look = not start_job and sharing.due(self.services, st)  # a shared adapter to adopt early?
             return record, st.phase, self._gate_info(st), start_job, shadow, look
 
         done = self._commit_turn(route, text, write)
@@ -416,7 +433,7 @@ class SomaEngine:
             self._start_adaptation(route.key, teacher)
         elif shadow or look:
             if shadow:
-                self._start_shadow(route.key)
+                self.start_shadow(route.key)
             else:
                 self._start_look(route.key)
             if self.config.adaptation == "inline":  # the step ran here: report its outcome
@@ -499,12 +516,7 @@ class SomaEngine:
     # -- surrogate path ---------------------------------------------------------------------
     def compressed(self, messages: list[Message]) -> list[Message]:
         """S~_t: summary of older turns within ``summary_tokens`` + the last K turns."""
-        return compress_context(
-            messages,
-            recent_turns=self.config.recent_turns,
-            summary_tokens=self.config.summary_tokens,
-            count_tokens=self.surrogate.count_tokens,
-        )
+        return self.services.compressed(messages)
 
     def _adapter(self, route: Route) -> AdapterRef:
         state = self.store.get(route.key)
@@ -733,11 +745,9 @@ class SomaEngine:
         drift monitor's window, and ``gate.consecutive`` breaches of ``drift_threshold`` roll
         the session back."""
         try:
-            result = teacher(route.messages)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_await(result))
-            text, usage = _split_teacher_result(result)
-            usage = _usage(usage, route.messages, text)
+            result = resolve_sync(teacher(route.messages))
+            text, usage = split_teacher_result(result)
+            usage = teacher_usage(usage, route.messages, text)
         except Exception:
             log.exception("audit failed for session %s", route.key.digest[:12])
             return
@@ -816,30 +826,13 @@ class SomaEngine:
     def _rollback_write(self, st: SessionState, reason: str, park: bool) -> bool:
         if st.phase != Phase.SERVING.value:
             return False
-        st.phase = Phase.ROLLED_BACK.value
-        st.add("rollbacks")
-        st.parked = (
-            {"adapter": st.adapter, "locality": st.locality, "turn": st.turn_count}
-            if park and st.adapter and st.locality
-            else None
-        )
-        st.adapt_from = st.turn_count
         # Re-adaptation starts from the current adapter, so it may need fewer fresh turns.
-        st.next_adapt_at = st.turn_count + (self.config.readapt_window or self.config.warm_window)
-        st.drift = {}
-        push_decision(
-            st,
-            {
-                "kind": "rollback",
-                "rollback": reason,
-                "adapter_id": (st.adapter or {}).get("adapter_id"),
-                "turn": st.turn_count,
-                "time": time.time(),
-            },
+        transitions.roll_back(
+            st, reason, park=park, readapt_after=self.config.readapt_window or self.config.warm_window
         )
         return True
 
-    def _start_shadow(self, key: SessionKey) -> None:
+    def start_shadow(self, key: SessionKey) -> None:
         """Grow a candidate's acceptance batch with the latest teacher turn(s) (bound mode)."""
         if self.config.adaptation == "inline":
             self._shadow(key)
@@ -848,7 +841,7 @@ class SomaEngine:
 
     def _shadow(self, key: SessionKey) -> None:
         try:
-            shadow_step(self, key)
+            shadow_step(self.services, key)
         except Exception:
             log.exception("shadow evaluation failed for session %s", key.digest[:12])
 
@@ -858,13 +851,7 @@ class SomaEngine:
         with suppress(SessionGone), self.store.session(key, self.config.session_ttl, create=False) as st:
             if (st.adapter or {}).get("adapter_id") != adapter_id:
                 return
-            st.phase = Phase.ROLLED_BACK.value
-            st.adapter = st.parked = None
-            st.next_adapt_at = st.turn_count + 1
-            st.decisions = [
-                *st.decisions[-19:],
-                {"corrupt_adapter": reason, "turn": st.turn_count, "time": time.time()},
-            ]
+            transitions.discard_adapter(st, reason)
 
     # -- metadata and views ------------------------------------------------------------------
     def _gate_info(self, st: SessionState) -> dict[str, Any]:
@@ -1057,10 +1044,6 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield from rest
 
 
-async def _await(x: Any) -> Any:
-    return await x
-
-
 def _text_only(messages: Any) -> list[Message]:
     out = []
     for m in messages:
@@ -1070,27 +1053,3 @@ def _text_only(messages: Any) -> list[Message]:
             content = " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
         out.append({"role": role, "content": content or ""})
     return normalize_messages(out)
-
-
-def _split_teacher_result(result: Any) -> tuple[str, Usage | dict[str, Any] | None]:
-    """A teacher returns text, or (text, usage), or an object with ``.content``."""
-    if isinstance(result, tuple) and len(result) == 2:
-        return str(result[0]), result[1]
-    if isinstance(result, str):
-        return result, None
-    content = getattr(result, "content", None)
-    if isinstance(content, str):
-        return content, getattr(result, "usage_metadata", None)
-    raise TypeError(f"the teacher must return a string, got {type(result).__name__}")
-
-
-def _usage(usage: Usage | dict[str, Any] | None, messages: list[Any], text: str) -> Usage:
-    if isinstance(usage, Usage):
-        return usage
-    if isinstance(usage, dict) and ("input_tokens" in usage or "prompt_tokens" in usage):
-        return Usage(
-            int(usage.get("input_tokens", usage.get("prompt_tokens", 0)) or 0),
-            int(usage.get("output_tokens", usage.get("completion_tokens", 0)) or 0),
-        )
-    prompt = sum(estimate_tokens(getattr(m, "content", "") or "") for m in messages if isinstance(m, Message))
-    return Usage(prompt, estimate_tokens(text), estimated=True)

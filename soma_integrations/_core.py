@@ -88,7 +88,7 @@ def shared_engine(
     )
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
-        if engine is None or engine._closed:
+        if engine is None or engine.closed:
             engine = SomaEngine(config=config, surrogate=surrogate, encoder=encoder, store=store, namespace=namespace)
             _ENGINES[key] = engine
     return engine
@@ -100,7 +100,7 @@ def ident(value: Any) -> Any:
 
 def surrogate_name(engine: SomaEngine) -> str:
     """A short name of the engine's surrogate for response metadata (its folder's name)."""
-    path = getattr(engine.surrogate, "_model_path", None)
+    path = engine.surrogate.configured_path
     return Path(str(path)).name if path else "soma-surrogate"
 
 
@@ -108,7 +108,7 @@ def describe(value: Any) -> str | None:
     """A model argument as text for identifying params (a path, an id or a class name)."""
     if value is None or isinstance(value, str):
         return value
-    path = getattr(value, "_model_path", None)
+    path = getattr(value, "configured_path", None)
     return str(path) if path else type(value).__name__
 
 
@@ -171,7 +171,7 @@ class SomaWrapper(BaseModel):
         if self.engine is not None and self.engine is not self._engine:
             return self.engine
         engine = self._engine
-        if engine is None or engine._closed:
+        if engine is None or engine.closed:
             engine = shared_engine(
                 surrogate=self.surrogate,
                 encoder=self.encoder,

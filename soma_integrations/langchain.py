@@ -64,7 +64,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from soma_engine.engine import estimate_tokens
+from soma_engine.teacher import estimate_tokens
 from soma_engine.tools import StopFilter as _StopFilter
 from soma_engine.tools import check_json_output, check_tool_output, render_tool_calls, truncate_at_stop
 from soma_engine.types import Reply, Usage

@@ -50,7 +50,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
 
-from soma_engine.engine import estimate_tokens
+from soma_engine.teacher import estimate_tokens
 from soma_engine.tools import ParsedOutput, StopFilter, check_tool_output, render_tool_calls
 from soma_engine.types import Reply, Usage
 

@@ -29,6 +29,7 @@ from soma_engine.adapters import AdapterRef
 from soma_engine.config import GateConfig
 from soma_engine.drift import detector
 from soma_engine.drift.locality import SessionLocality
+from soma_engine.session import transitions
 from soma_engine.types import normalize_messages
 
 SYSTEM = "You are a calm, practical negotiation coach. Answer in two or three sentences."
@@ -527,12 +528,12 @@ def test_decision_log_keeps_the_latest_gate_decision() -> None:
         decisions: list[dict[str, Any]] = []
 
     st = St()
-    jobs_module.push_decision(st, {"kind": "adaptation", "accepted": True, "n": 1})
-    for i in range(2 * jobs_module.DECISIONS_KEPT):
-        jobs_module.push_decision(st, {"kind": "audit", "gap": 0.1, "audit_turn": i})
-    assert len(st.decisions) == jobs_module.DECISIONS_KEPT
+    transitions.push_decision(st, {"kind": "adaptation", "accepted": True, "n": 1})
+    for i in range(2 * transitions.DECISIONS_KEPT):
+        transitions.push_decision(st, {"kind": "audit", "gap": 0.1, "audit_turn": i})
+    assert len(st.decisions) == transitions.DECISIONS_KEPT
     assert st.decisions[0] == {"kind": "adaptation", "accepted": True, "n": 1}
-    assert st.decisions[-1]["audit_turn"] == 2 * jobs_module.DECISIONS_KEPT - 1
+    assert st.decisions[-1]["audit_turn"] == 2 * transitions.DECISIONS_KEPT - 1
 
 
 # ------------------------------------------------------------------------------- benchmark splits

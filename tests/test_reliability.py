@@ -217,14 +217,14 @@ def test_delete_during_a_shadow_step_is_final(
     assert (engine.store.get(engine.key("s")).job or {}).get("status") == "shadow"
     from soma_engine.adaptation import jobs
 
-    real, deleted = jobs._decide, []
+    real, deleted = jobs.decide, []
 
     def decide(*args: Any, **kwargs: Any) -> Any:  # the step's last computation before its write
         if not deleted:
             deleted.append(engine.delete("s"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(jobs, "_decide", decide)
+    monkeypatch.setattr(jobs, "decide", decide)
     engine.chat("s", history(4), teacher)  # the next teacher turn grows the batch: a shadow step
     assert deleted == [True]
     _assert_gone(engine, "s")
@@ -380,14 +380,14 @@ def test_a_stalled_queue_job_finishing_after_its_retry_does_not_overwrite_it(
 
     stalled.on_progress = stall
     results: dict[str, Any] = {}
-    saved_engine = soma_queue._ENGINE
+    saved_runner = soma_queue._RUNNER
     try:
-        soma_queue._ENGINE = stalled
+        soma_queue._RUNNER = stalled.jobs
         run_job = rq_job.func  # soma_engine.adaptation.queue.adapt_job, as a worker calls it
         first = threading.Thread(target=lambda: results.setdefault("stalled", run_job(*rq_job.args, **rq_job.kwargs)))
         first.start()
         assert training.wait(120)  # attempt 1 is mid-training ...
-        soma_queue._ENGINE = retry
+        soma_queue._RUNNER = retry.jobs
         results["retry"] = run_job(*rq_job.args, **rq_job.kwargs)  # ... when RQ runs the retry elsewhere
         done = app.store.get(k)
         assert done.phase == Phase.SERVING.value and done.job["status"] == "done" and done.adapter
@@ -395,7 +395,7 @@ def test_a_stalled_queue_job_finishing_after_its_retry_does_not_overwrite_it(
         first.join(120)
     finally:
         wake.set()
-        soma_queue._ENGINE = saved_engine
+        soma_queue._RUNNER = saved_runner
     assert not first.is_alive() and "stalled" in results
     after = app.store.get(k)
     assert after.adapter == done.adapter and after.job == done.job and after.phase == Phase.SERVING.value

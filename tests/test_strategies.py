@@ -100,7 +100,7 @@ def _session(answer=lambda i, history, query: persona(query)) -> tuple[list[Turn
 def test_each_strategy_learns_the_persona_on_held_out_turns(tmp_path, strategy):
     with _engine(tmp_path, strategy=strategy) as engine:
         records, history = _session()
-        plan = plan_training(engine, records, None)
+        plan = plan_training(engine.services, records, None)
         assert plan.strategy == strategy and len(plan.holdout) == 1
         res = train_adapter(engine.surrogate, plan.train, [], engine.config.lora, name="learn")
         ref = engine.adapters.save(res.tensors, res.lora_config, namespace="ns", session="s")
@@ -142,7 +142,7 @@ def test_soma_selects_the_turns_the_surrogate_reproduces_worst(tmp_path):
             return persona(query)
 
         records, _ = _session(answer)
-        plan = plan_training(engine, records, None)
+        plan = plan_training(engine.services, records, None)
         assert len(plan.hardness) == 4 and plan.timings["mining"] > 0
         assert plan.selected == [1, 3]  # |H| = ceil(0.5 · 4) = 2: the persona turns
         assert max(plan.hardness[i] for i in own) < min(plan.hardness[i] for i in (1, 3))
@@ -159,25 +159,25 @@ def test_soma_selects_the_turns_the_surrogate_reproduces_worst(tmp_path):
 def test_budgets_seeds_and_validation_flags(tmp_path):
     with _engine(tmp_path, strategy="history-ft") as engine:
         records, _ = _session()
-        plan = plan_training(engine, records, None)
+        plan = plan_training(engine.services, records, None)
         assert len(plan.train) == 4 and plan.validation == [] and plan.hardness == []
         assert all(e.weight == 1.0 for e in plan.train)
 
         engine.config.strategy = "random-ft"
         budget = training_budget(4, engine.config.lora.train_fraction)
-        first = plan_training(engine, records, None)
+        first = plan_training(engine.services, records, None)
         assert len(first.fit) == budget == 3 and len(first.validation) == 1
-        assert plan_training(engine, records, None).selected == first.selected  # seeded
+        assert plan_training(engine.services, records, None).selected == first.selected  # seeded
         picks = set()
         for seed in range(8):
             engine.config.lora.seed = seed
-            picks.add(tuple(plan_training(engine, records, None).selected))
+            picks.add(tuple(plan_training(engine.services, records, None).selected))
         assert len(picks) > 1  # and uniformly sampled, not fixed
 
         engine.config.strategy = "soma"
-        soma = plan_training(engine, records, None)
+        soma = plan_training(engine.services, records, None)
         assert len(soma.fit) == budget  # the same budget as random-ft
-        one = plan_training(engine, records[:2], None)  # one training turn: nothing to select
+        one = plan_training(engine.services, records[:2], None)  # one training turn: nothing to select
         assert len(one.train) == 1 and one.validation == []
 
 
@@ -192,7 +192,7 @@ def test_mining_scores_exactly_the_training_contexts(tmp_path, monkeypatch):
     monkeypatch.setattr(miner_module, "mine", spy)
     with _engine(tmp_path, strategy="soma", recent_turns=1, summary_tokens=8) as engine:
         records, _ = _session()
-        plan = plan_training(engine, records, None)
+        plan = plan_training(engine.services, records, None)
         trained = {e.answer: [template_dict(m) for m in e.messages] for e in plan.train}
         assert len(seen["turns"]) == 4
         for messages, answer in seen["turns"]:
@@ -213,7 +213,7 @@ def test_teacher_probes_are_made_within_budget_and_counted(tmp_path):
 
     with _engine(tmp_path, strategy="soma", mining={"probe_teacher": True, "probe_budget": 2}) as engine:
         records, _ = _session()
-        plan = plan_training(engine, records, teacher)
+        plan = plan_training(engine.services, records, teacher)
         assert plan.probe_calls == len(calls) == 2
         assert all(isinstance(m, Message) for m in calls[0])
         hardest = sorted(range(4), key=lambda i: -plan.hardness[i])[:2]
@@ -229,16 +229,16 @@ def test_teacher_probes_are_made_within_budget_and_counted(tmp_path):
             await asyncio.sleep(0)
             return persona_teacher(messages)
 
-        assert plan_training(engine, records, async_teacher).probe_calls == 2
+        assert plan_training(engine.services, records, async_teacher).probe_calls == 2
 
         def broken(messages):
             raise RuntimeError("teacher down")
 
-        plan = plan_training(engine, records, broken)
+        plan = plan_training(engine.services, records, broken)
         assert plan.probe_calls == 2 and len(plan.fit) == len(plan.selected)  # counted, nothing added
 
         engine.config.mining.probe_teacher = False
-        assert plan_training(engine, records, teacher).probe_calls == 0 and len(calls) == 2
+        assert plan_training(engine.services, records, teacher).probe_calls == 0 and len(calls) == 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,10 +296,10 @@ def test_the_gate_refuses_an_adapter_equal_to_the_base_under_a_permissive_floor(
     teacher = _noise_teacher(1)
     with _served_engine(tmp_path, lr=1e-7) as engine:
         records, _ = _session(lambda i, history, query: teacher([]))
-        plan = plan_training(engine, records, None)
+        plan = plan_training(engine.services, records, None)
         res = train_adapter(engine.surrogate, plan.train, [], engine.config.lora, name="zero")
         assert all(torch.count_nonzero(v) == 0 for k, v in res.tensors.items() if "lora_B" in k)
         ref = engine.adapters.save(res.tensors, res.lora_config, namespace="ns", session="s")
-        outcome = jobs._gate(engine, plan, ref, None, records)
+        outcome = jobs._gate(engine.services, plan, ref, None, records)
         assert outcome.gap_new == pytest.approx(outcome.gap_old)  # the adapter IS the base model
         assert not outcome.decision.accepted and "no improvement" in outcome.decision.reason

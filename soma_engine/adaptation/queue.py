@@ -40,23 +40,19 @@ from ..session import SessionGone
 from ..types import Phase, SessionKey
 
 if TYPE_CHECKING:
-    from ..engine import SomaEngine
     from ..session.redis import RedisStore
+    from .runner import JobRunner
 
 log = logging.getLogger("soma.queue")
 
 ACTIVE = ("queued", "started", "deferred", "scheduled")
 DEFAULT_LEASE = 30  # s without a heartbeat before a running job counts as abandoned
 
-_ENGINE: SomaEngine | None = None  # the worker process's engine (one model, many jobs)
+_RUNNER: JobRunner | None = None  # the worker process's engine's job runner (one model, many jobs)
 
 
 def queue_name(store: RedisStore) -> str:
     return f"{store.prefix}-adapt"
-
-
-def _surrogate_name(engine: SomaEngine) -> str | None:
-    return getattr(engine.surrogate, "_model_path", None)
 
 
 class JobQueue:
@@ -87,10 +83,6 @@ class JobQueue:
         self.job_timeout = job_timeout
         self.result_ttl = result_ttl
         self.queue = Queue(self.name, connection=store.redis)
-
-    @classmethod
-    def for_engine(cls, engine: SomaEngine) -> JobQueue:
-        return cls(engine.store)  # type: ignore[arg-type]
 
     def enqueue(self, key: SessionKey, config: SomaConfig, surrogate: str | None = None) -> dict[str, Any]:
         """Put one adaptation job on the queue; returns the session's job record."""
@@ -138,10 +130,10 @@ class JobQueue:
 # -- the worker side --------------------------------------------------------------------------
 
 
-def current_engine() -> SomaEngine:
-    if _ENGINE is None:
+def current_runner() -> JobRunner:
+    if _RUNNER is None:
         raise RuntimeError("adaptation jobs run in `soma worker` processes (soma_engine.adaptation.queue.run_worker)")
-    return _ENGINE
+    return _RUNNER
 
 
 def adapt_job(digest: str, job_id: str, config: dict[str, Any], surrogate: str | None = None) -> dict[str, Any]:
@@ -149,14 +141,15 @@ def adapt_job(digest: str, job_id: str, config: dict[str, Any], surrogate: str |
     via ``JobRunner.run_now``, which marks a failure and leaves the session on the teacher)."""
     from rq import get_current_job
 
-    engine = current_engine()
-    store = engine.store
+    runner = current_runner()
+    services = runner.services
+    store = services.store
     state = store.get_by_digest(digest)  # type: ignore[attr-defined]
     if state is None:
         return {"status": "skipped", "reason": "session gone"}
     key = SessionKey(state.namespace, state.session_id, state.agent)
     cfg = SomaConfig(**{**config, "adaptation": "inline"})
-    mine = _surrogate_name(engine)
+    mine = services.surrogate.configured_path
     if surrogate and mine and surrogate != mine:
         log.warning("job %s was enqueued by an app on surrogate %s; this worker runs %s", job_id, surrogate, mine)
     rq_job = get_current_job()
@@ -174,12 +167,12 @@ def adapt_job(digest: str, job_id: str, config: dict[str, Any], surrogate: str |
             }
     except SessionGone:
         return {"status": "skipped", "reason": "session gone"}
-    saved = engine.config
-    engine.config = cfg  # the app's settings for this job; one job at a time per worker
+    saved = services.config
+    services.config = cfg  # the app's settings for this job (the engine reads them too); one job at a time
     try:
-        engine.jobs.run_now(key)
+        runner.run_now(key)
     finally:
-        engine.config = saved
+        services.config = saved
     after = store.get(key)
     return dict((after.job or {}) if after else {"status": "skipped", "reason": "session gone"})
 
@@ -243,7 +236,7 @@ def run_worker(
 ) -> bool:
     """Run adaptation jobs from the store's queue until stopped (SIGINT/SIGTERM), or until
     the queue is empty with ``burst``. Returns whether any job ran."""
-    global _ENGINE, _worker_name
+    global _RUNNER, _worker_name
     from ..engine import SomaEngine
 
     cfg = config or SomaConfig.load()
@@ -253,7 +246,7 @@ def run_worker(
         engine.close()
         raise ValueError(f"`soma worker` needs a redis:// store, not {store!r}")
     engine.on_progress = on_progress
-    _ENGINE = engine
+    _RUNNER = engine.jobs
     worker_cls = _worker_class()
     worker_cls.lease = max(2, int(lease))
     _worker_name = name or f"soma-{uuid.uuid4().hex[:8]}"
@@ -273,5 +266,5 @@ def run_worker(
     try:
         return worker.work(burst=burst, max_jobs=max_jobs, logging_level=logging_level, with_scheduler=False)
     finally:
-        _ENGINE = None
+        _RUNNER = None
         engine.close()

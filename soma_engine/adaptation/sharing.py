@@ -6,7 +6,7 @@ trained on); only accepted ones are shareable. With ``share`` on, a session in i
 window with ``share_min_turns`` teacher turns looks for a shareable adapter whose centroid is
 within ``share_similarity`` of its own (same namespace always; same agent's lineage only for
 ``share="agent"``). The acceptance gate then runs on the session's OWN teacher turns, which
-the donor never trained on (Gap of the donor vs. the base surrogate, ``jobs._decide``: the
+the donor never trained on (Gap of the donor vs. the base surrogate, ``decisions.decide``: the
 same rules as an adaptation's gate). Accepted: the session serves with the donor's adapter
 from the next turn (its own registry row, kind "adopted", parent = the donor adapter).
 Refused: its own adaptation at the full warm window starts from the donor's weights. Each
@@ -25,14 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..adapters import AdapterRef, CorruptAdapter
+from ..adapters import AdapterRef, CorruptAdapter, RegistryEntry
 from ..drift.detector import session_locality
 from ..session import SessionGone
+from ..session.transitions import push_decision, start_serving
 from ..types import Phase, SessionKey, TurnRecord
-from .jobs import _decide, held_out_gaps, push_decision, teacher_turns
+from .decisions import decide
+from .jobs import held_out_gaps, teacher_turns
 
 if TYPE_CHECKING:
-    from ..engine import SomaEngine
+    from ..services import Services
     from ..session import SessionState
 
 log = logging.getLogger("soma.sharing")
@@ -40,26 +42,26 @@ log = logging.getLogger("soma.sharing")
 DONORS_TRIED = 4  # nearest shareable adapters fetched per look (one is tried per look)
 
 
-def warm_centroid(engine: SomaEngine, records: list[TurnRecord]) -> np.ndarray | None:
+def warm_centroid(services: Services, records: list[TurnRecord]) -> np.ndarray | None:
     """Unit mean of φ over the turns' queries (None without a query)."""
     queries = [r.query for r in records if r.query and r.query.strip()]
     if not queries:
         return None
-    v = engine.encoder.encode(queries).astype(np.float64).mean(axis=0)
+    v = services.encoder.encode(queries).astype(np.float64).mean(axis=0)
     norm = float(np.linalg.norm(v))
     return (v / norm).astype(np.float32) if norm > 0 else None
 
 
-def lineage_agents(engine: SomaEngine, ref: AdapterRef | None) -> list[str]:
+def lineage_agents(services: Services, ref: AdapterRef | None) -> list[str]:
     """Agent digests whose conversations shaped ``ref``'s weights (its registry row's)."""
     if ref is None:
         return []
-    entry = engine.registry.get(ref.namespace, ref.adapter_id, ref.session)
+    entry = services.registry.get(ref.namespace, ref.adapter_id, ref.session)
     return entry.agents if entry else []
 
 
 def record_adapter(
-    engine: SomaEngine,
+    services: Services,
     key: SessionKey,
     ref: AdapterRef,
     records: list[TurnRecord],
@@ -72,10 +74,10 @@ def record_adapter(
 ) -> None:
     """Registry row of a saved or adopted adapter. A registry failure never fails the job."""
     try:
-        engine.registry.record(
+        services.registry.record(
             ref,
             key,
-            centroid=warm_centroid(engine, records),
+            centroid=warm_centroid(services, records),
             accepted=accepted,
             kind=kind,
             donor=donor,
@@ -86,66 +88,47 @@ def record_adapter(
         log.exception("could not record adapter %s in the registry", ref.adapter_id[:8])
 
 
-def due(engine: SomaEngine, st: SessionState) -> bool:
+def due(services: Services, st: SessionState) -> bool:
     """May this session look for a shared adapter now? (inside its locked write)"""
-    cfg = engine.config
+    cfg = services.config
     if cfg.share == "none" or st.phase != Phase.WARM.value or st.adapter:
         return False
     window_end = st.next_adapt_at or (st.adapt_from + cfg.warm_window)
     return cfg.share_min_turns <= st.turn_count - st.adapt_from < window_end - st.adapt_from
 
 
-def adopt(engine: SomaEngine, key: SessionKey) -> dict[str, Any] | None:
+def adopt(services: Services, key: SessionKey) -> dict[str, Any] | None:
     """One adoption look (see the module's docstring). Returns the decision recorded, or None
     when there was nothing to try."""
-    cfg = engine.config
-    state = engine.store.get(key)
-    if state is None or not due(engine, state):
+    cfg = services.config
+    state = services.store.get(key)
+    if state is None or not due(services, state):
         return None
-    records = teacher_turns(engine, key, state.adapt_from)
-    centroid = warm_centroid(engine, records) if len(records) >= cfg.share_min_turns else None
+    records = teacher_turns(services, key, state.adapt_from)
+    centroid = warm_centroid(services, records) if len(records) >= cfg.share_min_turns else None
     if centroid is None:
         return None
     tried = {d.get("donor_adapter") for d in state.decisions if d.get("kind") == "adoption"}
-    matches = engine.registry.nearest(key, centroid, cfg.share, k=DONORS_TRIED, min_similarity=cfg.share_similarity)
+    matches = services.registry.nearest(key, centroid, cfg.share, k=DONORS_TRIED, min_similarity=cfg.share_similarity)
     match = next((m for m in matches if m.entry.adapter_id not in tried), None)
     if match is None:
         return None
     entry = match.entry
-    # The donor's files are addressed through the caller's namespace, never the row's; the
-    # donor is the session that trained the weights (the matched row may be an adoption).
-    donor = AdapterRef(
-        adapter_id=entry.adapter_id,
-        namespace=key.namespace_digest,
-        session=entry.donor if entry.kind == "adopted" and entry.donor else entry.session,
-        parent=entry.parent,
-        created=entry.created,
-        size_bytes=entry.size_bytes,
-    )
+    donor = donor_ref(key, entry)
     record: dict[str, Any] = {
         "kind": "adoption",
         "donor_adapter": entry.adapter_id,
         "similarity": round(match.similarity, 4),
         "own_turns": len(records),
     }
-    locality: dict[str, Any] | None = None  # the session's locality model, when the donor could be gated
+    record, locality = _gate_donor(services, key, entry, donor, records, record)
     try:
-        gap_old, gap_new = held_out_gaps(engine, donor, None, records)
-    except CorruptAdapter as exc:
-        engine.registry.mark(key.namespace_digest, entry.adapter_id, entry.session, accepted=False)
-        record |= {"accepted": False, "reason": f"donor adapter unusable: {exc}"}
-    else:
-        model, locality_ok, _ = session_locality(engine, records)
-        decision = _decide(engine, gap_old, gap_new, locality_ok)
-        record = {**decision.to_dict(), **record}
-        locality = model.to_dict()
-    try:
-        adopted = _adoption_write(engine, key, state.adapt_from, record, donor, locality)
+        adopted = _adoption_write(services, key, state.adapt_from, record, donor, locality)
     except SessionGone:
         return None  # deleted during the look: nothing is recorded, no registry row
     if adopted is not None:
         record_adapter(
-            engine,
+            services,
             key,
             adopted,
             records,
@@ -166,8 +149,41 @@ def adopt(engine: SomaEngine, key: SessionKey) -> dict[str, Any] | None:
     return record
 
 
+def donor_ref(key: SessionKey, entry: RegistryEntry) -> AdapterRef:
+    """The donor's files, addressed through the caller's namespace (never the row's); the donor
+    is the session that trained the weights (the matched row may be an adoption)."""
+    return AdapterRef(
+        adapter_id=entry.adapter_id,
+        namespace=key.namespace_digest,
+        session=entry.donor if entry.kind == "adopted" and entry.donor else entry.session,
+        parent=entry.parent,
+        created=entry.created,
+        size_bytes=entry.size_bytes,
+    )
+
+
+def _gate_donor(
+    services: Services,
+    key: SessionKey,
+    entry: RegistryEntry,
+    donor: AdapterRef,
+    records: list[TurnRecord],
+    record: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The gate on the session's own turns (donor vs. the base surrogate): the look's record,
+    and the session's locality model when the donor could be gated (None: it is unusable)."""
+    try:
+        gap_old, gap_new = held_out_gaps(services, donor, None, records)
+    except CorruptAdapter as exc:
+        services.registry.mark(key.namespace_digest, entry.adapter_id, entry.session, accepted=False)
+        return record | {"accepted": False, "reason": f"donor adapter unusable: {exc}"}, None
+    model, locality_ok, _ = session_locality(services, records)
+    decision = decide(services, gap_old, gap_new, locality_ok)
+    return {**decision.to_dict(), **record}, model.to_dict()
+
+
 def _adoption_write(
-    engine: SomaEngine,
+    services: Services,
     key: SessionKey,
     adapt_from: int,
     record: dict[str, Any],
@@ -177,7 +193,7 @@ def _adoption_write(
     """A look's write (never creates the session: :class:`SessionGone` if it was deleted);
     returns the adopted adapter, if any."""
     adopted: AdapterRef | None = None
-    with engine.store.session(key, engine.config.session_ttl, create=False) as st:
+    with services.store.session(key, services.config.session_ttl, create=False) as st:
         on_time = st.phase == Phase.WARM.value and not st.adapter and st.adapt_from == adapt_from
         if record["accepted"] and on_time and locality is not None:
             adopted = AdapterRef(
@@ -189,12 +205,7 @@ def _adoption_write(
                 size_bytes=donor.size_bytes,
                 metrics={"adopted_from": donor.session, "similarity": record["similarity"]},
             )
-            st.phase = Phase.SERVING.value
-            st.adapter = adopted.to_dict()
-            st.adapter_version = adopted.version
-            st.locality = locality
-            st.drift = {}
-            st.donor = None
+            start_serving(st, adopted, locality)
             st.add("adoptions")
         else:
             if record["accepted"]:

@@ -30,7 +30,7 @@ from .store import (
     AdapterRef,
     AdapterStore,
     CorruptAdapter,
-    _content_hash,
+    content_hash,
     read_with_retry,
 )
 
@@ -104,7 +104,7 @@ class RemoteAdapterStore(AdapterStore):
             meta = json.loads(meta_bytes)
         except ValueError as exc:
             raise CorruptAdapter(f"adapter {ref.adapter_id} at {self.url} is unreadable: {exc}") from exc
-        digest = _content_hash(weights, config)
+        digest = content_hash(weights, config)
         if digest != meta.get("sha256") or not digest.startswith(ref.adapter_id):
             raise CorruptAdapter(f"adapter {ref.adapter_id} at {self.url} failed verification (content hash mismatch)")
         final = self._dir(ref.namespace, ref.adapter_id)

@@ -112,7 +112,7 @@ def base_identity(model: Any, path: str | None = None) -> dict[str, Any]:
     return {"model": path or getattr(cfg, "_name_or_path", "") or "", "config": arch, "fingerprint": fingerprint}
 
 
-def _content_hash(weights: bytes, config: bytes) -> str:
+def content_hash(weights: bytes, config: bytes) -> str:
     h = hashlib.sha256()
     h.update(weights)
     h.update(b"\0")
@@ -163,7 +163,7 @@ class AdapterStore:
 
         weights = save_bytes({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
         config = json.dumps(lora_config, sort_keys=True, indent=1, default=list).encode()
-        digest = _content_hash(weights, config)
+        digest = content_hash(weights, config)
         ref = AdapterRef(
             adapter_id=digest[:32],
             namespace=namespace,
@@ -219,7 +219,7 @@ class AdapterStore:
             meta = json.loads(meta_text)
         except ValueError as exc:
             raise CorruptAdapter(f"adapter {ref.adapter_id} is unreadable: {exc}") from exc
-        digest = _content_hash(weights, config)
+        digest = content_hash(weights, config)
         if digest != meta.get("sha256") or not digest.startswith(ref.adapter_id):
             raise CorruptAdapter(f"adapter {ref.adapter_id} failed verification (content hash mismatch)")
         try:

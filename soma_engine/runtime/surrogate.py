@@ -98,6 +98,11 @@ class SurrogateRuntime:
 
     # -- loading -------------------------------------------------------------------------
     @property
+    def configured_path(self) -> str | None:
+        """The model path as given or resolved so far (None before a lazy resolve); loads nothing."""
+        return self._model_path
+
+    @property
     def model_path(self) -> str:
         if self._model_path is None:
             self._model_path = self._resolve() if self._resolve else None
