@@ -25,7 +25,6 @@ import numpy as np
 from ..acceptance.bounds import gap
 from ..acceptance.gate import AcceptanceDecision, decide_fidelity, decide_sequential
 from ..adapters import AdapterRef, CorruptAdapter
-from ..drift.detector import session_locality
 from ..drift.locality import SessionLocality
 from ..session import SessionGone
 from ..types import Message, Phase, SessionKey, TurnRecord
@@ -688,7 +687,7 @@ def _gate(
     locality model and check of the session, and the decision (``gate.mode``)."""
     batch = plan.holdout or records[-1:]
     gap_old, gap_new = held_out_gaps(engine, ref, parent, batch)
-    model, locality_ok, _ = session_locality(engine, records)
+    model, locality_ok, _ = engine.detector.session_locality(records)
     decision = _decide(engine, gap_old, gap_new, locality_ok)
     return GateOutcome(decision, model.to_dict(), gap_old, gap_new, [r.turn for r in batch])
 
@@ -768,7 +767,7 @@ def shadow_step(engine: SomaEngine, key: SessionKey) -> AcceptanceDecision | Non
                 st.next_adapt_at = st.turn_count + 1
         return None
     records = teacher_turns(engine, key, state.adapt_from)
-    model, locality_ok, x_last = session_locality(engine, records)
+    model, locality_ok, x_last = engine.detector.session_locality(records)
 
     gap_old, gap_new, turns = list(job["gap_old"]), list(job["gap_new"]), list(job["turns"])
     looks: list[AcceptanceDecision] = []

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..adapters import AdapterRef, CorruptAdapter
-from ..drift.detector import session_locality
 from ..session import SessionGone
 from ..types import Phase, SessionKey, TurnRecord
 from .jobs import _decide, held_out_gaps, push_decision, teacher_turns
@@ -135,7 +134,7 @@ def adopt(engine: SomaEngine, key: SessionKey) -> dict[str, Any] | None:
         engine.registry.mark(key.namespace_digest, entry.adapter_id, entry.session, accepted=False)
         record |= {"accepted": False, "reason": f"donor adapter unusable: {exc}"}
     else:
-        model, locality_ok, _ = session_locality(engine, records)
+        model, locality_ok, _ = engine.detector.session_locality(records)
         decision = _decide(engine, gap_old, gap_new, locality_ok)
         record = {**decision.to_dict(), **record}
         locality = model.to_dict()
