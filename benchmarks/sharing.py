@@ -44,7 +44,8 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from soma_engine import SomaConfig, SomaEngine, gate  # noqa: E402
+from soma_engine import SomaConfig, SomaEngine  # noqa: E402
+from soma_engine.acceptance.bounds import gap  # noqa: E402
 from soma_engine.adapters import AdapterRef  # noqa: E402
 from soma_engine.runtime.encoder import Encoder  # noqa: E402
 from soma_engine.runtime.surrogate import SurrogateRuntime  # noqa: E402
@@ -190,7 +191,7 @@ def held_out_fidelity(
         refs.append(style(q))
     emb = engine.encoder.encode(answers + refs)
     n = len(held)
-    return float(np.mean(1.0 - np.atleast_1d(gate.gap(emb[:n], emb[n:]))))
+    return float(np.mean(1.0 - np.atleast_1d(gap(emb[:n], emb[n:]))))
 
 
 def run_family(engine: SomaEngine, family: str, sessions: list[tuple[list[str], list[str]]]) -> list[dict[str, Any]]:

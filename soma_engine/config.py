@@ -103,7 +103,7 @@ class GateConfig(_Section):
     with ε = 0.05, δ = 0.1 that needs |B|_eff ≥ 7 held-out contexts even for a perfect adapter
     and ≈ 45-75 at a realistic improvement of 0.2-0.3, so it suits long sessions (see
     soma_engine/gate.py and the README). Locality: the statistic x_t of
-    ``gate.SessionLocality``; thresholds measured with ``benchmarks/drift.py``.
+    ``drift.locality.SessionLocality``; thresholds measured with ``benchmarks/drift.py``.
     """
 
     epsilon: float = Field(0.05, ge=0, le=1, description="epsilon, required improvement (C.2: 0.05-0.12)")
@@ -113,7 +113,7 @@ class GateConfig(_Section):
         1.275,
         ge=0,
         le=4,
-        description="locality statistic x_t (gate.SessionLocality) above which a surrogate turn rolls the session "
+        description="locality statistic x_t (SessionLocality) above which a surrogate turn rolls the session "
         "back (above threshold + locality_severe_margin at once, else when two consecutive turns average above it)",
     )
     locality_severe_margin: float = Field(
@@ -127,7 +127,7 @@ class GateConfig(_Section):
         ge=0,
         le=4,
         description="a locality rollback parks the adapter; a later query whose resume statistic (query distance "
-        "+ novel words, gate.SessionLocality.resume_statistic) against the parked topic is below this resumes it "
+        "+ novel words, SessionLocality.resume_statistic) against the parked topic is below this resumes it "
         "without re-adapting (0: never). Chosen on benchmarks/drift.py's dev splits",
     )
     drift_threshold: float = Field(0.5, ge=0, le=1, description="audit Gap that counts as a breach")

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import random
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,22 +21,21 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
 from typing import Any
 
-from .acceptance.bounds import gap
 from .adaptation import sharing
 from .adaptation.decisions import decision_summary
 from .adaptation.jobs import shadow_step
 from .adaptation.runner import JobRunner
 from .adapters import AdapterRef, AdapterRegistry, CorruptAdapter
 from .config import ConfigError, SomaConfig
-from .drift.detector import locality_embeddings, locality_score, trusted_messages
-from .drift.locality import LocalityScore, SessionLocality
-from .drift.monitor import DriftMonitor, audit_rng, should_audit
+from .drift.audits import Auditor
+from .drift.detector import LocalityDetector
+from .drift.locality import LocalityScore
 from .runtime.encoder import Encoder
 from .runtime.models import resolve_encoder, resolve_surrogate, soma_home
 from .runtime.surrogate import Generation, SurrogateError, SurrogateRuntime
 from .services import ProgressHook, Services
 from .session import SessionGone, SessionState, SessionStore, open_store, transitions
-from .session.transitions import JobRecord, push_decision
+from .session.transitions import JobRecord, Parked
 from .teacher import resolve_sync, split_teacher_result, teacher_usage
 from .types import (
     Message,
@@ -103,13 +100,23 @@ class SomaEngine:
             self.services.owner = "queue"  # `soma worker` processes run the jobs
         self.jobs = JobRunner(self.services)
         self._audits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soma-audit")
+        self.detector = LocalityDetector(
+            encoder=lambda: self.encoder,
+            query_nll=lambda messages, stable=0: self.surrogate.query_nll(messages, stable=stable),
+            gate=lambda: self.config.gate,
+        )
+        self.auditor = Auditor(
+            store=self.store,
+            config=lambda: self.config,
+            encoder=lambda: self.encoder,
+            detector=self.detector,
+            executor=self._audits,
+            ask=_ask_teacher,
+            rollback=lambda key, reason: self._rollback(key, reason),
+        )
         # Surrogate generations run here so that a turn can stop waiting at its deadline.
         self._generations = ThreadPoolExecutor(max_workers=64, thread_name_prefix="soma-generate")
-        self._rng = random.Random()
-        self._rng_lock = threading.Lock()
         self._fingerprint_warned = False
-        self._audit_backlog = 0  # audits submitted and not finished (bounded: AUDIT_BACKLOG)
-        self.audits_dropped = 0
         self._closed = False
 
     @property
@@ -132,6 +139,11 @@ class SomaEngine:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def audits_dropped(self) -> int:
+        """Audits dropped because the audit backlog was full (a slow or failing teacher)."""
+        return self.auditor.dropped
 
     @property
     def registry(self) -> AdapterRegistry:
@@ -270,11 +282,10 @@ class SomaEngine:
     def _route_serving(self, route: Route, state: SessionState | None, request: dict[str, Any]) -> Route:
         """The part of :meth:`route` that needs models: resume a parked adapter, locality."""
         key, msgs, phase = route.key, route.messages, route.phase
-        score = None
-        resumable = state is not None and state.parked and phase in _RESUMABLE and self.config.gate.resume_threshold
-        if resumable and not request.get("teacher_only"):
-            score = self._resume(key, state, msgs)
-            if score is not None:
+        resumed = None
+        if state is not None and self.detector.resumable(phase, state.parked) and not request.get("teacher_only"):
+            resumed = self._resume(key, state, msgs)
+            if resumed is not None:
                 state, phase = self.store.get(key) or state, Phase.SERVING
                 route.phase, route.reason = phase, "resumed the parked adapter: the query is back on its topic"
         if state is None or phase is not Phase.SERVING or not state.adapter:
@@ -284,15 +295,16 @@ class SomaEngine:
             route.reason = request.get("reason", "teacher requested")
             return route
         route.adapter_id = state.adapter["adapter_id"]
-        monitor = self._monitor(state)
-        score = score or self._locality(state, msgs, monitor.last_statistic)
-        route.locality = None if score is None else score.statistic
-        if score is not None:
-            if monitor.observe_locality(score):
-                self._rollback(key, _locality_reason(score, monitor), park=self.config.gate.resume_threshold > 0)
-                route.phase, route.reason = Phase.ROLLED_BACK, "rolled back: query left the session's topic"
-                return route
-            route.audit, route.drift = score.borderline, monitor.state()
+        seen = self.detector.observe(
+            msgs, self.detector.model(state.locality), self.detector.monitor(state.drift), resumed
+        )
+        route.locality = None if seen.score is None else seen.score.statistic
+        if seen.rollback:
+            self._rollback(key, seen.reason, park=self.config.gate.resume_threshold > 0)
+            route.phase, route.reason = Phase.ROLLED_BACK, "rolled back: query left the session's topic"
+            return route
+        if seen.score is not None:
+            route.audit, route.drift = seen.score.borderline, seen.monitor.state()
         route.target = "surrogate"
         return route
 
@@ -314,47 +326,19 @@ class SomaEngine:
         # Every slot holds another conversation: this one gets a slot of its own content.
         return SessionKey(self.namespace, f"{base}~{transcript_digest(msgs)[:16]}", agent or ""), None
 
-    def _locality(
-        self, state: SessionState, msgs: list[Message], previous: float | None = None
-    ) -> LocalityScore | None:
-        """The locality statistic x_t of this turn (SessionLocality): the query and the
-        query with the previous user turn against the session's bank, plus its novel words and
-        PMI; in the conversation without the last exchange when x_{t−1} (``previous``) was
-        above the threshold (``drift.detector.trusted_messages``)."""
-        if not state.locality:
-            return None
-        model = SessionLocality.from_dict(state.locality, self.config.gate)
-        return locality_score(self, trusted_messages(msgs, previous, model), model)
-
     def _resume(self, key: SessionKey, state: SessionState, msgs: list[Message]) -> LocalityScore | None:
-        """A query clearly back on the parked adapter's topic (SessionLocality.
-        resume_statistic below ``gate.resume_threshold``) brings that adapter back at once:
-        the gate accepted it for this topic and locality says the conversation returned, so
-        re-adapting on the detour's turns would only cost teacher turns. Returns this turn's
-        locality score (x_t against the parked bank) when the session resumed."""
+        """Bring the parked adapter back when the detector says the query returned to its topic
+        (``LocalityDetector.resume``); returns this turn's locality score (x_t against the
+        parked bank) when the session resumed."""
         parked = state.parked or {}
-        model = SessionLocality.from_dict(parked["locality"], self.config.gate)
-        score = model.score(*locality_embeddings(self, msgs, model))
-        y = model.resume_statistic(score)
-        if not y < self.config.gate.resume_threshold:
+        back = self.detector.resume(msgs, parked["locality"])
+        if back is None:
             return None
+        score, y = back
         with self.store.session(key, self.config.session_ttl, create=False) as st:
-            if Phase(st.phase) not in _RESUMABLE or st.parked != parked:
+            if not self.detector.resumable(Phase(st.phase), st.parked) or st.parked != parked:
                 return None  # another turn or a job got there first
-            st.phase, st.adapter, st.locality = Phase.SERVING.value, parked["adapter"], parked["locality"]
-            st.parked, st.drift = None, {}
-            st.add("resumes")
-            push_decision(
-                st,
-                {
-                    "kind": "resume",
-                    "adapter_id": parked["adapter"].get("adapter_id"),
-                    "parked_at": parked.get("turn"),
-                    "resume_statistic": round(y, 4),
-                    "turn": st.turn_count,
-                    "time": time.time(),
-                },
-            )
+            transitions.resume(st, Parked.from_dict(parked), round(y, 4))
         log.info("session %s resumed its parked adapter (y=%.3f)", key.digest[:12], y)
         return score
 
@@ -692,107 +676,10 @@ class SomaEngine:
         if isinstance(done, TurnRecord):
             return self.replayed(route, done)
         record, phase, info = done
-        if audit is not None and self._should_audit(route, record.turn):
-            self._submit_audit(route, record.turn, gen.text, audit)
+        if audit is not None and self.auditor.due(route, record.turn):
+            self.auditor.submit(route, record.turn, gen.text, audit)
         self._audits.submit(self._touch, ref)
         return Reply(gen.text, "surrogate", usage, self._meta(route, record, phase, info), gen.finish_reason)
-
-    def _monitor(self, st: SessionState) -> DriftMonitor:
-        """The session's drift monitor; thresholds always from the current configuration."""
-        g = self.config.gate
-        if not st.drift:
-            return DriftMonitor.from_config(g)
-        mon = DriftMonitor.from_state(st.drift)
-        mon.drift_threshold, mon.consecutive = g.drift_threshold, g.consecutive
-        mon.pair_threshold = 2.0 * g.locality_threshold
-        return mon
-
-    def _should_audit(self, route: Route, turn: int) -> bool:
-        """Audit this surrogate turn? Always when its locality is borderline, otherwise with
-        probability ``gate.audit_rate`` (``gate.audit_seed`` set: one draw per session and
-        turn, ``audit_rng``)."""
-        seed, rate = self.config.gate.audit_seed, self.config.gate.audit_rate
-        if seed is not None:
-            return should_audit(audit_rng(seed, route.key.digest, turn), rate, route.audit)
-        with self._rng_lock:
-            return should_audit(self._rng, rate, route.audit)
-
-    def _submit_audit(self, route: Route, turn: int, answer: str, teacher: Teacher) -> None:
-        """Queue a background audit; when ``AUDIT_BACKLOG`` are already waiting (a slow or
-        failing teacher) this one is dropped and counted, so the backlog stays bounded."""
-        with self._rng_lock:
-            if self._audit_backlog >= AUDIT_BACKLOG:
-                self.audits_dropped += 1
-                log.warning(
-                    "audit backlog full (%d): audit of session %s dropped", AUDIT_BACKLOG, route.key.digest[:12]
-                )
-                return
-            self._audit_backlog += 1
-
-        def run() -> None:
-            try:
-                self._audit(route, turn, answer, teacher)
-            finally:
-                with self._rng_lock:
-                    self._audit_backlog -= 1
-
-        self._audits.submit(run)
-
-    def _audit(self, route: Route, turn: int, answer: str, teacher: Teacher) -> None:
-        """Background audit: the teacher answers the same turn (the user already has the
-        surrogate's answer). Its tokens count as teacher tokens (``audit_*`` counters; the
-        session's ``teacher_tokens`` metric includes them); Gap(answer, teacher's) feeds the
-        drift monitor's window, and ``gate.consecutive`` breaches of ``drift_threshold`` roll
-        the session back."""
-        try:
-            result = resolve_sync(teacher(route.messages))
-            text, usage = split_teacher_result(result)
-            usage = teacher_usage(usage, route.messages, text)
-        except Exception:
-            log.exception("audit failed for session %s", route.key.digest[:12])
-            return
-        try:
-            emb = self.encoder.encode([answer, text])
-            g = float(gap(emb[0], emb[1]))
-        except Exception:
-            g = None
-            log.exception("audit Gap failed for session %s", route.key.digest[:12])
-        rollback = False
-        try:
-            with self.store.session(route.key, self.config.session_ttl, create=False) as st:
-                rollback = self._audit_write(st, route, turn, g, usage)
-        except SessionGone:
-            return  # deleted meanwhile: nothing to record
-        if rollback and g is not None:
-            self._rollback(route.key, f"audit Gap {g:.3f} > drift_threshold {self.config.gate.drift_threshold}")
-
-    def _audit_write(self, st: SessionState, route: Route, turn: int, g: float | None, usage: Usage) -> bool:
-        """Record an audit in the session's locked write; True when it rolls the session back."""
-        rollback = False
-        st.add("audit_calls")
-        st.add("audit_input_tokens", usage.input_tokens)
-        st.add("audit_output_tokens", usage.output_tokens)
-        if g is None:
-            return False
-        serving = st.phase == Phase.SERVING.value and (st.adapter or {}).get("adapter_id") == route.adapter_id
-        if serving:  # an audit that lands after a rollback or a new adapter is only recorded
-            monitor = self._monitor(st)
-            rollback = monitor.observe_gap(g)
-            st.drift = monitor.state()
-        push_decision(
-            st,
-            {
-                "kind": "audit",
-                "audit_turn": turn,
-                "gap": g,
-                "borderline": route.audit,
-                "breach": g > self.config.gate.drift_threshold,
-                "rollback": rollback,
-                "turn": st.turn_count,
-                "time": time.time(),
-            },
-        )
-        return rollback
 
     def _touch(self, ref: AdapterRef) -> None:
         """The adapter's registry row: last used now (throttled; off the surrogate path)."""
@@ -1009,9 +896,6 @@ class SomaEngine:
         self.close()
 
 
-# Phases from which a parked adapter may resume (not while a re-adaptation job runs).
-_RESUMABLE = (Phase.ROLLED_BACK, Phase.REJECTED)
-AUDIT_BACKLOG = 64  # background audits waiting at most; more are dropped (engine.audits_dropped)
 FINGERPRINT_SLOTS = 8  # conversations with one opening kept apart before a content-keyed slot
 
 
@@ -1029,19 +913,16 @@ def _continues(state: SessionState, msgs: list[Message]) -> bool:
     return len(msgs) > n and transcript_digest(msgs[:n]) == t["digest"]
 
 
-def _locality_reason(score: LocalityScore, monitor: DriftMonitor) -> str:
-    stats = list(monitor.statistics)[-2:]
-    pmi = "n/a" if score.pmi is None else f"{score.pmi:.2f}"
-    return (
-        f"locality x={score.statistic:.3f} (query {score.nn_distance:.3f}, context {score.context_distance:.3f}, "
-        f"{score.novel} new words, PMI {pmi}; last two {[round(x, 3) for x in stats]}, "
-        f"pair bound {monitor.pair_threshold}, severe={score.severe})"
-    )
-
-
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield first
     yield from rest
+
+
+def _ask_teacher(teacher: Teacher, messages: list[Message]) -> tuple[str, Usage]:
+    """A teacher's answer to an audited turn and its usage; an async teacher runs to completion
+    here (audits run on the engine's background thread)."""
+    text, usage = split_teacher_result(resolve_sync(teacher(messages)))
+    return text, teacher_usage(usage, messages, text)
 
 
 def _text_only(messages: Any) -> list[Message]:

@@ -715,9 +715,11 @@ def test_a_turn_after_a_doubted_one_is_scored_without_it(new_engine: Any, permis
         shift, follow = SHIFTS["recipe"][0], SHIFTS["recipe"][1]
         detour = [{"role": "user", "content": shift}, {"role": "assistant", "content": coach([{"content": shift}])}]
         msgs = normalize_messages([*convo.history, *detour, {"role": "user", "content": follow}])
-        trusting = engine._locality(state, msgs, previous=model.threshold)
-        doubting = engine._locality(state, msgs, previous=model.threshold + 0.01)
-        without = engine._locality(state, normalize_messages([*convo.history, {"role": "user", "content": follow}]))
+        trusting = engine.detector.score(msgs, model, previous=model.threshold)
+        doubting = engine.detector.score(msgs, model, previous=model.threshold + 0.01)
+        without = engine.detector.score(
+            normalize_messages([*convo.history, {"role": "user", "content": follow}]), model
+        )
         assert trusting is not None and doubting is not None and without is not None
         assert doubting.statistic == pytest.approx(without.statistic, abs=1e-6)
         assert doubting.novel > trusting.novel  # "bake" is new once the banana-bread exchange is set aside
@@ -732,8 +734,8 @@ def test_locality_scores_the_query_with_the_surrogates_pmi(new_engine: Any, perm
         model = SessionLocality.from_dict(state.locality, engine.config.gate)
         for query in ("Should I accept 780?", SHIFTS["recipe"][0], SHIFTS["geography"][0]):
             msgs = normalize_messages([*convo.history, {"role": "user", "content": query}])
-            score = engine._locality(state, msgs)
-            bare = model.score(*detector.locality_embeddings(engine, msgs, model))
+            score = engine.detector.score(msgs, model)
+            bare = model.score(*detector.locality_embeddings(engine.encoder, msgs, model))
             assert score is not None and score.statistic is not None and bare.statistic is not None
             if not model.needs_pmi(bare.statistic):  # clearly local: no forward pass, no credit
                 assert score.pmi is None and score.statistic == pytest.approx(bare.statistic)

@@ -97,7 +97,7 @@ def test_session_moves_to_the_surrogate_and_back(tmp_path):
     reply = _chat(engine, history, ON_TOPIC[1])
     assert reply.served_by == "surrogate" and reply.soma["adapter_id"] == adapter_id
 
-    # An abrupt change of topic rolls the session back within two turns (gate.DriftMonitor's
+    # An abrupt change of topic rolls the session back within two turns (drift.monitor.DriftMonitor's
     # two-turn locality rule; a very distant question rolls back at once).
     reply = _chat(engine, history, OFF_TOPIC)
     if reply.served_by == "surrogate":

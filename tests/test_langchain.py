@@ -196,7 +196,7 @@ def engine(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Som
     # The locality gate (tested with the gate) would roll sessions back on the off-topic
     # queries these tests send on purpose; the integration is tested with it out of the way
     # (rollbacks are triggered explicitly in test_rollback_*).
-    eng._locality = lambda state, messages, previous=None: None  # type: ignore[method-assign]
+    eng.detector.score = lambda messages, model, previous=None: None  # type: ignore[method-assign]
     warm_up(make_model(eng, ScriptedTeacher(calls=[])), SERVING)
     assert eng.session(SERVING).phase.value == "serving"
     yield eng
@@ -1473,7 +1473,7 @@ def suite_engine() -> SomaEngine:
     engine = SomaEngine(
         config=soma_config(), surrogate=str(tiny), store=f"sqlite:///{SUITE_DIR}/serving.db", namespace="suite"
     )
-    engine._locality = lambda state, messages, previous=None: None  # type: ignore[method-assign]
+    engine.detector.score = lambda messages, model, previous=None: None  # type: ignore[method-assign]
     warm_up(make_model(engine, ScriptedTeacher(calls=[], reply=suite_reply)), SUITE_SERVING)
     assert engine.session(SUITE_SERVING).phase.value == "serving"
     return engine

@@ -967,7 +967,7 @@ def test_job_runner_maps_stay_bounded(new_engine: Any, permissive_config: Any, t
 
 
 def test_audit_backlog_is_bounded(new_engine: Any, tmp_path: Path) -> None:
-    from soma_engine.engine import AUDIT_BACKLOG
+    from soma_engine.drift.audits import AUDIT_BACKLOG
     from soma_engine.types import Route
 
     engine = new_engine(f"sqlite:///{tmp_path / 'soma.db'}")
@@ -975,12 +975,12 @@ def test_audit_backlog_is_bounded(new_engine: Any, tmp_path: Path) -> None:
     slow = Teacher(hook=lambda: gate.wait(30))
     route = Route(key=engine.key("s"), target="surrogate", messages=[], phase=Phase.SERVING, turn=1)
     for turn in range(AUDIT_BACKLOG + 20):
-        engine._submit_audit(route, turn, "answer", slow)
-    assert engine._audit_backlog == AUDIT_BACKLOG
+        engine.auditor.submit(route, turn, "answer", slow)
+    assert engine.auditor.backlog == AUDIT_BACKLOG
     assert engine.audits_dropped == 20
     gate.set()
     assert engine.wait_idle(60)
-    assert engine._audit_backlog == 0
+    assert engine.auditor.backlog == 0
 
 
 def test_a_surrogate_past_its_deadline_falls_back_to_the_teacher(

@@ -99,6 +99,67 @@ def _gap_series(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
+def _checked_inputs(
+    gap_old: Sequence[float] | np.ndarray,
+    gap_new: Sequence[float] | np.ndarray,
+    epsilon: float,
+    delta: float,
+    min_fidelity: float,
+    locality_margin: float | None,
+) -> tuple[np.ndarray, np.ndarray, float, float, float, float | None]:
+    """decide_acceptance's arguments validated: the two Gap series, ε, δ, the fidelity floor
+    and the locality margin (ValueError naming the bad one)."""
+    eps = float(epsilon)
+    if not (math.isfinite(eps) and 0.0 <= eps <= 1.0):
+        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+    dlt = check_delta(delta)
+    fmin = float(min_fidelity)
+    if not (math.isfinite(fmin) and 0.0 <= fmin <= 1.0):
+        raise ValueError(f"min_fidelity must be in [0, 1], got {min_fidelity}")
+    old = _gap_series(gap_old, "gap_old")
+    new = _gap_series(gap_new, "gap_new")
+    if old.shape != new.shape:
+        raise ValueError(f"gap_old and gap_new differ in length: {old.size} vs {new.size}")
+    margin = None if locality_margin is None else float(locality_margin)
+    if margin is not None and not math.isfinite(margin):
+        raise ValueError(f"locality_margin must be finite, got {locality_margin}")
+    return old, new, eps, dlt, fmin, margin
+
+
+def _more_turns_needed(old: np.ndarray, eps: float, dlt: float, n_eff: float, passed: bool) -> int | None:
+    """Held-out contexts still missing before ε + γ can be reached (decide_acceptance's
+    ``more_turns_needed``): 0 when the batch passed or is large enough, None when no size can."""
+    n = int(old.size)
+    best = float(old.mean())  # largest Δ̂ attainable on B: gap_new = 0 everywhere
+    # total = needed |B|_eff · n / n_eff: the batch size at which ε + γ ≤ best, if n_eff ∝ n
+    sq = (best - eps) ** 2
+    total = 2.0 * math.log(1.0 / dlt) / sq * n / n_eff if best > eps and sq > 0.0 else math.inf
+    if passed:
+        return 0
+    if not math.isfinite(total):
+        return None  # mean(gap_old) <= ε (up to rounding): no batch size can suffice
+    return 0 if total <= n else max(1, math.ceil(total - 1e-9) - n)
+
+
+def _failures(d: AcceptanceDecision, best: float) -> list[str]:
+    """Why a decision's numbers fail the rule (empty: accepted); ``best`` = mean(gap_old)."""
+    fails: list[str] = []
+    if d.delta_hat < d.epsilon + d.gamma:
+        msg = f"improvement {d.delta_hat:.4f} < epsilon + gamma = {d.epsilon:.4f} + {d.gamma:.4f}"
+        if d.more_turns_needed is None:
+            msg += f" (unreachable: mean old Gap {best:.4f} <= epsilon)"
+        elif d.more_turns_needed > 0:
+            msg += f" (batch too small: {d.more_turns_needed} more held-out contexts needed, n_eff={d.n_eff:.2f})"
+        fails.append(msg)
+    if d.fidelity < d.min_fidelity:
+        fails.append(f"fidelity {d.fidelity:.4f} < min_fidelity {d.min_fidelity:.4f}")
+    if not d.locality_ok:
+        fails.append("locality gate failed")
+    if d.locality_margin is not None and d.locality_required is not None and d.locality_margin < d.locality_required:
+        fails.append(f"locality margin {d.locality_margin:.4f} < eta + gamma = {d.locality_required:.4f}")
+    return fails
+
+
 def decide_acceptance(
     gap_old: Sequence[float] | np.ndarray,
     gap_new: Sequence[float] | np.ndarray,
@@ -131,80 +192,36 @@ def decide_acceptance(
     grows in proportion to n, the extra held-out contexts are ⌈needed · n / n_eff⌉ − n (0 if
     already enough or if the batch passed; ``None`` if mean(gap_old) ≤ ε: no size suffices).
     """
-    eps = float(epsilon)
-    if not (math.isfinite(eps) and 0.0 <= eps <= 1.0):
-        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
-    dlt = check_delta(delta)
-    fmin = float(min_fidelity)
-    if not (math.isfinite(fmin) and 0.0 <= fmin <= 1.0):
-        raise ValueError(f"min_fidelity must be in [0, 1], got {min_fidelity}")
-    old = _gap_series(gap_old, "gap_old")
-    new = _gap_series(gap_new, "gap_new")
-    if old.shape != new.shape:
-        raise ValueError(f"gap_old and gap_new differ in length: {old.size} vs {new.size}")
-    margin = None if locality_margin is None else float(locality_margin)
-    if margin is not None and not math.isfinite(margin):
-        raise ValueError(f"locality_margin must be finite, got {locality_margin}")
-
+    old, new, eps, dlt, fmin, margin = _checked_inputs(gap_old, gap_new, epsilon, delta, min_fidelity, locality_margin)
     x = old - new
-    n = int(x.size)
     n_eff = effective_sample_size(x)
     delta_hat = float(x.mean())
     gamma = acceptance_margin(n_eff, dlt)
-    fidelity = float(np.mean(1.0 - new))
     eta = warm_start_margin(w_eff, dlt) if w_eff is not None else None
-    required = None if margin is None else (eta or 0.0) + gamma
-
-    best = float(old.mean())  # largest Δ̂ attainable on B: gap_new = 0 everywhere
-    # total = needed |B|_eff · n / n_eff: the batch size at which ε + γ ≤ best, if n_eff ∝ n
-    sq = (best - eps) ** 2
-    total = 2.0 * math.log(1.0 / dlt) / sq * n / n_eff if best > eps and sq > 0.0 else math.inf
-    more: int | None
-    if delta_hat >= eps + gamma:
-        more = 0
-    elif not math.isfinite(total):
-        more = None  # mean(gap_old) <= ε (up to rounding): no batch size can suffice
-    else:
-        more = 0 if total <= n else max(1, math.ceil(total - 1e-9) - n)
-
-    fails: list[str] = []
-    if delta_hat < eps + gamma:
-        msg = f"improvement {delta_hat:.4f} < epsilon + gamma = {eps:.4f} + {gamma:.4f}"
-        if more is None:
-            msg += f" (unreachable: mean old Gap {best:.4f} <= epsilon)"
-        elif more > 0:
-            msg += f" (batch too small: {more} more held-out contexts needed, n_eff={n_eff:.2f})"
-        fails.append(msg)
-    if fidelity < fmin:
-        fails.append(f"fidelity {fidelity:.4f} < min_fidelity {fmin:.4f}")
-    if not locality_ok:
-        fails.append("locality gate failed")
-    if margin is not None and required is not None and margin < required:
-        fails.append(f"locality margin {margin:.4f} < eta + gamma = {required:.4f}")
-
-    accepted = not fails
-    reason = (
-        f"accepted: improvement {delta_hat:.4f} >= {eps + gamma:.4f}, fidelity {fidelity:.4f}"
-        if accepted
-        else "; ".join(fails)
-    )
-    return AcceptanceDecision(
-        accepted=accepted,
-        reason=reason,
-        n=n,
+    numbers = AcceptanceDecision(
+        accepted=False,
+        reason="",
+        n=int(x.size),
         n_eff=n_eff,
         delta_hat=delta_hat,
         gamma=gamma,
         epsilon=eps,
         delta=dlt,
-        fidelity=fidelity,
+        fidelity=float(np.mean(1.0 - new)),
         min_fidelity=fmin,
         locality_ok=bool(locality_ok),
         locality_margin=margin,
-        locality_required=required,
+        locality_required=None if margin is None else (eta or 0.0) + gamma,
         eta=eta,
-        more_turns_needed=more,
+        more_turns_needed=_more_turns_needed(old, eps, dlt, n_eff, delta_hat >= eps + gamma),
     )
+    fails = _failures(numbers, float(old.mean()))
+    reason = (
+        f"accepted: improvement {delta_hat:.4f} >= {eps + gamma:.4f}, fidelity {numbers.fidelity:.4f}"
+        if not fails
+        else "; ".join(fails)
+    )
+    return _replace(numbers, accepted=not fails, reason=reason)
 
 
 # --------------------------------------------------------------------------------------------

@@ -363,7 +363,7 @@ def _gate(
     locality model and check of the session, and the decision (``gate.mode``)."""
     batch = plan.holdout or records[-1:]
     gap_old, gap_new = held_out_gaps(services, ref, parent, batch)
-    model, locality_ok, _ = session_locality(services, records)
+    model, locality_ok, _ = session_locality(services.encoder, services.config.gate, records)
     decision = decide(services, gap_old, gap_new, locality_ok)
     return GateOutcome(decision, model.to_dict(), gap_old, gap_new, [r.turn for r in batch])
 
@@ -403,7 +403,7 @@ def shadow_step(services: Services, key: SessionKey) -> AcceptanceDecision | Non
                 st.next_adapt_at = st.turn_count + 1
         return None
     records = teacher_turns(services, key, state.adapt_from)
-    model, locality_ok, x_last = session_locality(services, records)
+    model, locality_ok, x_last = session_locality(services.encoder, services.config.gate, records)
 
     gap_old, gap_new, turns = list(job["gap_old"]), list(job["gap_new"]), list(job["turns"])
     looks: list[AcceptanceDecision] = []

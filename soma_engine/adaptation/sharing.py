@@ -177,7 +177,7 @@ def _gate_donor(
     except CorruptAdapter as exc:
         services.registry.mark(key.namespace_digest, entry.adapter_id, entry.session, accepted=False)
         return record | {"accepted": False, "reason": f"donor adapter unusable: {exc}"}, None
-    model, locality_ok, _ = session_locality(services, records)
+    model, locality_ok, _ = session_locality(services.encoder, services.config.gate, records)
     decision = decide(services, gap_old, gap_new, locality_ok)
     return {**decision.to_dict(), **record}, model.to_dict()
 
