@@ -11,30 +11,29 @@ off the request path (``JobRunner``); the teacher path only reads and writes the
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
 from typing import Any
 
 from .adaptation import sharing
-from .adaptation.decisions import decision_summary
 from .adaptation.jobs import shadow_step
 from .adaptation.runner import JobRunner
-from .adapters import AdapterRef, AdapterRegistry, CorruptAdapter
+from .adapters import AdapterRegistry
 from .config import ConfigError, SomaConfig
 from .drift.audits import Auditor
 from .drift.detector import LocalityDetector
 from .drift.locality import LocalityScore
 from .runtime.encoder import Encoder
 from .runtime.models import resolve_encoder, resolve_surrogate, soma_home
-from .runtime.surrogate import Generation, SurrogateError, SurrogateRuntime
+from .runtime.surrogate import SurrogateError, SurrogateRuntime
 from .services import ProgressHook, Services
+from .serving import SurrogatePath
 from .session import SessionGone, SessionState, SessionStore, open_store, transitions
+from .session.identity import SlotTaken, continues, fingerprint_slot
 from .session.transitions import JobRecord, Parked
 from .teacher import resolve_sync, split_teacher_result, teacher_usage
 from .types import (
@@ -53,13 +52,14 @@ from .types import (
     normalize_messages,
     transcript_digest,
 )
+from .views import gate_info, reply_meta, session_view
 
 log = logging.getLogger("soma.engine")
 
 Teacher = Callable[[list[Message]], Any]
 
 
-class SomaEngine:
+class SomaEngine(SurrogatePath):
     def __init__(
         self,
         config: SomaConfig | None = None,
@@ -309,22 +309,15 @@ class SomaEngine:
         return route
 
     def _fingerprint_slot(self, msgs: list[Message], agent: str) -> tuple[SessionKey, SessionState | None]:
-        """The fingerprinted session this conversation continues (its stored transcript is a
-        prefix of ``msgs``), else the first free slot of the opening's fingerprint."""
+        """The fingerprinted session this conversation continues, else a free slot
+        (``session.identity.fingerprint_slot``); the engine's first one logs a warning."""
         if not self._fingerprint_warned:
             self._fingerprint_warned = True
             log.warning(
                 "no session id given: sessions are found by the fingerprint of the conversation's opening; "
                 "pass an explicit session id (stable, and never shared by two users)"
             )
-        base = fingerprint(msgs)
-        for slot in range(FINGERPRINT_SLOTS):
-            key = SessionKey(self.namespace, base if slot == 0 else f"{base}~{slot}", agent or "")
-            state = self.store.get(key)
-            if state is None or _continues(state, msgs):
-                return key, state
-        # Every slot holds another conversation: this one gets a slot of its own content.
-        return SessionKey(self.namespace, f"{base}~{transcript_digest(msgs)[:16]}", agent or ""), None
+        return fingerprint_slot(self.store, self.namespace, msgs, agent)
 
     def _resume(self, key: SessionKey, state: SessionState, msgs: list[Message]) -> LocalityScore | None:
         """Bring the parked adapter back when the detector says the query returned to its topic
@@ -404,12 +397,12 @@ class SomaEngine:
                 transitions.start_job(st, JobRecord.from_dict(self.jobs.new_job(route.key)))
             shadow = (st.job or {}).get("status") == "shadow"
             look = not start_job and sharing.due(self.services, st)  # a shared adapter to adopt early?
-            return record, st.phase, self._gate_info(st), start_job, shadow, look
+            return record, st.phase, gate_info(st), start_job, shadow, look
 
         done = self._commit_turn(route, text, write)
         if done is None:  # not recorded: the answer is returned all the same
             record = TurnRecord(turn=route.turn, served_by="teacher", query=last_query(route.messages), answer=text)
-            return Reply(text, "teacher", usage, self._meta(route, record, route.phase.value, recorded=False), "stop")
+            return Reply(text, "teacher", usage, reply_meta(route, record, route.phase.value, recorded=False), "stop")
         if isinstance(done, TurnRecord):  # the same request id was recorded meanwhile
             return self.replayed(route, done)
         record, phase, info, start_job, shadow, look = done
@@ -423,8 +416,8 @@ class SomaEngine:
             if self.config.adaptation == "inline":  # the step ran here: report its outcome
                 state = self.store.get(route.key)
                 if state is not None:
-                    phase, info = state.phase, self._gate_info(state)
-        return Reply(text, "teacher", usage, self._meta(route, record, phase, info), "stop")
+                    phase, info = state.phase, gate_info(state)
+        return Reply(text, "teacher", usage, reply_meta(route, record, phase, info), "stop")
 
     def _commit_turn(self, route: Route, answer: str, write: Callable[[SessionState], Any]) -> Any:
         """Record a turn whose answer is in hand: ``write(state)`` inside the session's locked
@@ -437,8 +430,8 @@ class SomaEngine:
         for attempt in (1, 2):
             try:
                 with self.store.session(route.key, self.config.session_ttl, create=not route.existed) as st:
-                    if route.fingerprinted and st.turn_count and not _continues(st, route.messages):
-                        raise _SlotTaken
+                    if route.fingerprinted and st.turn_count and not continues(st, route.messages):
+                        raise SlotTaken
                     if route.request_id and route.request_id in st.requests:
                         done = self.store.turns(route.key, since=st.requests[route.request_id] - 1, limit=1)
                         if done:
@@ -448,7 +441,7 @@ class SomaEngine:
                         convo = [*route.messages, Message("assistant", answer)]
                         st.transcript = {"n": len(convo), "digest": transcript_digest(convo)}
                     return out
-            except _SlotTaken:
+            except SlotTaken:
                 route.key, state = self._fingerprint_slot(route.messages, route.key.agent)
                 route.existed = state is not None
             except SessionGone:
@@ -469,7 +462,7 @@ class SomaEngine:
         assert record is not None
         route.adapter_id = record.adapter_id
         state = self.store.get(route.key)
-        meta = self._meta(route, record, state.phase if state else route.phase.value)
+        meta = reply_meta(route, record, state.phase if state else route.phase.value)
         meta["replayed"] = True
         usage = Usage(record.input_tokens, record.output_tokens)
         return Reply(record.answer, record.served_by, usage, meta, "stop")
@@ -501,192 +494,6 @@ class SomaEngine:
     def compressed(self, messages: list[Message]) -> list[Message]:
         """S~_t: summary of older turns within ``summary_tokens`` + the last K turns."""
         return self.services.compressed(messages)
-
-    def _adapter(self, route: Route) -> AdapterRef:
-        state = self.store.get(route.key)
-        if state is None or not state.adapter:
-            raise SurrogateError("the session has no adapter any more")
-        ref = AdapterRef.from_dict(state.adapter)
-        # A copy may still sit in the runtime's memory after its files were deleted (its
-        # donor's session deleted or expired, here or in another process): never serve it.
-        if not self.adapters.exists(ref):
-            raise CorruptAdapter(f"adapter {ref.adapter_id} was deleted")
-        return ref
-
-    def generate(self, route: Route, audit: Teacher | None = None, options: dict[str, Any] | None = None) -> Reply:
-        """Serve by the adapted surrogate. Raises :class:`SurrogateError` on any failure
-        (the caller then serves the turn by the teacher, see :meth:`fallback`)."""
-        self._check_surrogate_route(route)
-        try:
-            ref = self._adapter(route)
-            context = self.compressed(route.messages)
-            pending = self._generations.submit(
-                self.surrogate.generate,
-                context,
-                ref,
-                tools=route.tools,
-                **self._generation(options),
-            )
-            try:
-                gen = pending.result(timeout=self.config.surrogate_deadline)
-            except FutureTimeout:
-                pending.cancel()
-                raise SurrogateError(self._deadline_note()) from None
-        except Exception as exc:
-            raise self._surrogate_failure(route, exc) from exc
-        return self._record_surrogate(route, ref, gen, audit)
-
-    async def agenerate(
-        self, route: Route, audit: Teacher | None = None, options: dict[str, Any] | None = None
-    ) -> Reply:
-        self._check_surrogate_route(route)
-        try:
-            ref = self._adapter(route)
-            context = self.compressed(route.messages)
-            try:
-                gen = await asyncio.wait_for(
-                    self.surrogate.agenerate(context, ref, tools=route.tools, **self._generation(options)),
-                    self.config.surrogate_deadline,
-                )
-            except asyncio.TimeoutError:
-                raise SurrogateError(self._deadline_note()) from None
-        except Exception as exc:
-            raise self._surrogate_failure(route, exc) from exc
-        return self._record_surrogate(route, ref, gen, audit)
-
-    def stream(
-        self, route: Route, audit: Teacher | None = None, options: dict[str, Any] | None = None
-    ) -> Iterator[str | Reply]:
-        """Text pieces token by token, then the final :class:`Reply`. A failure before the
-        first piece, or no first piece within ``surrogate_deadline``, raises
-        :class:`SurrogateError` (serve by the teacher)."""
-        self._check_surrogate_route(route)
-        try:
-            ref = self._adapter(route)
-            pieces = self.surrogate.stream(
-                self.compressed(route.messages),
-                ref,
-                tools=route.tools,
-                **self._generation(options),
-            )
-            pending = self._generations.submit(next, pieces)
-            try:
-                first = pending.result(timeout=self.config.surrogate_deadline)
-            except FutureTimeout:
-                pending.cancel()
-                raise SurrogateError(self._deadline_note()) from None
-        except Exception as exc:
-            raise self._surrogate_failure(route, exc) from exc
-        for item in _chain(first, pieces):
-            if isinstance(item, Generation):
-                yield self._record_surrogate(route, ref, item, audit)
-            else:
-                yield item
-
-    async def astream(
-        self, route: Route, audit: Teacher | None = None, options: dict[str, Any] | None = None
-    ) -> AsyncIterator[str | Reply]:
-        self._check_surrogate_route(route)
-        try:
-            ref = self._adapter(route)
-            pieces = self.surrogate.astream(
-                self.compressed(route.messages),
-                ref,
-                tools=route.tools,
-                **self._generation(options),
-            )
-            try:
-                first = await asyncio.wait_for(pieces.__anext__(), self.config.surrogate_deadline)
-            except asyncio.TimeoutError:
-                raise SurrogateError(self._deadline_note()) from None
-        except Exception as exc:
-            raise self._surrogate_failure(route, exc) from exc
-        yield first if not isinstance(first, Generation) else self._record_surrogate(route, ref, first, audit)
-        if isinstance(first, Generation):
-            return
-        async for item in pieces:
-            yield self._record_surrogate(route, ref, item, audit) if isinstance(item, Generation) else item
-
-    def _deadline_note(self) -> str:
-        return f"the surrogate did not answer within surrogate_deadline ({self.config.surrogate_deadline:g} s)"
-
-    def _generation(self, options: dict[str, Any] | None) -> dict[str, Any]:
-        """The surrogate's generation settings: the config's, narrowed by the caller's
-        ``max_new_tokens`` (never above the config's), ``temperature`` and ``stop``."""
-        options = {k: v for k, v in (options or {}).items() if v is not None}
-        limit = min(int(options.pop("max_new_tokens", self.config.max_new_tokens)), self.config.max_new_tokens)
-        return {"max_new_tokens": limit, "temperature": self.config.temperature, **options}
-
-    def _check_surrogate_route(self, route: Route) -> None:
-        if route.target != "surrogate":
-            raise ValueError("this route is for the teacher: call the teacher, then record_teacher(route, text)")
-
-    def _surrogate_failure(self, route: Route, exc: BaseException) -> SurrogateError:
-        # Only a missing or corrupt adapter resets the session; a storage error
-        # (AdapterUnavailable) or any other failure keeps the adapter for the next turn.
-        if isinstance(exc, CorruptAdapter):
-            self._reset_adapter(route.key, str(exc), route.adapter_id)
-        return exc if isinstance(exc, SurrogateError) else SurrogateError(f"{type(exc).__name__}: {exc}")
-
-    def _record_surrogate(self, route: Route, ref: AdapterRef, gen: Generation, audit: Teacher | None) -> Reply:
-        if not gen.text.strip():
-            raise SurrogateError("the surrogate produced an empty answer")
-        if route.validate is not None:
-            try:
-                route.validate(gen.text)
-            except Exception as exc:
-                raise SurrogateError(f"invalid surrogate output: {exc}") from exc
-        latency = (time.perf_counter() - route.started) * 1000
-        usage = Usage(gen.input_tokens, gen.output_tokens)
-
-        def write(st: SessionState) -> tuple[TurnRecord, str, dict[str, Any]]:
-            record = st.add_turn(
-                TurnRecord(
-                    turn=0,
-                    served_by="surrogate",
-                    query=last_query(route.messages),
-                    answer=gen.text,
-                    input_tokens=gen.input_tokens,
-                    output_tokens=gen.output_tokens,
-                    latency_ms=latency,
-                    phase=st.phase,
-                    locality=route.locality,
-                    adapter_id=ref.adapter_id,
-                    request_id=route.request_id,
-                )
-            )
-            st.add("surrogate_calls")
-            st.add("surrogate_input_tokens", gen.input_tokens)
-            st.add("surrogate_output_tokens", gen.output_tokens)
-            st.add("surrogate_latency_ms", latency)
-            if route.drift is not None and st.phase == Phase.SERVING.value:
-                # locality from this turn's route; audit Gaps from the store (an audit may have
-                # landed since route() read the state)
-                current = st.drift or {}
-                st.drift = {**route.drift, **{k: current[k] for k in ("gaps", "gap_streak") if k in current}}
-            return record, st.phase, self._gate_info(st)
-
-        done = self._commit_turn(route, gen.text, write)
-        if done is None:
-            record = TurnRecord(
-                turn=route.turn, served_by="surrogate", query=last_query(route.messages), answer=gen.text
-            )
-            meta = self._meta(route, record, route.phase.value, recorded=False)
-            return Reply(gen.text, "surrogate", usage, meta, gen.finish_reason)
-        if isinstance(done, TurnRecord):
-            return self.replayed(route, done)
-        record, phase, info = done
-        if audit is not None and self.auditor.due(route, record.turn):
-            self.auditor.submit(route, record.turn, gen.text, audit)
-        self._audits.submit(self._touch, ref)
-        return Reply(gen.text, "surrogate", usage, self._meta(route, record, phase, info), gen.finish_reason)
-
-    def _touch(self, ref: AdapterRef) -> None:
-        """The adapter's registry row: last used now (throttled; off the surrogate path)."""
-        try:
-            self.registry.touch(ref.namespace, ref.adapter_id, ref.session)
-        except Exception:
-            log.exception("could not update last_used of adapter %s", ref.adapter_id[:8])
 
     def rollback(self, session_id: str, reason: str, *, agent: str = "") -> bool:
         """Send a serving session back to the teacher (it re-adapts after ``readapt_window``,
@@ -741,121 +548,12 @@ class SomaEngine:
             transitions.discard_adapter(st, reason)
 
     # -- metadata and views ------------------------------------------------------------------
-    def _gate_info(self, st: SessionState) -> dict[str, Any]:
-        """The latest gate decision's numbers and the latest Gap known for the session."""
-        info: dict[str, Any] = {}
-        job = st.job or {}
-        last = next((d for d in reversed(st.decisions) if "accepted" in d), None)
-        if job.get("status") == "shadow" and job.get("decision"):
-            info["decision"] = dict(job["decision"])
-        elif last is not None:
-            info["decision"] = decision_summary(last)
-        gaps = (st.drift or {}).get("gaps") if st.phase == Phase.SERVING.value else None
-        if gaps:
-            info["gap"] = round(float(gaps[-1]), 4)  # the latest audit
-        elif "decision" in info and isinstance(info["decision"].get("fidelity"), float):
-            info["gap"] = round(1.0 - info["decision"]["fidelity"], 4)  # mean held-out Gap_new
-        adoption = sharing.adoption_summary(st)
-        if adoption:
-            info["adoption"] = adoption
-        return info
-
-    def _meta(
-        self,
-        route: Route,
-        record: TurnRecord,
-        phase: str,
-        info: dict[str, Any] | None = None,
-        *,
-        recorded: bool = True,
-    ) -> dict[str, Any]:
-        meta: dict[str, Any] = {
-            "served_by": record.served_by,
-            "session_id": route.key.session_id,
-            "namespace": route.key.namespace,
-            "phase": phase,
-            "turn": record.turn,
-            # How the session was found (``SomaEngine.key``): integrations surface a fingerprint.
-            "session_source": "fingerprint" if route.fingerprinted else "id",
-        }
-        if not recorded:
-            meta["recorded"] = False
-        if route.key.agent:
-            meta["agent"] = route.key.agent
-        if route.reason:
-            meta["reason"] = route.reason
-        if record.fallback:
-            meta["fallback"] = record.fallback
-        if record.adapter_id or route.adapter_id:
-            meta["adapter_id"] = record.adapter_id or route.adapter_id
-        if route.locality is not None:
-            meta["locality"] = round(route.locality, 4)
-        if info:
-            if "gap" in info:
-                meta["gap"] = info["gap"]
-            if "decision" in info:
-                meta["decision"] = info["decision"]
-            if "adoption" in info:
-                meta["adoption"] = info["adoption"]
-        return meta
-
     def session(self, session_id: str, agent: str = "") -> SessionView:
         key = self.key(session_id, agent=agent)
         state = self.store.get(key)
         if state is None:
             raise KeyError(f"no session {session_id!r} in namespace {self.namespace!r}")
-        turns = self.store.turns(key)
-        return SessionView(
-            session_id=state.session_id,
-            namespace=state.namespace,
-            agent=state.agent,
-            phase=Phase(state.phase),
-            turns=turns,
-            metrics=dict(state.counters)
-            | {"turns": state.turn_count, "job": state.job, "lineage": self._lineage(state)}
-            | self._gate_metrics(state),
-            adapter_id=(state.adapter or {}).get("adapter_id"),
-            decisions=list(state.decisions),
-        )
-
-    def _lineage(self, state: SessionState) -> list[dict[str, Any]]:
-        """The serving adapter, then where its weights came from (parent, donor), newest first."""
-        if not state.adapter:
-            return []
-        ref = AdapterRef.from_dict(state.adapter)
-        try:
-            chain = self.registry.lineage(ref.namespace, ref.adapter_id, ref.session)
-        except Exception:
-            log.exception("could not read the lineage of adapter %s", ref.adapter_id[:8])
-            chain = []
-        return chain or [{"adapter_id": ref.adapter_id, "session": ref.session, "kind": None, "parent": ref.parent}]
-
-    def _gate_metrics(self, state: SessionState) -> dict[str, Any]:
-        """``gate``: the latest decision's numbers; ``more_turns_needed``: teacher turns still
-        needed before the gate can decide (bound mode: before its next look; 0 when serving;
-        None when unknown); ``teacher_tokens``: teacher input + output, audits included."""
-        c = state.counters
-        info = self._gate_info(state)
-        decision = info.get("decision") or {}
-        more: int | None = None  # adapting: the job decides
-        if state.phase == Phase.SERVING.value:
-            more = 0
-        elif (state.job or {}).get("status") == "shadow":
-            more = decision.get("more_turns_needed")  # contexts before the next look (bound mode)
-        elif state.phase in (Phase.WARM.value, Phase.ROLLED_BACK.value, Phase.REJECTED.value):
-            due = state.next_adapt_at or (state.adapt_from + self.config.warm_window)
-            more = max(0, due - state.turn_count)
-        return {
-            "gate": decision or None,
-            "gap": info.get("gap"),
-            "more_turns_needed": more,
-            "teacher_tokens": int(
-                c.get("teacher_input_tokens", 0)
-                + c.get("teacher_output_tokens", 0)
-                + c.get("audit_input_tokens", 0)
-                + c.get("audit_output_tokens", 0)
-            ),
-        }
+        return session_view(state, self.store.turns(key), self.registry, self.config.warm_window)
 
     def delete(self, session_id: str, agent: str = "") -> bool:
         """Remove a session's records and adapters (conversations are user data)."""
@@ -894,28 +592,6 @@ class SomaEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-FINGERPRINT_SLOTS = 8  # conversations with one opening kept apart before a content-keyed slot
-
-
-class _SlotTaken(Exception):
-    """A fingerprinted slot was taken by another conversation between route() and the write."""
-
-
-def _continues(state: SessionState, msgs: list[Message]) -> bool:
-    """Does ``msgs`` continue the fingerprinted session ``state``: is its stored transcript a
-    prefix of them? A session stored before transcripts were kept continues (no way to tell)."""
-    t = state.transcript
-    if t is None:
-        return True
-    n = int(t["n"])
-    return len(msgs) > n and transcript_digest(msgs[:n]) == t["digest"]
-
-
-def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
-    yield first
-    yield from rest
 
 
 def _ask_teacher(teacher: Teacher, messages: list[Message]) -> tuple[str, Usage]:
