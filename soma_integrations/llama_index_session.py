@@ -134,7 +134,7 @@ class _SessionSpans(BaseSpanHandler[Any]):
 
 
 # The span walk reads LlamaIndex internals: span ids of the form ``Class.method-<uuid4>`` and
-# chat engines' private ``_memory``. tests/test_llama_index.py pins them for this range.
+# chat engines' private ``_memory``. tests/unit/test_llama_index.py pins them for this range.
 LLAMA_INDEX_SUPPORTED = (">=0.12", "<0.15")
 
 

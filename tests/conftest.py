@@ -70,7 +70,7 @@ def _permissive_config(**overrides: Any) -> SomaConfig:
     base: dict[str, Any] = {
         "warm_window": 4,
         "adaptation": "inline",
-        "strategy": "history-ft",  # no mining: fast; tests/test_strategies.py and the e2e test run "soma"
+        "strategy": "history-ft",  # no mining: fast; tests/unit/test_strategies.py and the e2e test run "soma"
         "max_new_tokens": 16,
         "lora": {"steps": 10, "lr": 5e-3},
         "gate": {

@@ -13,7 +13,7 @@ import sharegpt as bench  # benchmarks/sharegpt.py (benchmarks/ is on pytest's p
 
 from soma_engine.datasets.sharegpt import split_of
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_mean_ci_matches_the_t_interval_by_hand() -> None:

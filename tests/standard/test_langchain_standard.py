@@ -40,7 +40,7 @@ class TestSomaChatModelStandard(ChatModelUnitTests):
     def standard_chat_model_params(self) -> dict[str, Any]:
         """Without ``timeout``, ``max_retries`` and ``api_key``: they configure a provider's
         client, so they belong on the teacher, and SomaChatModel refuses them with a message
-        saying so rather than dropping them (tests/test_langchain.py)."""
+        saying so rather than dropping them (tests/unit/test_langchain.py)."""
         params = super().standard_chat_model_params
         for key in ("timeout", "max_retries", "api_key"):
             params.pop(key, None)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Run in the child: a finder ahead of every other refuses the extras' packages, as if they were
 # not installed; then each check records "ok" or the error it raised.
