@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,65 +29,14 @@ from .types import Reply, Usage, normalize_messages
 
 DEMO_CONVERSATION = "saRnwpk_0"
 
-SYSTEM = "You are a concise, friendly negotiation coach. Answer in two or three sentences."
-
-# (query, the scripted coach's answer). Twenty turns: four long, information-dense openers,
-# short dependent follow-ups, one abrupt detour (turns 12-13, banana bread), then back to the
-# bike. The detour sits mid-session, as detours do, so the session shows a rollback and a
-# re-switch; a shift in the last two or three turns would only show the rollback.
-SCRIPT: list[tuple[str, str]] = [
-    (
-        "I'm selling my road bike, a 2019 carbon frame with Shimano 105 groupset, new tyres and a "
-        "fresh service. Similar bikes list for 850 to 1000 dollars. I'd like to get about 900. "
-        "How should I write the listing and what price should I put on it?",
-        "List it at 950 dollars so you have room to come down to your 900 target. Lead with the carbon "
-        "frame, the 105 groupset, the new tyres and the fresh service, and add clear daylight photos.",
-    ),
-    (
-        "A buyer messaged me. He says he has cash, can pick it up tomorrow, and offers 700 because "
-        "he saw a similar model for that price last month. He sounds serious but pushy. How do I reply?",
-        "Thank him for the quick cash offer, then explain that the new tyres and the service make your "
-        "bike worth more. Counter politely but firmly at 880 dollars and invite him to see it.",
-    ),
-    (
-        "He answered that 700 is his budget, but he might stretch a little if I include the pedals "
-        "and the bottle cages. The pedals cost me 60 dollars. What counter-offer makes sense?",
-        "Offer the pedals and cages as a package at 860 dollars. They cost you little now, so trade "
-        "them for price instead of giving an extra discount.",
-    ),
-    (
-        "I countered at 860 with pedals included. He said that is too much and asked whether "
-        "I would meet him in the middle. What does meeting in the middle mean here and should I accept?",
-        "The middle between 700 and 860 is 780 dollars. That is a fair price for cash and a quick "
-        "pickup, but you can hold at 800 if other buyers are interested.",
-    ),
-    ("He says 780 is final.", "Then decide whether 780 beats waiting for another buyer; you can hold at 800 once."),
-    ("Should I accept 780?", "780 is fair for cash tomorrow; accept it if you want a quick, safe sale."),
-    ("What if I ask for 800?", "Ask once, calmly: 800 with the pedals included is easy for him to justify."),
-    ("He agreed to 800!", "Well done. Confirm the price, the pedals and the pickup time in a short message."),
-    ("Should I ask for cash or a transfer?", "Cash is simplest; count it before you hand over the bike."),
-    (
-        "He wants to test ride it first. Is that safe?",
-        "Yes, if he leaves his ID or the cash with you and rides a short loop you can see.",
-    ),
-    ("Should I hold his ID during the ride?", "Yes, holding his ID or the cash is normal and keeps the ride safe."),
-    (
-        "By the way, what's a good recipe for banana bread?",
-        "Mash three ripe bananas, mix in melted butter, sugar, an egg, flour and baking soda, "
-        "then bake the batter in a loaf tin.",
-    ),
-    ("How long should it bake?", "About 55 to 60 minutes at 175 degrees, until a skewer comes out clean."),
-    (
-        "Back to the bike: should I also sell my old helmet to him?",
-        "Offer it, but separately from the bike, so the 800 stays clean.",
-    ),
-    ("What should I ask for the helmet?", "Ask 20 dollars for the helmet; take 15 if he hesitates."),
-    ("OK, anything else before we meet?", "Bring the receipt, a pump and the pedals, and meet in daylight."),
-    ("Where should we meet for the handover?", "Meet at your door or a busy place in daylight, never his car."),
-    ("Thanks, and what about the receipt?", "Write a short receipt with the price, the date and both names."),
-    ("Should I keep the listing up until he pays?", "Yes, keep it up until the cash is in your hand."),
-    ("Done, he paid. Should I leave him a review?", "Yes, a short, friendly review helps you both next time."),
-]
+# The scripted coach's conversation (``soma demo --teacher scripted``), package data
+# (soma_engine/data/demo_script.json): the system prompt and twenty (query, answer) turns: four
+# long, information-dense openers, short dependent follow-ups, one abrupt detour (turns 12-13,
+# banana bread), then back to the bike. The
+# detour sits mid-session, as detours do, so the session shows a rollback and a re-switch.
+_SCRIPTED = json.loads(resources.files("soma_engine").joinpath("data/demo_script.json").read_text(encoding="utf-8"))
+SYSTEM: str = _SCRIPTED["system"]
+SCRIPT: list[tuple[str, str]] = [(t["user"], t["assistant"]) for t in _SCRIPTED["turns"]]
 CONVERSATION = [q for q, _ in SCRIPT]
 
 
