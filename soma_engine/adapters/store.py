@@ -1,5 +1,5 @@
-"""AdapterStore: session LoRA adapters on disk, content-addressed, written atomically;
-AdapterRegistry: their metadata, lineage and warm-start centroids, for sharing.
+"""AdapterStore: session LoRA adapters on disk, content-addressed, written atomically (their
+metadata, lineage and warm-start centroids: ``registry.py``).
 
 Layout: ``<root>/<namespace digest>/<adapter id>/`` with PEFT's own files
 (``adapter_model.safetensors``, ``adapter_config.json``, loadable by
@@ -9,7 +9,8 @@ adapter id is the content hash of the weights and config, so a replica that has 
 verify what it loads. A folder appears only by ``os.replace`` of a complete
 temporary folder; a file that fails verification raises :class:`CorruptAdapter`.
 
-The registry is ``<root>/registry.db`` (SQLite, WAL). Deleting a session's adapters
+The registry (:class:`~soma_engine.adapters.registry.AdapterRegistry`) is
+``<root>/registry.db`` (SQLite, WAL). Deleting a session's adapters
 (``delete_session``, called by every store's ``delete`` and ``purge_expired``) removes their
 registry rows too.
 """
