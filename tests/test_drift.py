@@ -716,7 +716,9 @@ def test_a_turn_after_a_doubted_one_is_scored_without_it(new_engine: Any, permis
         msgs = normalize_messages([*convo.history, *detour, {"role": "user", "content": follow}])
         trusting = engine.detector.score(msgs, model, previous=model.threshold)
         doubting = engine.detector.score(msgs, model, previous=model.threshold + 0.01)
-        without = engine.detector.score(normalize_messages([*convo.history, {"role": "user", "content": follow}]), model)
+        without = engine.detector.score(
+            normalize_messages([*convo.history, {"role": "user", "content": follow}]), model
+        )
         assert trusting is not None and doubting is not None and without is not None
         assert doubting.statistic == pytest.approx(without.statistic, abs=1e-6)
         assert doubting.novel > trusting.novel  # "bake" is new once the banana-bread exchange is set aside
