@@ -2,12 +2,13 @@
 false-rollback rate and turns-to-detect of the engine's drift detector, locality and audits
 together. Writes JSON.
 
-The detector measured is the engine's own: ``detector.locality_bank_texts`` (the session's warm
-texts), ``detector.locality_inputs`` (query, previous user turn, conversation so far),
-``novel_words``, ``detector.bank_vocab`` and ``far_words``, ``detector.pmi_messages`` and
-``context_pmi`` (the base SmolLM2's ``SurrogateRuntime.query_nll``; ``--no-lm`` leaves the
-term out), ``SessionLocality`` and ``DriftMonitor`` on the bundled
-encoder (all-MiniLM-L6-v2), plus the audit channel of Sec. 3.3: every turn the surrogate would
+The detector measured is the engine's own: ``LocalityDetector`` (soma_engine/drift/detector.py),
+the object ``SomaEngine.route()`` calls, built over a cached bundled encoder (all-MiniLM-L6-v2)
+and the base SmolLM2's cached ``SurrogateRuntime.query_nll`` for its PMI term (``--no-lm``
+leaves the term out). Each session's locality model is ``LocalityDetector.session_locality`` of
+its warm turns; each post-warm turn goes through ``LocalityDetector.observe`` (x_t, the
+doubted-turn context, the two-turn rule of ``DriftMonitor``), and parked-adapter resumes through
+``LocalityDetector.resume_statistic``. Plus the audit channel of Sec. 3.3: every turn the surrogate would
 serve is audited when its locality is borderline, otherwise with probability
 ``gate.audit_rate`` (one seeded draw per turn and session); the audit's
 Gap = ``gap`` (φ(surrogate answer), φ(teacher answer)) feeds the monitor, and
@@ -77,7 +78,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,17 +87,11 @@ import numpy as np
 
 from soma_engine.acceptance.bounds import gap
 from soma_engine.config import GateConfig, SomaConfig
-from soma_engine.drift.detector import (
-    bank_vocab,
-    locality_bank_texts,
-    locality_inputs,
-    pmi_messages,
-    trusted_messages,
-)
-from soma_engine.drift.features import context_embedding, context_pmi, far_words, novel_words
+from soma_engine.drift.detector import LocalityDetector, bank_vocab, locality_bank_texts, locality_inputs
+from soma_engine.drift.features import novel_words
 from soma_engine.drift.locality import LocalityModel, SessionLocality
 from soma_engine.drift.monitor import DriftMonitor
-from soma_engine.types import TurnRecord, normalize_messages
+from soma_engine.types import Message, TurnRecord, normalize_messages
 
 W = 4  # warm window
 SPLITS = data.SPLITS
@@ -125,6 +120,12 @@ class Embedder:
                 self.cache[t] = e
         self.fresh += len(need)
         return np.stack([self.cache[t] for t in texts])
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self(texts)
+
+    def encode_words(self, words: list[str]) -> np.ndarray:
+        return self(words)
 
     def save(self) -> None:
         if self.path is not None and self.fresh:
@@ -170,7 +171,7 @@ class _SmolLM2Cache:
 
 class Scorer(_SmolLM2Cache):
     """The base bundled SmolLM2's query NLL (``SurrogateRuntime.query_nll``, the engine's own
-    call), cached by prompt."""
+    call), cached by prompt: the detector's ``query_nll``."""
 
     def nll(self, messages: list[Any], stable: int = 0) -> float:
         key = hashlib.sha1(json.dumps([[m.role, m.content] for m in messages]).encode()).hexdigest()
@@ -182,76 +183,45 @@ class Scorer(_SmolLM2Cache):
                 print(f"  scored {self.fresh} prompts", flush=True)
         return self.cache[key]
 
-    def pmi(self, messages: list[Any], model: SessionLocality) -> float:
-        alone, in_context, stable = pmi_messages(messages, model)
-        return context_pmi(self.nll(alone), self.nll(in_context, stable))
 
-
-class Features:
-    """Per post-warm turn: φ(query), the context embedding, the novel-word count, how many
-    of those words are far from the bank's vocabulary and the query's PMI with the session
-    (exactly as ``detector.locality_embeddings`` and ``detector.locality_pmi`` compute them in the
-    engine; ``scorer`` None: no PMI, as for a surrogate that cannot score); per session: the
-    bank, its vocabulary and its turns. ``doubted`` gives the same for a turn that follows one
-    above the threshold, scored without that exchange (``detector.trusted_messages``), on demand."""
+class Bench:
+    """The shipped :class:`LocalityDetector` over the cached encoder and scorer (``scorer``
+    None: no PMI term, as for a surrogate that cannot score), one per gate configuration; each
+    session's locality model (``LocalityDetector.session_locality`` on its warm turns) and the
+    messages an app sends at each turn. Every text the detector will encode is encoded first,
+    in one batched pass."""
 
     def __init__(self, sessions: list[data.Session], embed: Embedder, scorer: Scorer | None = None) -> None:
         self.embed = embed
         self.scorer = scorer
-        self._doubted: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, int, int, float | None]] = {}
-        self.lm_turns: dict[str, list[tuple[str, str]]] = {}
-        self.bank: dict[str, np.ndarray] = {}
-        self.vocab: dict[str, list[str]] = {}
-        self.turns: dict[str, list[tuple[int, np.ndarray, np.ndarray, int, int, float | None]]] = {}
-        self.warm_q: dict[str, np.ndarray] = {}
+        self._models: dict[tuple[str, float, float, float], SessionLocality] = {}
+        self._messages: dict[tuple[str, int], list[Message]] = {}
         texts: list[str] = []
-        banks: dict[str, list[str]] = {}
         for s in sessions:
             bank = locality_bank_texts(warm_records(s))
-            for t in range(W + 1, len(s.turns) + 1):  # one batched encoding of every text scored below
-                q, prev, hist = locality_inputs(normalize_messages(data.messages_at(s, t)))
+            for t in range(W + 1, len(s.turns) + 1):
+                q, prev, hist = locality_inputs(self.messages(s, t))
                 texts += [q, prev, *novel_words(q, hist)]
-            self.vocab[s.sid] = bank_vocab(bank)
-            self.lm_turns[s.sid] = list(s.turns[:W])
-            texts += bank + [q for q, _ in s.turns[:W]] + self.vocab[s.sid]
-            banks[s.sid] = bank
+            texts += bank + [q for q, _ in s.turns[:W]] + bank_vocab(bank)
         embed([t for t in texts if t])
-        for s in sessions:
-            self.bank[s.sid] = embed(banks[s.sid])
-            self.warm_q[s.sid] = embed([q for q, _ in s.turns[:W]])
-            lm = self.model(s, GateConfig())
-            self.turns[s.sid] = [
-                (t, *self._features(s, normalize_messages(data.messages_at(s, t)), lm))
-                for t in range(W + 1, len(s.turns) + 1)
-            ]
-        if scorer is not None:
-            scorer.save()
+        self.warm_q = {s.sid: embed([q for q, _ in s.turns[:W]]) for s in sessions}
 
-    def _features(
-        self, s: data.Session, msgs: list[Any], lm: SessionLocality
-    ) -> tuple[np.ndarray, np.ndarray, int, int, float | None]:
-        q, prev, hist = locality_inputs(msgs)
-        novel = novel_words(q, hist)
-        qe = self.embed([q])[0]
-        ce = context_embedding(qe, self.embed([prev])[0] if prev else None)
-        vocab = self.embed(self.vocab[s.sid]) if self.vocab[s.sid] else np.zeros((0, 1))
-        far = far_words(self.embed(novel), vocab) if novel else 0
-        pmi = None if self.scorer is None else self.scorer.pmi(msgs, lm)
-        return qe, ce, len(novel), far, pmi
-
-    def doubted(self, s: data.Session, t: int) -> tuple[np.ndarray, np.ndarray, int, int, float | None]:
-        """Turn t's features without the exchange of turn t − 1 (whose x was above threshold)."""
-        if (s.sid, t) not in self._doubted:
-            lm = self.model(s, GateConfig())
-            msgs = trusted_messages(normalize_messages(data.messages_at(s, t)), math.inf, lm)
-            self._doubted[s.sid, t] = self._features(s, msgs, lm)
-        return self._doubted[s.sid, t]
+    def detector(self, cfg: GateConfig) -> LocalityDetector:
+        return LocalityDetector(
+            encoder=lambda: self.embed, query_nll=None if self.scorer is None else self.scorer.nll, gate=lambda: cfg
+        )
 
     def model(self, s: data.Session, cfg: GateConfig) -> SessionLocality:
-        """The session's locality model, as ``detector.session_locality`` builds it."""
-        return SessionLocality.from_config(
-            self.bank[s.sid], cfg, self.vocab[s.sid], turns=self.lm_turns[s.sid], system=s.system
-        )
+        """The session's locality model after its warm window, as adaptation builds it."""
+        key = (s.sid, cfg.locality_threshold, cfg.locality_severe_margin, cfg.locality_audit_margin)
+        if key not in self._models:
+            self._models[key] = self.detector(cfg).session_locality(warm_records(s))[0]
+        return self._models[key]
+
+    def messages(self, s: data.Session, t: int) -> list[Message]:
+        if (s.sid, t) not in self._messages:
+            self._messages[s.sid, t] = normalize_messages(data.messages_at(s, t))
+        return self._messages[s.sid, t]
 
 
 class Generator(_SmolLM2Cache):
@@ -346,27 +316,26 @@ def audit_draws(s: data.Session, seed: int) -> dict[int, float]:
 GapFn = Callable[[data.Session, int], float | None]
 
 
-def run_session(
-    s: data.Session, feats: Features, cfg: GateConfig, gap_of: GapFn | None = None, seed: int = 0
-) -> Outcome:
-    """Serve the post-warm turns as the engine would: locality first (a rollback serves this
-    turn by the teacher), then the surrogate; audited turns feed their Gap to the monitor (a
-    rollback takes effect from the next turn). ``gap_of`` None: locality alone, audits only
-    counted; a None Gap: not generated (cannot change the outcome)."""
-    model = feats.model(s, cfg)
-    monitor = DriftMonitor.from_config(cfg)
+def run_session(s: data.Session, bench: Bench, cfg: GateConfig, gap_of: GapFn | None = None, seed: int = 0) -> Outcome:
+    """Serve the post-warm turns as ``route()`` does, through ``LocalityDetector.observe``:
+    locality first (a rollback serves this turn by the teacher), then the surrogate; audited
+    turns feed their Gap to the session's monitor (a rollback takes effect from the next turn).
+    ``gap_of`` None: locality alone, audits only counted; a None Gap: not generated (cannot
+    change the outcome)."""
+    detector = bench.detector(cfg)
+    model = bench.model(s, cfg)
+    monitor = detector.monitor(None)
     draws = audit_draws(s, seed)
     out = Outcome()
-    for t, qe, ce, novel, far, pmi in feats.turns[s.sid]:
-        if monitor.last_statistic is not None and monitor.last_statistic > model.threshold:
-            qe, ce, novel, far, pmi = feats.doubted(s, t)
-        score = model.score(qe, ce, novel, far, pmi)
-        if monitor.observe_locality(score):
+    for t in range(W + 1, len(s.turns) + 1):
+        seen = detector.observe(bench.messages(s, t), model, monitor)
+        if seen.rollback:
             out.trigger, out.effective, out.by = t, t, "locality"
             return out
         on_topic = s.shift_turn is None or t < s.shift_turn
         out.on_topic_served += on_topic
-        if not (score.borderline or draws[t] < cfg.audit_rate):
+        assert seen.score is not None  # every session has a bank
+        if not (seen.score.borderline or draws[t] < cfg.audit_rate):
             continue
         out.audited.append(t)
         out.on_topic_audited += on_topic
@@ -378,14 +347,14 @@ def run_session(
 
 
 def needed_audits(
-    sessions: list[data.Session], feats: Features, cfg: GateConfig, seed: int
+    sessions: list[data.Session], bench: Bench, cfg: GateConfig, seed: int
 ) -> list[tuple[data.Session, int]]:
     """Audited turns that can change an outcome: those of sessions with at least
     ``cfg.consecutive`` audited turns before locality rolls back (a superset of what any
     drift_threshold needs, since audits stop at the first rollback)."""
     items = []
     for s in sessions:
-        out = run_session(s, feats, cfg, None, seed)
+        out = run_session(s, bench, cfg, None, seed)
         if len(out.audited) >= cfg.consecutive:
             items += [(s, t) for t in out.audited]
     return items
@@ -430,11 +399,12 @@ class Gaps:
         return out
 
 
-def run_centroid(s: data.Session, feats: Features, threshold: float = 0.9) -> int | None:
+def run_centroid(s: data.Session, bench: Bench, threshold: float = 0.9) -> int | None:
     """The paper's reference rule: the bare query's distance to the warm queries' centroid."""
-    c = feats.warm_q[s.sid].mean(axis=0)
+    c = bench.warm_q[s.sid].mean(axis=0)
     c /= np.linalg.norm(c)
-    for t, qe, *_ in feats.turns[s.sid]:
+    for t in range(W + 1, len(s.turns) + 1):
+        qe = bench.embed([locality_inputs(bench.messages(s, t))[0]])[0]
         if 1.0 - float(qe @ c) > threshold:
             return t
     return None
@@ -448,10 +418,10 @@ def _previous_engine_text(messages: list[dict[str, str]]) -> str:
     return "\n".join(p for p in [*users[-2:-1], prev_answer[:200], users[-1]] if p)
 
 
-def run_locality_model(s: data.Session, feats: Features) -> int | None:
+def run_locality_model(s: data.Session, bench: Bench) -> int | None:
     """The engine before this benchmark: LocalityModel (nearest neighbour + warm-spread
     z-score, centroid ceiling 0.9) on its locality text, borderline streak of 2."""
-    embed = feats.embed
+    embed = bench.embed
     warm = embed([_previous_engine_text(data.messages_at(s, t)) for t in range(1, W + 1)])
     model = LocalityModel(warm, threshold=0.9)
     monitor = DriftMonitor(consecutive=2)
@@ -461,20 +431,21 @@ def run_locality_model(s: data.Session, feats: Features) -> int | None:
     return None
 
 
-def false_rollback_resumes(sessions: list[data.Session], feats: Features, cfg: GateConfig) -> dict[str, Any]:
+def false_rollback_resumes(sessions: list[data.Session], bench: Bench, cfg: GateConfig) -> dict[str, Any]:
     """What a false rollback costs once the adapter is parked: of the locality-only false
     rollbacks, how many resume at the next on-topic turn or the one after
-    (``SessionLocality.resume_statistic`` < ``cfg.resume_threshold``)."""
+    (``LocalityDetector.resume_statistic`` < ``cfg.resume_threshold``)."""
     n = next_turn = within_two = 0
+    detector = bench.detector(cfg)
     for s in sessions:
-        out = run_session(s, feats, cfg)
+        out = run_session(s, bench, cfg)
         if out.trigger is None or (s.shift_turn is not None and out.trigger >= s.shift_turn):
             continue
         n += 1
-        model = feats.model(s, cfg)
-        after = [r for r in feats.turns[s.sid] if out.trigger < r[0] <= out.trigger + 2]
-        after = [r for r in after if s.shift_turn is None or r[0] < s.shift_turn]
-        ys = [model.resume_statistic(model.score(qe, ce, novel, far)) for _, qe, ce, novel, far, _ in after]
+        model = bench.model(s, cfg)
+        after = range(out.trigger + 1, min(out.trigger + 2, len(s.turns)) + 1)
+        after = [t for t in after if s.shift_turn is None or t < s.shift_turn]
+        ys = [detector.resume_statistic(bench.messages(s, t), model)[1] for t in after]
         next_turn += bool(ys) and ys[0] < cfg.resume_threshold
         within_two += any(y < cfg.resume_threshold for y in ys)
     return {"false_rollbacks": n, "resumed_next_turn": next_turn, "resumed_within_two": within_two}
@@ -483,9 +454,9 @@ def false_rollback_resumes(sessions: list[data.Session], feats: Features, cfg: G
 RESUME_SWEEP = (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0)
 
 
-def resume_part(sessions: list[data.Session], embed: Embedder, seed: int = 0) -> dict[str, Any]:
+def resume_part(sessions: list[data.Session], bench: Bench, seed: int = 0) -> dict[str, Any]:
     """``gate.resume_threshold``: after a shift, the engine parks the adapter and resumes it
-    when a query's ``SessionLocality.resume_statistic`` against the parked bank falls below
+    when a query's ``LocalityDetector.resume_statistic`` against the parked bank falls below
     the threshold. Per shift session: every shifted turn after the first (the first one rolled
     back) is a chance of a *false resume*; then the session returns to its scenario with up
     to two unused follow-ups of it (unannounced: no "back to ..."), the chance of a resume.
@@ -493,24 +464,19 @@ def resume_part(sessions: list[data.Session], embed: Embedder, seed: int = 0) ->
     rng = random.Random(f"resume-{seed}")
     stats: dict[str, list[float]] = {"detour": [], "return_1": [], "return_2": []}
     splits = {sp: data.load_split(sp) for sp in {s.split for s in sessions}}
+    detector = bench.detector(GateConfig())
     for s in sessions:
         if s.shift_turn is None:
             continue
-        texts = locality_bank_texts(warm_records(s))
-        vocab = bank_vocab(texts)
-        model = SessionLocality(embed(texts), vocab=vocab)
-        vocab_emb = embed(vocab)
+        model = bench.model(s, GateConfig())
         used = {q for q, _ in s.turns}
         scenarios, generic = splits[s.split].of(s.domain)
         scenario = next(sc for sc in scenarios if sc.name == s.scenario)
         pool = [t for t in (*scenario.followups, *generic) if t[0] not in used]
         turns = s.turns + rng.sample(pool, min(2, len(pool)))
         for j in range(s.shift_turn, len(turns)):  # 0-based: the turn after the first shifted one
-            query, previous = turns[j][0], turns[j - 1][0]
-            q, p = embed([query, previous])
-            novel = novel_words(query, [s.system, *(x for qa in turns[:j] for x in qa)])
-            far = far_words(embed(novel), vocab_emb) if novel else 0
-            y = model.resume_statistic(model.score(q, context_embedding(q, p), len(novel), far))
+            messages = normalize_messages(data.messages_at(replace(s, turns=turns), j + 1))  # turns[j] asked
+            y = detector.resume_statistic(messages, model)[1]
             kind = "detour" if j < len(s.turns) else f"return_{j - len(s.turns) + 1}"
             stats[kind].append(y)
     pairs = list(zip(stats["return_1"], stats["return_2"], strict=True))
@@ -577,12 +543,12 @@ def summarise(sessions: list[data.Session], outcomes: dict[str, Outcome]) -> dic
 
 
 def evaluate(
-    sessions: list[data.Session], feats: Features, cfg: GateConfig, gap_of: GapFn | None = None, seed: int = 0
+    sessions: list[data.Session], bench: Bench, cfg: GateConfig, gap_of: GapFn | None = None, seed: int = 0
 ) -> dict[str, Any]:
-    return summarise(sessions, {s.sid: run_session(s, feats, cfg, gap_of, seed) for s in sessions})
+    return summarise(sessions, {s.sid: run_session(s, bench, cfg, gap_of, seed) for s in sessions})
 
 
-def tune(sessions: list[data.Session], feats: Features, base: GateConfig) -> GateConfig:
+def tune(sessions: list[data.Session], bench: Bench, base: GateConfig) -> GateConfig:
     """Locality thresholds by grid on the dev split: most detections with false rollback ≤ 2%
     (headroom below the 5% target), then the fewest false rollbacks, then the fastest
     detection, then the widest threshold; the audit margin is the widest band keeping audits
@@ -592,7 +558,7 @@ def tune(sessions: list[data.Session], feats: Features, base: GateConfig) -> Gat
         cfg = base.model_copy(
             update={"locality_threshold": round(float(thr), 3), "locality_severe_margin": round(float(sev), 3)}
         )
-        r = evaluate(sessions, feats, cfg)
+        r = evaluate(sessions, bench, cfg)
         ttd = r["turns_to_detect_mean"] or 9.0
         key = (r["false_rollback_rate"] <= 0.02, r["detection_rate"], -r["false_rollback_rate"], -ttd, thr)
         if best is None or key > best[0]:
@@ -601,7 +567,7 @@ def tune(sessions: list[data.Session], feats: Features, base: GateConfig) -> Gat
     cfg = best[1]
     for margin in np.arange(0.40, -0.001, -0.025):
         c = cfg.model_copy(update={"locality_audit_margin": round(float(margin), 3)})
-        if evaluate(sessions, feats, c)["audit_share"] <= 0.15:
+        if evaluate(sessions, bench, c)["audit_share"] <= 0.15:
             return c
     return cfg
 
@@ -628,7 +594,7 @@ def split_checksums(sets: dict[str, list[data.Session]]) -> dict[str, Any]:
     return {"dir": "benchmarks/data/drift", "sha256": {sp: data.sha256(sp) for sp in sets if sp in data.SPLITS}}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-domain", type=int, default=8, help="dev/test sessions per domain and variant")
     ap.add_argument("--holdout-per-domain", type=int, default=8, help="holdout sessions per domain and variant")
@@ -663,117 +629,164 @@ def main() -> None:
         args.per_domain = args.holdout_per_domain = 2
         if args.splits == ",".join(SPLITS):  # dev and the newest blind split
             args.splits = f"dev,{data.BLIND[-1]}"
+    return args
 
+
+@dataclass
+class Audits:
+    """The audit channel's inputs: the Gaps, the session sets audited and their sessions."""
+
+    gaps: Gaps
+    sets: list[str]
+    sessions: dict[str, list[data.Session]]
+
+
+def prepare_audits(
+    args: argparse.Namespace, sets: dict[str, list[data.Session]], bench: Bench, configs: dict[str, GateConfig]
+) -> Audits:
+    """Generate the surrogate answers whose audits can change an outcome (cached), and add the
+    ``drift_threshold_from_dev`` configuration when dev is audited."""
+    gen = Generator(None if args.cache is None else args.cache / "generations.json", args.max_new_tokens)
+    gaps = Gaps(gen, bench.embed)
+    audit_sets = [k for k in args.audit_splits.split(",") if k in sets]
+    limit = args.audit_per_domain
+    # The held-out sets are always audited in full: their figures are the ones that count.
+    audited = {k: [s for s in sets[k] if limit is None or "holdout" in k or _index(s) < limit] for k in audit_sets}
+    items = {
+        (s.sid, t): (s, t)
+        for cfg in configs.values()
+        for k in audit_sets
+        for s, t in needed_audits(audited[k], bench, cfg, args.seed)
+    }
+    print(f"audits to generate: {len(items)} ({sum(gen.key(s, t) not in gen.cache for s, t in items.values())} new)")
+    gaps.prepare(list(items.values()))
+    if "dev" in audit_sets:
+        configs["drift_threshold_from_dev"] = pick_drift_threshold(audited["dev"], bench, configs["default"], gaps)
+    return Audits(gaps, audit_sets, audited)
+
+
+DEFINITIONS = {
+    "detection_rate": "shift sessions back on the teacher at the shift turn or the next",
+    "detected_any_rate": "shift sessions rolled back by the end of the shifted turns",
+    "false_rollback_rate": "sessions whose rollback was triggered by an on-topic turn",
+    "turns_to_detect": "1 = the teacher serves the shift turn",
+    "audit_share": "on-topic surrogate turns audited (borderline locality or the audit_rate draw)",
+    "splits": "dev, test and holdout were looked at while the locality features were chosen; holdout2 "
+    "and holdout3 were written blind (their authors saw neither the detector nor any result) and run on "
+    "the word-based detector, then looked at when the language-model (PMI) term was chosen; holdout4, "
+    "written blind later, was run once on that detector, then looked at when the thresholds of the pair "
+    "rule were chosen; holdout5 likewise for the next detector; holdout6 and holdout7, written blind after "
+    "that, and holdout8 and holdout9, written blind in a later stop, were each run once on the frozen "
+    "detector: the figures that count (by_split.blind_pooled); early_* are shift sessions whose shift "
+    "comes 0-1 turns after the warm window",
+    "rule": "locality: x_t > threshold + severe_margin, or x_(t-1) + x_t > 2 threshold (this turn goes to "
+    "the teacher); audits: gate.consecutive audited Gaps in a row > drift_threshold (from the next turn)",
+}
+GATE_FIELDS = {
+    "locality_threshold",
+    "locality_severe_margin",
+    "locality_audit_margin",
+    "drift_threshold",
+    "consecutive",
+    "audit_rate",
+}
+
+
+def config_block(
+    cfg: GateConfig, sets: dict[str, list[data.Session]], bench: Bench, audits: Audits | None, seed: int
+) -> dict[str, Any]:
+    """One configuration's figures: locality alone on every set; with audits (where simulated)
+    locality + audits, locality alone on the same sessions and the drift_threshold sweep."""
+    block: dict[str, Any] = {
+        "gate": cfg.model_dump(include=GATE_FIELDS),
+        "locality_only": {k: evaluate(v, bench, cfg, None, seed) for k, v in sets.items()},
+    }
+    if audits is None:
+        return block
+    audited, gaps = audits.sessions, audits.gaps
+    block["locality_and_audits"] = {k: evaluate(audited[k], bench, cfg, gaps, seed) for k in audits.sets}
+    block["locality_only_on_audited_sessions"] = {k: evaluate(audited[k], bench, cfg, None, seed) for k in audits.sets}
+    block["drift_threshold_sweep"] = {
+        sp: {
+            str(thr): {
+                key: r[key]
+                for key in ("detection_rate", "false_rollback_rate", "false_rollbacks", "by_channel")
+                for r in [evaluate(audited[sp], bench, cfg.model_copy(update={"drift_threshold": thr}), gaps)]
+            }
+            for thr in DRIFT_SWEEP
+        }
+        for sp in ("dev", "test")
+        if sp in audits.sets
+    }
+    return block
+
+
+def baselines(sets: dict[str, list[data.Session]], bench: Bench) -> dict[str, Any]:
+    """The paper's centroid rule and ``LocalityModel`` on the same sessions (locality only)."""
+    return {
+        name: {
+            sp: summarise(sets[sp], {s.sid: _baseline_outcome(s, fn(s, bench)) for s in sets[sp]})
+            for sp in SPLITS
+            if sp in sets
+        }
+        for name, fn in (("centroid_0.9", run_centroid), ("locality_model_zscore", run_locality_model))
+    }
+
+
+def print_figures(result: dict[str, Any], configs: dict[str, GateConfig]) -> None:
+    for name in configs:
+        for kind in ("locality_only", "locality_and_audits"):
+            for sp, r in result[name].get(kind, {}).items():
+                print(
+                    f"{name:12s} {kind:19s} {sp:13s} detection {r['detection_rate']:.3f} {r['detection_ci95']} "
+                    f"false rollback {r['false_rollback_rate']:.3f} {r['false_rollback_ci95']} "
+                    f"ttd {r['turns_to_detect_mean']} audits {r['audit_share']:.3f}"
+                )
+
+
+def main() -> None:
+    args = parse_args()
     started = time.perf_counter()
     embed = Embedder(None if args.cache is None else args.cache / "embeddings.pkl")
     sets = build_sets(args.per_domain, args.holdout_per_domain, args.seed, tuple(args.splits.split(",")))
     scorer = None if args.no_lm else Scorer(None if args.cache is None else args.cache / "nll.json")
-    feats = Features([s for v in sets.values() for s in v], embed, scorer)
+    bench = Bench([s for v in sets.values() for s in v], embed, scorer)
     embed.save()
 
     default = GateConfig()
     configs = {"default": default}
     if args.tune:
-        configs["tuned_on_dev"] = tune(sets["dev"], feats, default)
-    gaps: Gaps | None = None
-    audit_sets: list[str] = []
-    if not args.no_audits:
-        gen = Generator(None if args.cache is None else args.cache / "generations.json", args.max_new_tokens)
-        gaps = Gaps(gen, embed)
-        audit_sets = [k for k in args.audit_splits.split(",") if k in sets]
-        limit = args.audit_per_domain
-        # The held-out sets are always audited in full: their figures are the ones that count.
-        audited = {k: [s for s in sets[k] if limit is None or "holdout" in k or _index(s) < limit] for k in audit_sets}
-        items = {
-            (s.sid, t): (s, t)
-            for cfg in configs.values()
-            for k in audit_sets
-            for s, t in needed_audits(audited[k], feats, cfg, args.seed)
-        }
-        print(
-            f"audits to generate: {len(items)} ({sum(gen.key(s, t) not in gen.cache for s, t in items.values())} new)"
-        )
-        gaps.prepare(list(items.values()))
-        if "dev" in audit_sets:
-            configs["drift_threshold_from_dev"] = pick_drift_threshold(audited["dev"], feats, default, gaps)
-
+        configs["tuned_on_dev"] = tune(sets["dev"], bench, default)
+    audits = None if args.no_audits else prepare_audits(args, sets, bench, configs)
     result: dict[str, Any] = {
         "benchmark": "topic_shift_drift",
         "encoder": "all-MiniLM-L6-v2 (bundled)",
         "surrogate": None
-        if gaps is None
+        if audits is None
         else f"SmolLM2-135M-Instruct (bundled), unadapted, greedy, "
         f"max_new_tokens={args.max_new_tokens}, compressed context",
         "warm_window": W,
         "domains": list(data.DOMAINS),
         "sessions": {k: len(v) for k, v in sets.items()},
         "data": split_checksums(sets),
-        "definitions": {
-            "detection_rate": "shift sessions back on the teacher at the shift turn or the next",
-            "detected_any_rate": "shift sessions rolled back by the end of the shifted turns",
-            "false_rollback_rate": "sessions whose rollback was triggered by an on-topic turn",
-            "turns_to_detect": "1 = the teacher serves the shift turn",
-            "audit_share": "on-topic surrogate turns audited (borderline locality or the audit_rate draw)",
-            "splits": "dev, test and holdout were looked at while the locality features were chosen; holdout2 "
-            "and holdout3 were written blind (their authors saw neither the detector nor any result) and run on "
-            "the word-based detector, then looked at when the language-model (PMI) term was chosen; holdout4, "
-            "written blind later, was run once on that detector, then looked at when the thresholds of the pair "
-            "rule were chosen; holdout5 likewise for the next detector; holdout6 and holdout7, written blind after "
-            "that, and holdout8 and holdout9, written blind in a later stop, were each run once on the frozen "
-            "detector: the figures that count (by_split.blind_pooled); early_* are shift sessions whose shift "
-            "comes 0-1 turns after the warm window",
-            "rule": "locality: x_t > threshold + severe_margin, or x_(t-1) + x_t > 2 threshold (this turn goes to "
-            "the teacher); audits: gate.consecutive audited Gaps in a row > drift_threshold (from the next turn)",
-        },
+        "definitions": DEFINITIONS,
     }
     for name, cfg in configs.items():
-        block: dict[str, Any] = {
-            "gate": cfg.model_dump(
-                include={
-                    "locality_threshold",
-                    "locality_severe_margin",
-                    "locality_audit_margin",
-                    "drift_threshold",
-                    "consecutive",
-                    "audit_rate",
-                }
-            ),
-            "locality_only": {k: evaluate(v, feats, cfg, None, args.seed) for k, v in sets.items()},
+        result[name] = config_block(cfg, sets, bench, audits, args.seed)
+    if scorer is not None:
+        scorer.save()
+    if audits is not None:
+        result["audit_gaps"] = {
+            k: audits.gaps.distribution(audits.sessions[k], default.drift_threshold) for k in audits.sets
         }
-        if gaps is not None:
-            block["locality_and_audits"] = {k: evaluate(audited[k], feats, cfg, gaps, args.seed) for k in audit_sets}
-            block["locality_only_on_audited_sessions"] = {
-                k: evaluate(audited[k], feats, cfg, None, args.seed) for k in audit_sets
-            }
-            block["drift_threshold_sweep"] = {
-                sp: {
-                    str(thr): {
-                        key: r[key]
-                        for key in ("detection_rate", "false_rollback_rate", "false_rollbacks", "by_channel")
-                        for r in [evaluate(audited[sp], feats, cfg.model_copy(update={"drift_threshold": thr}), gaps)]
-                    }
-                    for thr in DRIFT_SWEEP
-                }
-                for sp in ("dev", "test")
-                if sp in audit_sets
-            }
-        result[name] = block
-    if gaps is not None:
-        result["audit_gaps"] = {k: gaps.distribution(audited[k], default.drift_threshold) for k in audit_sets}
-        result["audited_sessions"] = {k: len(v) for k, v in audited.items()}
-        result["generation"] = {"fresh": gaps.gen.fresh, "seconds": round(gaps.gen.seconds, 1)}
+        result["audited_sessions"] = {k: len(v) for k, v in audits.sessions.items()}
+        result["generation"] = {"fresh": audits.gaps.gen.fresh, "seconds": round(audits.gaps.gen.seconds, 1)}
     if not args.quick:
-        result["baselines"] = {}
-        for bname, fn in (("centroid_0.9", run_centroid), ("locality_model_zscore", run_locality_model)):
-            result["baselines"][bname] = {
-                sp: summarise(sets[sp], {s.sid: _baseline_outcome(s, fn(s, feats)) for s in sets[sp]})
-                for sp in SPLITS
-                if sp in sets
-            }
+        result["baselines"] = baselines(sets, bench)
     result["resume"] = {
         sp: {
-            **resume_part(sets[sp], embed, args.seed),
-            "after_false_rollbacks": false_rollback_resumes(sets[sp], feats, default),
+            **resume_part(sets[sp], bench, args.seed),
+            "after_false_rollbacks": false_rollback_resumes(sets[sp], bench, default),
         }
         for sp in SPLITS
         if sp in sets
@@ -786,23 +799,16 @@ def main() -> None:
     result["locality_lm_term"] = not args.no_lm
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
-    for name in configs:
-        for kind in ("locality_only", "locality_and_audits"):
-            for sp, r in result[name].get(kind, {}).items():
-                print(
-                    f"{name:12s} {kind:19s} {sp:13s} detection {r['detection_rate']:.3f} {r['detection_ci95']} "
-                    f"false rollback {r['false_rollback_rate']:.3f} {r['false_rollback_ci95']} "
-                    f"ttd {r['turns_to_detect_mean']} audits {r['audit_share']:.3f}"
-                )
+    print_figures(result, configs)
     print(f"wrote {args.out}")
 
 
-def pick_drift_threshold(sessions: list[data.Session], feats: Features, base: GateConfig, gaps: Gaps) -> GateConfig:
+def pick_drift_threshold(sessions: list[data.Session], bench: Bench, base: GateConfig, gaps: Gaps) -> GateConfig:
     """The smallest drift_threshold of :data:`DRIFT_SWEEP` whose locality + audits false
     rollback on dev is ≤ 2% (the headroom of the locality tuning), else the largest."""
     for thr in DRIFT_SWEEP:
         cfg = base.model_copy(update={"drift_threshold": thr})
-        if evaluate(sessions, feats, cfg, gaps)["false_rollback_rate"] <= 0.02:
+        if evaluate(sessions, bench, cfg, gaps)["false_rollback_rate"] <= 0.02:
             return cfg
     return base.model_copy(update={"drift_threshold": DRIFT_SWEEP[-1]})
 

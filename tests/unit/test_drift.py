@@ -747,3 +747,26 @@ def test_locality_scores_the_query_with_the_surrogates_pmi(new_engine: Any, perm
             credit = model.w_lm * min(max(score.pmi, 0.0), model.lm_cap)
             assert score.statistic == pytest.approx(bare.statistic - credit, abs=1e-6)
         assert model.needs_pmi(bare.statistic)  # the last query, a new subject, was scored
+
+
+def test_the_detector_takes_its_thresholds_from_the_current_gate() -> None:
+    """A session's stored monitor state meets the configuration of the moment (a changed
+    GateConfig applies without re-adapting), and only parked sessions in a resumable phase, with
+    resuming on, may resume."""
+
+    def no_encoder() -> Any:
+        raise AssertionError("the monitor and the phase rule encode nothing")
+
+    gates = [GateConfig(drift_threshold=0.5, consecutive=2, locality_threshold=1.275)]
+    det = detector.LocalityDetector(encoder=no_encoder, query_nll=None, gate=lambda: gates[0])
+    stored = det.monitor(None)
+    assert not stored.observe_gap(0.9)  # one breach of two
+    gates[0] = GateConfig(drift_threshold=0.95, consecutive=3, locality_threshold=1.0)
+    monitor = det.monitor(stored.state())
+    assert (monitor.drift_threshold, monitor.consecutive, monitor.pair_threshold) == (0.95, 3, 2.0)
+    assert monitor.gap_streak == 1 and list(monitor.gaps) == [0.9]
+    parked = {"adapter": {"adapter_id": "a"}, "locality": {}}
+    assert det.resumable(Phase.ROLLED_BACK, parked) and det.resumable(Phase.REJECTED, parked)
+    assert not det.resumable(Phase.ADAPTING, parked) and not det.resumable(Phase.ROLLED_BACK, None)
+    gates[0] = GateConfig(resume_threshold=0.0)
+    assert not det.resumable(Phase.ROLLED_BACK, parked)
