@@ -100,7 +100,7 @@ class Peaks:
             "store_locks": len(getattr(e.store, "_locks", {})),
             "jobs_active": len(e.jobs._active),
             "jobs_looks": len(e.jobs._looks),
-            "audit_backlog": e._audit_backlog,
+            "audit_backlog": e.auditor.backlog,
             "surrogate_adapters_loaded": len(e.surrogate._loaded),
             "registry_faiss_indexes": len(registry._indexes) if registry is not None else 0,
         }
