@@ -241,6 +241,19 @@ def run_adapted(
     return out
 
 
+def _over_paired(r: Turn) -> float | None:
+    """How much closer to the recorded answer a local turn is than History-Prefix on the same S~_t."""
+    return None if r.paired_cosine is None else r.cosine - r.paired_cosine
+
+
+def sessions_of(run_: dict[str, Any]) -> list[Session]:
+    """The sessions of a saved run, as measured (for re-summarising a result JSON)."""
+    return [
+        Session(**{k: v for k, v in s.items() if k not in ("turns", "saved")}, turns=[Turn(**t) for t in s["turns"]])
+        for s in run_["sessions"]
+    ]
+
+
 def summarise(sessions: Sequence[Session]) -> dict[str, Any]:
     """Per bucket and overall figures, each a mean over sessions with its 95% interval."""
 
@@ -266,6 +279,7 @@ def summarise(sessions: Sequence[Session]) -> dict[str, Any]:
             "local_cosine": mean_ci(per_session(lambda r: r.cosine, local)),
             "local_rouge_l": mean_ci(per_session(lambda r: r.rouge_l, local)),
             "paired_history_prefix_cosine": mean_ci(per_session(lambda r: r.paired_cosine, local)),
+            "local_over_history_prefix": mean_ci(per_session(_over_paired, local)),
             "local_share": mean_ci(len(local(s)) / len(rows(s)) for s in sessions if rows(s)),
             "saved_without_audits": mean_ci(v for v in (bucket_saved(s) for s in sessions) if v is not None),
         }
@@ -429,6 +443,68 @@ def _result(
     }
 
 
+def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several invocations on the same conversations (methods run in separate
+    processes, or a stopped run finished later). Each invocation's args, machine and seconds are
+    kept under ``invocations``; a label measured twice, or other conversations, is refused."""
+    if not results:
+        raise ValueError("nothing to merge")
+    first = results[0]
+    runs: dict[str, Any] = {}
+    for r in results:
+        if r["conversations"] != first["conversations"]:
+            raise ValueError("results measured on other conversations cannot be merged")
+        for label, run_ in r["runs"].items():
+            if label in runs:
+                raise ValueError(f"{label!r} is in two of the results: keep one")
+            summary = summarise(sessions_of(run_))  # the current figures, from the sessions as measured
+            kept = {k: run_["summary"][k] for k in ("peak_rss_mb", "wall_seconds") if k in run_["summary"]}
+            runs[label] = run_ | {"summary": summary | kept}
+    invocations = [
+        inv for r in results for inv in r.get("invocations") or [{k: r[k] for k in ("args", "machine", "seconds")}]
+    ]
+    return {
+        "protocol": first["protocol"],
+        "similarity_note": first["similarity_note"],
+        "conversations": first["conversations"],
+        "invocations": invocations,
+        "points": [p for r in results for p in r["points"]],
+        "runs": runs,
+    }
+
+
+def _cell(fig: dict[str, Any] | None, digits: int = 3) -> str:
+    if not fig or fig["mean"] is None:
+        return "–"
+    if fig["n"] < 2 or fig["lo"] is None:
+        return f"{fig['mean']:.{digits}f} (n={fig['n']})"
+    return f"{fig['mean']:.{digits}f} [{fig['lo']:.{digits}f}, {fig['hi']:.{digits}f}] (n={fig['n']})"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The summary and per-bucket tables (Table 1 and Table 3 of the paper's shape) as Markdown."""
+    head = (
+        "| method | saved (audits incl.) | local cosine | History-Prefix on the same turns | local − History-Prefix |"
+    )
+    lines = [head + " local ROUGE-L | local share | adaptation s | peak RSS MB |", "|" + " --- |" * 9]
+    keys = ("saved", "local_cosine", "paired_history_prefix_cosine", "local_over_history_prefix", "local_rouge_l")
+    for label, run_ in result["runs"].items():
+        a = run_["summary"]["all"]
+        cells = [a.get(k) for k in keys]
+        cells += [a.get("local_share")]
+        row = [label, *(_cell(c) for c in cells), _cell(a.get("adaptation_seconds"), 0)]
+        lines.append("| " + " | ".join(row + [str(run_["summary"].get("peak_rss_mb", "–"))]) + " |")
+    head = "| method | bucket | local cosine | History-Prefix on the same turns | local − History-Prefix |"
+    lines += ["", head + " saved w/o audits |", "|" + " --- |" * 6]
+    keys = ("local_cosine", "paired_history_prefix_cosine", "local_over_history_prefix", "saved_without_audits")
+    for label, run_ in result["runs"].items():
+        for name, _, _ in BUCKETS:
+            b = run_["summary"][name]
+            cells = [b.get(k) for k in keys]
+            lines.append("| " + " | ".join([label, name, *(_cell(c) for c in cells)]) + " |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--split", default="test", choices=["dev", "test"])
@@ -464,6 +540,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--out", type=Path, help="JSON path (default: benchmarks/results/sharegpt[-dev][-quick].json)")
+    ap.add_argument(
+        "--merge", nargs="+", type=Path, help="merge these result JSONs (same conversations) into --out; runs nothing"
+    )
+    ap.add_argument("--table", type=Path, help="print a result JSON's tables as Markdown; runs nothing")
     args = ap.parse_args(argv)
     args.sessions = args.sessions or (6 if args.quick else 24)
     for spec in args.gates:
@@ -481,6 +561,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     def save(result: dict[str, Any]) -> None:
         args.out.write_text(json.dumps(result, indent=1))
         plot(result["points"], args.out.with_suffix(".png"))
+
+    if args.table:
+        print(markdown(json.loads(args.table.read_text())))
+        return
+    if args.merge:
+        save(merge([json.loads(p.read_text()) for p in args.merge]))
+        print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+        return
 
     result = run(args, save)
     save(result)

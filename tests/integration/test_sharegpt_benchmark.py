@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,51 @@ def test_summary_counts_teacher_turns_as_recorded_and_local_turns_apart() -> Non
     assert out["5-8"]["local_cosine"]["mean"] == 0.5 and out["5-8"]["paired_history_prefix_cosine"]["mean"] == 0.4
     assert out["5-8"]["saved_without_audits"]["mean"] == 1.0
     assert out["all"]["local_share"]["mean"] == pytest.approx(3 / 7, abs=1e-4)
+
+
+def _saved_result(label: str, local: list[tuple[float, float]], conversations: list[str]) -> dict:
+    """A result JSON as ``run`` saves it: one session whose turns 5.. are local (cosine, paired)."""
+    s = bench.Session(conversations[0], label, billed_tokens=40, teacher_only_tokens=100)
+    s.turns = [bench.Turn(t, "teacher", "", 1.0, 1.0, 10, 10) for t in (1, 2, 3, 4)]
+    s.turns += [bench.Turn(5 + i, "surrogate", "", c, 0.2, 0, 20, paired_cosine=p) for i, (c, p) in enumerate(local)]
+    summary = bench.summarise([s]) | {"peak_rss_mb": 7, "wall_seconds": 1.5}
+    stale = {k: v for k, v in summary.items() if k != "all"} | {"all": {"saved": summary["all"]["saved"]}}
+    return {
+        "protocol": "p",
+        "similarity_note": "n",
+        "args": {"methods": [label]},
+        "machine": {"cpus": 2},
+        "seconds": 3.0,
+        "conversations": conversations,
+        "points": [{"label": label, "saved": 0.6, "similarity": 0.5}],
+        "runs": {label: {"summary": stale, "sessions": [asdict(s) | {"saved": s.saved}]}},
+    }
+
+
+def test_merge_joins_invocations_and_recomputes_each_summary_from_its_sessions() -> None:
+    a = _saved_result("soma", [(0.6, 0.5), (0.4, 0.4)], ["c1"])
+    b = _saved_result("history-ft", [(0.3, 0.5)], ["c1"])
+    merged = bench.merge([a, b])
+    assert set(merged["runs"]) == {"soma", "history-ft"} and len(merged["points"]) == 2
+    assert [inv["args"]["methods"] for inv in merged["invocations"]] == [["soma"], ["history-ft"]]
+    soma = merged["runs"]["soma"]["summary"]
+    assert soma["all"]["local_cosine"]["mean"] == pytest.approx(0.5)  # stale summary had no such figure
+    assert soma["all"]["local_over_history_prefix"]["mean"] == pytest.approx(0.05)  # (0.1 + 0.0) / 2
+    assert merged["runs"]["history-ft"]["summary"]["5-8"]["local_over_history_prefix"]["mean"] == pytest.approx(-0.2)
+    assert soma["peak_rss_mb"] == 7 and soma["wall_seconds"] == 1.5
+    again = bench.merge([merged, _saved_result("random-ft", [(0.5, 0.5)], ["c1"])])
+    assert len(again["invocations"]) == 3 and len(again["runs"]) == 3
+    table = bench.markdown(merged)
+    assert "| soma | 0.600 (n=1) | 0.500 (n=1) | 0.450 (n=1) | 0.050 (n=1) |" in table
+    assert "| history-ft | 5-8 | 0.300 (n=1) | 0.500 (n=1) | -0.200 (n=1) |" in table
+
+
+def test_merge_refuses_other_conversations_and_a_label_measured_twice() -> None:
+    a = _saved_result("soma", [(0.6, 0.5)], ["c1"])
+    with pytest.raises(ValueError, match="other conversations"):
+        bench.merge([a, _saved_result("history-ft", [(0.6, 0.5)], ["c2"])])
+    with pytest.raises(ValueError, match="two of the results"):
+        bench.merge([a, _saved_result("soma", [(0.6, 0.5)], ["c1"])])
 
 
 def _conversation(cid: str, n: int) -> dict:
