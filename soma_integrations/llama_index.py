@@ -18,6 +18,7 @@ except ModuleNotFoundError as exc:
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -69,6 +70,8 @@ __all__ = ["EncoderEmbedding", "SomaLLM", "internal_prompt", "session_from_conte
 UNTRACKED_COMPLETION = "completion calls are not conversation turns (e.g. a chat engine condensing the question)"
 UNTRACKED_PROMPT = "a chat engine's own prompt (e.g. condensing the question), not a conversation turn"
 UNTRACKED_ONE_OFF = "a one-off structured call (structured_predict, as_structured_llm) without a session"
+# (id of the SomaLLM, model name) of the last turn in this thread or task: `metadata.model_name`
+_SERVED: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar("soma_served_model", default=None)
 TEACHER_TAG = "soma.call"  # instrumentation tag on the teacher's own events: "teacher" or "audit"
 
 
@@ -88,7 +91,9 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
             The expensive LLM (``OpenAI(...)``, ``Anthropic(...)``, …). It is called natively
             (``chat_with_tools`` with the tools when tools are given). ``metadata`` is the
             teacher's, so chat engines size memory and pick the system role as they would
-            for the teacher, and ``FunctionAgent`` accepts a function-calling teacher.
+            for the teacher, and ``FunctionAgent`` accepts a function-calling teacher; only
+            ``metadata.model_name`` names the surrogate while (and after) it serves a turn,
+            in that thread or task.
         engine: SomaEngine | None
             A shared engine; several LLMs (agents, LangChain models) can use one. When
             omitted, one is built on first use from ``surrogate``, ``encoder``, ``store``,
@@ -224,9 +229,19 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
     @property
     def metadata(self) -> LLMMetadata:
         """The teacher's metadata (context window, output size, chat / function calling,
-        model name, system role): apps size prompts and memory for the teacher, and the
-        surrogate path compresses the context to fit the surrogate."""
-        return self.teacher.metadata.model_copy()
+        system role): apps size prompts and memory for the teacher, and the surrogate path
+        compresses the context to fit the surrogate. ``model_name`` says who serves the
+        current turn, or served the last one, in this thread or task (the surrogate's name
+        when it did); before any turn, and in other threads and tasks, the teacher's."""
+        meta = self.teacher.metadata.model_copy()
+        served = _SERVED.get()
+        if served is not None and served[0] == id(self):
+            meta.model_name = served[1]
+        return meta
+
+    def _mark(self, turn: _Turn, *, surrogate: bool) -> None:
+        name = surrogate_name(turn.engine) if surrogate else self.teacher.metadata.model_name
+        _SERVED.set((id(self), name))
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -241,6 +256,7 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         turn = self._begin(messages, kwargs)
+        self._mark(turn, surrogate=turn.surrogate)
         served = _core.serve_surrogate(turn, self._auditor(turn), lambda reply: self._surrogate_response(turn, reply))
         if served is not None:
             return served
@@ -252,10 +268,12 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         # Routed now, while the caller's instrumentation span (its session) is current.
         turn = self._begin(messages, kwargs)
+        self._mark(turn, surrogate=turn.surrogate)
         out = _core.SurrogateStream(turn, self._piece(turn), self._surrogate_final(turn))
         return _core.stream_turn(out, self._auditor(turn), functools.partial(self._teacher_stream, turn))
 
     def _teacher_stream(self, turn: _Turn) -> Iterator[ChatResponse]:
+        self._mark(turn, surrogate=False)
         with _teacher_tags():
             source = self._call_teacher(turn, stream=True)
         last: ChatResponse | None = None
@@ -276,6 +294,7 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         turn = await self._abegin(messages, kwargs)
+        self._mark(turn, surrogate=turn.surrogate)
         served = await _core.aserve_surrogate(
             turn, self._auditor(turn), lambda reply: self._surrogate_response(turn, reply)
         )
@@ -289,10 +308,12 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
     @llm_chat_callback()
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         turn = await self._abegin(messages, kwargs)
+        self._mark(turn, surrogate=turn.surrogate)
         out = _core.SurrogateStream(turn, self._piece(turn), self._surrogate_final(turn))
         return _core.astream_turn(out, self._auditor(turn), functools.partial(self._teacher_astream, turn))
 
     async def _teacher_astream(self, turn: _Turn) -> AsyncIterator[ChatResponse]:
+        self._mark(turn, surrogate=False)
         with _teacher_tags():
             source = await self._acall_teacher(turn, stream=True)
         last: ChatResponse | None = None
@@ -578,6 +599,7 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
     def _teacher_response(
         self, turn: _Turn, resp: ChatResponse, soma: dict[str, Any], *, last_chunk: bool = False
     ) -> ChatResponse:
+        self._mark(turn, surrogate=False)  # also after a surrogate failure fell back
         extra = dict(resp.additional_kwargs or {})
         if turn.usage is not None:
             for k, v in _token_counts(turn.usage).items():

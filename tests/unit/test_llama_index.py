@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -1164,3 +1165,40 @@ def test_responses_name_the_model_that_served(engine: SomaEngine, teacher: Scrip
     assert served(later) == "surrogate" and later.raw["model"] == "model"  # the tiny surrogate's folder
     named = llm.chat(ask("Question 46 about training?"), session_id=SERVING, model="scripted-teacher-2")
     assert served(named) == "teacher" and teacher.calls[-1]["kwargs"]["model"] == "scripted-teacher-2"
+
+
+def test_metadata_model_name_says_who_served_the_turn(engine: SomaEngine, teacher: ScriptedTeacher) -> None:
+    llm, other = SomaLLM(teacher=teacher, engine=engine), SomaLLM(teacher=teacher, engine=engine)
+    teacher_name = teacher.metadata.model_name
+    assert llm.metadata.model_name == teacher_name  # before any turn
+    seen: list[str] = []
+
+    class Names(BaseEventHandler):
+        def handle(self, event: Any, **kwargs: Any) -> None:
+            if isinstance(event, LLMChatEndEvent):
+                seen.append(llm.metadata.model_name)
+
+    handler = Names()
+    get_dispatcher().add_event_handler(handler)
+    try:
+        assert served(llm.chat(ask("Question 47 about training?"), session_id=SERVING)) == "surrogate"
+        assert llm.metadata.model_name == "model" and seen[-1] == "model"  # the tiny surrogate's folder
+        assert other.metadata.model_name == teacher_name  # another LLM's turns are its own
+        in_thread: list[str] = []
+        worker = threading.Thread(target=lambda: in_thread.append(llm.metadata.model_name))
+        worker.start()
+        worker.join()
+        assert in_thread == [teacher_name]  # another thread (another user's request) did not serve it
+        assert served(llm.chat(ask("A first question"), session_id="li-meta")) == "teacher"
+        assert llm.metadata.model_name == teacher_name and seen[-1] == teacher_name
+        chunks = list(llm.stream_chat(ask("Question 48 about training?"), session_id=SERVING))
+        assert served(chunks[-1]) == "surrogate" and llm.metadata.model_name == "model"
+
+        async def turn() -> str:
+            reply = await llm.achat(ask("A second question"), session_id="li-meta-async")
+            assert served(reply) == "teacher"
+            return llm.metadata.model_name
+
+        assert asyncio.run(turn()) == teacher_name
+    finally:
+        get_dispatcher().event_handlers.remove(handler)
