@@ -136,3 +136,25 @@ def test_quick_path_on_the_tiny_model(tmp_path: Path, visible_model_path: Path) 
     assert all(s["teacher_only_tokens"] > s["billed_tokens"] for s in permissive["sessions"])
     assert permissive["summary"]["peak_rss_mb"] > 0
     assert out.with_suffix(".png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_real_time_regime_adapts_in_the_background_while_the_teacher_serves(
+    tmp_path: Path, visible_model_path: Path
+) -> None:
+    # No think time: the job started after the warm window is still running at the next turn,
+    # so the teacher serves it (the settled regime would have served it locally); the job's
+    # adaptation is counted all the same.
+    source = tmp_path / "sg.json"
+    source.write_text(json.dumps([_conversation(f"conv{i}_0", 8) for i in range(40)]))
+    out = tmp_path / "rt.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "sharegpt.py"), "--split", "dev", "--sessions", "1"]
+    cmd += ["--min-turns", "8", "--max-turns", "8", "--surrogate", str(visible_model_path), "--source", str(source)]
+    cmd += ["--methods", "history-ft", "--regimes", "real-time", "--think-time", "0", "--gates", "permissive"]
+    cmd += ["--max-new-tokens", "8", "--lora-steps", "4", "--threads", "1", "--no-paired", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    session = json.loads(out.read_text())["runs"]["history-ft [real-time, permissive]"]["sessions"][0]
+    served = [t["served_by"] for t in session["turns"]]
+    assert served[:5] == ["teacher"] * 5
+    assert session["adaptation_seconds"] > 0
