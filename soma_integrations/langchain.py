@@ -32,7 +32,7 @@ from langchain_core.callbacks import (
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.language_models.base import BaseLanguageModel, LangSmithParams
+from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -52,13 +52,9 @@ from langchain_core.runnables import (
     RunnableBinding,
     RunnableLambda,
     RunnableMap,
-    RunnableParallel,
     RunnablePassthrough,
-    RunnableSequence,
 )
-from langchain_core.runnables.base import RunnableBindingBase
 from langchain_core.runnables.config import RunnableConfig, ensure_config, var_child_runnable_config
-from langchain_core.runnables.configurable import DynamicRunnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
@@ -74,6 +70,11 @@ from ._core import SomaWrapper
 from ._core import describe as _describe
 from ._core import safe as _safe
 from ._core import surrogate_name as _surrogate_name
+from .langchain_teacher import chat_model as _chat_model
+from .langchain_teacher import is_dynamic as _is_dynamic
+from .langchain_teacher import own_counter as _own_counter
+from .langchain_teacher import shape as _shape
+from .langchain_teacher import with_kwargs as _with_kwargs
 
 log = logging.getLogger("soma.langchain")
 
@@ -972,74 +973,6 @@ def _check_n(value: int | None) -> int | None:
             "Call the teacher directly for several candidates."
         )
     return value
-
-
-def _is_dynamic(teacher: Runnable) -> bool:
-    while isinstance(teacher, RunnableBindingBase):
-        teacher = teacher.bound
-    return isinstance(teacher, DynamicRunnable) or _is_configurable_model(teacher)
-
-
-def _is_configurable_model(teacher: Any) -> bool:
-    """``init_chat_model(configurable_fields=...)`` (langchain's ``_ConfigurableModel``)."""
-    return type(teacher).__name__ == "_ConfigurableModel" and callable(getattr(teacher, "_model", None))
-
-
-def _shape(teacher: Runnable, config: RunnableConfig, fn: Callable[[BaseChatModel], Runnable]) -> Runnable:
-    """The teacher for this call with ``fn`` (bind tools, structured output) applied to the
-    chat model inside it: wrappers (retry, bound kwargs, config) are kept, configurable
-    teachers resolved with the call's ``configurable`` values."""
-    if isinstance(teacher, BaseChatModel):
-        return fn(teacher)
-    if isinstance(teacher, RunnableBindingBase):  # bind, with_retry, with_config, with_listeners
-        return teacher.model_copy(update={"bound": _shape(teacher.bound, config, fn)})
-    if isinstance(teacher, DynamicRunnable):
-        return _shape(teacher._prepare(config)[0], config, fn)
-    if _is_configurable_model(teacher):
-        return _shape(teacher._model(config), config, fn)  # type: ignore[attr-defined]
-    raise TypeError(
-        f"teacher must be a chat model or a runnable around one (with_retry, bind, configurable_fields), "
-        f"not {type(teacher).__name__}"
-    )
-
-
-def _chat_model(teacher: Runnable, configurable: dict[str, Any] | None = None) -> BaseChatModel:
-    """The chat model inside the teacher (the default one of a configurable teacher)."""
-    found: list[BaseChatModel] = []
-
-    def keep(chat: BaseChatModel) -> Runnable:
-        found.append(chat)
-        return chat
-
-    _shape(teacher, RunnableConfig(configurable=configurable or {}), keep)
-    return found[0]
-
-
-def _with_kwargs(runnable: Runnable, chat: BaseChatModel, kwargs: dict[str, Any]) -> Runnable:
-    """``runnable`` (a teacher's structured-output chain) with ``kwargs`` added to the calls
-    of ``chat`` in it."""
-    if not kwargs:
-        return runnable
-    if isinstance(runnable, RunnableBindingBase) and runnable.bound is chat:
-        return runnable.model_copy(update={"kwargs": {**kwargs, **runnable.kwargs}})
-    if isinstance(runnable, RunnableSequence):
-        return RunnableSequence(*[_with_kwargs(step, chat, kwargs) for step in runnable.steps])
-    if isinstance(runnable, RunnableParallel):
-        return RunnableParallel({k: _with_kwargs(v, chat, kwargs) for k, v in runnable.steps__.items()})
-    if runnable is chat:
-        return chat.bind(**kwargs)
-    return runnable
-
-
-def _own_counter(chat: BaseChatModel) -> bool:
-    """Whether the chat model counts tokens itself (not LangChain's hub-loaded GPT-2 default)."""
-    cls = type(chat)
-    return (
-        chat.custom_get_token_ids is not None
-        or cls.get_num_tokens_from_messages is not BaseChatModel.get_num_tokens_from_messages
-        or cls.get_token_ids is not BaseLanguageModel.get_token_ids
-        or cls.get_num_tokens is not BaseLanguageModel.get_num_tokens
-    )
 
 
 def _run_async(make: Callable[[], Any]) -> Any:

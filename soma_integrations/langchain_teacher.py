@@ -1,0 +1,84 @@
+"""The teacher behind a LangChain runnable: any chat Runnable an app passes as teacher
+(``with_retry``, ``bind``, ``configurable_fields`` / ``configurable_alternatives``,
+``init_chat_model(configurable_fields=...)``) resolved to the chat model inside it, and the
+call shaped on that model with the wrappers kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.base import BaseLanguageModel
+from langchain_core.runnables import Runnable, RunnableParallel, RunnableSequence
+from langchain_core.runnables.base import RunnableBindingBase
+from langchain_core.runnables.config import RunnableConfig
+from langchain_core.runnables.configurable import DynamicRunnable
+
+
+def is_dynamic(teacher: Runnable) -> bool:
+    while isinstance(teacher, RunnableBindingBase):
+        teacher = teacher.bound
+    return isinstance(teacher, DynamicRunnable) or is_configurable_model(teacher)
+
+
+def is_configurable_model(teacher: Any) -> bool:
+    """``init_chat_model(configurable_fields=...)`` (langchain's ``_ConfigurableModel``)."""
+    return type(teacher).__name__ == "_ConfigurableModel" and callable(getattr(teacher, "_model", None))
+
+
+def shape(teacher: Runnable, config: RunnableConfig, fn: Callable[[BaseChatModel], Runnable]) -> Runnable:
+    """The teacher for this call with ``fn`` (bind tools, structured output) applied to the
+    chat model inside it: wrappers (retry, bound kwargs, config) are kept, configurable
+    teachers resolved with the call's ``configurable`` values."""
+    if isinstance(teacher, BaseChatModel):
+        return fn(teacher)
+    if isinstance(teacher, RunnableBindingBase):  # bind, with_retry, with_config, with_listeners
+        return teacher.model_copy(update={"bound": shape(teacher.bound, config, fn)})
+    if isinstance(teacher, DynamicRunnable):
+        return shape(teacher._prepare(config)[0], config, fn)
+    if is_configurable_model(teacher):
+        return shape(teacher._model(config), config, fn)  # type: ignore[attr-defined]
+    raise TypeError(
+        f"teacher must be a chat model or a runnable around one (with_retry, bind, configurable_fields), "
+        f"not {type(teacher).__name__}"
+    )
+
+
+def chat_model(teacher: Runnable, configurable: dict[str, Any] | None = None) -> BaseChatModel:
+    """The chat model inside the teacher (the default one of a configurable teacher)."""
+    found: list[BaseChatModel] = []
+
+    def keep(chat: BaseChatModel) -> Runnable:
+        found.append(chat)
+        return chat
+
+    shape(teacher, RunnableConfig(configurable=configurable or {}), keep)
+    return found[0]
+
+
+def with_kwargs(runnable: Runnable, chat: BaseChatModel, kwargs: dict[str, Any]) -> Runnable:
+    """``runnable`` (a teacher's structured-output chain) with ``kwargs`` added to the calls
+    of ``chat`` in it."""
+    if not kwargs:
+        return runnable
+    if isinstance(runnable, RunnableBindingBase) and runnable.bound is chat:
+        return runnable.model_copy(update={"kwargs": {**kwargs, **runnable.kwargs}})
+    if isinstance(runnable, RunnableSequence):
+        return RunnableSequence(*[with_kwargs(step, chat, kwargs) for step in runnable.steps])
+    if isinstance(runnable, RunnableParallel):
+        return RunnableParallel({k: with_kwargs(v, chat, kwargs) for k, v in runnable.steps__.items()})
+    if runnable is chat:
+        return chat.bind(**kwargs)
+    return runnable
+
+
+def own_counter(chat: BaseChatModel) -> bool:
+    """Whether the chat model counts tokens itself (not LangChain's hub-loaded GPT-2 default)."""
+    cls = type(chat)
+    return (
+        chat.custom_get_token_ids is not None
+        or cls.get_num_tokens_from_messages is not BaseChatModel.get_num_tokens_from_messages
+        or cls.get_token_ids is not BaseLanguageModel.get_token_ids
+        or cls.get_num_tokens is not BaseLanguageModel.get_num_tokens
+    )
