@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from .datasets.sharegpt import get_conversation
 from .engine import SomaEngine, Teacher
 from .runtime.surrogate import SurrogateRuntime
-from .testing.teachers import Counter, ReplayTeacher, ScriptedTeacher, as_dicts
+from .testing.teachers import Counter, ReplayTeacher, ScriptedTeacher
 from .types import Reply, Usage, normalize_messages
 
 DEMO_CONVERSATION = "saRnwpk_0"
@@ -88,23 +89,20 @@ class LocalTeacher:
             self._runtime.close()
 
 
+TEACHER_FACTORIES = "soma.teachers"  # entry-point group: an integration that builds a teacher from a spec
+
+
 def chat_model_teacher(spec: str) -> Teacher:
-    """LangChain's ``init_chat_model(spec)`` as an engine teacher (``--teacher provider:model``).
-    The one option that needs a framework: LangChain is imported here, when it is chosen."""
-    try:
-        from langchain.chat_models import init_chat_model
-    except ImportError as exc:
-        raise ValueError(f'--teacher {spec} needs LangChain: pip install "soma-middleware[langchain]"') from exc
-    try:
-        model = init_chat_model(spec)
-    except ImportError as exc:  # the provider's own package (langchain-openai, ...) is missing
-        raise ValueError(f"--teacher {spec}: {exc}") from exc
-
-    def teacher(messages: Sequence[Any]) -> tuple[str, Any]:
-        msg = model.invoke([(m["role"], m["content"]) for m in as_dicts(messages)])
-        return str(msg.text), msg.usage_metadata
-
-    return teacher
+    """A provider's chat model as an engine teacher (``--teacher provider:model``), built by
+    the integration registered under the ``soma.teachers`` entry point (LangChain's
+    ``init_chat_model``, with the ``[langchain]`` extra): soma_engine imports no framework."""
+    for ep in entry_points(group=TEACHER_FACTORIES):
+        try:
+            make = ep.load()
+        except ImportError:  # its framework is not installed
+            continue
+        return make(spec)
+    raise ValueError(f'--teacher {spec} needs LangChain: pip install "soma-middleware[langchain]"')
 
 
 @dataclass

@@ -1,11 +1,12 @@
 """The teacher behind a LangChain runnable: any chat Runnable an app passes as teacher
 (``with_retry``, ``bind``, ``configurable_fields`` / ``configurable_alternatives``,
 ``init_chat_model(configurable_fields=...)``) resolved to the chat model inside it, and the
-call shaped on that model with the wrappers kept."""
+call shaped on that model with the wrappers kept; and ``init_teacher``, the engine teacher
+``soma demo --teacher provider:model`` gets (entry point ``soma.teachers``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -14,6 +15,8 @@ from langchain_core.runnables import Runnable, RunnableParallel, RunnableSequenc
 from langchain_core.runnables.base import RunnableBindingBase
 from langchain_core.runnables.config import RunnableConfig
 from langchain_core.runnables.configurable import DynamicRunnable
+
+from soma_engine.testing.teachers import as_dicts
 
 
 def is_dynamic(teacher: Runnable) -> bool:
@@ -82,3 +85,21 @@ def own_counter(chat: BaseChatModel) -> bool:
         or cls.get_token_ids is not BaseLanguageModel.get_token_ids
         or cls.get_num_tokens is not BaseLanguageModel.get_num_tokens
     )
+
+
+def init_teacher(spec: str) -> Callable[[Sequence[Any]], tuple[str, Any]]:
+    """LangChain's ``init_chat_model(spec)`` as an engine teacher: text and usage metadata."""
+    try:
+        from langchain.chat_models import init_chat_model
+    except ImportError as exc:
+        raise ValueError(f'--teacher {spec} needs LangChain: pip install "soma-middleware[langchain]"') from exc
+    try:
+        model = init_chat_model(spec)
+    except ImportError as exc:  # the provider's own package (langchain-openai, ...) is missing
+        raise ValueError(f"--teacher {spec}: {exc}") from exc
+
+    def teacher(messages: Sequence[Any]) -> tuple[str, Any]:
+        msg = model.invoke([(m["role"], m["content"]) for m in as_dicts(messages)])
+        return str(msg.text), msg.usage_metadata
+
+    return teacher

@@ -110,3 +110,13 @@ def test_what_needs_an_extra_names_it(without_extras: dict[str, Any], check: str
 def test_the_demo_names_the_langchain_extra_for_a_provider_teacher(without_extras: dict[str, Any]) -> None:
     result = without_extras["checks"]["demo_chat_model"]
     assert result.startswith("ValueError") and 'pip install "soma-middleware[langchain]"' in result
+
+
+def test_the_demo_gets_a_provider_teacher_from_the_registered_langchain_integration() -> None:
+    # With the extra installed, the `soma.teachers` entry point reaches LangChain's
+    # init_chat_model: its own error for an unknown provider, not the missing-extra one.
+    from soma_engine.demo import chat_model_teacher
+
+    with pytest.raises(ValueError, match="model provider") as err:
+        chat_model_teacher("no-such-provider:some-model")
+    assert "soma-middleware[langchain]" not in str(err.value)
