@@ -98,10 +98,9 @@ def chat_model_teacher(spec: str) -> Teacher:
     ``init_chat_model``, with the ``[langchain]`` extra): soma_engine imports no framework."""
     for ep in entry_points(group=TEACHER_FACTORIES):
         try:
-            make = ep.load()
+            return ep.load()(spec)
         except ImportError:  # its framework is not installed
             continue
-        return make(spec)
     raise ValueError(f'--teacher {spec} needs LangChain: pip install "soma-middleware[langchain]"')
 
 

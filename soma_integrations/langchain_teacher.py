@@ -89,10 +89,8 @@ def own_counter(chat: BaseChatModel) -> bool:
 
 def init_teacher(spec: str) -> Callable[[Sequence[Any]], tuple[str, Any]]:
     """LangChain's ``init_chat_model(spec)`` as an engine teacher: text and usage metadata."""
-    try:
-        from langchain.chat_models import init_chat_model
-    except ImportError as exc:
-        raise ValueError(f'--teacher {spec} needs LangChain: pip install "soma-middleware[langchain]"') from exc
+    from langchain.chat_models import init_chat_model  # ImportError without the extra: the caller names it
+
     try:
         model = init_chat_model(spec)
     except ImportError as exc:  # the provider's own package (langchain-openai, ...) is missing
