@@ -46,7 +46,7 @@ import torch  # noqa: E402
 
 from soma_engine import SomaConfig, SomaEngine  # noqa: E402
 from soma_engine.acceptance.bounds import gap  # noqa: E402
-from soma_engine.adapters import AdapterRef  # noqa: E402
+from soma_engine.adapters import serving_ref  # noqa: E402
 from soma_engine.runtime.encoder import Encoder  # noqa: E402
 from soma_engine.runtime.surrogate import SurrogateRuntime  # noqa: E402
 from soma_engine.types import Message  # noqa: E402
@@ -182,7 +182,7 @@ def held_out_fidelity(
 ) -> float:
     """Mean 1 - Gap of the session's surrogate (its adapter, else the base) on held-out queries."""
     state = engine.store.get(engine.key(sid))
-    ref = AdapterRef.from_dict(state.adapter) if state and state.adapter else None
+    ref = serving_ref(state.adapter) if state else None
     answers, refs = [], []
     for q in held:
         msgs = [Message.from_dict(m) for m in history] + [Message("user", q)]

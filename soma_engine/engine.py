@@ -294,7 +294,7 @@ class SomaEngine(SurrogatePath):
         if request.get("teacher_only"):
             route.reason = request.get("reason", "teacher requested")
             return route
-        route.adapter_id = state.adapter["adapter_id"]
+        route.adapter_id = state.adapter.get("adapter_id")  # None: the base surrogate serves (BASE_SURROGATE)
         seen = self.detector.observe(
             msgs, self.detector.model(state.locality), self.detector.monitor(state.drift), resumed
         )

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
-from .adapters import AdapterRef, AdapterStore, CorruptAdapter
+from .adapters import AdapterRef, AdapterStore, CorruptAdapter, serving_ref
 from .config import SomaConfig
 from .drift.audits import Auditor
 from .runtime.surrogate import Generation, SurrogateError, SurrogateRuntime
@@ -51,11 +51,14 @@ class SurrogatePath:
     _commit_turn: Callable[..., Any]
     replayed: Callable[..., Reply]
 
-    def _adapter(self, route: Route) -> AdapterRef:
+    def _adapter(self, route: Route) -> AdapterRef | None:
+        """The adapter the session serves with; None: the base surrogate (``BASE_SURROGATE``)."""
         state = self.store.get(route.key)
         if state is None or not state.adapter:
             raise SurrogateError("the session has no adapter any more")
-        ref = AdapterRef.from_dict(state.adapter)
+        ref = serving_ref(state.adapter)
+        if ref is None:
+            return None
         # A copy may still sit in the runtime's memory after its files were deleted (its
         # donor's session deleted or expired, here or in another process): never serve it.
         if not self.adapters.exists(ref):
@@ -177,7 +180,7 @@ class SurrogatePath:
             self._reset_adapter(route.key, str(exc), route.adapter_id)
         return exc if isinstance(exc, SurrogateError) else SurrogateError(f"{type(exc).__name__}: {exc}")
 
-    def _record_surrogate(self, route: Route, ref: AdapterRef, gen: Generation, audit: Teacher | None) -> Reply:
+    def _record_surrogate(self, route: Route, ref: AdapterRef | None, gen: Generation, audit: Teacher | None) -> Reply:
         if not gen.text.strip():
             raise SurrogateError("the surrogate produced an empty answer")
         if route.validate is not None:
@@ -200,7 +203,8 @@ class SurrogatePath:
                     latency_ms=latency,
                     phase=st.phase,
                     locality=route.locality,
-                    adapter_id=ref.adapter_id,
+                    adapter_id=ref.adapter_id if ref else None,
+                    served_by_detail=None if ref else "base",
                     request_id=route.request_id,
                 )
             )
@@ -218,7 +222,11 @@ class SurrogatePath:
         done = self._commit_turn(route, gen.text, write)
         if done is None:
             record = TurnRecord(
-                turn=route.turn, served_by="surrogate", query=last_query(route.messages), answer=gen.text
+                turn=route.turn,
+                served_by="surrogate",
+                query=last_query(route.messages),
+                answer=gen.text,
+                served_by_detail=None if ref else "base",
             )
             meta = reply_meta(route, record, route.phase.value, recorded=False)
             return Reply(gen.text, "surrogate", usage, meta, gen.finish_reason)
@@ -227,7 +235,8 @@ class SurrogatePath:
         record, phase, info = done
         if audit is not None and self.auditor.due(route, record.turn):
             self.auditor.submit(route, record.turn, gen.text, audit)
-        self._audits.submit(self._touch, ref)
+        if ref is not None:
+            self._audits.submit(self._touch, ref)
         return Reply(gen.text, "surrogate", usage, reply_meta(route, record, phase, info), gen.finish_reason)
 
     def _touch(self, ref: AdapterRef) -> None:

@@ -233,6 +233,9 @@ class TurnRecord:
     gap: float | None = None
     locality: float | None = None
     adapter_id: str | None = None
+    # "base": a surrogate turn served by the base model without an adapter (the permissive gate
+    # let the unadapted surrogate serve; adapters.BASE_SURROGATE), never reported as an adapter.
+    served_by_detail: str | None = None
     created: float = field(default_factory=time.time)
     request_id: str | None = None  # the client's idempotency key (``SomaEngine.chat(request_id=...)``)
     base_turn: int | None = None  # stored as a delta after this turn's context (see above)

@@ -8,7 +8,7 @@ from typing import Any
 
 from .adaptation import sharing
 from .adaptation.decisions import decision_summary
-from .adapters import AdapterRef, AdapterRegistry
+from .adapters import AdapterRegistry, is_base, serving_ref
 from .session import SessionState
 from .types import Phase, Route, SessionView, TurnRecord
 
@@ -64,6 +64,8 @@ def reply_meta(
         meta["fallback"] = record.fallback
     if record.adapter_id or route.adapter_id:
         meta["adapter_id"] = record.adapter_id or route.adapter_id
+    if record.served_by_detail:
+        meta["served_by_detail"] = record.served_by_detail
     if route.locality is not None:
         meta["locality"] = round(route.locality, 4)
     for name in ("gap", "decision", "adoption"):
@@ -84,7 +86,8 @@ def session_view(
         turns=turns,
         metrics=dict(state.counters)
         | {"turns": state.turn_count, "job": state.job, "lineage": lineage(state, registry)}
-        | gate_metrics(state, warm_window),
+        | gate_metrics(state, warm_window)
+        | ({"served_by_detail": "base"} if is_base(state.adapter) else {}),
         adapter_id=(state.adapter or {}).get("adapter_id"),
         decisions=list(state.decisions),
     )
@@ -92,9 +95,9 @@ def session_view(
 
 def lineage(state: SessionState, registry: AdapterRegistry) -> list[dict[str, Any]]:
     """The serving adapter, then where its weights came from (parent, donor), newest first."""
-    if not state.adapter:
+    ref = serving_ref(state.adapter)
+    if ref is None:
         return []
-    ref = AdapterRef.from_dict(state.adapter)
     try:
         chain = registry.lineage(ref.namespace, ref.adapter_id, ref.session)
     except Exception:

@@ -53,6 +53,44 @@ def record_adaptation(
     return apply_decision(services, st, decision, ref, outcome, parent)
 
 
+def record_base(services: Services, st: Any, plan: Plan, result: Any, outcome: GateOutcome, seconds: float) -> None:
+    """The write of a permissive job whose training never beat the untrained adapter (inside the
+    session's lock): "no improvement" either way; the base surrogate serves if it clears the
+    floor, recorded as the base (``base: True``, no adapter id), else the teacher keeps serving."""
+    cfg = services.config
+    decision = outcome.decision
+    st.add("adaptations")
+    st.add("adaptation_seconds", seconds)
+    st.add("probe_calls", plan.probe_calls)
+    why = f"validation NLL never beat the untrained adapter ({result.initial_val_nll:.4f} at step 0)"
+    push_decision(
+        st,
+        {
+            **decision.to_dict(),
+            "kind": "adaptation",
+            "adapter_id": None,
+            "base": True,
+            "no_improvement": True,
+            "reason": f"no improvement: {why}; the base surrogate "
+            + ("serves (permissive gate: " if decision.accepted else "is refused too (")
+            + f"{decision.reason})",
+            "val_nll_initial": result.initial_val_nll,
+            "val_nll_best": result.best_val_nll,
+            "turn": st.turn_count,
+            "seconds": round(seconds, 3),
+            "strategy": cfg.strategy,
+            "train_turns": len(plan.fit),
+            "budget": plan.budget,
+            "time": time.time(),
+        },
+    )
+    done = JobRecord(JobStatus.DONE, services.owner, reason="no improvement", seconds=round(seconds, 3))
+    if decision.accepted:
+        start_serving(st, None, outcome.locality, job=done)
+    else:
+        reject(st, retry_at=st.turn_count + max(1, cfg.warm_window // 2), job=done)
+
+
 def decision_summary(d: dict[str, Any] | AcceptanceDecision) -> dict[str, Any]:
     """The numbers of a gate decision shown in a reply's ``soma`` metadata."""
     data = d.to_dict() if isinstance(d, AcceptanceDecision) else d

@@ -17,14 +17,14 @@ import numpy as np
 
 from ..acceptance.bounds import gap
 from ..acceptance.gate import AcceptanceDecision
-from ..adapters import AdapterRef, CorruptAdapter
+from ..adapters import AdapterRef, CorruptAdapter, serving_ref
 from ..drift.detector import session_locality
 from ..drift.locality import SessionLocality
 from ..session import SessionGone
 from ..session.transitions import JobRecord, JobStatus, push_decision, reject, start_serving
 from ..types import Phase, SessionKey, TurnRecord
 from .budget import CPU_MAX_SEQ_LEN, effective_budget, lora_budget
-from .decisions import GateOutcome, decide, decision_summary, record_adaptation
+from .decisions import GateOutcome, decide, decision_summary, record_adaptation, record_base
 from .distiller import Example, TrainResult, train_adapter
 from .strategies import StrategyInput, history_ft, strategy
 
@@ -136,7 +136,7 @@ def run_adaptation(services: Services, key: SessionKey, teacher: Callable[..., A
         return
     started_job = dict(state.job or {})
     records = teacher_turns(services, key, state.adapt_from)
-    parent = AdapterRef.from_dict(state.adapter) if state.adapter else None
+    parent = serving_ref(state.adapter)
     # A shared adapter the session was refused (sharing.adopt): its weights are the warm
     # start, while the gate still compares against the base model the session serves by now.
     donor = AdapterRef.from_dict(state.donor) if state.donor and parent is None else None
@@ -151,6 +151,11 @@ def run_adaptation(services: Services, key: SessionKey, teacher: Callable[..., A
     start = parent or donor
     if not result.improved and cfg.gate.min_improvement is not None:  # None: the permissive opt-out
         record_no_improvement(services, key, started_job, plan, result, time.perf_counter() - started)
+        return
+    if not result.improved and start is None:
+        # The permissive floor alone decides, and the kept adapter is the untrained one, i.e. the
+        # base surrogate: gate the base itself, and if it serves, report it as the base.
+        _gate_base(services, key, started_job, plan, result, records, started)
         return
     ref = services.adapters.save(
         result.tensors,
@@ -339,17 +344,43 @@ def held_out_gaps(
     """Gap_old and Gap_new (Sec. 4.1) on contexts the candidate never trained on, served as
     they would be (S~_t); the reference is the teacher's recorded answer. Old = ``parent``
     (the surrogate before this adaptation; None: the base model)."""
-    cfg = services.config
+    gap_new, gap_old = surrogate_gaps(services, [ref, parent], batch)
+    return gap_old, gap_new
+
+
+def surrogate_gaps(services: Services, adapters: list[AdapterRef | None], batch: list[TurnRecord]) -> list[list[float]]:
+    """Gap (Sec. 4.1) of each surrogate (an adapter, or None: the base model) on each context of
+    ``batch``, served as it would be (S~_t), against the teacher's recorded answer."""
     contexts = [services.compressed(r.context()) for r in batch]
     gens = services.surrogate.generate_many(
-        [(c, ref) for c in contexts] + [(c, parent) for c in contexts], max_new_tokens=cfg.max_new_tokens
+        [(c, a) for a in adapters for c in contexts], max_new_tokens=services.config.max_new_tokens
     )
-    new, old = [g.text for g in gens[: len(contexts)]], [g.text for g in gens[len(contexts) :]]
-    emb = services.encoder.encode(new + old + [r.answer for r in batch])
     n = len(batch)
-    gap_new = np.atleast_1d(gap(emb[:n], emb[2 * n :]))
-    gap_old = np.atleast_1d(gap(emb[n : 2 * n], emb[2 * n :]))
-    return [float(g) for g in gap_old], [float(g) for g in gap_new]
+    emb = services.encoder.encode([g.text for g in gens] + [r.answer for r in batch])
+    ref = emb[len(gens) :]
+    return [[float(g) for g in np.atleast_1d(gap(emb[i * n : (i + 1) * n], ref))] for i in range(len(adapters))]
+
+
+def _gate_base(
+    services: Services,
+    key: SessionKey,
+    started_job: dict[str, Any],
+    plan: Plan,
+    result: TrainResult,
+    records: list[TurnRecord],
+    started: float,
+) -> None:
+    """Permissive gate (``gate.min_improvement=None``), training never beat the untrained adapter:
+    the candidate is the base surrogate. Gate the base on the held-out turns (the floor decides:
+    Gap_old = Gap_new); it serves only as the base, with no adapter id (decisions.record_base)."""
+    batch = plan.holdout or records[-1:]
+    (gaps,) = surrogate_gaps(services, [None], batch)
+    model, locality_ok, _ = session_locality(services.encoder, services.config.gate, records)
+    decision = decide(services, gaps, gaps, locality_ok)
+    outcome = GateOutcome(decision, model.to_dict(), gaps, gaps, [r.turn for r in batch])
+    with suppress(SessionGone), services.store.session(key, services.config.session_ttl, create=False) as st:
+        if same_job(st, started_job):
+            record_base(services, st, plan, result, outcome, time.perf_counter() - started)
 
 
 def _gate(

@@ -16,6 +16,7 @@ from .registry import (
 )
 from .store import (
     BASE_FIELDS,
+    BASE_SURROGATE,
     CONFIG,
     META,
     WEIGHTS,
@@ -25,11 +26,14 @@ from .store import (
     AdapterUnavailable,
     CorruptAdapter,
     base_identity,
+    is_base,
     read_with_retry,
+    serving_ref,
 )
 
 __all__ = [
     "BASE_FIELDS",
+    "BASE_SURROGATE",
     "CONFIG",
     "META",
     "WEIGHTS",
@@ -46,8 +50,10 @@ __all__ = [
     "RegistryEntry",
     "agent_digest",
     "base_identity",
+    "is_base",
     "best_matches",
     "new_entry",
     "read_with_retry",
+    "serving_ref",
     "unit_vector",
 ]

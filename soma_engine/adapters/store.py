@@ -90,6 +90,22 @@ class AdapterRef:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
+# What a session's ``adapter`` holds while the base surrogate serves it, without an adapter:
+# only under the permissive gate (``gate.min_improvement=None``), when training never beat the
+# untrained adapter and the base alone clears the floor. Reported as the base, never as an adapter.
+BASE_SURROGATE: dict[str, Any] = {"adapter_id": None, "base": True}
+
+
+def serving_ref(adapter: dict[str, Any] | None) -> AdapterRef | None:
+    """The adapter a session's ``adapter`` record names; None for none or the base surrogate."""
+    return None if not adapter or adapter.get("base") else AdapterRef.from_dict(adapter)
+
+
+def is_base(adapter: dict[str, Any] | None) -> bool:
+    """Whether a session's ``adapter`` record is the base surrogate (:data:`BASE_SURROGATE`)."""
+    return bool(adapter and adapter.get("base"))
+
+
 # The base model's config fields an adapter's fit depends on (architecture and every size).
 BASE_FIELDS = (
     "model_type",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..adapters import AdapterRef
+from ..adapters import BASE_SURROGATE, AdapterRef
 from ..types import Phase
 from .base import SessionState
 
@@ -175,13 +175,15 @@ def start_job(st: SessionState, job: JobRecord) -> None:
 
 
 def start_serving(
-    st: SessionState, adapter: AdapterRef, locality: dict[str, Any], job: JobRecord | None = None
+    st: SessionState, adapter: AdapterRef | None, locality: dict[str, Any], job: JobRecord | None = None
 ) -> None:
     """The surrogate serves from the next turn with ``adapter`` (accepted by the gate, or
-    adopted); ``locality`` is the session's bank for it; the drift monitor starts afresh."""
+    adopted; None: the base surrogate, ``adapters.BASE_SURROGATE``); ``locality`` is the
+    session's bank for it; the drift monitor starts afresh."""
     _move(st, "start_serving")
-    st.adapter = adapter.to_dict()
-    st.adapter_version = adapter.version
+    st.adapter = adapter.to_dict() if adapter is not None else dict(BASE_SURROGATE)
+    if adapter is not None:
+        st.adapter_version = adapter.version
     st.locality = locality
     st.drift = {}
     st.donor = None

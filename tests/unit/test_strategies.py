@@ -259,15 +259,16 @@ def _noise_teacher(seed: int):
     return teacher
 
 
-def _served_engine(tmp_path, **lora) -> SomaEngine:
-    model, tokenizer = build_tiny_model()
+def _served_engine(tmp_path, gate: dict | None = None, **lora) -> SomaEngine:
+    model, tokenizer = build_tiny_model(visible_only=True)  # its greedy answers are usable turns
     runtime = SurrogateRuntime(None, model=model, tokenizer=tokenizer, device="cpu")
     cfg = _config(
         strategy="history-ft",
         adaptation="inline",
         max_new_tokens=8,
         lora={"steps": 4, "eval_every": 1, **lora},
-        gate={"min_fidelity": 0.0, "audit_rate": 0.0},  # the permissive floor of the failure
+        # the permissive floor of the failure
+        gate={"min_fidelity": 0.0, "audit_rate": 0.0, "locality_threshold": 4.0, **(gate or {})},
     )
     return SomaEngine(config=cfg, surrogate=runtime, encoder=None, store=f"sqlite:///{tmp_path / 's.db'}")
 
@@ -303,3 +304,70 @@ def test_the_gate_refuses_an_adapter_equal_to_the_base_under_a_permissive_floor(
         outcome = jobs._gate(engine.services, plan, ref, None, records)
         assert outcome.gap_new == pytest.approx(outcome.gap_old)  # the adapter IS the base model
         assert not outcome.decision.accepted and "no improvement" in outcome.decision.reason
+
+
+# One topic, so the gate's locality check passes and only the fidelity floor decides.
+TOMATOES = [
+    "How often should I water my tomato plants?",
+    "Which fertiliser suits my tomato plants?",
+    "When should I prune my tomato plants?",
+    "How do I keep pests off my tomato plants?",
+    "Do my tomato plants need full sun?",
+    "How tall do my tomato plants grow?",
+    "Can my tomato plants grow in pots?",
+]
+
+
+def _warm(engine: SomaEngine, teacher, session: str = "noise") -> list[dict]:
+    history: list[dict] = [{"role": "system", "content": "You are a gardener."}]
+    for query in TOMATOES[:5]:
+        history.append({"role": "user", "content": query})
+        history.append({"role": "assistant", "content": engine.chat(session, history, teacher).text})
+    return history
+
+
+def test_a_permissive_gate_serves_the_base_surrogate_as_the_base_never_as_an_adapter(tmp_path):
+    # gate.min_improvement=None (the floor alone decides) and a teacher that cannot be learned:
+    # training keeps the untrained adapter, i.e. the base model. The base clears the floor of 0,
+    # so it may serve, but as the base: no adapter saved or named, served_by_detail "base".
+    teacher = _noise_teacher(2)
+    with _served_engine(tmp_path, gate={"min_improvement": None}, lr=1e-7) as engine:
+        history = _warm(engine, teacher)
+        view = engine.session("noise")
+        base = next(d for d in reversed(view.decisions) if d.get("kind") == "adaptation")
+        assert base["base"] is True and base["no_improvement"] is True and base["accepted"] is True, base["reason"]
+        assert base["adapter_id"] is None and "base surrogate serves" in base["reason"]
+        assert view.phase is Phase.SERVING and view.adapter_id is None
+        assert view.metrics["served_by_detail"] == "base" and view.metrics["lineage"] == []
+        assert engine.adapters.list() == []  # the untrained adapter was never saved
+
+        history.append({"role": "user", "content": TOMATOES[5]})
+        reply = engine.chat("noise", history, teacher)
+        assert reply.served_by == "surrogate" and reply.soma["served_by_detail"] == "base"
+        assert "adapter_id" not in reply.soma
+        unadapted = engine.surrogate.generate(
+            engine.compressed(engine.route("x", history).messages), None, max_new_tokens=8
+        )
+        assert reply.text == unadapted.text  # token for token the unadapted model
+        turn = engine.session("noise").turns[-1]
+        assert (turn.served_by, turn.served_by_detail, turn.adapter_id) == ("surrogate", "base", None)
+
+        history += [{"role": "assistant", "content": reply.text}, {"role": "user", "content": TOMATOES[6]}]
+        route = engine.route("noise", history)
+        assert route.target == "surrogate" and route.adapter_id is None
+        *pieces, final = list(engine.stream(route))
+        assert "".join(pieces) == final.text and final.soma["served_by_detail"] == "base"
+        assert "adapter_id" not in final.soma
+
+
+def test_a_base_surrogate_below_the_floor_is_refused_and_the_teacher_serves(tmp_path):
+    teacher = _noise_teacher(3)
+    with _served_engine(tmp_path, gate={"min_improvement": None, "min_fidelity": 1.0}, lr=1e-7) as engine:
+        history = _warm(engine, teacher)
+        view = engine.session("noise")
+        base = next(d for d in reversed(view.decisions) if d.get("kind") == "adaptation")
+        assert base["base"] is True and base["accepted"] is False and "refused too" in base["reason"]
+        assert view.phase is not Phase.SERVING and view.adapter_id is None and "served_by_detail" not in view.metrics
+        history.append({"role": "user", "content": TOMATOES[5]})
+        reply = engine.chat("noise", history, teacher)
+        assert reply.served_by == "teacher" and "served_by_detail" not in reply.soma

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from soma_engine.adapters import AdapterRef
+from soma_engine.adapters import BASE_SURROGATE, AdapterRef, is_base, serving_ref
 from soma_engine.session import SessionState, SQLiteStore
 from soma_engine.session.transitions import (
     ALLOWED,
@@ -180,5 +180,31 @@ def test_typed_records_survive_the_store(tmp_path: Path) -> None:
             resume(st, parked, 0.1)
         after = store.get(KEY)
         assert after is not None and (after.phase, after.adapter, after.parked) == ("serving", OLD.to_dict(), None)
+    finally:
+        store.close()
+
+
+def test_the_base_surrogate_serves_parks_and_resumes_as_the_base(tmp_path: Path) -> None:
+    # gate.min_improvement=None and a job that learned nothing: the base serves, with no adapter
+    # id, through a rollback (parked) and a resume, and the stored state keeps it that way.
+    store = SQLiteStore(tmp_path / "soma.db")
+    try:
+        with store.session(KEY, 60) as st:
+            st.phase, st.adapter_version = Phase.ADAPTING.value, 3
+            start_serving(st, None, BANK)
+        stored = store.get(KEY)
+        assert stored is not None and stored.adapter == BASE_SURROGATE and stored.adapter_version == 3
+        assert is_base(stored.adapter) and serving_ref(stored.adapter) is None
+        with store.session(KEY, 60, create=False) as st:
+            roll_back(st, "topic left", park=True, readapt_after=4)
+        stored = store.get(KEY)
+        assert stored is not None and stored.decisions[-1]["adapter_id"] is None
+        parked = Parked.from_dict(stored.parked or {})
+        assert parked.adapter == BASE_SURROGATE and serving_ref(stored.adapter) is None  # re-adapt from scratch
+        with store.session(KEY, 60, create=False) as st:
+            resume(st, parked, 0.1)
+        after = store.get(KEY)
+        assert after is not None and (after.phase, after.adapter) == ("serving", BASE_SURROGATE)
+        assert serving_ref(OLD.to_dict()) == OLD and not is_base(OLD.to_dict()) and not is_base(None)
     finally:
         store.close()
