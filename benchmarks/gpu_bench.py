@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 import tempfile
 import time
@@ -124,6 +126,7 @@ def adaptation(
     engine = SomaEngine(config=cfg, surrogate=rt, encoder=encoder, store=f"sqlite:///{tmp / f'{name}.db'}")
     rt.adapters = engine.adapters  # the runtime outlives engines: it loads from this one's store
     phases: dict[str, float] = {}
+    results: dict[str, Any] = {}
     saved = {n: getattr(jobs, n) for n in ("plan_training", "train_adapter", "_gate")}
 
     def wrap(n: str, fn: Any) -> Any:
@@ -133,6 +136,7 @@ def adaptation(
             out = fn(*a, **kw)
             _sync(device)
             phases[n] = time.perf_counter() - t0
+            results[n] = out
             return out
 
         return inner
@@ -155,11 +159,16 @@ def adaptation(
     decision = engine.session(name).decisions[-1]
     engine.jobs.close()
     engine.store.close()
+    plan, lora = results.get("plan_training"), results.get("train_adapter")
     return {
         "seconds": sum(phases.values()),
         "mining_s": phases.get("plan_training"),
         "lora_s": phases.get("train_adapter"),
         "gate_s": phases.get("_gate"),
+        "mining_timings": getattr(plan, "timings", None),  # incl. mining_checkpointing (1: layers recomputed)
+        "lora_timings": getattr(lora, "timings", None),  # setup / steps / validation seconds
+        "lora_checkpointing": getattr(lora, "checkpointing", None),
+        "activation_budget_mb": cfg.mining.activation_budget_mb,
         "budget": decision.get("budget"),
         "accepted": decision.get("accepted"),
         "reason": decision.get("reason"),
@@ -205,6 +214,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dry-run", action="store_true", help="tiny Qwen3 on the CPU: checks the script")
     ap.add_argument("--out", type=Path, default=Path("gpu.json"))
+    ap.add_argument("--adaptation-only", action="store_true", help="skip plain generation and serving")
+    ap.add_argument(
+        "--compare-recompute",
+        action="store_true",
+        help="also one adaptation with mining.activation_budget_mb=512 (the CPU budget: layers recomputed)",
+    )
     args = ap.parse_args()
     dry = args.dry_run
     device = "cpu" if dry else "cuda"
@@ -215,12 +230,23 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="soma-gpu-"))
     sessions = [1, 4] if dry else [1, 16, 64]
     new_tokens = 8 if dry else 64
-    plain = plain_generate(model, sessions, new_tokens)
+    plain = None if args.adaptation_only else plain_generate(model, sessions, new_tokens)
     store = AdapterStore(tmp / "adapters")
     rt = SurrogateRuntime(None, model=model, tokenizer=tok, device=device, max_adapters=max(sessions), max_batch=64)
     steps = {"mining": {"steps": 2, "candidates": 2}, "lora": {"steps": 3}} if dry else {}
     cfg = SomaConfig(warm_window=4, adaptation="inline", max_new_tokens=32, **steps)
+    import peft
+    import transformers
+
     result: dict[str, Any] = {
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+            "cpus": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d"),
+        },
         "model": "tiny Qwen3 (dry run, CPU)" if dry else "Qwen3-0.6B shape, random weights, bf16",
         "device": torch.cuda.get_device_name(0) if not dry else "cpu",
         "encoder": "all-MiniLM-L6-v2 shape, random weights, CPU",
@@ -230,16 +256,27 @@ def main() -> None:
         torch.cuda.reset_peak_memory_stats()
     encoder = build_encoder(tmp)
     warm = cfg.model_copy(update={"mining": cfg.mining.model_copy(update={"steps": 2})})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every part: a run cut by gpu.sh's time limit keeps what it measured
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20 if not dry else None
+        result["seconds"] = time.perf_counter() - started
+        args.out.write_text(json.dumps(result, indent=1, default=str))
+
+    if plain is not None:
+        result["plain_generate"] = plain
     adaptation(rt, encoder, warm, tmp, device, "warm")
     result["adaptation"] = adaptation(rt, encoder, cfg, tmp, device, "measured")
     result["adaptation_target_s"] = 10.0
-    result["serving"] = serving(rt, store, sessions, new_tokens)
-    result["plain_generate"] = plain
-    result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20 if not dry else None
-    result["seconds"] = time.perf_counter() - started
+    save()
+    if not args.adaptation_only:
+        result["serving"] = serving(rt, store, sessions, new_tokens)
+        save()
+    if args.compare_recompute:
+        recompute = cfg.model_copy(update={"mining": cfg.mining.model_copy(update={"activation_budget_mb": 512})})
+        result["adaptation_recompute_512mb"] = adaptation(rt, encoder, recompute, tmp, device, "recompute")
+        save()
     rt.close()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, default=str))
     print(json.dumps(result, indent=1, default=str))
 
 

@@ -55,11 +55,12 @@ class MiningConfig(_Section):
     row_chunk: int = Field(
         256, ge=1, description="answer rows whose |V|-wide logits exist at once (recomputed per chunk in the backward)"
     )
-    activation_budget_mb: int = Field(
-        512,
+    activation_budget_mb: int | None = Field(
+        None,
         ge=0,
         description="estimated decoder activations above this are recomputed in the backward (gradient "
-        "checkpointing), for mining and LoRA steps alike; 0: always",
+        "checkpointing), for mining and LoRA steps alike; 0: always; None: 512 MB on a CPU, a quarter of the "
+        "free memory on a CUDA device (answer_rows.activation_budget)",
     )
 
 
@@ -88,6 +89,12 @@ class LoraConfig(_Section):
         ge=1,
         description="teacher answers are cut to their first this many tokens (and at most max_seq_len // 2) for "
         "mining and training; the context loses its oldest tokens to fit max_seq_len",
+    )
+    kl_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of a KL(p_base || p_adapted) term over the answer positions added to each LoRA step's "
+        "loss, pulling the adapter towards the base model (not in the paper; 0: off, no extra forward)",
     )
     seed: int = 0
 
@@ -146,8 +153,8 @@ class GateConfig(_Section):
         le=1,
         description="fidelity mode: the adapted surrogate must beat the one it replaces (the base model at first) on "
         "the same held-out turns by more than this, Thm 4.2's mean Gap_old - Gap_new; None: off, the floor alone "
-        "decides, and an adapter whose training never beat step 0 is gated too (permissive test setups only: "
-        "such an adapter can be the base model)",
+        "decides (permissive setups only); a first adaptation whose training never beat step 0 is then the base "
+        "model, gated as such, and serves only as the base (no adapter id, served_by_detail 'base')",
     )
     mode: Literal["fidelity", "bound"] = Field(
         "fidelity",

@@ -105,6 +105,22 @@ def activation_bytes(model: Any, tokens: int) -> int:
     return tokens * layers * (8 * hidden + 4 * inter) * size
 
 
+CPU_ACTIVATION_MB = 512  # a CPU process keeps its whole adaptation under ~3 GB RSS with SmolLM2
+
+
+def activation_budget(configured_mb: int | None, model: Any) -> int:
+    """Bytes of decoder activations a backward may keep before its layers are recomputed:
+    ``mining.activation_budget_mb`` when set; else 512 MB on a CPU, and on a CUDA device a
+    quarter of its free memory (recomputing there costs a second forward and saves nothing)."""
+    if configured_mb is not None:
+        return configured_mb * 2**20
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 4
+    return CPU_ACTIVATION_MB * 2**20
+
+
 class layer_checkpointing:  # noqa: N801 - used like a function: ``with layer_checkpointing(model, on):``
     """Recompute each decoder layer in the backward instead of keeping its activations
     (transformers' gradient checkpointing), while the block runs; a no-op when ``enabled`` is

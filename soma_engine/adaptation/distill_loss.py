@@ -5,10 +5,17 @@
 :func:`answer_token_nll` is NLL(a | G(S)) with the LM head applied to the answer positions only
 (``answer_rows.py``); :func:`sequence_nll` is the same from full logits, the reference;
 :func:`weighted_nll` is Eq. 4 over a batch (``distiller.normalized_weights``: ω_t).
+
+An optional regulariser towards the base model (``lora.kl_weight``, off by default; issue 19's
+"regularisation towards the base"), not in the paper: ``kl_weight · KL(p_base || p_Θ)``
+averaged over the answer positions. :func:`base_answer_rows` is the base's side (no grad,
+adapter disabled), :func:`answer_token_nll_kl` both terms from one adapted forward, and
+:func:`token_kl` the per-row KL.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -20,7 +27,17 @@ from .answer_rows import chunked_rows, decoder_of, finalize_logits
 # Answer rows whose |V|-wide logits exist at once in a training step (SmolLM2: 256 x 49k floats = 50 MB).
 ROW_CHUNK = 256
 
-__all__ = ["ROW_CHUNK", "answer_logits", "answer_token_nll", "sequence_nll", "unwrap_peft", "weighted_nll"]
+__all__ = [
+    "ROW_CHUNK",
+    "answer_logits",
+    "answer_token_nll",
+    "answer_token_nll_kl",
+    "base_answer_rows",
+    "sequence_nll",
+    "token_kl",
+    "unwrap_peft",
+    "weighted_nll",
+]
 
 
 def unwrap_peft(model: Any) -> Any:
@@ -73,6 +90,93 @@ def answer_token_nll(
     total = torch.zeros(n, dtype=tok.dtype, device=tok.device).index_add(0, b_idx, tok)
     count = torch.zeros(n, dtype=tok.dtype, device=tok.device).index_add(0, b_idx, torch.ones_like(tok))
     return total / count.clamp(min=1)
+
+
+def _answer_positions(labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(b_idx, p_idx, targets)``: the positions whose next token is a labelled answer token."""
+    shift = labels[:, 1:]
+    b_idx, p_idx = (shift != -100).nonzero(as_tuple=True)
+    return b_idx, p_idx, shift[b_idx, p_idx]
+
+
+def _per_sequence_mean(tok: Tensor, b_idx: Tensor, n: int) -> Tensor:
+    """Mean of the per-row values ``tok`` of each of the ``n`` sequences, ``[n]`` (0 when none)."""
+    total = torch.zeros(n, dtype=tok.dtype, device=tok.device).index_add(0, b_idx, tok)
+    count = torch.zeros(n, dtype=tok.dtype, device=tok.device).index_add(0, b_idx, torch.ones_like(tok))
+    return total / count.clamp(min=1)
+
+
+def _base_head(model: Any) -> Any:
+    """The output embedding without a LoRA on it (``lora.target_modules`` may name the head)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return getattr(head, "base_layer", head)
+
+
+def token_kl(logits_p: Tensor, logits_q: Tensor) -> Tensor:
+    """KL(p || q) of each row, ``[R]``, from logits ``[R, |V|]`` (computed in float32)."""
+    logp = F.log_softmax(logits_p.float(), dim=-1)
+    logq = F.log_softmax(logits_q.float(), dim=-1)
+    return (logp.exp() * (logp - logq)).sum(-1)
+
+
+def base_answer_rows(model: Any, input_ids: Tensor, attention_mask: Tensor, labels: Tensor) -> Tensor:
+    """The base model's side of the KL term: its hidden states ``[R, d]`` at the answer rows of
+    ``labels`` (d-wide, so all rows can be kept; the |V|-wide logits are formed a chunk at a
+    time by :func:`answer_token_nll_kl`), under ``no_grad``, in eval mode, with the PEFT adapter
+    disabled. Wrappers without a separable LM head give their logits ``[R, |V|]`` instead
+    (correct, not economical)."""
+    b_idx, p_idx, _ = _answer_positions(labels)
+    base = unwrap_peft(model)
+    decoder, head = decoder_of(base), _base_head(base)
+    disabled = model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
+    was_training = model.training
+    model.eval()  # p_base is the model as served: no dropout, no RNG draws
+    try:
+        with torch.no_grad(), disabled:
+            if decoder is not None and head is not None:
+                out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+                return (out[0] if isinstance(out, tuple) else out.last_hidden_state)[b_idx, p_idx]
+            return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[b_idx, p_idx]
+    finally:
+        model.train(was_training)
+
+
+def answer_token_nll_kl(
+    model: Any,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    labels: Tensor,
+    base_rows: Tensor,
+    *,
+    row_chunk: int = ROW_CHUNK,
+) -> tuple[Tensor, Tensor]:
+    """``(nll, kl)``, each ``[B]``: :func:`answer_token_nll` and the mean over each sequence's
+    answer positions of KL(p_base || p_Θ), from ONE forward of the adapted model; ``base_rows``
+    from :func:`base_answer_rows` on the same batch. The base's logits are formed from its
+    hidden rows ``row_chunk`` at a time, next to the adapted ones, so no |V|-wide tensor for
+    all rows exists at once."""
+    b_idx, p_idx, targets = _answer_positions(labels)
+    base = unwrap_peft(model)
+    decoder = decoder_of(base)
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    if decoder is not None and head is not None:
+        out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        hidden = (out[0] if isinstance(out, tuple) else out.last_hidden_state)[b_idx, p_idx]
+        base_head = _base_head(base)
+
+        def terms(rows: Tensor, sl: slice) -> tuple[Tensor, Tensor]:
+            logits = finalize_logits(base, head(rows)).float()
+            with torch.no_grad():
+                ref = finalize_logits(base, base_head(base_rows[sl]))
+            return F.cross_entropy(logits, targets[sl], reduction="none"), token_kl(ref, logits)
+
+        tok, kl = chunked_rows(terms, hidden, row_chunk)
+    else:
+        logits = answer_logits(model, input_ids, attention_mask, b_idx, p_idx).float()
+        tok = F.cross_entropy(logits, targets, reduction="none")
+        kl = token_kl(base_rows, logits)
+    n = labels.shape[0]
+    return _per_sequence_mean(tok, b_idx, n), _per_sequence_mean(kl, b_idx, n)
 
 
 def sequence_nll(logits: Tensor, labels: Tensor) -> Tensor:

@@ -33,6 +33,10 @@ What is computed, and the choices where the paper is silent:
   step; the best adapter state seen (step 0 included: a run that never improves returns the
   initial adapter) is the one returned; ``early_stop_patience`` validations without
   improvement stop the run.
+- **Regularisation towards the base** (``lora.kl_weight``, off by default; not in the paper):
+  each step adds ``kl_weight`` × the mean over the batch's sequences of the mean over their
+  answer positions of KL(p_base || p_Θ), p_base from a ``no_grad`` forward with the adapter
+  disabled (``distill_loss.base_answer_rows``). The validation NLL stays the plain NLL.
 - **Optimiser.** AdamW (no weight decay on the LoRA factors), cosine decay over
   ``lora.steps``, gradient-norm clipping at ``lora.grad_clip``. Batches cycle through seeded
   shuffles of the training set; a set no larger than ``batch_size`` is the whole batch.
@@ -81,9 +85,9 @@ import torch
 from ..config import LoraConfig
 from ..runtime.surrogate import SurrogateRuntime
 from ..types import Message
-from .answer_rows import activation_bytes, layer_checkpointing
+from .answer_rows import activation_budget, activation_bytes, layer_checkpointing
 from .budget import plan_lora
-from .distill_loss import answer_token_nll, unwrap_peft, weighted_nll
+from .distill_loss import answer_token_nll, answer_token_nll_kl, base_answer_rows, unwrap_peft, weighted_nll
 from .lora_targets import lora_config_dict
 
 log = logging.getLogger("soma.distiller")
@@ -298,7 +302,7 @@ class _AdapterTraining:
         cfg: LoraConfig,
         data: _TrainingData,
         init_tensors: dict[str, Any] | None,
-        activation_budget_mb: int,
+        activation_budget_mb: int | None,
     ) -> None:
         self.rt, self.name, self.cfg, self.data = rt, name, cfg, data
         self.init_tensors = init_tensors
@@ -332,28 +336,41 @@ class _AdapterTraining:
         self.params = [p for n, p in r.model.named_parameters() if f".{name}." in n]
         if not self.params:
             raise RuntimeError(f"adapter {name} has no parameters: check lora.target_modules")
-        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=0.0)
+        # One fused kernel for the ~400 LoRA tensors on a GPU, where each launch costs more than its math.
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=0.0, fused=r.device == "cuda" or None)
         # Cosine decay over the planned steps (re-planned under a time budget), as CosineAnnealingLR.
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt,
             lambda i: 0.5 * (1.0 + math.cos(math.pi * min(i, self.planned_steps) / max(self.planned_steps, 1))),
         )
         tokens = max(int(ids.numel()) for (ids, _, _), _ in self.data.batches)
-        self.recompute = activation_bytes(r.base_model, tokens) > self.activation_budget_mb * 2**20
+        budget = activation_budget(self.activation_budget_mb, r.base_model)
+        self.recompute = activation_bytes(r.base_model, tokens) > budget
         return lora_dict
 
     def step(self, r: SurrogateRuntime, batch: tuple[tuple[Any, Any, Any], Any]) -> tuple[float, float]:
-        """One optimiser step on Eq. 4's weighted NLL; ``(loss, gradient norm)``."""
+        """One optimiser step on Eq. 4's weighted NLL, plus ``kl_weight`` × the KL to the base
+        model when that is on; ``(loss, gradient norm)``."""
         (ids, mask, labels), w = batch
         dev, model = r.device, r.model
+        ids, mask, labels = ids.to(dev), mask.to(dev), labels.to(dev)
         model.set_adapter(self.name)
+        kl_weight = self.cfg.kl_weight
+        # The base's forward (no grad, adapter off) runs only when the KL term is on.
+        base_rows = base_answer_rows(model, ids, mask, labels) if kl_weight > 0 else None
         for p in self.params:  # another adapter's install may have frozen them
             p.requires_grad_(True)
         model.train()
         try:
             with self.rng.active(), layer_checkpointing(unwrap_peft(model), self.recompute):  # dropout masks
-                seq = answer_token_nll(model, ids.to(dev), mask.to(dev), labels.to(dev))
-                loss = weighted_nll(seq, w.to(dev, seq.dtype))
+                if base_rows is None:
+                    seq = answer_token_nll(model, ids, mask, labels)
+                    loss = weighted_nll(seq, w.to(dev, seq.dtype))
+                else:
+                    # KL(p_base || p_Θ), forward KL: the base is the target distribution, as the one-hot
+                    # answer is for the NLL, so the adapter is charged for dropping what the base finds likely.
+                    seq, kl = answer_token_nll_kl(model, ids, mask, labels, base_rows)
+                    loss = weighted_nll(seq, w.to(dev, seq.dtype)) + kl_weight * kl.mean()
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
@@ -450,7 +467,7 @@ def train_adapter(
     progress: Callable[[int, int], None] | None = None,
     time_budget_s: float | None = None,
     max_seq_len: int | None = None,
-    activation_budget_mb: int = 512,
+    activation_budget_mb: int | None = None,
 ) -> TrainResult:
     """Train adapter ``name`` (fresh, or initialised from ``init_tensors``) on Eq. 4; return
     the best adapter's tensors. ``train`` may hold ``validation=True`` examples; ``val`` may
@@ -461,7 +478,7 @@ def train_adapter(
     steps and of a validation so the run fits (budget.plan_lora; at least one step); ``steps``
     in the result is what ran, ``planned_steps`` the last plan. ``max_seq_len`` overrides
     ``cfg.max_seq_len`` (the budget's CPU cap). Batches whose estimated decoder activations
-    exceed ``activation_budget_mb`` recompute the decoder layers in the backward."""
+    exceed ``activation_budget_mb`` (None: answer_rows.activation_budget) recompute the decoder layers."""
     started = time.perf_counter()
     data = _training_data(rt, train, val, cfg, max_seq_len or cfg.max_seq_len)
     run = _AdapterTraining(rt, name, cfg, data, init_tensors, activation_budget_mb)

@@ -56,7 +56,7 @@ from torch import Tensor
 
 from soma_engine.config import MiningConfig
 
-from .answer_rows import Frozen, activation_bytes, layer_checkpointing
+from .answer_rows import Frozen, activation_budget, activation_bytes, layer_checkpointing
 from .budget import plan_mining
 from .mining_loss import hardness_from_unlikelihood, mining_objective
 from .neighbourhoods import get_neighbor_index, neighbourhood
@@ -236,8 +236,10 @@ def _optimize(
     per_candidate = int(batch.lengths.sum() + cfg.soft_len * batch.input_ids.shape[0])
     t0 = time.perf_counter()
 
+    budget = activation_budget(cfg.activation_budget_mb, problem.model)
+
     def step() -> list[float]:
-        recompute = activation_bytes(problem.model, len(opt.prompts) * per_candidate) > cfg.activation_budget_mb * 2**20
+        recompute = activation_bytes(problem.model, len(opt.prompts) * per_candidate) > budget
         timings["checkpointing"] = max(timings["checkpointing"], float(recompute))
         return opt.step(problem, recompute)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from soma_engine.adaptation.answer_rows import Frozen, layer_checkpointing
+from soma_engine.adaptation.answer_rows import Frozen, activation_budget, layer_checkpointing
 from soma_engine.adaptation.miner import mine, probe_cases, verbalize
 from soma_engine.adaptation.mining_loss import log_probs_at, mining_objective, semantic_divergence_loss, tail_entropy
 from soma_engine.adaptation.neighbourhoods import (
@@ -546,3 +546,11 @@ def test_time_budget_sizes_candidates_and_steps_from_the_first_step(tiny):
     some = mine(model, tokenizer, dialogue_turns(), cfg, seed=0, time_budget_s=6 * step_s)
     assert 1 < some.timings["steps"] < 50 and some.timings["planned_steps"] == some.timings["steps"]
     assert len(some.losses) == some.timings["steps"]
+
+
+def test_the_activation_budget_is_the_configured_one_else_512_mb_on_a_cpu(tiny):
+    model, _ = tiny
+    assert activation_budget(0, model) == 0  # always recompute
+    assert activation_budget(64, model) == 64 * 2**20
+    assert activation_budget(None, model) == 512 * 2**20  # a CPU (CUDA: a quarter of its free memory)
+    assert MiningConfig().activation_budget_mb is None
