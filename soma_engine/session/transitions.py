@@ -8,6 +8,9 @@
     rolled_back | rejected ──resume (back on a parked adapter's topic)──> serving
     any ──discard_adapter (a corrupt adapter)──> rolled_back
 
+``start_serving`` without an adapter serves the base surrogate (``adapters.BASE_SURROGATE``: the
+permissive gate let an adaptation that learned nothing serve as the base, never as an adapter).
+
 Each edge runs inside the session's locked write (``SessionStore.session``); the caller checks
 that its view is still current (same job, same candidate) first. An edge from a phase it does not
 leave raises :class:`ForbiddenTransition`. The state is stored as dicts (SQLite, Redis): the
