@@ -28,29 +28,44 @@ def record_adaptation(
     seconds: float,
 ) -> bool:
     """The job's final write (inside the session's lock); True when shadow evaluation follows."""
-    cfg = services.config
     decision = outcome.decision
-    st.add("adaptations")
-    st.add("adaptation_seconds", seconds)
-    st.add("probe_calls", plan.probe_calls)
     record = {
         **decision.to_dict(),
         "kind": "adaptation",
         "adapter_id": ref.adapter_id,
         "version": ref.version,
         "parent": start.adapter_id if start else None,
-        "turn": st.turn_count,
-        "seconds": round(seconds, 3),
-        "strategy": cfg.strategy,
-        "train_turns": len(plan.fit),
-        "budget": plan.budget,
-        "time": time.time(),
     }
     if donor is not None:
         record["warm_start"] = donor.adapter_id
-    push_decision(st, record)
+    push_job_decision(services, st, plan, seconds, record)
     st.job = JobRecord(JobStatus.DONE, services.owner, seconds=round(seconds, 3)).to_dict()
     return apply_decision(services, st, decision, ref, outcome, parent)
+
+
+def push_job_decision(services: Services, st: Any, plan: Plan, seconds: float, record: dict[str, Any]) -> None:
+    """Count a finished adaptation on the session and append its decision ``record`` with the
+    fields every job's record carries (turn, seconds, strategy, training turns, budget)."""
+    st.add("adaptations")
+    st.add("adaptation_seconds", seconds)
+    st.add("probe_calls", plan.probe_calls)
+    push_decision(
+        st,
+        {
+            **record,
+            "turn": st.turn_count,
+            "seconds": round(seconds, 3),
+            "strategy": services.config.strategy,
+            "train_turns": len(plan.fit),
+            "budget": plan.budget,
+            "time": time.time(),
+        },
+    )
+
+
+def no_improvement_fields(result: Any) -> dict[str, Any]:
+    """What a decision record keeps of a training run that never beat the untrained adapter."""
+    return {"no_improvement": True, "val_nll_initial": result.initial_val_nll, "val_nll_best": result.best_val_nll}
 
 
 def record_base(services: Services, st: Any, plan: Plan, result: Any, outcome: GateOutcome, seconds: float) -> None:
@@ -59,31 +74,18 @@ def record_base(services: Services, st: Any, plan: Plan, result: Any, outcome: G
     floor, recorded as the base (``base: True``, no adapter id), else the teacher keeps serving."""
     cfg = services.config
     decision = outcome.decision
-    st.add("adaptations")
-    st.add("adaptation_seconds", seconds)
-    st.add("probe_calls", plan.probe_calls)
     why = f"validation NLL never beat the untrained adapter ({result.initial_val_nll:.4f} at step 0)"
-    push_decision(
-        st,
-        {
-            **decision.to_dict(),
-            "kind": "adaptation",
-            "adapter_id": None,
-            "base": True,
-            "no_improvement": True,
-            "reason": f"no improvement: {why}; the base surrogate "
-            + ("serves (permissive gate: " if decision.accepted else "is refused too (")
-            + f"{decision.reason})",
-            "val_nll_initial": result.initial_val_nll,
-            "val_nll_best": result.best_val_nll,
-            "turn": st.turn_count,
-            "seconds": round(seconds, 3),
-            "strategy": cfg.strategy,
-            "train_turns": len(plan.fit),
-            "budget": plan.budget,
-            "time": time.time(),
-        },
-    )
+    record = {
+        **decision.to_dict(),
+        "kind": "adaptation",
+        "adapter_id": None,
+        "base": True,
+        **no_improvement_fields(result),
+        "reason": f"no improvement: {why}; the base surrogate "
+        + ("serves (permissive gate: " if decision.accepted else "is refused too (")
+        + f"{decision.reason})",
+    }
+    push_job_decision(services, st, plan, seconds, record)
     done = JobRecord(JobStatus.DONE, services.owner, reason="no improvement", seconds=round(seconds, 3))
     if decision.accepted:
         start_serving(st, None, outcome.locality, job=done)

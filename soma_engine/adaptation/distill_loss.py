@@ -69,27 +69,7 @@ def answer_token_nll(
     """Mean NLL of the labelled tokens of each sequence, ``[B]`` (Eq. 4's NLL(a_t^F | G(S_t))),
     with the LM head applied on the labelled positions only, ``row_chunk`` rows at a time
     (recomputed in the backward: answer_rows.chunked_rows)."""
-    shift = labels[:, 1:]
-    b_idx, p_idx = (shift != -100).nonzero(as_tuple=True)
-    targets = shift[b_idx, p_idx]
-    base = unwrap_peft(model)
-    decoder = decoder_of(base)
-    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
-    if decoder is not None and head is not None:
-        out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        hidden = (out[0] if isinstance(out, tuple) else out.last_hidden_state)[b_idx, p_idx]
-
-        def ce(rows: Tensor, sl: slice) -> tuple[Tensor]:
-            return (F.cross_entropy(finalize_logits(base, head(rows)).float(), targets[sl], reduction="none"),)
-
-        (tok,) = chunked_rows(ce, hidden, row_chunk)
-    else:
-        logits = answer_logits(model, input_ids, attention_mask, b_idx, p_idx)
-        tok = F.cross_entropy(logits.float(), targets, reduction="none")
-    n = labels.shape[0]
-    total = torch.zeros(n, dtype=tok.dtype, device=tok.device).index_add(0, b_idx, tok)
-    count = torch.zeros(n, dtype=tok.dtype, device=tok.device).index_add(0, b_idx, torch.ones_like(tok))
-    return total / count.clamp(min=1)
+    return _answer_terms(model, input_ids, attention_mask, labels, None, row_chunk)[0]
 
 
 def _answer_positions(labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -155,28 +135,46 @@ def answer_token_nll_kl(
     from :func:`base_answer_rows` on the same batch. The base's logits are formed from its
     hidden rows ``row_chunk`` at a time, next to the adapted ones, so no |V|-wide tensor for
     all rows exists at once."""
+    nll, kl = _answer_terms(model, input_ids, attention_mask, labels, base_rows, row_chunk)
+    assert kl is not None
+    return nll, kl
+
+
+def _answer_terms(
+    model: Any, input_ids: Tensor, attention_mask: Tensor, labels: Tensor, base_rows: Tensor | None, row_chunk: int
+) -> tuple[Tensor, Tensor | None]:
+    """Per-sequence answer NLL and, given the base's answer rows, KL(p_base || p_Θ): one forward
+    of the model, the LM head on the answer rows only, a chunk of rows at a time."""
     b_idx, p_idx, targets = _answer_positions(labels)
     base = unwrap_peft(model)
     decoder = decoder_of(base)
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    kl: Tensor | None = None
     if decoder is not None and head is not None:
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         hidden = (out[0] if isinstance(out, tuple) else out.last_hidden_state)[b_idx, p_idx]
-        base_head = _base_head(base)
+        if base_rows is None:
 
-        def terms(rows: Tensor, sl: slice) -> tuple[Tensor, Tensor]:
-            logits = finalize_logits(base, head(rows)).float()
-            with torch.no_grad():
-                ref = finalize_logits(base, base_head(base_rows[sl]))
-            return F.cross_entropy(logits, targets[sl], reduction="none"), token_kl(ref, logits)
+            def ce(rows: Tensor, sl: slice) -> tuple[Tensor]:
+                return (F.cross_entropy(finalize_logits(base, head(rows)).float(), targets[sl], reduction="none"),)
 
-        tok, kl = chunked_rows(terms, hidden, row_chunk)
+            (tok,) = chunked_rows(ce, hidden, row_chunk)
+        else:
+            base_head, ref_rows = _base_head(base), base_rows
+
+            def terms(rows: Tensor, sl: slice) -> tuple[Tensor, Tensor]:
+                logits = finalize_logits(base, head(rows)).float()
+                with torch.no_grad():
+                    ref = finalize_logits(base, base_head(ref_rows[sl]))
+                return F.cross_entropy(logits, targets[sl], reduction="none"), token_kl(ref, logits)
+
+            tok, kl = chunked_rows(terms, hidden, row_chunk)
     else:
         logits = answer_logits(model, input_ids, attention_mask, b_idx, p_idx).float()
         tok = F.cross_entropy(logits, targets, reduction="none")
-        kl = token_kl(base_rows, logits)
+        kl = None if base_rows is None else token_kl(base_rows, logits)
     n = labels.shape[0]
-    return _per_sequence_mean(tok, b_idx, n), _per_sequence_mean(kl, b_idx, n)
+    return _per_sequence_mean(tok, b_idx, n), None if kl is None else _per_sequence_mean(kl, b_idx, n)
 
 
 def sequence_nll(logits: Tensor, labels: Tensor) -> Tensor:

@@ -24,7 +24,15 @@ from ..session import SessionGone
 from ..session.transitions import JobRecord, JobStatus, push_decision, reject, start_serving
 from ..types import Phase, SessionKey, TurnRecord
 from .budget import CPU_MAX_SEQ_LEN, effective_budget, lora_budget
-from .decisions import GateOutcome, decide, decision_summary, record_adaptation, record_base
+from .decisions import (
+    GateOutcome,
+    decide,
+    decision_summary,
+    no_improvement_fields,
+    push_job_decision,
+    record_adaptation,
+    record_base,
+)
 from .distiller import Example, TrainResult, train_adapter
 from .strategies import StrategyInput, history_ft, strategy
 
@@ -304,30 +312,17 @@ def record_no_improvement(
     with suppress(SessionGone), services.store.session(key, cfg.session_ttl, create=False) as st:
         if not same_job(st, started_job):
             return
-        st.add("adaptations")
-        st.add("adaptation_seconds", seconds)
-        st.add("probe_calls", plan.probe_calls)
-        push_decision(
-            st,
-            {
-                "kind": "adaptation",
-                "accepted": False,
-                "final": True,
-                "mode": cfg.gate.mode,
-                "no_improvement": True,
-                "reason": f"no improvement: validation NLL never beat the untrained adapter "
-                f"({result.initial_val_nll:.4f} at step 0, {result.steps} steps)",
-                "adapter_id": None,
-                "val_nll_initial": result.initial_val_nll,
-                "val_nll_best": result.best_val_nll,
-                "turn": st.turn_count,
-                "seconds": round(seconds, 3),
-                "strategy": cfg.strategy,
-                "train_turns": len(plan.fit),
-                "budget": plan.budget,
-                "time": time.time(),
-            },
-        )
+        record = {
+            "kind": "adaptation",
+            "accepted": False,
+            "final": True,
+            "mode": cfg.gate.mode,
+            **no_improvement_fields(result),
+            "reason": f"no improvement: validation NLL never beat the untrained adapter "
+            f"({result.initial_val_nll:.4f} at step 0, {result.steps} steps)",
+            "adapter_id": None,
+        }
+        push_job_decision(services, st, plan, seconds, record)
         done = JobRecord(JobStatus.DONE, services.owner, reason="no improvement", seconds=round(seconds, 3))
         reject(st, retry_at=st.turn_count + max(1, cfg.warm_window // 2), job=done)
     log.info("session %s: no improvement over the untrained adapter; stays on the teacher", key.digest[:12])
