@@ -20,8 +20,11 @@ Parts (``--parts``, default all that apply):
                SmolLM2 at W = 4 over ShareGPT dev conversations with long recorded answers
                (``--sessions``; ``--budget`` overrides ``adaptation_budget_s``): adaptation time
                per phase, planned vs ran steps, peak RSS, the gate's decision.
-- ``levers``   item 3 of issue 19: held-out NLL of the next turns after History-FT on turns 1-3
-               of ShareGPT dev conversations, per lever (lr, answer prefix, rank/dropout).
+- ``levers``   item 3 of issue 19: held-out NLL curve of the next turns (4-5) over the LoRA steps
+               of History-FT on turns 1-3 of ShareGPT dev conversations, and the MiniLM cosine
+               of the end-of-training adapter's greedy answers to the recorded ones, per lever
+               (lr, a few steps at a low lr, answer prefix, rank/dropout, KL to the base);
+               ``--lever-steps``, ``--lever-budget``, plot ``--levers-plot``.
 - ``ablation`` held-out fidelity (cosine of the bundled MiniLM embeddings of the surrogate's
                answer and the teacher's) and answer NLL for soma / history-ft / random-ft /
                unadapted over scripted persona sessions, tiny model (``--full``: SmolLM2 too).
@@ -597,62 +600,282 @@ def part_default(rt: SurrogateRuntime, encoder: Encoder, n_sessions: int, budget
 # Part: item 3's levers, held-out NLL of the next turn on ShareGPT dev conversations
 # ---------------------------------------------------------------------------------------------
 
+# In the order they run: a --lever-budget that runs out drops the last ones (recorded as skipped).
 LEVERS: dict[str, dict[str, Any]] = {
     "lr 1e-3 (default lr)": {},
+    "KL to base 0.5": {"kl_weight": 0.5},
+    "KL to base 2.0": {"kl_weight": 2.0},
     "lr 2e-4": {"lr": 2e-4},
+    "lr 5e-5, 12 steps": {"lr": 5e-5, "steps": 12},
     "answer prefix 64 tokens": {"max_answer_tokens": 64},
+    "answer prefix 32 tokens": {"max_answer_tokens": 32},
     "rank 4, dropout 0.1": {"rank": 4, "dropout": 0.1},
+    "rank 16, dropout 0.1": {"rank": 16, "dropout": 0.1},
 }
+LEVER_SEQ_LEN = 256  # training and curve sequences (prompt cut from the left): 128 answer tokens at most
+LEVER_ANSWER = 128  # held-out answer tokens scored (the curve's, unless a lever cuts answers shorter)
+LEVER_NEW_TOKENS = 64  # greedy tokens generated for the cosine to the recorded answer
 
 
-def part_levers(rt: SurrogateRuntime, n_conv: int, steps: int) -> dict[str, Any]:
-    """For each conversation: LoRA on turns 1-3 (History-FT, the distiller's own validation
-    rule), then the NLL of the recorded answers of turns 4 and 5 (first 128 tokens), never
-    trained or validated on, against the base surrogate. Negative delta: the adapter transfers."""
+def _held_nll(rt: SurrogateRuntime, rows: list[Any], name: str | None) -> float:
+    """Mean answer NLL of ``rows`` under the adapter ``name`` being trained (None: the base),
+    eval mode, no grad: the distiller's validation, on rows of our choosing."""
+    import contextlib
+
+    def fn(r: SurrogateRuntime) -> float:
+        model = r.model
+        ctx = r.use(None) if name is None else contextlib.nullcontext()
+        if name is not None:
+            model.set_adapter(name)
+        model.eval()
+        with ctx, torch.no_grad():
+            ids, mask, labels = collate(rows, r.tokenizer.pad_token_id, r.device)
+            return float(answer_token_nll(model, ids, mask, labels).mean())
+
+    return rt.run(fn)
+
+
+def _cosines(rt: SurrogateRuntime, encoder: Encoder, held: list[Example], ref: Any) -> tuple[list[float], list[str]]:
+    """MiniLM cosine of the greedy answer (``LEVER_NEW_TOKENS``) of the surrogate (adapter
+    ``ref``, None: the base) to the recorded answer, per held-out turn, on the full context."""
+    gens = [g.text for g in rt.generate_many([(e.messages, ref) for e in held], max_new_tokens=LEVER_NEW_TOKENS)]
+    emb = encoder.encode(gens + [e.answer for e in held])
+    return [float(emb[i] @ emb[len(held) + i]) for i in range(len(held))], gens
+
+
+def _lever_run(
+    rt: SurrogateRuntime, encoder: Encoder, conv: Any, base: dict[str, Any], name: str, cfg: Any, tag: str
+) -> dict[str, Any]:
+    """One History-FT run on turns 1-3 with turns 4-5 as the distiller's validation set, so its
+    ``val_nll`` history is the held-out curve; then the end-of-training adapter's held-out NLL
+    (full context) and the cosine of its greedy answers."""
+    from peft import get_peft_model_state_dict
+
+    train, held, rows128 = base["train"], base["held"], base["rows128"]
+    prefix = cfg.max_answer_tokens < LEVER_ANSWER  # the distiller's curve scores only the prefix
+    curve128: list[tuple[int, float]] = [(0, base["nll128"])]
+    final: dict[str, Any] = {}
+
+    def progress(step: int, total: int) -> None:
+        if prefix and (step % 2 == 0 or step == total):
+            curve128.append((step, _held_nll(rt, rows128, tag)))
+        if step == total:
+            sd = rt.run(lambda r: get_peft_model_state_dict(r.model, adapter_name=tag))
+            final.update({k: v.detach().clone().cpu() for k, v in sd.items()})
+
+    t0 = time.perf_counter()
+    res = train_adapter(rt, train, held, cfg, name=tag, max_seq_len=LEVER_SEQ_LEN, progress=progress)
+    train_s = time.perf_counter() - t0
+    assert res.val_source == "given" and res.n_train == 3 and res.n_val == 2 and final
+    curve = [(h["step"], round(h["val_nll"], 5)) for h in res.history if "val_nll" in h]
+    if not prefix:
+        curve128 = curve
+    ref = rt.adapters.save(final, res.lora_config, namespace="levers", session=f"{tag}-final")
+    after = answer_nll(rt, held, ref, max_answer=LEVER_ANSWER)
+    cos, gens = _cosines(rt, encoder, held, ref)
+    c128 = [v for _, v in curve128]
+    best_i = min(range(len(c128)), key=c128.__getitem__)
+    return {
+        "conversation": conv.id,
+        "lever": name,
+        "config": {k: getattr(cfg, k) for k in ("lr", "steps", "rank", "alpha", "dropout", "max_answer_tokens")}
+        | {"kl_weight": cfg.kl_weight},
+        "seconds": time.perf_counter() - t0,
+        "train_seconds": train_s,
+        "steps": res.steps,
+        "held_out_nll_curve": curve,
+        "held_out_nll_curve_128": [(st, round(v, 5)) for st, v in curve128],
+        "delta_nll_final": c128[-1] - c128[0],
+        "delta_nll_best": c128[best_i] - c128[0],
+        "best_step_on_curve": curve128[best_i][0],
+        "returned_best_step": res.best_step,
+        "returned_improved": res.improved,
+        "held_out_nll_base": base["nll_full"],
+        "held_out_nll_adapted": after,
+        "delta_mean": sum(after) / len(after) - sum(base["nll_full"]) / len(base["nll_full"]),
+        "held_out_cosine_base": sum(base["cos"]) / len(base["cos"]),
+        "held_out_cosine_adapted": sum(cos) / len(cos),
+        "delta_cosine": (sum(cos) - sum(base["cos"])) / len(cos),
+        "cosine_per_turn_base": base["cos"],
+        "cosine_per_turn_adapted": cos,
+        "sample_adapted": [g[:100] for g in gens],
+    }
+
+
+def _lever_reading(d_final: list[float], d_best: list[float], d_cos: list[float]) -> str:
+    n = len(d_final)
+    below = sum(d < 0 for d in d_final)
+    return (
+        f"held-out NLL at the end {statistics.mean(d_final):+.4f} vs base ({below}/{n} conversations below), "
+        f"best on the curve {statistics.mean(d_best):+.4f}; MiniLM cosine {statistics.mean(d_cos):+.4f}: "
+        + (
+            "the held-out NLL falls, the greedy answers do not get closer"
+            if below == n and statistics.mean(d_cos) <= 0
+            else "the held-out NLL falls and the greedy answers get closer on average"
+            if below == n
+            else "no consistent transfer"
+        )
+    )
+
+
+def _levers_plot(rows: list[dict[str, Any]], names: list[str], path: Path) -> None:
+    """Held-out NLL minus the base's vs step, one line per lever, mean over conversations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    styles = ["-", "--", "-.", ":"]
+    for i, name in enumerate(names):
+        curves = [dict(r["held_out_nll_curve_128"]) for r in rows if r["lever"] == name]
+        if not curves:
+            continue
+        steps = sorted(set.intersection(*(set(c) for c in curves)))
+        ys = [statistics.mean(c[s] - c[0] for c in curves) for s in steps]
+        ax.plot(steps, ys, styles[i % len(styles)], marker="o", ms=3, label=name)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("LoRA step (History-FT on turns 1-3)")
+    ax.set_ylabel("held-out NLL - base (turns 4-5, first 128 answer tokens)")
+    n = len({r["conversation"] for r in rows})
+    ax.set_title(
+        f"SmolLM2-135M, ShareGPT dev, mean over {n} conversations\n"
+        f"(sequences cut to their last {LEVER_SEQ_LEN} tokens, as in training)",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def part_levers(
+    rt: SurrogateRuntime,
+    encoder: Encoder,
+    n_conv: int,
+    steps: int,
+    budget_s: float | None = None,
+    plot: Path | None = None,
+) -> dict[str, Any]:
+    """Item 3 of issue 19. For each conversation: LoRA (History-FT) on turns 1-3, the held-out
+    turns 4 and 5 (never trained on) as the distiller's validation set, so its validation
+    history is the held-out NLL curve (step 0 = the base), every 2 steps; then, for the adapter
+    at the END of training, the held-out NLL on the full context and the MiniLM cosine of its
+    greedy answers to the recorded ones, against the base. Negative delta NLL / positive delta
+    cosine: the adapter transfers. Levers run in ``LEVERS`` order, lever by lever over all
+    conversations; with ``budget_s`` a lever whose estimated cost would overrun is skipped."""
     from soma_engine.adapters import AdapterStore
     from soma_engine.config import LoraConfig
     from soma_engine.datasets.sharegpt import load_conversations
-    from soma_engine.types import Message
 
+    started = time.perf_counter()
+    load_start = _load()
     convs = load_conversations("dev", min_turns=5, limit=n_conv)
     rt.adapters = AdapterStore(Path(tempfile.mkdtemp(prefix="soma-levers-")))
-    rows: list[dict[str, Any]] = []
 
     def example(turns: Any, t: int) -> Example:
         msgs = [Message(r, c) for q, a in turns[:t] for r, c in (("user", q), ("assistant", a))]
         return Example([*msgs, Message("user", turns[t][0])], turns[t][1])
 
+    bases: dict[str, dict[str, Any]] = {}
     for conv in convs:
-        train = [example(conv.turns, t) for t in range(3)]
         held = [example(conv.turns, t) for t in (3, 4)]
-        base = answer_nll(rt, held, None, max_answer=128)
-        for name, over in LEVERS.items():
-            cfg = LoraConfig(**{"steps": steps, "eval_every": 2, **over})
-            t0 = time.perf_counter()
-            res = train_adapter(rt, train, [], cfg, name=f"lever{len(rows)}", max_seq_len=256)
-            ref = rt.adapters.save(res.tensors, res.lora_config, namespace="levers", session=f"r{len(rows)}")
-            after = answer_nll(rt, held, ref, max_answer=128)
-            rows.append(
-                {
-                    "conversation": conv.id,
-                    "lever": name,
-                    "seconds": time.perf_counter() - t0,
-                    "best_step": res.best_step,
-                    "improved_on_validation": res.improved,
-                    "val_nll_curve": [round(h["val_nll"], 4) for h in res.history if "val_nll" in h],
-                    "held_out_nll_base": base,
-                    "held_out_nll_adapted": after,
-                    "delta_mean": sum(after) / len(after) - sum(base) / len(base),
-                }
-            )
-            print(json.dumps(rows[-1]), flush=True)
-    by = {n: [r["delta_mean"] for r in rows if r["lever"] == n] for n in LEVERS}
+        rows128 = [tokenize_example(rt, e, LEVER_SEQ_LEN, LEVER_ANSWER) for e in held]
+        cos, gens = _cosines(rt, encoder, held, None)
+        bases[conv.id] = {
+            "train": [example(conv.turns, t) for t in range(3)],
+            "held": held,
+            "rows128": rows128,
+            "nll128": _held_nll(rt, rows128, None),
+            "nll_full": answer_nll(rt, held, None, max_answer=LEVER_ANSWER),
+            "cos": cos,
+            "sample_base": [g[:100] for g in gens],
+        }
+    base_s = time.perf_counter() - started
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    per_step: list[float] = []  # seconds per (lever, conversation) run and planned step
+    for name, over in LEVERS.items():
+        cfg = LoraConfig(**{"steps": steps, "eval_every": 2, **over})
+        cfg = cfg.model_copy(update={"early_stop_patience": cfg.steps})  # whole curves: never stop early
+        if budget_s is not None and per_step:
+            estimate = statistics.mean(per_step) * cfg.steps * len(convs)
+            if time.perf_counter() - started + estimate > budget_s:
+                skipped.append(name)
+                print(f"skipping lever {name!r}: ~{estimate:.0f} s would overrun the budget", flush=True)
+                continue
+        for conv in convs:
+            row = _lever_run(rt, encoder, conv, bases[conv.id], name, cfg, f"lever{len(rows)}")
+            per_step.append(row["seconds"] / cfg.steps)
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "sample_adapted"}), flush=True)
+    ran = [n for n in LEVERS if n not in skipped]
+    summary = {}
+    for name in ran:
+        rs = [r for r in rows if r["lever"] == name]
+        d_final = [r["delta_nll_final"] for r in rs]
+        d_best = [r["delta_nll_best"] for r in rs]
+        d_cos = [r["delta_cosine"] for r in rs]
+        summary[name] = {
+            "mean_delta_nll_final": statistics.mean(d_final),
+            "mean_delta_nll_best": statistics.mean(d_best),
+            "best_steps": [r["best_step_on_curve"] for r in rs],
+            "mean_delta_nll_full_context": statistics.mean(r["delta_mean"] for r in rs),
+            "mean_delta_cosine": statistics.mean(d_cos),
+            "reading": _lever_reading(d_final, d_best, d_cos),
+        }
+    if plot is not None and rows:
+        _levers_plot(rows, ran, plot)
+    _print_table(
+        "Levers: held-out turns 4-5 after History-FT on turns 1-3 (deltas vs the base)",
+        ["conversation", "lever", "dNLL final", "dNLL best", "@step", "cos base", "cos adapted", "d cos", "s"],
+        [
+            [
+                r["conversation"],
+                r["lever"],
+                r["delta_nll_final"],
+                r["delta_nll_best"],
+                r["best_step_on_curve"],
+                r["held_out_cosine_base"],
+                r["held_out_cosine_adapted"],
+                r["delta_cosine"],
+                r["seconds"],
+            ]
+            for r in rows
+        ],
+    )
     return {
         "rows": rows,
-        "mean_delta_by_lever": {n: sum(v) / len(v) for n, v in by.items() if v},
-        "note": "History-FT on turns 1-3, max_seq_len 256, held-out = turns 4-5 (first 128 answer tokens); "
-        "the kept checkpoint is the distiller's best on its own validation turn (step 0 if none improved, "
-        "then delta = 0 exactly)",
+        "summary": summary,
+        "mean_delta_by_lever": {n: s["mean_delta_nll_full_context"] for n, s in summary.items()},
+        "base": {
+            cid: {k: b[k] for k in ("nll128", "nll_full", "cos", "sample_base")} | {"curve_step0": b["nll128"]}
+            for cid, b in bases.items()
+        },
+        "skipped_levers": skipped,
+        "plot": str(plot) if plot is not None else None,
+        "run": {
+            "conversations": [c.id for c in convs],
+            "lever_steps": steps,
+            "torch_threads": torch.get_num_threads(),
+            "seconds": time.perf_counter() - started,
+            "base_seconds": base_s,
+            "load_avg_start": load_start,
+            "load_avg_end": _load(),
+            "budget_s": budget_s,
+        },
+        "note": "History-FT on turns 1-3 (all three trained on, batch of 3), max_seq_len 256 (the prompt loses its "
+        "oldest tokens), no early stopping; held-out = turns 4-5, the distiller's validation set, every 2 steps: "
+        "held_out_nll_curve is its val_nll history (first min(128, max_answer_tokens) answer tokens, so the prefix "
+        "levers' own curve scores the prefix only); held_out_nll_curve_128 scores the first 128 answer tokens for "
+        "every lever (the same as held_out_nll_curve where no prefix is cut) and gives delta_nll_final / _best "
+        "(best = an oracle pick on the held-out turns). held_out_nll_base / _adapted: the END-of-training adapter "
+        "on the FULL context, first 128 answer tokens (the earlier runs' figure; those kept the distiller's best "
+        "on one training turn held out instead). Cosine: MiniLM (all-MiniLM-L6-v2) cosine of the greedy 64-token "
+        "answer on the full context to the whole recorded answer, mean of turns 4-5, end-of-training adapter. "
+        "returned_best_step: the step train_adapter returned (best on the held-out turns). alpha stays 16, so "
+        "rank 4 scales the LoRA update by 4 and rank 16 by 1.",
     }
 
 
@@ -1058,6 +1281,15 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=3, help="conversations of the 'default' part")
     ap.add_argument("--budget", type=float, default=None, help="adaptation_budget_s of the 'default' part")
     ap.add_argument("--lever-steps", type=int, default=10, help="LoRA steps per run of the 'levers' part")
+    ap.add_argument(
+        "--lever-budget",
+        type=float,
+        default=None,
+        help="seconds for the 'levers' part: levers that would overrun are skipped",
+    )
+    ap.add_argument(
+        "--levers-plot", type=Path, default=Path("benchmarks/results/levers.png"), help="the 'levers' part's plot"
+    )
     ap.add_argument("--threads", type=int, default=int(os.environ.get("SOMA_BENCH_THREADS", "0")) or None)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/adaptation.json"))
     ap.add_argument("--memprobe", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
@@ -1085,7 +1317,7 @@ def main() -> None:
         "notes": [],
     }
     started = time.perf_counter()
-    encoder = bundled_encoder() if parts & {"session", "ablation", "default"} else None
+    encoder = bundled_encoder() if parts & {"session", "ablation", "default", "levers"} else None
     smol = None
 
     def get_smol() -> SurrogateRuntime:
@@ -1098,7 +1330,9 @@ def main() -> None:
         results["default"] = part_default(get_smol(), encoder, args.sessions, args.budget)
         print("default done", flush=True)
     if "levers" in parts:
-        results["levers"] = part_levers(get_smol(), args.sessions, steps=args.lever_steps)
+        results["levers"] = part_levers(
+            get_smol(), encoder, args.sessions, args.lever_steps, args.lever_budget, args.levers_plot
+        )
         print("levers done", flush=True)
     if "session" in parts:
         results["session"] = [part_session("tiny-llama", tiny_runtime(), encoder, session_config(30, 60), cuda=False)]
