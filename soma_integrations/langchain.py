@@ -217,7 +217,8 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         Every ``AIMessage`` has ``usage_metadata`` (the teacher's as it reports it, the
         surrogate's counted) and ``response_metadata`` with ``model_name``,
         ``model_provider``, ``finish_reason`` and ``soma``: ``served_by``, ``session_id``,
-        ``phase``, ``turn`` and, where known, ``adapter_id``, ``locality``, ``fallback``.
+        ``phase``, ``turn`` and, where known, ``adapter_id``, ``locality``, ``fallback``
+        (``served_by_detail`` "base": the base surrogate served, with no adapter).
 
     Errors:
         A teacher failure raises the teacher's own exception. Nothing from the surrogate

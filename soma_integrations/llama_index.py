@@ -125,7 +125,8 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
     Calls:
         ``chat``, ``stream_chat``, ``achat``, ``astream_chat`` are conversation turns. Every
         ``ChatResponse`` carries ``additional_kwargs["soma"]`` (``served_by``, ``session_id``,
-        ``phase``, ``turn`` and, where known, ``adapter_id``, ``locality``, ``fallback``) and
+        ``phase``, ``turn`` and, where known, ``adapter_id``, ``locality``, ``fallback``;
+        ``served_by_detail`` "base" when the base surrogate served, with no adapter) and
         token counts (``prompt_tokens``, ``completion_tokens``, ``total_tokens``: the
         teacher's as it reports them, else estimated; the surrogate's counted). Streamed
         responses carry the cumulative ``message.content`` and the ``delta``; the last one

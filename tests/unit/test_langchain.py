@@ -1519,3 +1519,32 @@ def test_create_agent_uses_the_teachers_structured_output_strategy(engine: SomaE
     out = agent.invoke({"messages": [("user", "Who is it?")]}, config={"configurable": {"thread_id": "agent-so"}})
     assert out["structured_response"] == Person(name="Ann", age=31)
     assert "response_format" in teacher.calls[-1]["kwargs"]  # the provider strategy, as the teacher's profile says
+
+
+def test_a_turn_served_by_the_base_surrogate_says_so_and_names_no_adapter(tiny: Path, tmp_path: Path) -> None:
+    # The permissive gate (min_improvement None) and a teacher whose answers cannot be learned
+    # (random letters): training never beats the untrained adapter, the base clears the floor of
+    # 0 and serves, and LangChain's response_metadata reports it as the base, with no adapter.
+    import random
+
+    rng = random.Random(5)
+    noise = [
+        " ".join("".join(rng.choice("bcdfghjklmnpqrstvwxz") for _ in range(5)) for _ in range(12)) for _ in range(8)
+    ]
+    config = SomaConfig(
+        warm_window=WARM,
+        adaptation="inline",
+        max_new_tokens=16,
+        strategy="history-ft",
+        lora={"steps": 4, "lr": 1e-7, "eval_every": 1},
+        gate={"min_fidelity": 0.0, "min_improvement": None, "locality_threshold": 4.0, "audit_rate": 0.0},
+    )
+    with SomaEngine(config=config, surrogate=str(tiny), store=f"sqlite:///{tmp_path}/s.db", namespace="lc-base") as eng:
+        model = make_model(eng, FakeListChatModel(responses=noise))
+        history = warm_up(model, "base")
+        assert eng.session("base").adapter_id is None and eng.adapters.list() == []
+        out = model.invoke(ask(history, "Question 9 about bicycles?"), session_id="base")
+        soma = out.response_metadata["soma"]
+        assert soma["served_by"] == "surrogate" and soma["served_by_detail"] == "base" and "adapter_id" not in soma
+        decision = next(d for d in reversed(eng.session("base").decisions) if d.get("kind") == "adaptation")
+        assert decision["base"] is True and decision["no_improvement"] is True and decision["adapter_id"] is None
