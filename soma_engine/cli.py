@@ -404,9 +404,8 @@ def sessions_show(
         }
         typer.echo(json.dumps(data, indent=1, default=str))
         return
-    console.print(
-        f"[bold]{view.session_id}[/bold] ({view.namespace}) phase={view.phase.value} adapter={view.adapter_id}"
-    )
+    adapter = "base (no adapter)" if view.metrics.get("served_by_detail") == "base" else view.adapter_id
+    console.print(f"[bold]{view.session_id}[/bold] ({view.namespace}) phase={view.phase.value} adapter={adapter}")
     counters = Table("counter", "value")
     for k, v in view.metrics.items():
         counters.add_row(k, str(round(v, 2) if isinstance(v, float) else v))

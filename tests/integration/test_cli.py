@@ -169,3 +169,18 @@ def test_demo_replays_a_recorded_conversation_in_80_columns(tmp_path, visible_mo
     assert local and all(0 <= r["similarity"] <= 1 for r in local)
     assert report["local_similarity"] == pytest.approx(sum(r["similarity"] for r in local) / len(local), abs=1e-3)
     assert "similarity of local turns to the recorded answers" in screen
+
+
+def test_sessions_show_names_a_base_served_session_as_the_base(new_engine, permissive_config, tmp_path):
+    from soma_engine.session.transitions import start_serving
+
+    store = f"sqlite:///{tmp_path / 'base.db'}"
+    engine = new_engine(store, config=permissive_config())
+    engine.chat("ops-base", [{"role": "user", "content": "Hello there"}], lambda m: PIRATE)
+    with engine.store.session(engine.key("ops-base"), 60, create=False) as st:
+        start_serving(st, None, {})  # as the permissive gate does when the base itself clears the floor
+    engine.close()
+    result = runner.invoke(app, ["sessions", "show", "ops-base", "--store", store])
+    assert result.exit_code == 0 and "adapter=base (no adapter)" in result.output, result.output
+    data = json.loads(runner.invoke(app, ["sessions", "show", "ops-base", "--store", store, "--json"]).output)
+    assert data["adapter_id"] is None and data["metrics"]["served_by_detail"] == "base"
