@@ -304,11 +304,14 @@ def plot(points: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    same: dict[tuple[float, float], list[str]] = {}  # settings that gave the same figures share one label
     for p in points:
-        if p["saved"] is None or p["similarity"] is None:
-            continue
-        ax.scatter(p["saved"] * 100, p["similarity"], s=40)
-        ax.annotate(p["label"], (p["saved"] * 100, p["similarity"]), textcoords="offset points", xytext=(5, 4))
+        if p["saved"] is not None and p["similarity"] is not None:
+            same.setdefault((p["saved"] * 100, p["similarity"]), []).append(p["label"])
+    for xy, labels in same.items():
+        ax.scatter(*xy, s=40)
+        ax.annotate("\n".join(labels), xy, textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.margins(x=0.1, y=0.2)  # room for the labels
     ax.set_xlabel("teacher tokens saved, % (audits included)")
     ax.set_ylabel("similarity of local turns to ChatGPT (MiniLM cosine)")
     ax.set_title("ShareGPT: savings against quality, per method and gate setting")
