@@ -349,6 +349,8 @@ def _config(args: argparse.Namespace, strategy: str, gate_spec: str, regime: str
     for section, key, value in (
         ("lora", "steps", args.lora_steps),
         ("lora", "max_seq_len", args.max_seq_len),
+        ("lora", "max_answer_tokens", args.max_answer_tokens),
+        ("lora", "kl_weight", args.kl_weight),
         ("mining", "steps", args.mining_steps),
         ("mining", "candidates", args.candidates),
     ):
@@ -534,6 +536,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--context", type=int, default=2048, help="token budget of the Surrogate baseline's full history")
     ap.add_argument("--lora-steps", type=int, help="override the default LoRA steps")
     ap.add_argument("--max-seq-len", type=int, help="override lora.max_seq_len (training sequences are cut to it)")
+    ap.add_argument("--max-answer-tokens", type=int, help="override lora.max_answer_tokens (answer prefixes)")
+    ap.add_argument("--kl-weight", type=float, help="override lora.kl_weight (KL to the base)")
     ap.add_argument("--mining-steps", type=int, help="override the default mining steps")
     ap.add_argument("--candidates", type=int, help="override the default mining candidates M")
     ap.add_argument("--no-paired", dest="paired", action="store_false", help="skip History-Prefix on the same turns")
