@@ -16,7 +16,6 @@ except ModuleNotFoundError as exc:
     raise framework_missing("langchain", exc) from exc
 
 import asyncio
-import contextvars
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -26,9 +25,7 @@ from operator import itemgetter
 from typing import Any, Literal
 
 from langchain_core.callbacks import (
-    AsyncCallbackManager,
     AsyncCallbackManagerForLLMRun,
-    CallbackManager,
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -37,16 +34,11 @@ from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
     BaseMessage,
-    ChatMessage,
-    FunctionMessage,
-    HumanMessage,
-    SystemMessage,
-    ToolMessage,
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import (
     Runnable,
     RunnableBinding,
@@ -54,7 +46,7 @@ from langchain_core.runnables import (
     RunnableMap,
     RunnablePassthrough,
 )
-from langchain_core.runnables.config import RunnableConfig, ensure_config, var_child_runnable_config
+from langchain_core.runnables.config import RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
@@ -62,7 +54,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from soma_engine.teacher import estimate_tokens
 from soma_engine.tools import StopFilter as _StopFilter
-from soma_engine.tools import check_json_output, check_tool_output, render_tool_calls, truncate_at_stop
+from soma_engine.tools import check_json_output, check_tool_output, truncate_at_stop
 from soma_engine.types import Reply, Usage
 
 from . import _core
@@ -70,6 +62,21 @@ from ._core import SomaWrapper
 from ._core import describe as _describe
 from ._core import safe as _safe
 from ._core import surrogate_name as _surrogate_name
+from .langchain_messages import (
+    LC_ID_PREFIX,
+    as_ai_message,
+    as_chunk,
+    chat_result,
+    forward_chunk,
+    json_mode_raw,
+    openai_tool,
+    piece_chunk,
+    teacher_text,
+    to_soma_messages,
+    usage_metadata,
+)
+from .langchain_session import resolve_session, session_from_config
+from .langchain_teacher import Isolated, teacher_config
 from .langchain_teacher import chat_model as _chat_model
 from .langchain_teacher import is_dynamic as _is_dynamic
 from .langchain_teacher import own_counter as _own_counter
@@ -79,9 +86,6 @@ from .langchain_teacher import with_kwargs as _with_kwargs
 log = logging.getLogger("soma.langchain")
 
 __all__ = ["SomaChatModel", "to_soma_messages"]
-
-LC_ID_PREFIX = "lc_"
-TEACHER_TAGS = ["soma:teacher", "nostream"]  # for the teacher's own callbacks; the app's see our run only
 
 
 class SomaChatModel(SomaWrapper, BaseChatModel):
@@ -422,7 +426,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         name; ``strict`` and ``parallel_tool_calls`` are passed on to the teacher and
         enforced on the surrogate's calls.
         """
-        formatted = [_openai_tool(t, kwargs.get("strict")) for t in tools]
+        formatted = [openai_tool(t, kwargs.get("strict")) for t in tools]
         if tool_choice is not None:
             kwargs["tool_choice"] = tool_choice
         return super().bind(tools=formatted, **kwargs)
@@ -557,7 +561,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         kwargs = dict(kwargs)
         config = ensure_config(config)
         if not kwargs.get("session_id") and not self.session_id:
-            session = _session_from_config(config)
+            session = session_from_config(config)
             if session:
                 kwargs["session_id"] = session
         if config.get("configurable") and _is_dynamic(self.teacher):
@@ -575,13 +579,13 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
     ) -> ChatResult:
         turn = kwargs.get("soma_turn") or self._begin(messages, stop, kwargs, run_manager)
         served = _core.serve_surrogate(
-            turn, self._auditor(turn), lambda reply: _result(self._surrogate_message(turn, reply))
+            turn, self._auditor(turn), lambda reply: chat_result(self._surrogate_message(turn, reply))
         )
         if served is not None:
             return served
         runnable, call_kwargs = self._teacher_call(turn)
-        msg = runnable.invoke(turn.messages, config=_teacher_config(), **call_kwargs)
-        return _result(self._teacher_message(turn, _as_ai_message(msg), self._record(turn, msg)))
+        msg = runnable.invoke(turn.messages, config=teacher_config(), **call_kwargs)
+        return chat_result(self._teacher_message(turn, as_ai_message(msg), self._record(turn, msg)))
 
     def _stream(
         self,
@@ -591,21 +595,21 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         turn = kwargs.get("soma_turn") or self._begin(messages, stop, kwargs, run_manager)
-        out = _core.SurrogateStream(turn, _piece_chunk, self._surrogate_final(turn), turn.stop)
+        out = _core.SurrogateStream(turn, piece_chunk, self._surrogate_final(turn), turn.stop)
         yield from _core.stream_turn(out, self._auditor(turn), lambda: self._teacher_stream(turn))
 
     def _teacher_stream(self, turn: _Turn) -> Iterator[ChatGenerationChunk]:
         runnable, call_kwargs = self._teacher_call(turn)
-        config = _teacher_config()
+        config = teacher_config()
         acc: AIMessageChunk | None = None
         if turn.json_mode is not None:  # the teacher's JSON mode runs as one call
             source: Any = iter([runnable.invoke(turn.messages, config=config, **call_kwargs)])
         else:
             source = runnable.stream(turn.messages, config=config, **call_kwargs)
         for raw in source:
-            chunk = _as_chunk(raw)
+            chunk = as_chunk(raw)
             acc = chunk if acc is None else acc + chunk
-            yield ChatGenerationChunk(message=_forward(chunk))
+            yield ChatGenerationChunk(message=forward_chunk(chunk))
         yield ChatGenerationChunk(message=self._teacher_final_chunk(turn, acc, self._record(turn, acc)))
 
     # -- generation: async ---------------------------------------------------------------
@@ -618,14 +622,14 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
     ) -> ChatResult:
         turn = kwargs.get("soma_turn") or await self._abegin(messages, stop, kwargs, run_manager)
         served = await _core.aserve_surrogate(
-            turn, self._auditor(turn), lambda reply: _result(self._surrogate_message(turn, reply))
+            turn, self._auditor(turn), lambda reply: chat_result(self._surrogate_message(turn, reply))
         )
         if served is not None:
             return served
         runnable, call_kwargs = self._teacher_call(turn)
-        msg = await runnable.ainvoke(turn.messages, config=_teacher_config(is_async=True), **call_kwargs)
+        msg = await runnable.ainvoke(turn.messages, config=teacher_config(is_async=True), **call_kwargs)
         soma = await asyncio.to_thread(self._record, turn, msg)
-        return _result(self._teacher_message(turn, _as_ai_message(msg), soma))
+        return chat_result(self._teacher_message(turn, as_ai_message(msg), soma))
 
     async def _astream(
         self,
@@ -635,23 +639,23 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         turn = kwargs.get("soma_turn") or await self._abegin(messages, stop, kwargs, run_manager)
-        out = _core.SurrogateStream(turn, _piece_chunk, self._surrogate_final(turn), turn.stop)
+        out = _core.SurrogateStream(turn, piece_chunk, self._surrogate_final(turn), turn.stop)
         async for chunk in _core.astream_turn(out, self._auditor(turn), lambda: self._teacher_astream(turn)):
             yield chunk
 
     async def _teacher_astream(self, turn: _Turn) -> AsyncIterator[ChatGenerationChunk]:
         runnable, call_kwargs = self._teacher_call(turn)
-        config = _teacher_config(is_async=True)
+        config = teacher_config(is_async=True)
         acc: AIMessageChunk | None = None
         if turn.json_mode is not None:
             msg = await runnable.ainvoke(turn.messages, config=config, **call_kwargs)
-            acc = _as_chunk(msg)
-            yield ChatGenerationChunk(message=_forward(acc))
+            acc = as_chunk(msg)
+            yield ChatGenerationChunk(message=forward_chunk(acc))
         else:
             async for raw in runnable.astream(turn.messages, config=config, **call_kwargs):
-                chunk = _as_chunk(raw)
+                chunk = as_chunk(raw)
                 acc = chunk if acc is None else acc + chunk
-                yield ChatGenerationChunk(message=_forward(chunk))
+                yield ChatGenerationChunk(message=forward_chunk(chunk))
         soma = await asyncio.to_thread(self._record, turn, acc)
         yield ChatGenerationChunk(message=self._teacher_final_chunk(turn, acc, soma))
 
@@ -679,7 +683,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         bind_kwargs = {k: kwargs.pop(k) for k in ("strict", "parallel_tool_calls") if k in kwargs}
         bind_kwargs = {k: v for k, v in bind_kwargs.items() if v is not None}
         stop = list(stop) if stop else (list(self.stop) if self.stop else None)
-        tools = [_openai_tool(t, bind_kwargs.get("strict")) for t in raw_tools] if raw_tools else None
+        tools = [openai_tool(t, bind_kwargs.get("strict")) for t in raw_tools] if raw_tools else None
         turn = _Turn(
             engine=self.get_engine(),
             messages=messages,
@@ -701,7 +705,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         for key in _TEACHER_ONLY:
             if kwargs.get(key) not in (None, False):
                 request.update(teacher_only=True, reason=f"{key} is served by the teacher")
-        session = _resolve_session(session_id, run_manager)
+        session = resolve_session(session_id, run_manager)
         self._open_turn(turn, session, to_soma_messages(messages), request, agent)
         return turn
 
@@ -735,7 +739,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
                     return _with_kwargs(out, chat, kwargs)  # the call's settings reach the model inside
 
                 try:
-                    return _Isolated(_shape(self.teacher, config, structured) | RunnableLambda(_json_mode_raw)), {}
+                    return Isolated(_shape(self.teacher, config, structured) | RunnableLambda(json_mode_raw)), {}
                 except (NotImplementedError, ValueError, TypeError):
                     continue  # a teacher without this method: the next, else the prompt asks for JSON
         if turn.tools:
@@ -761,13 +765,13 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
                 msg = runnable.invoke(turn.messages, config=config, **call_kwargs)
             except NotImplementedError:  # an async-only teacher
                 msg = _run_async(lambda: runnable.ainvoke(turn.messages, config=config, **call_kwargs))
-            return _teacher_text(msg)
+            return teacher_text(msg)
 
         return audit
 
     def _record(self, turn: _Turn, msg: BaseMessage | None) -> dict[str, Any]:
         """Record a teacher turn; returns the ``soma`` metadata. Never raises."""
-        text, usage = _teacher_text(msg)
+        text, usage = teacher_text(msg)
         turn.usage_estimate = _estimate_usage(turn, text)
         return _core.record_teacher(turn, text, usage)
 
@@ -824,7 +828,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         return AIMessage(
             content=text,
             tool_calls=calls,
-            usage_metadata=_usage_metadata(reply.usage),
+            usage_metadata=usage_metadata(reply.usage),
             response_metadata=self._surrogate_meta(turn, reply, finish),
         )
 
@@ -846,7 +850,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
                 {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i, "type": "tool_call_chunk"}
                 for i, c in enumerate(calls)
             ],
-            usage_metadata=_usage_metadata(reply.usage),
+            usage_metadata=usage_metadata(reply.usage),
             response_metadata=self._surrogate_meta(turn, reply, finish),
             chunk_position="last",
         )
@@ -889,79 +893,6 @@ class _Turn(_core.Turn):
 # ----------------------------------------------------------------------------- helpers
 
 
-def to_soma_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
-    """LangChain messages as the engine's message dicts (role, content, tool calls, ids).
-
-    AI messages keep their text (provider blocks such as ``tool_use`` are carried by
-    ``tool_calls``); other messages keep their content parts, so images or files make the
-    engine serve the turn by the teacher.
-    """
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        if isinstance(m, SystemMessage):
-            role = "system"
-        elif isinstance(m, HumanMessage):
-            role = "user"
-        elif isinstance(m, AIMessage):
-            role = "assistant"
-        elif isinstance(m, (ToolMessage, FunctionMessage)):
-            role = "tool"
-        elif isinstance(m, ChatMessage):
-            role = m.role
-        else:
-            role = m.type
-        content: Any = str(m.text) if isinstance(m, AIMessage) else m.content
-        d: dict[str, Any] = {"role": role, "content": content}
-        if isinstance(m, AIMessage) and m.tool_calls:
-            d["tool_calls"] = [
-                {"id": tc.get("id"), "name": tc["name"], "args": tc.get("args", {})} for tc in m.tool_calls
-            ]
-        if isinstance(m, ToolMessage):
-            d["tool_call_id"] = m.tool_call_id
-        if isinstance(m, (ToolMessage, FunctionMessage)) and m.name:
-            d["name"] = m.name
-        out.append(d)
-    return out
-
-
-def _resolve_session(
-    explicit: str | None, run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None
-) -> str | None:
-    """explicit → LangGraph thread_id → configurable.session_id → None (fingerprint).
-
-    Besides the call's config (read by the entry points), the run's metadata and the
-    enclosing runnable context are consulted, for callers that use ``generate()`` directly."""
-    if explicit:
-        return str(explicit)
-    run_meta = dict(getattr(run_manager, "metadata", None) or {})
-    value = run_meta.get("thread_id")
-    if value not in (None, ""):
-        return str(value)
-    return _session_from_config(ensure_config(), run_meta)
-
-
-def _session_from_config(config: RunnableConfig, extra_meta: dict[str, Any] | None = None) -> str | None:
-    metadata = config.get("metadata") or {}
-    configurable = config.get("configurable") or {}
-    extra_meta = extra_meta or {}
-    for value in (metadata.get("thread_id"), configurable.get("thread_id")):
-        if value not in (None, ""):
-            return str(value)
-    for value in (configurable.get("session_id"), extra_meta.get("session_id"), metadata.get("session_id")):
-        if value not in (None, ""):
-            return str(value)
-    return None
-
-
-def _teacher_config(*, is_async: bool = False) -> RunnableConfig:
-    """Config for the inner teacher call: no handlers of the app's. The app sees one model
-    run per turn (its tracers, usage counters and token handlers get this model's run, with
-    the teacher's tokens, usage and model name), so a teacher turn is counted once. The
-    teacher's own ``callbacks`` still apply."""
-    manager = AsyncCallbackManager(handlers=[]) if is_async else CallbackManager(handlers=[])
-    return {"callbacks": manager, "tags": list(TEACHER_TAGS), "metadata": {}}
-
-
 _SETTINGS = ("temperature", "max_tokens", "logprobs", "top_logprobs")
 _TEACHER_ONLY = ("model", "logprobs", "top_logprobs", "response_format")  # asks for the teacher itself
 _CLIENT_SETTINGS = {"timeout", "request_timeout", "max_retries", "api_key", "base_url", "organization", "rate_limiter"}
@@ -987,104 +918,6 @@ def _run_async(make: Callable[[], Any]) -> Any:
         return pool.submit(lambda: asyncio.run(make())).result()
 
 
-def _openai_tool(tool: Any, strict: bool | None = None) -> dict[str, Any]:
-    if isinstance(tool, dict) and tool.get("type") not in (None, "function"):
-        return tool  # a provider's built-in tool: the teacher only
-    try:
-        return convert_to_openai_tool(tool, strict=strict)
-    except Exception:
-        if isinstance(tool, dict):
-            return tool
-        raise
-
-
-def _teacher_text(msg: BaseMessage | None) -> tuple[str, Any]:
-    if msg is None:
-        return "", None
-    text = str(msg.text)
-    calls = getattr(msg, "tool_calls", None) or []
-    if calls:
-        text = render_tool_calls(text, calls)
-    return text, getattr(msg, "usage_metadata", None) or None
-
-
 def _estimate_usage(turn: _Turn, text: str) -> UsageMetadata:
     prompt = sum(estimate_tokens(str(m.text)) for m in turn.messages)
-    return _usage_metadata(Usage(prompt, estimate_tokens(text)))
-
-
-def _usage_metadata(usage: Usage) -> UsageMetadata:
-    return UsageMetadata(
-        input_tokens=int(usage.input_tokens),
-        output_tokens=int(usage.output_tokens),
-        total_tokens=int(usage.input_tokens + usage.output_tokens),
-    )
-
-
-def _as_ai_message(msg: Any) -> AIMessage:
-    if isinstance(msg, AIMessage):
-        return msg
-    if isinstance(msg, BaseMessage):
-        return AIMessage(content=msg.content, response_metadata=dict(msg.response_metadata or {}), id=msg.id)
-    return AIMessage(content=str(msg))
-
-
-def _as_chunk(msg: Any) -> AIMessageChunk:
-    if isinstance(msg, AIMessageChunk):
-        return msg
-    ai = _as_ai_message(msg)
-    return AIMessageChunk(
-        content=ai.content,
-        additional_kwargs=dict(ai.additional_kwargs),
-        response_metadata=dict(ai.response_metadata),
-        tool_calls=list(ai.tool_calls),
-        usage_metadata=ai.usage_metadata,
-        id=ai.id,
-    )
-
-
-def _forward(chunk: AIMessageChunk) -> AIMessageChunk:
-    """A teacher chunk as ours: our run's id (unless the provider gave one), never 'last'."""
-    update: dict[str, Any] = {"chunk_position": None}
-    if isinstance(chunk.id, str) and chunk.id.startswith(LC_ID_PREFIX):
-        update["id"] = None
-    return chunk.model_copy(update=update)
-
-
-class _Isolated:
-    """Runs a composed teacher runnable outside the enclosing runnable context, whose
-    callbacks it would otherwise merge in (the app's handlers must see one model run)."""
-
-    def __init__(self, runnable: Runnable) -> None:
-        self.runnable = runnable
-
-    @staticmethod
-    def _context() -> contextvars.Context:
-        ctx = contextvars.copy_context()
-        ctx.run(var_child_runnable_config.set, None)
-        return ctx
-
-    def invoke(self, *args: Any, **kwargs: Any) -> Any:
-        return self._context().run(self.runnable.invoke, *args, **kwargs)
-
-    async def ainvoke(self, *args: Any, **kwargs: Any) -> Any:
-        ctx = self._context()
-        return await ctx.run(asyncio.ensure_future, self.runnable.ainvoke(*args, **kwargs))
-
-
-def _json_mode_raw(output: dict[str, Any]) -> AIMessage:
-    """The teacher's raw JSON-mode reply; a teacher that answered by a tool call (its
-    structured output works by tool calling) gets its arguments as the JSON content."""
-    raw = _as_ai_message(output["raw"])
-    if raw.tool_calls and not str(raw.text).strip():
-        content = json.dumps(raw.tool_calls[0].get("args", {}), ensure_ascii=False)
-        return raw.model_copy(update={"content": content, "tool_calls": [], "invalid_tool_calls": []})
-    return raw
-
-
-def _result(msg: AIMessage) -> ChatResult:
-    return ChatResult(generations=[ChatGeneration(message=msg)])
-
-
-def _piece_chunk(_sent: str, piece: str) -> ChatGenerationChunk:
-    return ChatGenerationChunk(message=AIMessageChunk(content=piece))
+    return usage_metadata(Usage(prompt, estimate_tokens(text)))

@@ -1,19 +1,23 @@
 """The teacher behind a LangChain runnable: any chat Runnable an app passes as teacher
 (``with_retry``, ``bind``, ``configurable_fields`` / ``configurable_alternatives``,
-``init_chat_model(configurable_fields=...)``) resolved to the chat model inside it, and the
-call shaped on that model with the wrappers kept; and ``init_teacher``, the engine teacher
+``init_chat_model(configurable_fields=...)``) resolved to the chat model inside it, the
+call shaped on that model with the wrappers kept and run apart from the app's callbacks
+(``teacher_config``, ``Isolated``); and ``init_teacher``, the engine teacher
 ``soma demo --teacher provider:model`` gets (entry point ``soma.teachers``)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.base import BaseLanguageModel
 from langchain_core.runnables import Runnable, RunnableParallel, RunnableSequence
 from langchain_core.runnables.base import RunnableBindingBase
-from langchain_core.runnables.config import RunnableConfig
+from langchain_core.runnables.config import RunnableConfig, var_child_runnable_config
 from langchain_core.runnables.configurable import DynamicRunnable
 
 from soma_engine.testing.teachers import as_dicts
@@ -101,3 +105,36 @@ def init_teacher(spec: str) -> Callable[[Sequence[Any]], tuple[str, Any]]:
         return str(msg.text), msg.usage_metadata
 
     return teacher
+
+
+TEACHER_TAGS = ["soma:teacher", "nostream"]  # for the teacher's own callbacks; the app's see our run only
+
+
+def teacher_config(*, is_async: bool = False) -> RunnableConfig:
+    """Config for the inner teacher call: no handlers of the app's. The app sees one model
+    run per turn (its tracers, usage counters and token handlers get this model's run, with
+    the teacher's tokens, usage and model name), so a teacher turn is counted once. The
+    teacher's own ``callbacks`` still apply."""
+    manager = AsyncCallbackManager(handlers=[]) if is_async else CallbackManager(handlers=[])
+    return {"callbacks": manager, "tags": list(TEACHER_TAGS), "metadata": {}}
+
+
+class Isolated:
+    """Runs a composed teacher runnable outside the enclosing runnable context, whose
+    callbacks it would otherwise merge in (the app's handlers must see one model run)."""
+
+    def __init__(self, runnable: Runnable) -> None:
+        self.runnable = runnable
+
+    @staticmethod
+    def _context() -> contextvars.Context:
+        ctx = contextvars.copy_context()
+        ctx.run(var_child_runnable_config.set, None)
+        return ctx
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Any:
+        return self._context().run(self.runnable.invoke, *args, **kwargs)
+
+    async def ainvoke(self, *args: Any, **kwargs: Any) -> Any:
+        ctx = self._context()
+        return await ctx.run(asyncio.ensure_future, self.runnable.ainvoke(*args, **kwargs))

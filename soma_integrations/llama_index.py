@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llama_index.core.agent.react import ReActOutputParser
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
@@ -53,9 +52,17 @@ from soma_engine.types import Reply, Usage
 from . import _core
 from ._core import SomaWrapper, describe, safe, surrogate_name
 from .llama_index_embedding import EncoderEmbedding
+from .llama_index_messages import (
+    final_teacher_message,
+    is_react,
+    prompt_estimate,
+    react_step,
+    to_soma_messages,
+    token_counts,
+    usage_of,
+)
 from .llama_index_messages import kwargs_dict as _kwargs_dict
 from .llama_index_messages import openai_tool as _openai_tool
-from .llama_index_messages import to_soma_messages
 from .llama_index_session import install_session_spans, internal_prompt, session_from_context, structured_call
 
 if TYPE_CHECKING:
@@ -286,7 +293,7 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
             last = resp
             deltas += resp.delta or ""
             yield self._forward(turn, resp)
-        final = _final_teacher_message(last, deltas)
+        final = final_teacher_message(last, deltas)
         yield self._teacher_response(turn, final, self._record(turn, final), last_chunk=True)
 
     # -- chat: async ---------------------------------------------------------------------
@@ -326,7 +333,7 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
             last = resp
             deltas += resp.delta or ""
             yield self._forward(turn, resp)
-        final = _final_teacher_message(last, deltas)
+        final = final_teacher_message(last, deltas)
         soma = await asyncio.to_thread(self._record, turn, final)
         yield self._teacher_response(turn, final, soma, last_chunk=True)
 
@@ -460,7 +467,7 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
             parallel=bool(kwargs.pop("allow_parallel_tool_calls", False)),
             choice_arg=kwargs.pop("tool_choice", None),
             teacher_kwargs=kwargs,
-            output_check=self.output_check or (_react_step if _is_react(messages) else None),
+            output_check=self.output_check or (react_step if is_react(messages) else None),
             buffered=self.buffer_stream,
             options={"max_new_tokens": kwargs.get("max_tokens"), "temperature": kwargs.get("temperature")},
         )
@@ -537,15 +544,15 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
                     resp = self._call_teacher(turn, stream=False)
                 except NotImplementedError:  # an async-only teacher
                     resp = asyncio.run(self._acall_teacher(turn, stream=False))
-            return self._teacher_text(turn, resp), _usage_of(resp)
+            return self._teacher_text(turn, resp), usage_of(resp)
 
         return audit
 
     def _record(self, turn: _Turn, resp: ChatResponse) -> dict[str, Any]:
         """Record a teacher turn; returns the ``soma`` metadata. Never raises."""
         text = self._teacher_text(turn, resp)
-        usage = _usage_of(resp)
-        turn.usage = usage or Usage(_prompt_estimate(turn.messages), estimate_tokens(text), estimated=True)
+        usage = usage_of(resp)
+        turn.usage = usage or Usage(prompt_estimate(turn.messages), estimate_tokens(text), estimated=True)
         return _core.record_teacher(turn, text, usage)
 
     def _teacher_text(self, turn: _Turn, resp: ChatResponse) -> str:
@@ -601,7 +608,7 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
         self._mark(turn, surrogate=False)  # also after a surrogate failure fell back
         extra = dict(resp.additional_kwargs or {})
         if turn.usage is not None:
-            for k, v in _token_counts(turn.usage).items():
+            for k, v in token_counts(turn.usage).items():
                 extra.setdefault(k, v)
         extra["soma"] = soma
         update: dict[str, Any] = {"additional_kwargs": extra}
@@ -633,7 +640,7 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
             delta = filt.flush()
             text = sent + delta
         blocks: list[Any] = [TextBlock(text=text)] if text or not calls else []
-        counts = _token_counts(reply.usage)
+        counts = token_counts(reply.usage)
         return ChatResponse(
             message=ChatMessage(role=MessageRole.ASSISTANT, blocks=[*blocks, *calls]),
             delta=delta,
@@ -680,70 +687,7 @@ def _quiet(teacher: LLM) -> LLM:
     return teacher.model_copy(update={"callback_manager": CallbackManager([])})
 
 
-REACT_MARKERS = ("Action Input:", "Thought:")  # in the format instructions of ReActAgent's system prompt
-
-
-def _is_react(messages: Sequence[ChatMessage]) -> bool:
-    """Whether the call is a ReAct agent's (its system prompt describes the ReAct format)."""
-    return any(m.role == MessageRole.SYSTEM and all(k in (m.content or "") for k in REACT_MARKERS) for m in messages)
-
-
-def _react_step(text: str) -> None:
-    """A ReAct step or it does not hold up: a surrogate answer in another shape is served by
-    the teacher (LlamaIndex's parser alone reads any text as a final answer)."""
-    if not text.lstrip().startswith("Thought:"):
-        raise ValueError("not a ReAct step: it does not start with 'Thought:'")
-    ReActOutputParser().parse(text.strip(), is_streaming=False)
-
-
 # ----------------------------------------------------------------------------- usage and metadata
-
-
-def _usage_of(resp: Any) -> Usage | None:
-    """The token usage a response reports: OpenAI-style counts in ``additional_kwargs``
-    (as LlamaIndex's integrations put them), else a ``usage`` in ``raw``."""
-    sources: list[Any] = [getattr(resp, "additional_kwargs", None) or {}]
-    raw = getattr(resp, "raw", None)
-    if isinstance(raw, dict):
-        sources.append(raw.get("usage"))
-    elif raw is not None:
-        sources.append(getattr(raw, "usage", None))
-    for src in sources:
-        if src is None:
-            continue
-        get = src.get if isinstance(src, dict) else (lambda k, s=src: getattr(s, k, None))
-        for i_key, o_key in (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens")):
-            i, o = get(i_key), get(o_key)
-            if isinstance(i, int) or isinstance(o, int):
-                return Usage(int(i or 0), int(o or 0))
-    return None
-
-
-def _token_counts(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": int(usage.input_tokens),
-        "completion_tokens": int(usage.output_tokens),
-        "total_tokens": int(usage.input_tokens + usage.output_tokens),
-    }
-
-
-def _prompt_estimate(messages: Sequence[ChatMessage]) -> int:
-    return sum(estimate_tokens(m.content or "") for m in messages)
-
-
-def _final_teacher_message(last: ChatResponse | None, deltas: str) -> ChatResponse:
-    """The teacher's whole answer after its stream: the last chunk (LlamaIndex streams are
-    cumulative), or the joined deltas when a teacher streams only deltas."""
-    if last is None:
-        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=""), delta="")
-    if (
-        not (last.message.content or "")
-        and deltas
-        and not any(isinstance(b, ToolCallBlock) for b in last.message.blocks)
-    ):
-        message = last.message.model_copy(update={"blocks": [TextBlock(text=deltas)]})
-        return last.model_copy(update={"message": message})
-    return last
 
 
 def _untracked(resp: Any) -> Any:

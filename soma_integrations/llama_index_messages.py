@@ -1,15 +1,18 @@
 """LlamaIndex chat messages and tools as the engine's messages and OpenAI-style tools:
 content blocks, tool calls (blocks, or the legacy ``additional_kwargs``) and leniently parsed
-tool arguments."""
+tool arguments; the usage a response reports, a teacher's whole streamed answer, and ReAct
+steps (the shape a ReAct agent's turn must have)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from llama_index.core.agent.react import ReActOutputParser
 from llama_index.core.base.llms.types import (
     CachePoint,
     ChatMessage,
+    ChatResponse,
     CitableBlock,
     CitationBlock,
     MessageRole,
@@ -19,6 +22,9 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.utils import parse_partial_json
+
+from soma_engine.teacher import estimate_tokens
+from soma_engine.types import Usage
 
 _ROLE_MAP = {"chatbot": "assistant", "function": "tool"}
 
@@ -111,3 +117,66 @@ def openai_tool(tool: Any) -> dict[str, Any]:
     if isinstance(tool, dict):
         return tool
     return tool.metadata.to_openai_tool(skip_length_check=True)
+
+
+REACT_MARKERS = ("Action Input:", "Thought:")  # in the format instructions of ReActAgent's system prompt
+
+
+def is_react(messages: Sequence[ChatMessage]) -> bool:
+    """Whether the call is a ReAct agent's (its system prompt describes the ReAct format)."""
+    return any(m.role == MessageRole.SYSTEM and all(k in (m.content or "") for k in REACT_MARKERS) for m in messages)
+
+
+def react_step(text: str) -> None:
+    """A ReAct step or it does not hold up: a surrogate answer in another shape is served by
+    the teacher (LlamaIndex's parser alone reads any text as a final answer)."""
+    if not text.lstrip().startswith("Thought:"):
+        raise ValueError("not a ReAct step: it does not start with 'Thought:'")
+    ReActOutputParser().parse(text.strip(), is_streaming=False)
+
+
+def usage_of(resp: Any) -> Usage | None:
+    """The token usage a response reports: OpenAI-style counts in ``additional_kwargs``
+    (as LlamaIndex's integrations put them), else a ``usage`` in ``raw``."""
+    sources: list[Any] = [getattr(resp, "additional_kwargs", None) or {}]
+    raw = getattr(resp, "raw", None)
+    if isinstance(raw, dict):
+        sources.append(raw.get("usage"))
+    elif raw is not None:
+        sources.append(getattr(raw, "usage", None))
+    for src in sources:
+        if src is None:
+            continue
+        get = src.get if isinstance(src, dict) else (lambda k, s=src: getattr(s, k, None))
+        for i_key, o_key in (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens")):
+            i, o = get(i_key), get(o_key)
+            if isinstance(i, int) or isinstance(o, int):
+                return Usage(int(i or 0), int(o or 0))
+    return None
+
+
+def token_counts(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": int(usage.input_tokens),
+        "completion_tokens": int(usage.output_tokens),
+        "total_tokens": int(usage.input_tokens + usage.output_tokens),
+    }
+
+
+def prompt_estimate(messages: Sequence[ChatMessage]) -> int:
+    return sum(estimate_tokens(m.content or "") for m in messages)
+
+
+def final_teacher_message(last: ChatResponse | None, deltas: str) -> ChatResponse:
+    """The teacher's whole answer after its stream: the last chunk (LlamaIndex streams are
+    cumulative), or the joined deltas when a teacher streams only deltas."""
+    if last is None:
+        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=""), delta="")
+    if (
+        not (last.message.content or "")
+        and deltas
+        and not any(isinstance(b, ToolCallBlock) for b in last.message.blocks)
+    ):
+        message = last.message.model_copy(update={"blocks": [TextBlock(text=deltas)]})
+        return last.model_copy(update={"message": message})
+    return last
