@@ -368,11 +368,7 @@ def _gate_base(
     """Permissive gate (``gate.min_improvement=None``), training never beat the untrained adapter:
     the candidate is the base surrogate. Gate the base on the held-out turns (the floor decides:
     Gap_old = Gap_new); it serves only as the base, with no adapter id (decisions.record_base)."""
-    batch = plan.holdout or records[-1:]
-    (gaps,) = surrogate_gaps(services, [None], batch)
-    model, locality_ok, _ = session_locality(services.encoder, services.config.gate, records)
-    decision = decide(services, gaps, gaps, locality_ok)
-    outcome = GateOutcome(decision, model.to_dict(), gaps, gaps, [r.turn for r in batch])
+    outcome = _gate(services, plan, None, None, records)
     with suppress(SessionGone), services.store.session(key, services.config.session_ttl, create=False) as st:
         if same_job(st, started_job):
             record_base(services, st, plan, result, outcome, time.perf_counter() - started)
@@ -381,14 +377,19 @@ def _gate_base(
 def _gate(
     services: Services,
     plan: Plan,
-    ref: AdapterRef,
+    ref: AdapterRef | None,
     parent: AdapterRef | None,
     records: list[TurnRecord],
 ) -> GateOutcome:
     """Gap of the old and new surrogate on the held-out warm turns (never trained on), the
-    locality model and check of the session, and the decision (``gate.mode``)."""
+    locality model and check of the session, and the decision (``gate.mode``). ``ref`` None:
+    the candidate is the base model itself (Gap_old = Gap_new, generated once)."""
     batch = plan.holdout or records[-1:]
-    gap_old, gap_new = held_out_gaps(services, ref, parent, batch)
+    if ref is None:
+        (gap_new,) = surrogate_gaps(services, [None], batch)
+        gap_old = gap_new
+    else:
+        gap_old, gap_new = held_out_gaps(services, ref, parent, batch)
     model, locality_ok, _ = session_locality(services.encoder, services.config.gate, records)
     decision = decide(services, gap_old, gap_new, locality_ok)
     return GateOutcome(decision, model.to_dict(), gap_old, gap_new, [r.turn for r in batch])
