@@ -268,10 +268,14 @@ def engine_args(tiny: bool, home: Path) -> dict[str, Any]:
         # earlier turns (valid calls, wrong arguments) on some.
         # The offline stand-in teacher is a scripted coach (StandInCoach), not an LLM: the gate
         # keeps its fidelity floor without the improvement rule (a permissive setup).
-        # History-FT at fixed steps, not the default strategy: measured on this chat engine
-        # (7 turns, 2-core CPU), soma under the default 30 s budget was refused at held-out
-        # fidelity 0.32 and 0.24, and soma at M 2, 6 mining steps, 12 LoRA steps at 0.37 twice
-        # (278 and 559 s per adaptation, loaded), against the floor of 0.6 History-FT clears.
+        # History-FT at fixed steps, not the default strategy. Measured on this chat engine
+        # (7 turns, 2-core CPU, one held-out turn per gate): under the default 30 s budget soma
+        # plans 1 mining step and 1-3 LoRA steps here and is refused (fidelity 0.37, then 0.24).
+        # Without the budget (M 2, 6 mining steps, the same 12 LoRA steps; also with |H| = all
+        # turns) its adapters learn the "Coach says: <note>" form but copy the wrong one of the
+        # two retrieved notes (fidelity 0.37 at turns 4 and 6, 186 and 360-430 s). History-FT
+        # copies that same wrong note at turn 4 and the right one at turn 6 (fidelity 1.0, 223 s).
+        # One turn decides which note a 135M model copies: a coin, not a measured advantage.
         args["config"] = SomaConfig(
             warm_window=4,
             adaptation="inline",
