@@ -353,6 +353,7 @@ def _config(args: argparse.Namespace, strategy: str, gate_spec: str, regime: str
         ("lora", "kl_weight", args.kl_weight),
         ("mining", "steps", args.mining_steps),
         ("mining", "candidates", args.candidates),
+        ("mining", "hardness", args.hardness),
     ):
         if value is not None:
             cfg.setdefault(section, {})[key] = value
@@ -540,6 +541,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--kl-weight", type=float, help="override lora.kl_weight (KL to the base)")
     ap.add_argument("--mining-steps", type=int, help="override the default mining steps")
     ap.add_argument("--candidates", type=int, help="override the default mining candidates M")
+    ap.add_argument("--hardness", choices=["divergence", "literal"], help="override mining.hardness (r_t's rule)")
     ap.add_argument("--no-paired", dest="paired", action="store_false", help="skip History-Prefix on the same turns")
     ap.add_argument("--surrogate", help="HF id or path (default: the bundled SmolLM2)")
     ap.add_argument("--encoder", help="sentence-transformers id or path (default: the bundled MiniLM)")

@@ -50,6 +50,11 @@ class MiningConfig(_Section):
     init_std: float = Field(0.02, gt=0, description="sigma, soft-prompt init scale (Sec. 3.1)")
     tail_k: int = Field(8, ge=1, description="K, positions in the entropy tail H_tail")
     hnsw_above: int = Field(200_000, ge=1, description="vocabularies larger than this use an HNSW index, else exact")
+    hardness: Literal["divergence", "literal"] = Field(
+        "divergence",
+        description="r_t of Sec. 3.3: 'divergence' = max_P exp(-L_sem_exp) (the turns mining pushes G off F "
+        "most easily; miner.py explains the sign), 'literal' = max_P L_sem_exp as Sec. 3.3 prints it",
+    )
     probe_teacher: bool = Field(False, description="send verbalized V(P) probes to the teacher")
     probe_budget: int = Field(4, ge=0, description="most teacher probe calls per adaptation")
     row_chunk: int = Field(

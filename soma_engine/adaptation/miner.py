@@ -33,7 +33,8 @@ probabilities it is ≈ 1 − the s_τ-weighted mass G puts on F's neighbourhood
 
     r_t = max_{P ∈ P_cand} exp(-L_sem_exp(P; D_{t-1}, q_t)) = exp(-min_P L_sem_exp(P; D_{t-1}, q_t))
 
-The literal Eq. 2 values are kept in :attr:`MiningResult.unlikelihood` for whoever wants them.
+The literal Eq. 2 values are kept in :attr:`MiningResult.unlikelihood` for whoever wants them;
+``mining.hardness="literal"`` scores r_t = max_P L_sem_exp as printed, to measure the other reading.
 
 Where the parts live: ``neighbourhoods.py`` (Def. 3.1, s_τ of Eq. 1), ``mining_loss.py`` (Eq. 1–3
 as pure functions), ``prompt_scoring.py`` (the batched forward of step 2), ``answer_rows.py``
@@ -109,7 +110,8 @@ def _verbalized(prompts: Tensor, embeddings: Tensor, tokenizer: Any) -> list[lis
 class MiningResult:
     """Output of :func:`mine`. Turn-indexed lists follow the order of the ``turns`` given."""
 
-    hardness: list[float]  # r_t = max_m exp(-L_sem_exp(P_m; t)) in (0, 1]; 0.0 for empty answers
+    # r_t: max_m exp(-L_sem_exp(P_m; t)) in (0, 1], or max_m L_sem_exp (config.hardness); 0.0 for empty answers
+    hardness: list[float]
     prompts: Tensor  # [M, L, d] optimised soft prompts (float32, CPU)
     losses: list[list[float]]  # J(P_m) per step (before the update), [steps][M]
     verbalized: list[list[str]]  # V(P_m): L token strings per candidate
@@ -276,8 +278,9 @@ def _final_scores(
 
     final = run(evaluate)
     sem = final.sem_exp.float().cpu()
-    r = hardness_from_unlikelihood(sem)
-    best_m = sem.argmin(dim=0)  # the candidate with the largest exp(-L)
+    rule = problem.config.hardness
+    r = hardness_from_unlikelihood(sem, rule)
+    best_m = sem.argmax(dim=0) if rule == "literal" else sem.argmin(dim=0)  # the candidate that gives r_t
     for col, t in enumerate(batch.turn_ids):
         unl[:, t] = sem[:, col]
         ent[:, t] = final.h_tail[:, col].float().cpu()

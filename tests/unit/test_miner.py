@@ -11,7 +11,13 @@ import torch.nn.functional as F
 
 from soma_engine.adaptation.answer_rows import Frozen, activation_budget, layer_checkpointing
 from soma_engine.adaptation.miner import mine, probe_cases, verbalize
-from soma_engine.adaptation.mining_loss import log_probs_at, mining_objective, semantic_divergence_loss, tail_entropy
+from soma_engine.adaptation.mining_loss import (
+    hardness_from_unlikelihood,
+    log_probs_at,
+    mining_objective,
+    semantic_divergence_loss,
+    tail_entropy,
+)
 from soma_engine.adaptation.neighbourhoods import (
     NeighborIndex,
     clear_neighbor_cache,
@@ -350,6 +356,36 @@ def test_hardness_ranks_reproduced_turn_below_unlikely_turn():
     # The literal Eq. 2 value orders them the other way: it measures agreement, which is why
     # the hardness is exp(-L_sem_exp) (module docstring).
     assert result.unlikelihood[:, 0].min() > result.unlikelihood[:, 1].min()
+
+
+def test_hardness_rules_against_naive_loops():
+    sem = torch.tensor([[0.2, 3.0, 1.5], [0.9, 0.1, 2.5]])  # L_sem_exp [M candidates, T turns]
+    divergence = [max(math.exp(-sem[m, t].item()) for m in range(2)) for t in range(3)]
+    literal = [max(sem[m, t].item() for m in range(2)) for t in range(3)]
+    assert hardness_from_unlikelihood(sem).tolist() == pytest.approx(divergence)
+    assert hardness_from_unlikelihood(sem, "divergence").tolist() == pytest.approx(divergence)
+    assert hardness_from_unlikelihood(sem, "literal").tolist() == pytest.approx(literal)
+    with pytest.raises(ValueError, match="'divergence' or 'literal'"):
+        hardness_from_unlikelihood(sem, "max")
+
+
+def test_literal_hardness_reads_the_largest_residual_agreement(tiny):
+    """``mining.hardness="literal"``: r_t = max_m L_sem_exp (Sec. 3.3 as printed) from the same
+    optimised prompts, and the candidate that gives it; the ranking is the default's reversed
+    when there is one candidate (exp(-L) is decreasing)."""
+    model, tokenizer = tiny
+    turns = dialogue_turns()
+    cfg = MiningConfig(candidates=1, steps=2, soft_len=4, neighbors_k=5, top_m=10)
+    default = mine(model, tokenizer, turns, cfg, seed=2)
+    literal = mine(model, tokenizer, turns, cfg.model_copy(update={"hardness": "literal"}), seed=2)
+    assert torch.equal(literal.prompts, default.prompts)  # the rule reads the result, mining is the same
+    assert literal.hardness == pytest.approx(literal.unlikelihood.amax(dim=0).tolist())
+    assert default.hardness == pytest.approx(torch.exp(-default.unlikelihood).amax(dim=0).tolist())
+    order = sorted(range(len(turns)), key=lambda t: default.hardness[t])
+    assert sorted(range(len(turns)), key=lambda t: -literal.hardness[t]) == order
+    two = cfg.model_copy(update={"candidates": 2, "hardness": "literal"})
+    both = mine(model, tokenizer, turns, two, seed=2)
+    assert both.best_candidate == both.unlikelihood.argmax(dim=0).tolist()
 
 
 def test_mine_smoke(tiny):
