@@ -314,7 +314,7 @@ def mine(
     ``turns``: ``(context_messages, teacher_answer)`` pairs, context = D_{t-1} ⊕ q_t. Minimises J(P)
     (Eq. 3) with AdamW(lr, weight_decay), cosine decay over ``config.steps`` and per-candidate
     gradient-norm clipping; all M candidates and all turns share one padded batch per step. Then
-    r_t = max_m exp(-L_sem_exp(P_m; t)) (module docstring: sign convention). ``device`` defaults to
+    r_t from the optimised candidates by ``config.hardness`` (module docstring: sign convention). ``device`` defaults to
     the model's; the model must already be there. While mining, every parameter has
     ``requires_grad=False`` and the model is in eval mode (both restored on exit): do not train the
     same module concurrently. With an active LoRA adapter the mined surrogate is G + adapter.
