@@ -16,12 +16,8 @@ except ModuleNotFoundError as exc:
     raise framework_missing("langchain", exc) from exc
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any, Literal
 
 from langchain_core.callbacks import (
@@ -35,27 +31,17 @@ from langchain_core.messages import (
     AIMessageChunk,
     BaseMessage,
 )
-from langchain_core.messages.ai import UsageMetadata
-from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
-from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import (
     Runnable,
     RunnableBinding,
     RunnableLambda,
-    RunnableMap,
-    RunnablePassthrough,
 )
 from langchain_core.runnables.config import RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
-from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from soma_engine.teacher import estimate_tokens
-from soma_engine.tools import StopFilter as _StopFilter
-from soma_engine.tools import check_json_output, check_tool_output, truncate_at_stop
-from soma_engine.types import Reply, Usage
 
 from . import _core
 from ._core import SomaWrapper
@@ -73,15 +59,25 @@ from .langchain_messages import (
     piece_chunk,
     teacher_text,
     to_soma_messages,
-    usage_metadata,
 )
 from .langchain_session import resolve_session, session_from_config
-from .langchain_teacher import Isolated, teacher_config
+from .langchain_structured import structured_output
+from .langchain_teacher import Isolated, run_async, teacher_config
 from .langchain_teacher import chat_model as _chat_model
 from .langchain_teacher import is_dynamic as _is_dynamic
 from .langchain_teacher import own_counter as _own_counter
 from .langchain_teacher import shape as _shape
 from .langchain_teacher import with_kwargs as _with_kwargs
+from .langchain_turn import (
+    CLIENT_SETTINGS,
+    SETTINGS,
+    TEACHER_ONLY,
+    Turn,
+    check_n,
+    estimate_usage,
+    surrogate_final,
+    surrogate_message,
+)
 
 log = logging.getLogger("soma.langchain")
 
@@ -274,7 +270,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
         unknown = sorted(k for k in values if k not in known)
         if unknown:
-            client = [k for k in unknown if k in _CLIENT_SETTINGS]
+            client = [k for k in unknown if k in CLIENT_SETTINGS]
             hint = (
                 f"{', '.join(client)} configure the teacher's client: set them on the teacher "
                 "(e.g. ChatOpenAI(timeout=30)). "
@@ -299,7 +295,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
     @field_validator("n")
     @classmethod
     def _one_answer(cls, value: int | None) -> int | None:
-        return _check_n(value)
+        return check_n(value)
 
     @model_validator(mode="after")
     def _teacher_profile(self) -> SomaChatModel:
@@ -337,7 +333,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         """The run's model as tracers price it: the surrogate's on a turn routed to it (the
         entry points route before the run starts), else the teacher's."""
         turn = kwargs.get("soma_turn")
-        if isinstance(turn, _Turn) and turn.surrogate:
+        if isinstance(turn, Turn) and turn.surrogate:
             provider, name = "soma", _surrogate_name(turn.engine)
         else:
             model = kwargs.get("model")
@@ -361,10 +357,10 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
 
     def _settings(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """This call's teacher settings: ``model_kwargs``, then the fields set on this model,
-        then the call's kwargs (those of ``_SETTINGS`` only)."""
+        then the call's kwargs (those of ``SETTINGS`` only)."""
         out: dict[str, Any] = dict(self.model_kwargs)
-        out.update({k: getattr(self, k, None) for k in _SETTINGS if getattr(self, k, None) is not None})
-        out.update({k: kwargs[k] for k in _SETTINGS if kwargs.get(k) is not None})
+        out.update({k: getattr(self, k, None) for k in SETTINGS if getattr(self, k, None) is not None})
+        out.update({k: kwargs[k] for k in SETTINGS if kwargs.get(k) is not None})
         return out
 
     def _teacher_model_name(self, chat: Any = None) -> str:
@@ -447,49 +443,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         ``json_mode`` asks for a JSON object (the teacher in its own JSON mode where it has
         one). Invalid surrogate output is served by the teacher.
         """
-        if kwargs:
-            raise ValueError(f"Received unsupported arguments {kwargs}")
-        if method not in ("function_calling", "json_schema", "json_mode"):
-            raise ValueError(f"method must be 'function_calling', 'json_schema' or 'json_mode', not {method!r}")
-        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
-        if method in ("json_mode", "json_schema"):
-            if schema is None and method == "json_schema":
-                raise ValueError("schema must be given when method is 'json_schema'")
-            json_schema = convert_to_json_schema(schema) if schema is not None else None
-            bound: dict[str, Any] = {"soma_json_mode": {"schema": json_schema, "method": method, "strict": strict}}
-            if schema is not None:
-                bound["ls_structured_output_format"] = {
-                    "kwargs": {"method": method, "strict": strict},
-                    "schema": schema,
-                }
-            llm = self.bind(**bound)
-            parser: Runnable = (
-                PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()  # type: ignore[arg-type]
-            )
-        else:
-            if schema is None:
-                raise ValueError("schema must be given when method is not 'json_mode'")
-            tool = convert_to_openai_tool(schema, strict=strict)
-            name = tool["function"]["name"]
-            bind_kwargs: dict[str, Any] = {}
-            if strict is not None:
-                bind_kwargs["strict"] = strict
-            llm = self.bind_tools(
-                [schema],
-                tool_choice=name,
-                ls_structured_output_format={"kwargs": {"method": method, "strict": strict}, "schema": schema},
-                **bind_kwargs,
-            )
-            parser = (
-                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
-                if is_pydantic
-                else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
-            )
-        if include_raw:
-            parser_assign = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
-            parser_none = RunnablePassthrough.assign(parsed=lambda _: None)
-            return RunnableMap(raw=llm) | parser_assign.with_fallbacks([parser_none], exception_key="parsing_error")
-        return llm | parser
+        return structured_output(self, schema, method, include_raw, strict, kwargs)
 
     # -- entry points: the session from the call's config ------------------------------
     # langchain-core hands ``_stream`` no run manager and never hands ``_generate`` the
@@ -579,7 +533,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
     ) -> ChatResult:
         turn = kwargs.get("soma_turn") or self._begin(messages, stop, kwargs, run_manager)
         served = _core.serve_surrogate(
-            turn, self._auditor(turn), lambda reply: chat_result(self._surrogate_message(turn, reply))
+            turn, self._auditor(turn), lambda reply: chat_result(surrogate_message(turn, reply))
         )
         if served is not None:
             return served
@@ -595,10 +549,10 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         turn = kwargs.get("soma_turn") or self._begin(messages, stop, kwargs, run_manager)
-        out = _core.SurrogateStream(turn, piece_chunk, self._surrogate_final(turn), turn.stop)
+        out = _core.SurrogateStream(turn, piece_chunk, surrogate_final(turn), turn.stop)
         yield from _core.stream_turn(out, self._auditor(turn), lambda: self._teacher_stream(turn))
 
-    def _teacher_stream(self, turn: _Turn) -> Iterator[ChatGenerationChunk]:
+    def _teacher_stream(self, turn: Turn) -> Iterator[ChatGenerationChunk]:
         runnable, call_kwargs = self._teacher_call(turn)
         config = teacher_config()
         acc: AIMessageChunk | None = None
@@ -622,7 +576,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
     ) -> ChatResult:
         turn = kwargs.get("soma_turn") or await self._abegin(messages, stop, kwargs, run_manager)
         served = await _core.aserve_surrogate(
-            turn, self._auditor(turn), lambda reply: chat_result(self._surrogate_message(turn, reply))
+            turn, self._auditor(turn), lambda reply: chat_result(surrogate_message(turn, reply))
         )
         if served is not None:
             return served
@@ -639,11 +593,11 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         turn = kwargs.get("soma_turn") or await self._abegin(messages, stop, kwargs, run_manager)
-        out = _core.SurrogateStream(turn, piece_chunk, self._surrogate_final(turn), turn.stop)
+        out = _core.SurrogateStream(turn, piece_chunk, surrogate_final(turn), turn.stop)
         async for chunk in _core.astream_turn(out, self._auditor(turn), lambda: self._teacher_astream(turn)):
             yield chunk
 
-    async def _teacher_astream(self, turn: _Turn) -> AsyncIterator[ChatGenerationChunk]:
+    async def _teacher_astream(self, turn: Turn) -> AsyncIterator[ChatGenerationChunk]:
         runnable, call_kwargs = self._teacher_call(turn)
         config = teacher_config(is_async=True)
         acc: AIMessageChunk | None = None
@@ -666,7 +620,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         stop: list[str] | None,
         kwargs: dict[str, Any],
         run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
-    ) -> _Turn:
+    ) -> Turn:
         """Split the call's kwargs, resolve the session and ask the engine who serves."""
         kwargs = dict(kwargs)
         session_id = kwargs.pop("session_id", None) or self.session_id
@@ -674,7 +628,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         configurable = kwargs.pop("soma_configurable", None)
         for key in ("stream", "soma_turn", "ls_structured_output_format"):
             kwargs.pop(key, None)
-        _check_n(kwargs.pop("n", None))
+        check_n(kwargs.pop("n", None))
         settings = self._settings(kwargs)
         kwargs = {**settings, **kwargs}
         raw_tools = kwargs.pop("tools", None)
@@ -684,7 +638,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         bind_kwargs = {k: v for k, v in bind_kwargs.items() if v is not None}
         stop = list(stop) if stop else (list(self.stop) if self.stop else None)
         tools = [openai_tool(t, bind_kwargs.get("strict")) for t in raw_tools] if raw_tools else None
-        turn = _Turn(
+        turn = Turn(
             engine=self.get_engine(),
             messages=messages,
             stop=stop,
@@ -702,7 +656,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
             },
         )
         request = _core.tool_request(turn, tools, choice_arg) if tools else {}
-        for key in _TEACHER_ONLY:
+        for key in TEACHER_ONLY:
             if kwargs.get(key) not in (None, False):
                 request.update(teacher_only=True, reason=f"{key} is served by the teacher")
         session = resolve_session(session_id, run_manager)
@@ -715,11 +669,11 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         stop: list[str] | None,
         kwargs: dict[str, Any],
         run_manager: AsyncCallbackManagerForLLMRun | None,
-    ) -> _Turn:
+    ) -> Turn:
         # The store (and, while serving, the locality encoder) is off the event loop.
         return await asyncio.to_thread(self._begin, messages, stop, kwargs, run_manager)
 
-    def _teacher_call(self, turn: _Turn) -> tuple[Any, dict[str, Any]]:
+    def _teacher_call(self, turn: Turn) -> tuple[Any, dict[str, Any]]:
         """The teacher runnable for this turn (tools bound, JSON mode) and its call kwargs."""
         kwargs = dict(turn.call_kwargs)
         if turn.stop:
@@ -754,7 +708,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
             return bound, kwargs
         return _shape(self.teacher, config, lambda chat: chat), kwargs
 
-    def _auditor(self, turn: _Turn) -> Callable[[Any], tuple[str, Any]]:
+    def _auditor(self, turn: Turn) -> Callable[[Any], tuple[str, Any]]:
         """The teacher answering this same turn, for the engine's background audits (run
         off the request path, on a sampled share of surrogate turns)."""
 
@@ -764,19 +718,19 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
             try:
                 msg = runnable.invoke(turn.messages, config=config, **call_kwargs)
             except NotImplementedError:  # an async-only teacher
-                msg = _run_async(lambda: runnable.ainvoke(turn.messages, config=config, **call_kwargs))
+                msg = run_async(lambda: runnable.ainvoke(turn.messages, config=config, **call_kwargs))
             return teacher_text(msg)
 
         return audit
 
-    def _record(self, turn: _Turn, msg: BaseMessage | None) -> dict[str, Any]:
+    def _record(self, turn: Turn, msg: BaseMessage | None) -> dict[str, Any]:
         """Record a teacher turn; returns the ``soma`` metadata. Never raises."""
         text, usage = teacher_text(msg)
-        turn.usage_estimate = _estimate_usage(turn, text)
+        turn.usage_estimate = estimate_usage(turn, text)
         return _core.record_teacher(turn, text, usage)
 
     # -- messages out --------------------------------------------------------------------
-    def _teacher_message(self, turn: _Turn, msg: AIMessage, soma: dict[str, Any]) -> AIMessage:
+    def _teacher_message(self, turn: Turn, msg: AIMessage, soma: dict[str, Any]) -> AIMessage:
         meta = dict(msg.response_metadata or {})
         meta.setdefault("model_name", self._teacher_model_name())
         meta.setdefault("model_provider", self._teacher_provider())
@@ -789,7 +743,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
             update["id"] = None  # our run's id, not the inner teacher run's
         return msg.model_copy(update=update)
 
-    def _teacher_final_chunk(self, turn: _Turn, acc: AIMessageChunk | None, soma: dict[str, Any]) -> AIMessageChunk:
+    def _teacher_final_chunk(self, turn: Turn, acc: AIMessageChunk | None, soma: dict[str, Any]) -> AIMessageChunk:
         seen = dict(acc.response_metadata or {}) if acc is not None else {}
         meta: dict[str, Any] = {}
         if "model_name" not in seen:
@@ -802,122 +756,3 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         content: Any = [] if acc is not None and isinstance(acc.content, list) else ""
         usage = None if acc is not None and acc.usage_metadata else turn.usage_estimate
         return AIMessageChunk(content=content, response_metadata=meta, usage_metadata=usage, chunk_position="last")
-
-    def _surrogate_parts(self, turn: _Turn, reply: Reply) -> tuple[str, list[dict[str, Any]], str]:
-        text = truncate_at_stop(reply.text, turn.stop).strip()
-        finish = "stop" if text != reply.text.strip() else reply.finish_reason
-        calls: list[dict[str, Any]] = []
-        if turn.tools and turn.choice.mode != "none":
-            parsed = turn.check(reply.text)
-            text = parsed.content
-            calls = [{"name": c.name, "args": c.arguments, "id": c.id, "type": "tool_call"} for c in parsed.tool_calls]
-            if calls:
-                finish = "tool_calls"
-        return text, calls, finish
-
-    def _surrogate_meta(self, turn: _Turn, reply: Reply, finish: str) -> dict[str, Any]:
-        return {
-            "model_name": _surrogate_name(turn.engine),
-            "model_provider": "soma",
-            "finish_reason": finish,
-            "soma": dict(reply.soma),
-        }
-
-    def _surrogate_message(self, turn: _Turn, reply: Reply) -> AIMessage:
-        text, calls, finish = self._surrogate_parts(turn, reply)
-        return AIMessage(
-            content=text,
-            tool_calls=calls,
-            usage_metadata=usage_metadata(reply.usage),
-            response_metadata=self._surrogate_meta(turn, reply, finish),
-        )
-
-    def _surrogate_final(self, turn: _Turn) -> Callable[[Reply, str, _StopFilter], ChatGenerationChunk]:
-        return lambda reply, sent, filt: ChatGenerationChunk(
-            message=self._surrogate_final_chunk(turn, reply, sent, filt)
-        )
-
-    def _surrogate_final_chunk(self, turn: _Turn, reply: Reply, sent: str, filt: _StopFilter) -> AIMessageChunk:
-        text, calls, finish = self._surrogate_parts(turn, reply)
-        content = text if turn.buffered else filt.flush()
-        streamed = (sent + content).strip()
-        if not turn.buffered and not calls and text.startswith(streamed):
-            # text the token streamer held back (an incomplete UTF-8 sequence) is in the reply
-            content += text[len(streamed) :]
-        return AIMessageChunk(
-            content=content,
-            tool_call_chunks=[
-                {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i, "type": "tool_call_chunk"}
-                for i, c in enumerate(calls)
-            ],
-            usage_metadata=usage_metadata(reply.usage),
-            response_metadata=self._surrogate_meta(turn, reply, finish),
-            chunk_position="last",
-        )
-
-
-# ----------------------------------------------------------------------------- one turn's state
-
-
-@dataclass(kw_only=True)
-class _Turn(_core.Turn):
-    messages: list[BaseMessage]
-    stop: list[str] | None
-    tools: list[dict[str, Any]] | None
-    tool_choice: Any
-    bind_kwargs: dict[str, Any]
-    call_kwargs: dict[str, Any]
-    json_mode: dict[str, Any] | None
-    configurable: dict[str, Any] | None = None
-    usage_estimate: UsageMetadata | None = None
-
-    @property
-    def validates(self) -> bool:
-        return bool(self.tools) or self.json_mode is not None
-
-    def check(self, text: str) -> Any:
-        """Validate the surrogate's answer (tools, JSON mode); raises on invalid output."""
-        text = truncate_at_stop(text, self.stop)
-        if self.tools:
-            return check_tool_output(
-                text,
-                self.surrogate_tools,
-                self.choice,
-                parallel=self.bind_kwargs.get("parallel_tool_calls", True) is not False,
-            )
-        if self.json_mode is not None:
-            return check_json_output(text, self.json_mode.get("schema"))
-        return text
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-_SETTINGS = ("temperature", "max_tokens", "logprobs", "top_logprobs")
-_TEACHER_ONLY = ("model", "logprobs", "top_logprobs", "response_format")  # asks for the teacher itself
-_CLIENT_SETTINGS = {"timeout", "request_timeout", "max_retries", "api_key", "base_url", "organization", "rate_limiter"}
-
-
-def _check_n(value: int | None) -> int | None:
-    if value not in (None, 1):
-        raise ValueError(
-            f"n={value}: SomaChatModel answers each turn once (a turn is one recorded answer). "
-            "Call the teacher directly for several candidates."
-        )
-    return value
-
-
-def _run_async(make: Callable[[], Any]) -> Any:
-    """Run a coroutine to completion from sync code, in a thread of its own when this
-    thread already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make())
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
-
-
-def _estimate_usage(turn: _Turn, text: str) -> UsageMetadata:
-    prompt = sum(estimate_tokens(str(m.text)) for m in turn.messages)
-    return usage_metadata(Usage(prompt, estimate_tokens(text)))

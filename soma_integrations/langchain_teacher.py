@@ -2,7 +2,7 @@
 (``with_retry``, ``bind``, ``configurable_fields`` / ``configurable_alternatives``,
 ``init_chat_model(configurable_fields=...)``) resolved to the chat model inside it, the
 call shaped on that model with the wrappers kept and run apart from the app's callbacks
-(``teacher_config``, ``Isolated``); and ``init_teacher``, the engine teacher
+(``teacher_config``, ``Isolated``, ``run_async`` from sync code); and ``init_teacher``, the engine teacher
 ``soma demo --teacher provider:model`` gets (entry point ``soma.teachers``)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
@@ -108,6 +109,17 @@ def init_teacher(spec: str) -> Callable[[Sequence[Any]], tuple[str, Any]]:
 
 
 TEACHER_TAGS = ["soma:teacher", "nostream"]  # for the teacher's own callbacks; the app's see our run only
+
+
+def run_async(make: Callable[[], Any]) -> Any:
+    """Run a coroutine to completion from sync code, in a thread of its own when this
+    thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 def teacher_config(*, is_async: bool = False) -> RunnableConfig:

@@ -17,12 +17,10 @@ except ModuleNotFoundError as exc:
     raise framework_missing("llama-index", exc) from exc
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.types import (
@@ -35,19 +33,16 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
     MessageRole,
-    TextBlock,
     ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
-from llama_index.core.callbacks import CallbackManager
-from llama_index.core.instrumentation.dispatcher import active_instrument_tags, instrument_tags
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 
 from soma_engine.teacher import estimate_tokens
-from soma_engine.tools import ParsedOutput, StopFilter, check_tool_output, render_tool_calls
-from soma_engine.types import Reply, Usage
+from soma_engine.tools import render_tool_calls
+from soma_engine.types import Usage
 
 from . import _core
 from ._core import SomaWrapper, describe, safe, surrogate_name
@@ -64,6 +59,8 @@ from .llama_index_messages import (
 from .llama_index_messages import kwargs_dict as _kwargs_dict
 from .llama_index_messages import openai_tool as _openai_tool
 from .llama_index_session import install_session_spans, internal_prompt, session_from_context, structured_call
+from .llama_index_teacher import quiet, teacher_tags
+from .llama_index_turn import Turn, forward, piece, surrogate_final, surrogate_response
 
 if TYPE_CHECKING:
     from llama_index.core.tools import BaseTool
@@ -77,7 +74,6 @@ UNTRACKED_PROMPT = "a chat engine's own prompt (e.g. condensing the question), n
 UNTRACKED_ONE_OFF = "a one-off structured call (structured_predict, as_structured_llm) without a session"
 # (id of the SomaLLM, model name) of the last turn in this thread or task: `metadata.model_name`
 _SERVED: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar("soma_served_model", default=None)
-TEACHER_TAG = "soma.call"  # instrumentation tag on the teacher's own events: "teacher" or "audit"
 
 
 class SomaLLM(SomaWrapper, FunctionCallingLLM):
@@ -245,7 +241,7 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
             meta.model_name = served[1]
         return meta
 
-    def _mark(self, turn: _Turn, *, surrogate: bool) -> None:
+    def _mark(self, turn: Turn, *, surrogate: bool) -> None:
         name = surrogate_name(turn.engine) if surrogate else self.teacher.metadata.model_name
         _SERVED.set((id(self), name))
 
@@ -263,10 +259,10 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         turn = self._begin(messages, kwargs)
         self._mark(turn, surrogate=turn.surrogate)
-        served = _core.serve_surrogate(turn, self._auditor(turn), lambda reply: self._surrogate_response(turn, reply))
+        served = _core.serve_surrogate(turn, self._auditor(turn), lambda reply: surrogate_response(turn, reply))
         if served is not None:
             return served
-        with _teacher_tags():
+        with teacher_tags():
             resp = self._call_teacher(turn, stream=False)
         return self._teacher_response(turn, resp, self._record(turn, resp))
 
@@ -275,24 +271,24 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
         # Routed now, while the caller's instrumentation span (its session) is current.
         turn = self._begin(messages, kwargs)
         self._mark(turn, surrogate=turn.surrogate)
-        out = _core.SurrogateStream(turn, self._piece(turn), self._surrogate_final(turn))
+        out = _core.SurrogateStream(turn, piece(turn), surrogate_final(turn))
         return _core.stream_turn(out, self._auditor(turn), functools.partial(self._teacher_stream, turn))
 
-    def _teacher_stream(self, turn: _Turn) -> Iterator[ChatResponse]:
+    def _teacher_stream(self, turn: Turn) -> Iterator[ChatResponse]:
         self._mark(turn, surrogate=False)
-        with _teacher_tags():
+        with teacher_tags():
             source = self._call_teacher(turn, stream=True)
         last: ChatResponse | None = None
         deltas = ""
         while True:
-            with _teacher_tags():
+            with teacher_tags():
                 try:
                     resp = next(source)
                 except StopIteration:
                     break
             last = resp
             deltas += resp.delta or ""
-            yield self._forward(turn, resp)
+            yield forward(turn, resp)
         final = final_teacher_message(last, deltas)
         yield self._teacher_response(turn, final, self._record(turn, final), last_chunk=True)
 
@@ -301,12 +297,10 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         turn = await self._abegin(messages, kwargs)
         self._mark(turn, surrogate=turn.surrogate)
-        served = await _core.aserve_surrogate(
-            turn, self._auditor(turn), lambda reply: self._surrogate_response(turn, reply)
-        )
+        served = await _core.aserve_surrogate(turn, self._auditor(turn), lambda reply: surrogate_response(turn, reply))
         if served is not None:
             return served
-        with _teacher_tags():
+        with teacher_tags():
             resp = await self._acall_teacher(turn, stream=False)
         soma = await asyncio.to_thread(self._record, turn, resp)
         return self._teacher_response(turn, resp, soma)
@@ -315,24 +309,24 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         turn = await self._abegin(messages, kwargs)
         self._mark(turn, surrogate=turn.surrogate)
-        out = _core.SurrogateStream(turn, self._piece(turn), self._surrogate_final(turn))
+        out = _core.SurrogateStream(turn, piece(turn), surrogate_final(turn))
         return _core.astream_turn(out, self._auditor(turn), functools.partial(self._teacher_astream, turn))
 
-    async def _teacher_astream(self, turn: _Turn) -> AsyncIterator[ChatResponse]:
+    async def _teacher_astream(self, turn: Turn) -> AsyncIterator[ChatResponse]:
         self._mark(turn, surrogate=False)
-        with _teacher_tags():
+        with teacher_tags():
             source = await self._acall_teacher(turn, stream=True)
         last: ChatResponse | None = None
         deltas = ""
         while True:
-            with _teacher_tags():
+            with teacher_tags():
                 try:
                     resp = await source.__anext__()
                 except StopAsyncIteration:
                     break
             last = resp
             deltas += resp.delta or ""
-            yield self._forward(turn, resp)
+            yield forward(turn, resp)
         final = final_teacher_message(last, deltas)
         soma = await asyncio.to_thread(self._record, turn, final)
         yield self._teacher_response(turn, final, soma, last_chunk=True)
@@ -341,19 +335,19 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         kwargs = self._completion_kwargs(formatted, kwargs)
-        with _teacher_tags():
-            resp = _quiet(self.teacher).complete(prompt, formatted=formatted, **kwargs)
+        with teacher_tags():
+            resp = quiet(self.teacher).complete(prompt, formatted=formatted, **kwargs)
         return _untracked(resp)
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
         kwargs = self._completion_kwargs(formatted, kwargs)
-        with _teacher_tags():
-            source = _quiet(self.teacher).stream_complete(prompt, formatted=formatted, **kwargs)
+        with teacher_tags():
+            source = quiet(self.teacher).stream_complete(prompt, formatted=formatted, **kwargs)
 
         def gen() -> Iterator[CompletionResponse]:
             while True:
-                with _teacher_tags():
+                with teacher_tags():
                     try:
                         resp = next(source)
                     except StopIteration:
@@ -365,19 +359,19 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         kwargs = self._completion_kwargs(formatted, kwargs)
-        with _teacher_tags():
-            resp = await _quiet(self.teacher).acomplete(prompt, formatted=formatted, **kwargs)
+        with teacher_tags():
+            resp = await quiet(self.teacher).acomplete(prompt, formatted=formatted, **kwargs)
         return _untracked(resp)
 
     @llm_completion_callback()
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
         kwargs = self._completion_kwargs(formatted, kwargs)
-        with _teacher_tags():
-            source = await _quiet(self.teacher).astream_complete(prompt, formatted=formatted, **kwargs)
+        with teacher_tags():
+            source = await quiet(self.teacher).astream_complete(prompt, formatted=formatted, **kwargs)
 
         async def gen() -> AsyncIterator[CompletionResponse]:
             while True:
-                with _teacher_tags():
+                with teacher_tags():
                     try:
                         resp = await source.__anext__()
                     except StopAsyncIteration:
@@ -453,13 +447,13 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
     # -- one turn ------------------------------------------------------------------------
     def _begin(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], context: tuple[str | None, str] | None = None
-    ) -> _Turn:
+    ) -> Turn:
         """Split the call's kwargs, resolve the session and ask the engine who serves."""
         kwargs = dict(kwargs)
         explicit = kwargs.pop("session_id", None)
         agent = kwargs.pop("agent", None) or self.agent
         tools = kwargs.pop("tools", None) or None
-        turn = _Turn(
+        turn = Turn(
             engine=self.get_engine(),
             messages=list(messages),
             tools=list(tools) if tools else None,
@@ -485,7 +479,7 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
         self._open_turn(turn, session, to_soma_messages(turn.messages), request, agent)
         return turn
 
-    async def _abegin(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> _Turn:
+    async def _abegin(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> Turn:
         # The session comes from this task's context; the store (and, while serving, the
         # locality encoder) is read off the event loop.
         context = self._context(kwargs.get("session_id"))
@@ -507,24 +501,24 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
             return None, UNTRACKED_ONE_OFF
         return session, ""
 
-    def _call_teacher(self, turn: _Turn, *, stream: bool) -> Any:
+    def _call_teacher(self, turn: Turn, *, stream: bool) -> Any:
         """The teacher's native call for this turn: ``(stream_)chat_with_tools`` with the
         tools, else ``(stream_)chat``."""
-        t = _quiet(self.teacher)
+        t = quiet(self.teacher)
         if turn.tools and isinstance(t, FunctionCallingLLM):
             fn = t.stream_chat_with_tools if stream else t.chat_with_tools
             return fn(turn.tools, chat_history=list(turn.messages), **self._tool_kwargs(turn))
         return (t.stream_chat if stream else t.chat)(list(turn.messages), **turn.teacher_kwargs)
 
-    async def _acall_teacher(self, turn: _Turn, *, stream: bool) -> Any:
-        t = _quiet(self.teacher)
+    async def _acall_teacher(self, turn: Turn, *, stream: bool) -> Any:
+        t = quiet(self.teacher)
         if turn.tools and isinstance(t, FunctionCallingLLM):
             fn = t.astream_chat_with_tools if stream else t.achat_with_tools
             return await fn(turn.tools, chat_history=list(turn.messages), **self._tool_kwargs(turn))
         return await (t.astream_chat if stream else t.achat)(list(turn.messages), **turn.teacher_kwargs)
 
     @staticmethod
-    def _tool_kwargs(turn: _Turn) -> dict[str, Any]:
+    def _tool_kwargs(turn: Turn) -> dict[str, Any]:
         kwargs = {
             **turn.teacher_kwargs,
             "allow_parallel_tool_calls": turn.parallel,
@@ -534,12 +528,12 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
             kwargs["tool_choice"] = turn.choice_arg
         return kwargs
 
-    def _auditor(self, turn: _Turn) -> Callable[[Any], tuple[str, Usage | None]]:
+    def _auditor(self, turn: Turn) -> Callable[[Any], tuple[str, Usage | None]]:
         """The teacher answering this same turn, for the engine's background audits (run
         off the request path, on a sampled share of surrogate turns)."""
 
         def audit(_messages: Any) -> tuple[str, Usage | None]:
-            with _teacher_tags("audit"):
+            with teacher_tags("audit"):
                 try:
                     resp = self._call_teacher(turn, stream=False)
                 except NotImplementedError:  # an async-only teacher
@@ -548,14 +542,14 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
 
         return audit
 
-    def _record(self, turn: _Turn, resp: ChatResponse) -> dict[str, Any]:
+    def _record(self, turn: Turn, resp: ChatResponse) -> dict[str, Any]:
         """Record a teacher turn; returns the ``soma`` metadata. Never raises."""
         text = self._teacher_text(turn, resp)
         usage = usage_of(resp)
         turn.usage = usage or Usage(prompt_estimate(turn.messages), estimate_tokens(text), estimated=True)
         return _core.record_teacher(turn, text, usage)
 
-    def _teacher_text(self, turn: _Turn, resp: ChatResponse) -> str:
+    def _teacher_text(self, turn: Turn, resp: ChatResponse) -> str:
         """The teacher's answer as the engine records it: text, then its tool calls in the
         Hermes format the surrogate learns to emit."""
         text = resp.message.content or ""
@@ -570,40 +564,8 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
         return text
 
     # -- responses out -------------------------------------------------------------------
-    def _partial_meta(self, turn: _Turn, served_by: str) -> dict[str, Any]:
-        if turn.route is None:
-            return {"served_by": served_by, "tracked": False}
-        return {
-            "served_by": served_by,
-            "session_id": turn.route.key.session_id,
-            "namespace": turn.route.key.namespace,
-            "turn": turn.route.turn,
-            "partial": True,
-        }
-
-    def _piece(self, turn: _Turn) -> Callable[[str, str], ChatResponse]:
-        return lambda sent, piece: self._partial_response(turn, "surrogate", sent, piece)
-
-    def _surrogate_final(self, turn: _Turn) -> Callable[[Reply, str, StopFilter], ChatResponse]:
-        def final(reply: Reply, sent: str, filt: StopFilter) -> ChatResponse:
-            return self._surrogate_response(turn, reply, streamed=None if turn.buffered else (sent, filt))
-
-        return final
-
-    def _partial_response(self, turn: _Turn, served_by: str, content: str, delta: str) -> ChatResponse:
-        return ChatResponse(
-            message=ChatMessage(role=MessageRole.ASSISTANT, content=content),
-            delta=delta,
-            additional_kwargs={"soma": self._partial_meta(turn, served_by)},
-        )
-
-    def _forward(self, turn: _Turn, resp: ChatResponse) -> ChatResponse:
-        """A teacher chunk as ours, marked as the teacher's (for the tool-call reader)."""
-        extra = {**(resp.additional_kwargs or {}), "soma": self._partial_meta(turn, "teacher")}
-        return resp.model_copy(update={"additional_kwargs": extra})
-
     def _teacher_response(
-        self, turn: _Turn, resp: ChatResponse, soma: dict[str, Any], *, last_chunk: bool = False
+        self, turn: Turn, resp: ChatResponse, soma: dict[str, Any], *, last_chunk: bool = False
     ) -> ChatResponse:
         self._mark(turn, surrogate=False)  # also after a surrogate failure fell back
         extra = dict(resp.additional_kwargs or {})
@@ -616,76 +578,6 @@ class SomaLLM(SomaWrapper, FunctionCallingLLM):
             update["delta"] = ""  # the deltas went out with the teacher's chunks
         return resp.model_copy(update=update)
 
-    def _surrogate_parts(self, turn: _Turn, reply: Reply) -> tuple[str, list[ToolCallBlock], str]:
-        text, finish, blocks = reply.text.strip(), reply.finish_reason, []
-        if turn.tools and turn.choice.mode != "none":
-            parsed = turn.check(reply.text)
-            assert parsed is not None
-            text = parsed.content
-            blocks = [
-                ToolCallBlock(tool_call_id=c.id, tool_name=c.name, tool_kwargs=c.arguments) for c in parsed.tool_calls
-            ]
-            if blocks:
-                finish = "tool_calls"
-        return text, blocks, finish
-
-    def _surrogate_response(
-        self, turn: _Turn, reply: Reply, *, streamed: tuple[str, StopFilter] | None = None
-    ) -> ChatResponse:
-        text, calls, finish = self._surrogate_parts(turn, reply)
-        if streamed is None:
-            delta = text
-        else:
-            sent, filt = streamed
-            delta = filt.flush()
-            text = sent + delta
-        blocks: list[Any] = [TextBlock(text=text)] if text or not calls else []
-        counts = token_counts(reply.usage)
-        return ChatResponse(
-            message=ChatMessage(role=MessageRole.ASSISTANT, blocks=[*blocks, *calls]),
-            delta=delta,
-            raw={"model": surrogate_name(turn.engine), "finish_reason": finish, "usage": counts},
-            additional_kwargs={**counts, "soma": dict(reply.soma)},
-        )
-
-
-# ----------------------------------------------------------------------------- one turn's state
-
-
-@dataclass(kw_only=True)
-class _Turn(_core.Turn):
-    messages: list[ChatMessage]
-    tools: list[Any] | None
-    tool_required: bool
-    parallel: bool
-    choice_arg: Any
-    teacher_kwargs: dict[str, Any]
-    output_check: Callable[[str], Any] | None
-    usage: Usage | None = None
-
-    @property
-    def validates(self) -> bool:
-        return bool(self.tools) or self.output_check is not None
-
-    def check(self, text: str) -> ParsedOutput | None:
-        """Validate the surrogate's answer (tool calls, ``output_check``); raises when it
-        does not hold up, and the engine then has the teacher serve the turn."""
-        parsed = None
-        if self.tools:
-            parsed = check_tool_output(text, self.surrogate_tools, self.choice)
-            if not self.parallel and len(parsed.tool_calls) > 1:
-                parsed.tool_calls = parsed.tool_calls[:1]  # as LlamaIndex's force_single_tool_call
-        if self.output_check is not None and not (parsed and parsed.tool_calls):
-            self.output_check(parsed.content if parsed is not None else text.strip())
-        return parsed
-
-
-def _quiet(teacher: LLM) -> LLM:
-    """The teacher without callback handlers: our LLM event carries the teacher's response
-    and usage, so a handler counting LLM events (``TokenCountingHandler``) counts a teacher
-    turn once. Its instrumentation events still fire, tagged ``soma.call="teacher"``."""
-    return teacher.model_copy(update={"callback_manager": CallbackManager([])})
-
 
 # ----------------------------------------------------------------------------- usage and metadata
 
@@ -696,9 +588,3 @@ def _untracked(resp: Any) -> Any:
         "soma": {"served_by": "teacher", "tracked": False, "reason": UNTRACKED_COMPLETION},
     }
     return resp.model_copy(update={"additional_kwargs": extra})
-
-
-@contextlib.contextmanager
-def _teacher_tags(kind: str = "teacher") -> Iterator[None]:
-    with instrument_tags({**(active_instrument_tags.get() or {}), TEACHER_TAG: kind}):
-        yield
