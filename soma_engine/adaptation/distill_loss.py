@@ -149,26 +149,22 @@ def _answer_terms(
     base = unwrap_peft(model)
     decoder = decoder_of(base)
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
-    kl: Tensor | None = None
     if decoder is not None and head is not None:
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         hidden = (out[0] if isinstance(out, tuple) else out.last_hidden_state)[b_idx, p_idx]
-        if base_rows is None:
+        base_head = None if base_rows is None else _base_head(base)
 
-            def ce(rows: Tensor, sl: slice) -> tuple[Tensor]:
-                return (F.cross_entropy(finalize_logits(base, head(rows)).float(), targets[sl], reduction="none"),)
+        def terms(rows: Tensor, sl: slice) -> tuple[Tensor, ...]:
+            logits = finalize_logits(base, head(rows)).float()
+            nll = F.cross_entropy(logits, targets[sl], reduction="none")
+            if base_rows is None or base_head is None:
+                return (nll,)
+            with torch.no_grad():
+                ref = finalize_logits(base, base_head(base_rows[sl]))
+            return nll, token_kl(ref, logits)
 
-            (tok,) = chunked_rows(ce, hidden, row_chunk)
-        else:
-            base_head, ref_rows = _base_head(base), base_rows
-
-            def terms(rows: Tensor, sl: slice) -> tuple[Tensor, Tensor]:
-                logits = finalize_logits(base, head(rows)).float()
-                with torch.no_grad():
-                    ref = finalize_logits(base, base_head(ref_rows[sl]))
-                return F.cross_entropy(logits, targets[sl], reduction="none"), token_kl(ref, logits)
-
-            tok, kl = chunked_rows(terms, hidden, row_chunk)
+        tok, *rest = chunked_rows(terms, hidden, row_chunk)
+        kl = rest[0] if rest else None
     else:
         logits = answer_logits(model, input_ids, attention_mask, b_idx, p_idx).float()
         tok = F.cross_entropy(logits, targets, reduction="none")
