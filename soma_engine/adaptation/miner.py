@@ -278,9 +278,7 @@ def _final_scores(
 
     final = run(evaluate)
     sem = final.sem_exp.float().cpu()
-    rule = problem.config.hardness
-    r = hardness_from_unlikelihood(sem, rule)
-    best_m = sem.argmax(dim=0) if rule == "literal" else sem.argmin(dim=0)  # the candidate that gives r_t
+    r, best_m = hardness_from_unlikelihood(sem, problem.config.hardness)
     for col, t in enumerate(batch.turn_ids):
         unl[:, t] = sem[:, col]
         ent[:, t] = final.h_tail[:, col].float().cpu()

@@ -181,14 +181,15 @@ def mining_objective(sem_exp: Tensor, h_tail: Tensor, prompt: Tensor, *, beta: f
     return (sem_exp - beta * h_tail).mean(-1) + lambda_p * prompt.float().pow(2).sum(dim=(-2, -1))
 
 
-def hardness_from_unlikelihood(sem_exp: Tensor, rule: str = "divergence") -> Tensor:
-    """r_t (Sec. 3.3) per turn from L_sem_exp ``[M, T]`` of the optimised candidates.
+def hardness_from_unlikelihood(sem_exp: Tensor, rule: str = "divergence") -> tuple[Tensor, Tensor]:
+    """``(r_t, the candidate that gives it)`` per turn (Sec. 3.3) from L_sem_exp ``[M, T]`` of
+    the optimised candidates.
 
     ``"divergence"`` (default, our sign convention, miner.py): max over candidates of
     exp(-L_sem_exp). ``"literal"``: max over candidates of L_sem_exp, as Sec. 3.3 prints it
     (ranks highest the turns G still agrees with after mining)."""
     if rule == "divergence":
-        return torch.exp(-sem_exp).amax(dim=0)
+        return torch.exp(-sem_exp).max(dim=0)
     if rule == "literal":
-        return sem_exp.amax(dim=0)
+        return sem_exp.max(dim=0)
     raise ValueError(f"unknown hardness rule {rule!r}: use 'divergence' or 'literal'")

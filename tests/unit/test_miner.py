@@ -362,9 +362,12 @@ def test_hardness_rules_against_naive_loops():
     sem = torch.tensor([[0.2, 3.0, 1.5], [0.9, 0.1, 2.5]])  # L_sem_exp [M candidates, T turns]
     divergence = [max(math.exp(-sem[m, t].item()) for m in range(2)) for t in range(3)]
     literal = [max(sem[m, t].item() for m in range(2)) for t in range(3)]
-    assert hardness_from_unlikelihood(sem).tolist() == pytest.approx(divergence)
-    assert hardness_from_unlikelihood(sem, "divergence").tolist() == pytest.approx(divergence)
-    assert hardness_from_unlikelihood(sem, "literal").tolist() == pytest.approx(literal)
+    r, best = hardness_from_unlikelihood(sem)
+    assert r.tolist() == pytest.approx(divergence) and best.tolist() == [0, 1, 0]
+    r, best = hardness_from_unlikelihood(sem, "divergence")
+    assert r.tolist() == pytest.approx(divergence) and best.tolist() == [0, 1, 0]
+    r, best = hardness_from_unlikelihood(sem, "literal")
+    assert r.tolist() == pytest.approx(literal) and best.tolist() == [1, 0, 1]
     with pytest.raises(ValueError, match="'divergence' or 'literal'"):
         hardness_from_unlikelihood(sem, "max")
 
