@@ -93,7 +93,8 @@ class LoraConfig(_Section):
         256,
         ge=1,
         description="teacher answers are cut to their first this many tokens (and at most max_seq_len // 2) for "
-        "mining and training; the context loses its oldest tokens to fit max_seq_len",
+        "mining and training; the context loses its oldest tokens to fit max_seq_len, keeping its system "
+        "message and newest message when they fit together",
     )
     kl_weight: float = Field(
         0.0,

@@ -87,6 +87,7 @@ from ..runtime.surrogate import SurrogateRuntime
 from ..types import Message
 from .answer_rows import activation_budget, activation_bytes, layer_checkpointing
 from .budget import plan_lora
+from .context_fit import fit_prompt, kept_ends
 from .distill_loss import answer_token_nll, answer_token_nll_kl, base_answer_rows, unwrap_peft, weighted_nll
 from .lora_targets import lora_config_dict
 
@@ -145,16 +146,19 @@ def tokenize_example(rt: SurrogateRuntime, ex: Example, max_len: int, max_answer
     ``tok_G(answer) ⊕ EOS``. Long answers are cut to their FIRST ``min(max_answer, max_len // 2)``
     tokens (``lora.max_answer_tokens``; recorded ChatGPT answers often run past 500 tokens, and
     the opening of an answer is what the next turn's served answer is scored on); a cut answer
-    loses its EOS, so the adapter never learns to stop where the cut fell. The prompt loses its
-    oldest tokens to fit ``max_len``.
+    loses its EOS, so the adapter never learns to stop where the cut fell. The prompt is cut to
+    fit ``max_len`` by ``context_fit.fit_prompt``: its oldest tokens go, its system message and
+    newest message stay when they fit together.
     """
     prompt = rt.encode(rt.render(ex.messages))
     eos = rt.tokenizer.eos_token_id
     answer = rt.encode(ex.answer) + ([eos] if eos is not None else [])
     cap = max_len // 2 if max_answer is None else min(max_answer, max_len // 2)
     answer = answer[: max(1, cap)]
-    keep = max(0, max_len - len(answer))
-    prompt = prompt[len(prompt) - keep :] if len(prompt) > keep else prompt
+    room = max(0, max_len - len(answer))
+    if len(prompt) > room:
+        head, tail = kept_ends(prompt, ex.messages, lambda ms: rt.encode(rt.render(ms, generation_prompt=False)))
+        prompt = fit_prompt(prompt, head, tail, room)
     if not prompt:  # the first answer token needs a position that predicts it
         prompt, answer = answer[:1], answer[1:]
     return prompt + answer, [-100] * len(prompt) + answer

@@ -316,9 +316,10 @@ def mine(
     the model's; the model must already be there. While mining, every parameter has
     ``requires_grad=False`` and the model is in eval mode (both restored on exit): do not train the
     same module concurrently. With an active LoRA adapter the mined surrogate is G + adapter.
-    Contexts longer than ``max_seq_len`` lose their oldest tokens; answers are cut to
-    ``max_answer_tokens``. ``progress(step, total)`` is called after every step. ``neighbor_key``
-    keys the neighbour-index cache (default: the embedding tensor's identity).
+    Contexts longer than ``max_seq_len`` lose their oldest tokens but keep their system and newest
+    messages (``context_fit``); answers are cut to ``max_answer_tokens``. ``progress(step, total)`` is
+    called after every step. ``neighbor_key`` keys the neighbour-index cache (default: the
+    embedding tensor's identity).
     ``run_step(fn)`` runs each optimisation step and the final scoring pass (default: here). The
     engine passes one that submits ``fn`` to the model worker, so live turns are served between
     mining steps; each step freezes the model for itself, and the caller's wrapper must re-activate

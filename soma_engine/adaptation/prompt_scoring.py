@@ -18,6 +18,7 @@ from torch import Tensor
 from soma_engine.config import MiningConfig
 
 from .answer_rows import chunked_rows, row_hidden
+from .context_fit import fit_prompt, kept_ends
 from .mining_loss import entropy, semantic_terms
 
 Turn = tuple[list[dict[str, Any]], str]
@@ -60,10 +61,18 @@ def encode_turns(
 
     Context: ``apply_chat_template(messages, add_generation_prompt=True, tokenize=False)``,
     tokenised without extra special tokens (the template carries them). Answer: ``tok_G(a^F)``
-    alone, without special tokens. Answers are cut to ``max_answer_tokens``; contexts lose their
-    oldest tokens until context + answer fits ``max_seq_len``. Turns with an empty answer are
-    skipped (they keep hardness 0).
+    alone, without special tokens. Answers are cut to ``max_answer_tokens``; contexts are cut
+    until context + answer fits ``max_seq_len`` as the distiller cuts them
+    (``context_fit.fit_prompt``: the oldest tokens go, the system message and the newest
+    message stay when they fit together). Turns with an empty answer are skipped (they keep
+    hardness 0).
     """
+
+    def render_ids(messages: list[Any]) -> list[int]:
+        return list(
+            tokenizer(tokenizer.apply_chat_template(messages, tokenize=False), add_special_tokens=False)["input_ids"]
+        )
+
     seqs: list[list[int]] = []
     ctx_lens: list[int] = []
     ans_lens: list[int] = []
@@ -77,7 +86,7 @@ def encode_turns(
         if not ans:
             continue
         if max_seq_len is not None and len(ctx) + len(ans) > max_seq_len:
-            ctx = ctx[max(0, len(ctx) + len(ans) - max_seq_len) :]
+            ctx = fit_prompt(ctx, *kept_ends(ctx, messages, render_ids), max_seq_len - len(ans))
         if not ctx:  # the first answer token needs a position that predicts it
             ctx, ans = ans[:1], ans[1:]
             if not ans:

@@ -176,9 +176,11 @@ class SurrogateRuntime:
         return int(min(cfg_len, tok_len))
 
     # -- prompts -------------------------------------------------------------------------
-    def render(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> str:
+    def render(
+        self, messages: list[Message], tools: list[dict[str, Any]] | None = None, generation_prompt: bool = True
+    ) -> str:
         dicts = [template_dict(m) for m in messages]
-        kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": True}
+        kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": generation_prompt}
         if tools:
             kwargs["tools"] = tools
         return self.tokenizer.apply_chat_template(dicts, **kwargs)
