@@ -24,7 +24,8 @@ keeps its fidelity floor without the improvement rule (see ``engine_args``). At 
 prints, per turn, who served it and how long it took, and the gate's decisions (``--json PATH``
 writes them). With the offline stand-in, SmolLM2's adapters do not learn which of the two
 retrieved notes the coach quotes, and the gate keeps the chat engine on the teacher; the
-agent's answers after a tool call are learnt and served locally.
+agent's answers after a tool call pass the gate (the base model already gives them) and
+are served locally.
 
 Teacher: ``llama_index.llms.openai.OpenAI`` when ``OPENAI_API_KEY`` is set and
 ``llama-index-llms-openai`` is installed; otherwise a local scripted stand-in (no network,
@@ -273,9 +274,10 @@ def engine_args(tiny: bool, home: Path) -> dict[str, Any]:
         # Measured (12 questions each, 2-core CPU): every chat-engine adaptation (turns 4 to 12,
         # 33-51 s each) is refused, at fidelity 0.24-0.56: the coach quotes the first of the two
         # retrieved notes, and the adapters copy the other one, or an earlier answer. The
-        # agent's adapter is accepted at turn 4 (fidelity 1.0) and serves each answer after a
-        # tool call. History-FT at 12 LoRA steps copied the wrong note at turn 4 as well and the
-        # right one at turn 6 (one held-out turn per gate: a coin, not a measured advantage).
+        # agent's adapter is accepted at turn 4 (fidelity 1.0, no better than the base: Δ̂ 0)
+        # and serves each answer after a tool call. History-FT at 12 LoRA steps copied the wrong
+        # note at turn 4 as well and the right one at turn 6 (one held-out turn per gate: a
+        # coin, not a measured advantage).
         args["config"] = SomaConfig(
             warm_window=4, adaptation="inline", max_new_tokens=48, gate={"min_improvement": None}
         )
