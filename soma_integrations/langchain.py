@@ -20,23 +20,12 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal
 
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    CallbackManagerForLLMRun,
-)
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
-from langchain_core.messages import (
-    AIMessage,
-    AIMessageChunk,
-    BaseMessage,
-)
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import (
-    Runnable,
-    RunnableBinding,
-    RunnableLambda,
-)
+from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -49,12 +38,10 @@ from ._core import describe as _describe
 from ._core import safe as _safe
 from ._core import surrogate_name as _surrogate_name
 from .langchain_messages import (
-    LC_ID_PREFIX,
     as_ai_message,
     as_chunk,
     chat_result,
     forward_chunk,
-    json_mode_raw,
     openai_tool,
     piece_chunk,
     teacher_text,
@@ -62,12 +49,13 @@ from .langchain_messages import (
 )
 from .langchain_session import resolve_session, session_from_config
 from .langchain_structured import structured_output
-from .langchain_teacher import Isolated, run_async, teacher_config
 from .langchain_teacher import chat_model as _chat_model
 from .langchain_teacher import is_dynamic as _is_dynamic
 from .langchain_teacher import own_counter as _own_counter
-from .langchain_teacher import shape as _shape
-from .langchain_teacher import with_kwargs as _with_kwargs
+from .langchain_teacher import run_async, teacher_config
+from .langchain_teacher_turn import model_name as _teacher_model_name
+from .langchain_teacher_turn import provider as _teacher_provider
+from .langchain_teacher_turn import teacher_call, teacher_final_chunk, teacher_message
 from .langchain_turn import (
     CLIENT_SETTINGS,
     SETTINGS,
@@ -322,7 +310,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {
             "teacher_type": _safe(lambda: _chat_model(self.teacher)._llm_type, type(self.teacher).__name__),
-            "teacher_model": self._teacher_model_name(),
+            "teacher_model": _teacher_model_name(self.teacher),
             "surrogate": _describe(self.engine.surrogate if self.engine is not None else self.surrogate),
             "namespace": self.engine.namespace if self.engine is not None else self.namespace,
             "agent": self.agent,
@@ -338,8 +326,8 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         else:
             model = kwargs.get("model")
             chat = _safe(lambda: _chat_model(self.teacher, kwargs.get("soma_configurable")), None)
-            provider = self._teacher_provider(chat)
-            name = model if isinstance(model, str) and model else self._teacher_model_name(chat)
+            provider = _teacher_provider(self.teacher, chat)
+            name = model if isinstance(model, str) and model else _teacher_model_name(self.teacher, chat)
         params = LangSmithParams(ls_provider=provider, ls_model_name=name, ls_model_type="chat")
         settings = self._settings(kwargs)
         if isinstance(settings.get("temperature"), (int, float)):
@@ -362,19 +350,6 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         out.update({k: getattr(self, k, None) for k in SETTINGS if getattr(self, k, None) is not None})
         out.update({k: kwargs[k] for k in SETTINGS if kwargs.get(k) is not None})
         return out
-
-    def _teacher_model_name(self, chat: Any = None) -> str:
-        chat = chat if chat is not None else _safe(lambda: _chat_model(self.teacher), self.teacher)
-        params = _safe(lambda: chat._get_ls_params(), {}) or {}
-        name = params.get("ls_model_name")
-        if not isinstance(name, str) or not name:
-            name = _safe(lambda: chat._llm_type, type(chat).__name__)
-        return str(name)
-
-    def _teacher_provider(self, chat: Any = None) -> str:
-        chat = chat if chat is not None else _safe(lambda: _chat_model(self.teacher), self.teacher)
-        params = _safe(lambda: chat._get_ls_params(), {}) or {}
-        return str(params.get("ls_provider") or type(chat).__name__.lower())
 
     def _should_stream(
         self,
@@ -537,9 +512,9 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         )
         if served is not None:
             return served
-        runnable, call_kwargs = self._teacher_call(turn)
+        runnable, call_kwargs = teacher_call(self.teacher, turn)
         msg = runnable.invoke(turn.messages, config=teacher_config(), **call_kwargs)
-        return chat_result(self._teacher_message(turn, as_ai_message(msg), self._record(turn, msg)))
+        return chat_result(teacher_message(self.teacher, turn, as_ai_message(msg), self._record(turn, msg)))
 
     def _stream(
         self,
@@ -553,7 +528,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         yield from _core.stream_turn(out, self._auditor(turn), lambda: self._teacher_stream(turn))
 
     def _teacher_stream(self, turn: Turn) -> Iterator[ChatGenerationChunk]:
-        runnable, call_kwargs = self._teacher_call(turn)
+        runnable, call_kwargs = teacher_call(self.teacher, turn)
         config = teacher_config()
         acc: AIMessageChunk | None = None
         if turn.json_mode is not None:  # the teacher's JSON mode runs as one call
@@ -564,7 +539,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
             chunk = as_chunk(raw)
             acc = chunk if acc is None else acc + chunk
             yield ChatGenerationChunk(message=forward_chunk(chunk))
-        yield ChatGenerationChunk(message=self._teacher_final_chunk(turn, acc, self._record(turn, acc)))
+        yield ChatGenerationChunk(message=teacher_final_chunk(self.teacher, turn, acc, self._record(turn, acc)))
 
     # -- generation: async ---------------------------------------------------------------
     async def _agenerate(
@@ -580,10 +555,10 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         )
         if served is not None:
             return served
-        runnable, call_kwargs = self._teacher_call(turn)
+        runnable, call_kwargs = teacher_call(self.teacher, turn)
         msg = await runnable.ainvoke(turn.messages, config=teacher_config(is_async=True), **call_kwargs)
         soma = await asyncio.to_thread(self._record, turn, msg)
-        return chat_result(self._teacher_message(turn, as_ai_message(msg), soma))
+        return chat_result(teacher_message(self.teacher, turn, as_ai_message(msg), soma))
 
     async def _astream(
         self,
@@ -598,7 +573,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
             yield chunk
 
     async def _teacher_astream(self, turn: Turn) -> AsyncIterator[ChatGenerationChunk]:
-        runnable, call_kwargs = self._teacher_call(turn)
+        runnable, call_kwargs = teacher_call(self.teacher, turn)
         config = teacher_config(is_async=True)
         acc: AIMessageChunk | None = None
         if turn.json_mode is not None:
@@ -611,7 +586,7 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
                 acc = chunk if acc is None else acc + chunk
                 yield ChatGenerationChunk(message=forward_chunk(chunk))
         soma = await asyncio.to_thread(self._record, turn, acc)
-        yield ChatGenerationChunk(message=self._teacher_final_chunk(turn, acc, soma))
+        yield ChatGenerationChunk(message=teacher_final_chunk(self.teacher, turn, acc, soma))
 
     # -- one turn ------------------------------------------------------------------------
     def _begin(
@@ -673,47 +648,12 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         # The store (and, while serving, the locality encoder) is off the event loop.
         return await asyncio.to_thread(self._begin, messages, stop, kwargs, run_manager)
 
-    def _teacher_call(self, turn: Turn) -> tuple[Any, dict[str, Any]]:
-        """The teacher runnable for this turn (tools bound, JSON mode) and its call kwargs."""
-        kwargs = dict(turn.call_kwargs)
-        if turn.stop:
-            kwargs["stop"] = turn.stop
-        config = RunnableConfig(configurable=turn.configurable or {})
-        if turn.json_mode is not None:
-            schema, method = turn.json_mode.get("schema"), turn.json_mode.get("method", "json_mode")
-            # The teacher's native method (``response_format`` for json_schema / json_mode), else
-            # its default structured output (tool calling), whose arguments become the JSON.
-            tries = [{"method": method}, {}] if schema is not None else [{"method": method}]
-            if turn.json_mode.get("strict") is not None:
-                tries[0]["strict"] = turn.json_mode["strict"]
-            for extra in tries:
-
-                def structured(chat: BaseChatModel, extra: dict[str, Any] = extra) -> Runnable:
-                    out = chat.with_structured_output(schema, include_raw=True, **extra)
-                    return _with_kwargs(out, chat, kwargs)  # the call's settings reach the model inside
-
-                try:
-                    return Isolated(_shape(self.teacher, config, structured) | RunnableLambda(json_mode_raw)), {}
-                except (NotImplementedError, ValueError, TypeError):
-                    continue  # a teacher without this method: the next, else the prompt asks for JSON
-        if turn.tools:
-            bind: dict[str, Any] = dict(turn.bind_kwargs)
-            if turn.tool_choice is not None:
-                bind["tool_choice"] = turn.tool_choice
-            bound = _shape(self.teacher, config, lambda chat: chat.bind_tools(turn.tools, **bind))
-            # Call the chat model itself with the bound kwargs: a RunnableBinding merges the
-            # enclosing context's callbacks back in, and the app's handlers must see one model.
-            if isinstance(bound, RunnableBinding) and isinstance(bound.bound, BaseChatModel) and not bound.config:
-                return bound.bound, {**bound.kwargs, **kwargs}
-            return bound, kwargs
-        return _shape(self.teacher, config, lambda chat: chat), kwargs
-
     def _auditor(self, turn: Turn) -> Callable[[Any], tuple[str, Any]]:
         """The teacher answering this same turn, for the engine's background audits (run
         off the request path, on a sampled share of surrogate turns)."""
 
         def audit(_messages: Any) -> tuple[str, Any]:
-            runnable, call_kwargs = self._teacher_call(turn)
+            runnable, call_kwargs = teacher_call(self.teacher, turn)
             config: RunnableConfig = {"tags": ["soma:audit", "nostream"]}
             try:
                 msg = runnable.invoke(turn.messages, config=config, **call_kwargs)
@@ -728,31 +668,3 @@ class SomaChatModel(SomaWrapper, BaseChatModel):
         text, usage = teacher_text(msg)
         turn.usage_estimate = estimate_usage(turn, text)
         return _core.record_teacher(turn, text, usage)
-
-    # -- messages out --------------------------------------------------------------------
-    def _teacher_message(self, turn: Turn, msg: AIMessage, soma: dict[str, Any]) -> AIMessage:
-        meta = dict(msg.response_metadata or {})
-        meta.setdefault("model_name", self._teacher_model_name())
-        meta.setdefault("model_provider", self._teacher_provider())
-        meta.setdefault("finish_reason", "tool_calls" if msg.tool_calls else "stop")
-        meta["soma"] = soma
-        update: dict[str, Any] = {"response_metadata": meta}
-        if not msg.usage_metadata:
-            update["usage_metadata"] = turn.usage_estimate
-        if isinstance(msg.id, str) and msg.id.startswith(LC_ID_PREFIX):
-            update["id"] = None  # our run's id, not the inner teacher run's
-        return msg.model_copy(update=update)
-
-    def _teacher_final_chunk(self, turn: Turn, acc: AIMessageChunk | None, soma: dict[str, Any]) -> AIMessageChunk:
-        seen = dict(acc.response_metadata or {}) if acc is not None else {}
-        meta: dict[str, Any] = {}
-        if "model_name" not in seen:
-            meta["model_name"] = self._teacher_model_name()
-        if "model_provider" not in seen:
-            meta["model_provider"] = self._teacher_provider()
-        if "finish_reason" not in seen:
-            meta["finish_reason"] = "tool_calls" if acc is not None and acc.tool_call_chunks else "stop"
-        meta["soma"] = soma
-        content: Any = [] if acc is not None and isinstance(acc.content, list) else ""
-        usage = None if acc is not None and acc.usage_metadata else turn.usage_estimate
-        return AIMessageChunk(content=content, response_metadata=meta, usage_metadata=usage, chunk_position="last")
