@@ -312,14 +312,14 @@ def mine(
     ``turns``: ``(context_messages, teacher_answer)`` pairs, context = D_{t-1} ⊕ q_t. Minimises J(P)
     (Eq. 3) with AdamW(lr, weight_decay), cosine decay over ``config.steps`` and per-candidate
     gradient-norm clipping; all M candidates and all turns share one padded batch per step. Then
-    r_t from the optimised candidates by ``config.hardness`` (module docstring: sign convention). ``device`` defaults to
-    the model's; the model must already be there. While mining, every parameter has
-    ``requires_grad=False`` and the model is in eval mode (both restored on exit): do not train the
-    same module concurrently. With an active LoRA adapter the mined surrogate is G + adapter.
-    Contexts longer than ``max_seq_len`` lose their oldest tokens but keep their system and newest
-    messages (``context_fit``); answers are cut to ``max_answer_tokens``. ``progress(step, total)`` is
-    called after every step. ``neighbor_key`` keys the neighbour-index cache (default: the
-    embedding tensor's identity).
+    r_t from the optimised candidates by ``config.hardness`` (module docstring: sign convention).
+    ``device`` defaults to the model's; the model must already be there. While mining, every
+    parameter has ``requires_grad=False`` and the model is in eval mode (both restored on exit):
+    do not train the same module concurrently. With an active LoRA adapter the mined surrogate is
+    G + adapter. Contexts longer than ``max_seq_len`` lose their oldest tokens but keep their
+    system and newest messages (``context_fit``); answers are cut to ``max_answer_tokens``.
+    ``progress(step, total)`` is called after every step. ``neighbor_key`` keys the
+    neighbour-index cache (default: the embedding tensor's identity).
     ``run_step(fn)`` runs each optimisation step and the final scoring pass (default: here). The
     engine passes one that submits ``fn`` to the model worker, so live turns are served between
     mining steps; each step freezes the model for itself, and the caller's wrapper must re-activate
