@@ -32,6 +32,7 @@ import torch
 from adaptation import smollm2_runtime  # this folder: the script's own, or pytest's pythonpath
 
 from soma_engine.adaptation.miner import mine
+from soma_engine.adaptation.mining_loss import hardness_from_unlikelihood
 from soma_engine.config import MiningConfig
 from soma_engine.datasets.sharegpt import load_conversations
 
@@ -78,7 +79,7 @@ def conversation_row(model: Any, tok: Any, conv: Any) -> dict[str, Any]:
         )
         row[name] = {
             "divergence": result.hardness,
-            "literal": result.unlikelihood.amax(dim=0).tolist(),
+            "literal": hardness_from_unlikelihood(result.unlikelihood, "literal")[0].tolist(),
             "seconds": round(time.perf_counter() - started, 1),
         }
     return row
